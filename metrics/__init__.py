@@ -1,0 +1,1 @@
+"""Hugging Face `evaluate` modules of culturesim; each folder is a self-contained module."""

@@ -1,0 +1,71 @@
+"""The ``culturesim`` command: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``main(args) -> int``; this file only wires them, importing a module when its command is
+used, so ``culturesim --help`` stays fast and a broken optional part cannot break the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# command path -> (module, one-line help)
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("dataset", "build"): ("dataset_builder.build", "build the Hub-ready dataset folder from ../shared/sources"),
+    ("dataset", "publish"): ("dataset_builder.publish", "upload a built dataset folder to the Hugging Face Hub"),
+    ("simulate",): ("simulator.runner", "run a model as many simulated survey participants (DEF)"),
+    ("merge",): ("simulator.merge", "join the shards of a run split with --shard K/N"),
+    ("score",): ("simulator.scoring", "score a run's responses against the human distributions"),
+    ("report",): ("simulator.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
+    ("ablate",): ("simulator.ablation", "diversity-plan and language ablations on the same questions"),
+    ("metric", "publish"): ("metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
+    ("space", "launch"): ("space.cli", "launch the Gradio Space locally"),
+    ("space", "publish"): ("space.publish", "upload the Space folder to the Hugging Face Hub"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="culturesim", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    for path, (module_name, help_text) in COMMANDS.items():
+        if len(path) == 1:
+            sub = top.add_parser(path[0], help=help_text)
+        else:
+            if path[0] not in groups:
+                group_parser = top.add_parser(path[0], help=f"{path[0]} commands")
+                groups[path[0]] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+            sub = groups[path[0]].add_parser(path[1], help=help_text)
+        sub.set_defaults(_module=module_name)
+        # Only the chosen command's module is imported to add its arguments.
+        if wanted == path[0]:
+            importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `culturesim space` alone launches the Space.
+    if argv[:1] == ["space"] and (len(argv) == 1 or argv[1].startswith("-")) and "-h" not in argv and "--help" not in argv:
+        argv.insert(1, "launch")
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.main(args) or 0)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, PermissionError, RuntimeError) as exc:
+        print(f"culturesim: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

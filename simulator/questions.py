@@ -1,0 +1,112 @@
+"""Survey questions as the simulator sees them, loaded from the built dataset.
+
+The dataset record (../shared/DESIGN.md) is the contract; this module only reads it, so the
+simulator, the reports and the Space work from the committed dataset folder on a fresh clone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "dataset_builder" / "dataset"
+VALUE_DIMENSIONS = ("EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One row of the dataset: a question asked of one culture in one language."""
+
+    id: str
+    culture: str
+    language: str
+    question: str
+    options: tuple[str, ...]
+    option_codes: tuple[int, ...]
+    question_type: str
+    ordinal: bool
+    human_distribution: tuple[float, ...]
+    human_n: int
+    value_dimensions: tuple[str, ...] = ()
+    topic: str = ""
+    source: str = ""
+    source_variable: str = ""
+    parallel_id: str = ""
+    demographics: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+
+    @property
+    def num_options(self) -> int:
+        return len(self.options)
+
+    @classmethod
+    def from_record(cls, row: dict[str, Any]) -> "Question":
+        return cls(
+            id=row["id"],
+            culture=row["culture"],
+            language=row["language"],
+            question=row["question"],
+            options=tuple(row["options"]),
+            option_codes=tuple(int(c) for c in row["option_codes"]),
+            question_type=row["question_type"],
+            ordinal=bool(row["ordinal"]),
+            human_distribution=tuple(float(x) for x in row["human_distribution"]),
+            human_n=int(row["human_n"]),
+            value_dimensions=tuple(row.get("value_dimensions") or ()),
+            topic=row.get("topic") or "",
+            source=row.get("source") or "",
+            source_variable=row.get("source_variable") or "",
+            parallel_id=row.get("parallel_id") or "",
+            demographics=tuple(row.get("demographics") or ()),
+        )
+
+
+def dataset_cultures(dataset_dir: str | Path | None = None) -> list[str]:
+    data = Path(dataset_dir or DEFAULT_DATASET_DIR) / "data"
+    return sorted(p.stem for p in data.glob("*.parquet"))
+
+
+def load_questions(
+    culture: str = "US",
+    language: str | None = None,
+    limit: int | None = None,
+    value_dimensions: list[str] | None = None,
+    topics: list[str] | None = None,
+    ids: list[str] | None = None,
+    dataset_dir: str | Path | None = None,
+) -> list[Question]:
+    """Questions of one culture, filtered, in dataset order (stable across runs).
+
+    ``language`` None keeps the culture's native-language rows (for US: English); pass
+    ``"en"`` for the English parallel rows of a non-English culture.
+    """
+    path = Path(dataset_dir or DEFAULT_DATASET_DIR) / "data" / f"{culture}.parquet"
+    if not path.exists():
+        choices = ", ".join(dataset_cultures(dataset_dir)) or "none built"
+        raise ValueError(f"No questions for culture {culture!r} in {path.parent}. Available cultures: {choices}.")
+    rows = pq.read_table(path).to_pylist()
+    if language is None:
+        native = [r for r in rows if r.get("is_native_language", True)]
+        rows = native or rows
+    else:
+        rows = [r for r in rows if r["language"] == language]
+        if not rows:
+            raise ValueError(f"Culture {culture!r} has no questions in language {language!r}.")
+    if value_dimensions:
+        bad = sorted(set(value_dimensions) - set(VALUE_DIMENSIONS))
+        if bad:
+            raise ValueError(f"Unknown value dimension(s) {bad}; choose from {', '.join(VALUE_DIMENSIONS)}.")
+        rows = [r for r in rows if set(r["value_dimensions"] or ()) & set(value_dimensions)]
+    if topics:
+        rows = [r for r in rows if r.get("topic") in set(topics)]
+    if ids:
+        wanted = set(ids)
+        rows = [r for r in rows if r["id"] in wanted]
+    questions = [Question.from_record(r) for r in rows]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit={limit!r} must be >= 1")
+        questions = questions[:limit]
+    return questions

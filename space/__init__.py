@@ -1,0 +1,1 @@
+"""The culturesim Gradio Space."""
