@@ -59,7 +59,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
     kept, excluded = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl")
     for var, (rule, detail) in sorted(excluded.items()):
         report["excluded"].append({"item": f"gss2022.{var}", "stage": "rule", "rule": rule, "reason": detail})
-    missing = sorted(set(kept) - set(review))
+    missing = sorted(v for v in kept if f"gss:{v}" not in review)
     if missing:
         raise CurationError(
             f"{len(missing)} GSS candidates have no review decision in {REVIEW_FILE.name}: {missing[:20]}"
@@ -68,7 +68,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
     rows = []
     for var_name in sorted(kept):
         var = kept[var_name]
-        decision = review[var_name]
+        decision = review[f"gss:{var_name}"]
         if decision["decision"] == "exclude":
             report["excluded"].append(
                 {"item": f"gss2022.{var_name}", "stage": "review", "rule": "curated", "reason": decision["reason"]}
@@ -107,7 +107,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
     return rows
 
 
-def wvs_rows(sources: Path, tags: dict, report: dict) -> list[dict[str, Any]]:
+def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
     src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE)
     items, issues = wvs.adapt_all(src)
     for issue in issues:
@@ -119,6 +119,13 @@ def wvs_rows(sources: Path, tags: dict, report: dict) -> list[dict[str, Any]]:
             repairs_by_item.setdefault(issue.item, []).append(f"{issue.kind}: {issue.detail}")
     rows = []
     for item in items:
+        decision = review.get(f"wvs:{item.qid}")
+        if decision is None:
+            raise CurationError(f"WVS item {item.qid} has no review decision 'wvs:{item.qid}' in {REVIEW_FILE.name}")
+        if decision["decision"] == "exclude":
+            report["excluded"].append({"item": f"wvs7.{item.country}.{item.qid}", "stage": "review",
+                                       "rule": "curated", "reason": decision["reason"]})
+            continue
         tag = tags.get(f"wvs:{item.qid}")
         if tag is None:
             raise CurationError(f"WVS item {item.qid} has no entry 'wvs:{item.qid}' in {DIMENSIONS_FILE.name}")
@@ -203,7 +210,7 @@ def build(sources: Path = DEFAULT_SOURCES, out: Path = DEFAULT_OUT, card_copy: P
     started = time.perf_counter()
     report: dict[str, Any] = {"builder_version": BUILDER_VERSION, "excluded": [], "repaired": []}
     review, tags = load_review(), load_tags()
-    rows = gss_rows(sources, review, tags, report) + wvs_rows(sources, tags, report)
+    rows = gss_rows(sources, review, tags, report) + wvs_rows(sources, review, tags, report)
     validate(rows)
     out.mkdir(parents=True, exist_ok=True)
     counts = write_parquet(rows, out)

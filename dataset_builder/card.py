@@ -146,7 +146,7 @@ dropped and the rest renormalised; `human_n` is the number of substantive answer
 2–11 substantive options, at least 200 substantive answers, every option present in the
 tabulation, and belong to no module that holds no attitudes (paradata, interviewer items,
 sampling and weights, household roster, vocabulary test). Of near-duplicate mode or wording
-variants of one item (suffixes `nv`, `y`, `x`, `_next`, `_exp`) the one with more answers is kept.
+variants of one item (suffixes `nv`, `v`, `g`, `y`, `x`, `_next`, `_exp`) the one with more answers is kept.
 
 **Curated review** (`dataset_builder/curation/gss_review.yaml`): every remaining GSS candidate
 was read and kept only if it asks for an attitude, value, belief or preference; demographics,

@@ -31,9 +31,10 @@ EXCLUDED_FAMILIES: dict[str, str] = {
     "Vocabulary Test": "knowledge test (vocabulary)",
 }
 
-# Suffixes the GSS uses for a second form of the same item (wording split ballots "y"/"x",
-# web versions without volunteered answers "nv", follow-on and experimental versions).
-MODE_VARIANT_SUFFIXES = ("nv", "y", "x", "_next", "_exp")
+# Suffixes the GSS uses for a second form of the same item: wording split ballots "y"/"x",
+# web versions without ("nv") or with ("v") volunteered answers, web grids ("g"), follow-on
+# and experimental versions.
+MODE_VARIANT_SUFFIXES = ("nv", "y", "x", "_next", "_exp", "g", "v")
 
 RULES: dict[str, str] = {
     "not_asked_2022": f"not asked in GSS {YEAR}",

@@ -18,7 +18,7 @@ import yaml
 from dataset_builder.schema import VALUE_DIMENSIONS
 
 CURATION_DIR = Path(__file__).resolve().parent / "curation"
-REVIEW_FILE = CURATION_DIR / "gss_review.yaml"
+REVIEW_FILE = CURATION_DIR / "review.yaml"
 DIMENSIONS_FILE = CURATION_DIR / "value_dimensions.yaml"
 WVS_ENGLISH_FILE = CURATION_DIR / "wvs_english.yaml"
 
@@ -68,7 +68,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_review(path: Path = REVIEW_FILE) -> dict[str, dict[str, str]]:
-    """{variable: {decision: include|exclude, reason}} for every GSS candidate."""
+    """{"gss:<variable>" | "wvs:<Q>": {decision: include|exclude, reason}} for every reviewed item."""
     data = _load_yaml(path)
     for var, entry in data.items():
         if entry.get("decision") not in ("include", "exclude"):
