@@ -9,9 +9,10 @@ per-row temperature, top_p, min_new_tokens, and greedy rows (argmax) inside a sa
 ``generate`` itself runs with neutral temperature=1, top_p=1, top_k=0 so its own warpers never
 touch the logits.
 
-Rows: a request with ``num_beams=b`` occupies ``b`` rows of the decoding batch, and
-``batch_size`` bounds rows, so memory stays bounded whatever beams participants draw
-(the same knob is ``concurrency``: requests in flight for the remote backends).
+Chunks: a request with ``num_beams=b`` occupies ``b`` rows of the decoding batch; ``batch_size``
+bounds rows (the same knob is ``concurrency``: requests in flight for the remote backends), and
+on CPU a memory budget bounds each chunk's KV cache plus prefill attention scores, so long
+memory-plan prompts and 512-token answers cannot push a run past 2 GB (``plan_chunks``).
 
 Reproducibility: with a seed, torch is seeded per chunk from (seed, the chunk's request keys and
 per-request seeds), so generating the same batch again gives the same text; the runner relies on
@@ -345,6 +346,82 @@ class RowwiseMaxNewTokens(StoppingCriteria):
         return _per_row(self.max_new, input_ids.shape[0]).to(input_ids.device) <= generated
 
 
+# --------------------------------------------------------------------------- chunk planning
+
+CPU_MEMORY_BUDGET_MB = 768.0
+"""Default bound on one chunk's KV cache plus prefill attention scores on CPU (keeps the embedded
+model's whole run under 2 GB resident). On CUDA the default is no bound: a chunk that runs out
+of memory is split in halves and retried."""
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """Bytes one decoding row needs, from the model's shape.
+
+    ``kv_bytes_per_token``: the KV cache (layers x 2 x kv_heads x head_dim x element size).
+    ``score_bytes_per_token_pair``: one layer's attention scores during prefill (heads x 4 bytes
+    per query-key pair; transformers' SDPA path materialises them when a padding mask is given).
+    """
+
+    kv_bytes_per_token: int
+    score_bytes_per_token_pair: int
+
+    @classmethod
+    def from_config(cls, config: Any, dtype: str) -> "MemoryModel | None":
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        try:
+            layers = int(text.num_hidden_layers)
+            heads = int(text.num_attention_heads)
+            kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+            head_dim = int(getattr(text, "head_dim", None) or text.hidden_size // heads)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        element = torch.empty((), dtype=DTYPES[dtype]).element_size()
+        return cls(kv_bytes_per_token=layers * 2 * kv_heads * head_dim * element, score_bytes_per_token_pair=heads * 4)
+
+    def row_bytes(self, prompt_tokens: int, new_tokens: int) -> int:
+        kv = (prompt_tokens + new_tokens) * self.kv_bytes_per_token
+        return kv + prompt_tokens * prompt_tokens * self.score_bytes_per_token_pair
+
+
+def plan_chunks(
+    lengths: Sequence[int],
+    *,
+    num_beams: int,
+    max_new_tokens: Sequence[int],
+    batch_size: int,
+    memory: MemoryModel | None = None,
+    budget_bytes: float | None = None,
+) -> list[list[int]]:
+    """Split one group (indices into ``lengths``) into chunks for ``generate``.
+
+    Requests are taken shortest prompt first (less padding); a chunk holds at most
+    ``batch_size`` decoding rows (a request takes ``num_beams`` rows) and, when a memory model and
+    budget are given, at most ``budget_bytes`` of estimated KV cache plus prefill scores (rows are
+    padded to the chunk's longest prompt and run to its largest ``max_new_tokens``). A request that
+    alone exceeds the budget still gets a chunk of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    per_chunk = max(1, batch_size // num_beams)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        candidate = current + [i]
+        fits = len(candidate) <= per_chunk
+        if fits and memory is not None and budget_bytes is not None and current:
+            longest = max(lengths[j] for j in candidate)
+            new = max(max_new_tokens[j] for j in candidate)
+            fits = len(candidate) * num_beams * memory.row_bytes(longest, new) <= budget_bytes
+        if fits:
+            current = candidate
+        else:
+            chunks.append(current)
+            current = [i]
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 # --------------------------------------------------------------------------- the backend
 
 
@@ -403,6 +480,7 @@ class TransformersBackend(Backend):
         load_in_4bit: bool | None = None,
         gguf_file: str | None = None,
         seed: int | None = None,
+        memory_budget_mb: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be >= 1")
@@ -456,6 +534,12 @@ class TransformersBackend(Backend):
         if "device_map" not in load_kwargs:
             self.model.to(self.plan.device)
         self.model.eval()
+        if memory_budget_mb is not None and memory_budget_mb <= 0:
+            raise ValueError(f"memory_budget_mb={memory_budget_mb!r} must be > 0 (or None for the default)")
+        if memory_budget_mb is None and self.plan.device == "cpu":
+            memory_budget_mb = CPU_MEMORY_BUDGET_MB
+        self.memory_budget_mb = memory_budget_mb
+        self.memory_model = MemoryModel.from_config(self.model.config, self.plan.dtype)
         if self.num_parameters is None:
             self.num_parameters = int(sum(p.numel() for p in self.model.parameters()))
 
@@ -483,6 +567,7 @@ class TransformersBackend(Backend):
             quantization=self.plan.quantization,
             num_parameters=self.num_parameters,
             seed=self.seed,
+            memory_budget_mb=self.memory_budget_mb,
             transformers_version=importlib.metadata.version("transformers"),
         )
         return info
@@ -512,11 +597,18 @@ class TransformersBackend(Backend):
             # beam sampling choose candidates differently (top-k vs multinomial) so they cannot.
             key = (beams, None if beams == 1 else _samples(request.config))
             groups.setdefault(key, []).append(i)
+        budget = self.memory_budget_mb * 2**20 if self.memory_budget_mb is not None else None
         for (beams, _), members in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-            members.sort(key=lambda i: len(prompts[i]))
-            per_chunk = max(1, self.batch_size // beams)
-            for start in range(0, len(members), per_chunk):
-                chunk = members[start : start + per_chunk]
+            planned = plan_chunks(
+                [len(prompts[i]) for i in members],
+                num_beams=beams,
+                max_new_tokens=[requests[i].config.max_new_tokens for i in members],
+                batch_size=self.batch_size,
+                memory=self.memory_model,
+                budget_bytes=budget,
+            )
+            for positions in planned:
+                chunk = [members[k] for k in positions]
                 for i, result in zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])):
                     results[i] = result
         return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
@@ -616,9 +708,11 @@ class TransformersBackend(Backend):
 
 __all__ = [
     "BITSANDBYTES_REQUIREMENT",
+    "CPU_MEMORY_BUDGET_MB",
     "FOUR_BIT_AUTO_THRESHOLD",
     "GPTQ_REQUIREMENTS",
     "LoadPlan",
+    "MemoryModel",
     "RowwiseLogitsProcessor",
     "RowwiseMaxNewTokens",
     "SUPPORTED_PARAMS",
@@ -630,6 +724,7 @@ __all__ = [
     "chunk_seed",
     "count_parameters",
     "missing_requirements",
+    "plan_chunks",
     "plan_load",
     "render_chat",
     "resolve_device",
