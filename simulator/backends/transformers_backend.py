@@ -274,10 +274,23 @@ class RowwiseLogitsProcessor(LogitsProcessor):
     """Per-request min_new_tokens, temperature, top_p and greedy rows inside one ``generate`` call.
 
     Order as in transformers: forbid EOS before ``min_new_tokens``, divide by temperature, keep
-    the top_p nucleus, and for greedy rows keep only the argmax (so a greedy participant can share
-    a sampling call: sampling from one allowed token is argmax decoding). With beams the rows are
+    the top_p nucleus (the smallest set of most likely tokens whose mass reaches top_p, exactly
+    transformers' ``TopPLogitsWarper`` rule), then pick. With beams the rows are
     ``batch * num_beams``; the per-request tensors are repeated to match.
+
+    ``select=True`` (single-beam calls): the processor draws the next token itself (argmax for
+    greedy rows, a draw from the nucleus for sampling rows, from torch's global RNG) and returns
+    scores where only that token is finite; ``generate`` then runs greedy and takes it. This lets
+    greedy and sampling participants share one call, and it is cheaper than transformers' own
+    path: the nucleus is found among the ``CANDIDATES`` most likely tokens with ``topk`` (a full
+    sort of a 49k vocabulary per row is slower than the model step for small models); rows whose
+    nucleus is larger fall back to a full sort.
+
+    ``select=False`` (beam sampling): the processor only filters (temperature, top_p); transformers
+    draws the beams' candidates from the filtered scores.
     """
+
+    CANDIDATES = 256
 
     def __init__(
         self,
@@ -288,6 +301,7 @@ class RowwiseLogitsProcessor(LogitsProcessor):
         temperature: Sequence[float] | None = None,
         top_p: Sequence[float] | None = None,
         greedy: Sequence[bool] | None = None,
+        select: bool = False,
         min_tokens_to_keep: int = 1,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -296,10 +310,12 @@ class RowwiseLogitsProcessor(LogitsProcessor):
         self.min_new = torch.tensor(list(min_new_tokens), dtype=torch.long, device=device)
         self.max_min_new = int(self.min_new.max()) if len(self.min_new) else 0
         self.sample = temperature is not None
+        self.select = select
         if self.sample:
+            n = len(temperature)
             self.temperature = torch.tensor(list(temperature), dtype=torch.float32, device=device)
-            self.top_p = torch.tensor(list(top_p or [1.0] * len(temperature)), dtype=torch.float32, device=device)
-            self.greedy = torch.tensor(list(greedy or [False] * len(temperature)), dtype=torch.bool, device=device)
+            self.top_p = torch.tensor(list(top_p or [1.0] * n), dtype=torch.float32, device=device)
+            self.greedy = torch.tensor(list(greedy or [False] * n), dtype=torch.bool, device=device)
             self.any_top_p = bool((self.top_p < 1.0).any())
             self.any_greedy = bool(self.greedy.any())
         self.min_tokens_to_keep = min_tokens_to_keep
@@ -315,16 +331,49 @@ class RowwiseLogitsProcessor(LogitsProcessor):
         if not self.sample:
             return scores
         scores = scores / _per_row(self.temperature, rows)[:, None].to(scores.dtype)
+        top_p = _per_row(self.top_p, rows)
+        greedy = _per_row(self.greedy, rows)
+        if self.select:
+            chosen = self._choose(scores, top_p, greedy)
+            picked = torch.full_like(scores, -math.inf)
+            return picked.scatter_(1, chosen[:, None], 0.0)
         if self.any_top_p:
-            scores = self._top_p(scores, _per_row(self.top_p, rows))
+            scores = self._filter_top_p(scores, top_p)
         if self.any_greedy:
-            greedy = _per_row(self.greedy, rows)
             best = scores.argmax(dim=-1, keepdim=True)
             only_best = torch.full_like(scores, -math.inf).scatter(1, best, scores.gather(1, best))
             scores = torch.where(greedy[:, None], only_best, scores)
         return scores
 
-    def _top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    def _candidates(
+        self, scores: torch.Tensor, top_p: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ``CANDIDATES`` best tokens per row, which of them the nucleus keeps, and whether the
+        nucleus lies entirely among them (``covered``)."""
+        k = min(self.CANDIDATES, scores.shape[-1])
+        values, indices = scores.topk(k, dim=-1)  # sorted, most likely first
+        probs = (values - scores.logsumexp(dim=-1, keepdim=True)).exp()
+        cumulative = probs.cumsum(dim=-1)
+        # transformers removes a token when the mass of the tokens below it, itself included, is
+        # <= 1 - top_p, i.e. when the mass strictly above it is >= top_p.
+        keep = (cumulative - probs) < top_p[:, None].to(probs.dtype)
+        keep[:, : self.min_tokens_to_keep] = True
+        covered = (cumulative[:, -1] >= top_p) | (k == scores.shape[-1])
+        return indices, probs, keep, covered
+
+    def _filter_top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+        indices, _, keep, covered = self._candidates(scores, top_p)
+        kept = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, indices, keep)
+        out = scores.masked_fill(~kept, -math.inf)
+        full = (~covered & (top_p < 1)).nonzero().flatten()
+        if len(full):
+            out[full] = self._sort_top_p(scores[full], top_p[full])
+        no_filter = (top_p >= 1).nonzero().flatten()
+        if len(no_filter):
+            out[no_filter] = scores[no_filter]
+        return out
+
+    def _sort_top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
         # transformers' TopPLogitsWarper with one top_p per row.
         sorted_logits, sorted_indices = torch.sort(scores, descending=False)
         cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
@@ -332,6 +381,31 @@ class RowwiseLogitsProcessor(LogitsProcessor):
         remove_sorted[:, -self.min_tokens_to_keep :] = False
         remove = remove_sorted.scatter(1, sorted_indices, remove_sorted)
         return scores.masked_fill(remove, -math.inf)
+
+    def _choose(self, scores: torch.Tensor, top_p: torch.Tensor, greedy: torch.Tensor) -> torch.Tensor:
+        chosen = scores.argmax(dim=-1)
+        sampling = ~greedy
+        if not bool(sampling.any()):
+            return chosen
+        filtered = sampling & (top_p < 1)
+        in_candidates = torch.zeros_like(sampling)
+        if bool(filtered.any()):
+            rows = filtered.nonzero().flatten()
+            indices, probs, keep, covered = self._candidates(scores[rows], top_p[rows])
+            if bool(covered.any()):
+                ok = covered.nonzero().flatten()
+                weights = probs[ok] * keep[ok]
+                draw = torch.multinomial(weights, 1).flatten()
+                chosen[rows[ok]] = indices[ok].gather(1, draw[:, None]).flatten()
+                in_candidates[rows[ok]] = True
+        rest = (sampling & ~in_candidates).nonzero().flatten()
+        if len(rest):
+            tail = scores[rest]
+            needs_filter = top_p[rest] < 1
+            if bool(needs_filter.any()):
+                tail[needs_filter] = self._sort_top_p(tail[needs_filter], top_p[rest][needs_filter])
+            chosen[rest] = torch.multinomial(tail.softmax(dim=-1), 1).flatten()
+        return chosen
 
 
 class RowwiseMaxNewTokens(StoppingCriteria):
@@ -654,6 +728,7 @@ class TransformersBackend(Backend):
         max_new = [c.max_new_tokens for c in configs]
         sampling = [_samples(c) for c in configs]
         any_sampling = any(sampling)
+        select = beams == 1
         processor = RowwiseLogitsProcessor(
             prompt_length=prompt_length,
             eos_token_ids=self.eos_token_ids,
@@ -663,6 +738,7 @@ class TransformersBackend(Backend):
             else None,
             top_p=[c.top_p if s and c.top_p is not None else 1.0 for c, s in zip(configs, sampling)],
             greedy=[not s for s in sampling],
+            select=select,
             min_tokens_to_keep=1 if beams == 1 else len(self.eos_token_ids) + 1,
             device=device,
         )
@@ -670,7 +746,10 @@ class TransformersBackend(Backend):
             max_new_tokens=max(max_new),
             num_beams=beams,
             num_return_sequences=1,
-            do_sample=any_sampling,
+            # Single beam: the processor picks each token (greedy or sampled per row) and generate
+            # runs greedy over its one finite score. Beams: transformers' beam search / beam
+            # sampling over the processor's per-row filtered scores.
+            do_sample=any_sampling and not select,
             pad_token_id=pad,
             eos_token_id=self.eos_token_ids or None,
             logits_processor=LogitsProcessorList([processor]),
@@ -681,7 +760,7 @@ class TransformersBackend(Backend):
             length_penalty=1.0,
             no_repeat_ngram_size=0,
         )
-        if any_sampling:
+        if any_sampling and not select:
             kwargs.update(temperature=1.0, top_p=1.0, top_k=0, typical_p=1.0)
         seed = chunk_seed(self.seed, requests)
         if seed is not None:
