@@ -146,7 +146,8 @@ def run_case(backend, questions, configs, label):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=16)
-    parser.add_argument("--questions", type=int, default=2, help=f"1..{len(QUESTIONS)}")
+    parser.add_argument("--questions", type=int, default=2, help=f"questions for (b) and (c), 1..{len(QUESTIONS)}")
+    parser.add_argument("--beam-questions", type=int, default=1, help="questions for (a), the slowest case")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -160,19 +161,21 @@ def main() -> None:
     backend = TransformersBackend(batch_size=args.participants, seed=args.seed)
     print(
         f"setup: {backend.model_id} on {backend.plan.device} ({backend.plan.dtype}, {torch.get_num_threads()} threads), "
-        f"loaded in {time.perf_counter() - started:.1f} s; {args.participants} participants x {len(questions)} "
-        f"questions, {args.new_tokens} new tokens each (min = max)"
+        f"loaded in {time.perf_counter() - started:.1f} s; {args.participants} participants, "
+        f"{args.new_tokens} new tokens each (min = max)"
     )
 
     if not args.skip_beams:
         configs = participant_configs(args.participants, args.new_tokens, args.seed, beams=True)
         beams = dict(sorted(Counter(c.num_beams for c in configs).items()))
-        print(f"(a) DEF config sampling: participants per num_beams {beams}; one generate call per beam count "
-              f"(transformers needs one num_beams per call), temperature/top_p per row")
-        run_case(backend, questions, configs, "(a)")
+        beam_questions = QUESTIONS[: args.beam_questions]
+        print(f"(a) DEF config sampling, {len(beam_questions)} question(s): participants per num_beams {beams}; one "
+              f"generate call per beam count (transformers needs one num_beams per call), temperature/top_p per row")
+        run_case(backend, beam_questions, configs, "(a)")
 
     configs = participant_configs(args.participants, args.new_tokens, args.seed, beams=False)
-    print("(b) sampling only (num_beams=1, per-participant temperature/top_p): all participants in one generate call")
+    print(f"(b) sampling only (num_beams=1, per-participant temperature/top_p), {len(questions)} question(s): "
+          "all participants in one generate call")
     sampled_s, sampled_tokens = run_case(backend, questions, configs, "(b)")
 
     results = logprob_distributions(backend, questions, prompt_builder=lambda q: def_prompt(q, None))

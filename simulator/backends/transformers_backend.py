@@ -282,15 +282,16 @@ class RowwiseLogitsProcessor(LogitsProcessor):
     greedy rows, a draw from the nucleus for sampling rows, from torch's global RNG) and returns
     scores where only that token is finite; ``generate`` then runs greedy and takes it. This lets
     greedy and sampling participants share one call, and it is cheaper than transformers' own
-    path: the nucleus is found among the ``CANDIDATES`` most likely tokens with ``topk`` (a full
-    sort of a 49k vocabulary per row is slower than the model step for small models); rows whose
-    nucleus is larger fall back to a full sort.
+    path: the nucleus is found among the 256, then 2048 most likely tokens with ``topk`` (a full
+    sort of a 49k vocabulary is a large part of a small model's decoding step); rows whose
+    nucleus is larger still fall back to a full sort.
 
     ``select=False`` (beam sampling): the processor only filters (temperature, top_p); transformers
     draws the beams' candidates from the filtered scores.
     """
 
-    CANDIDATES = 256
+    CANDIDATE_TIERS = (256, 2048)
+    """Candidate counts tried in turn before a full sort of the vocabulary."""
 
     def __init__(
         self,
@@ -346,11 +347,11 @@ class RowwiseLogitsProcessor(LogitsProcessor):
         return scores
 
     def _candidates(
-        self, scores: torch.Tensor, top_p: torch.Tensor
+        self, scores: torch.Tensor, top_p: torch.Tensor, k: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The ``CANDIDATES`` best tokens per row, which of them the nucleus keeps, and whether the
-        nucleus lies entirely among them (``covered``)."""
-        k = min(self.CANDIDATES, scores.shape[-1])
+        """The ``k`` best tokens per row, which of them the nucleus keeps, and whether the nucleus
+        lies entirely among them (``covered``)."""
+        k = min(k, scores.shape[-1])
         values, indices = scores.topk(k, dim=-1)  # sorted, most likely first
         probs = (values - scores.logsumexp(dim=-1, keepdim=True)).exp()
         cumulative = probs.cumsum(dim=-1)
@@ -361,16 +362,28 @@ class RowwiseLogitsProcessor(LogitsProcessor):
         covered = (cumulative[:, -1] >= top_p) | (k == scores.shape[-1])
         return indices, probs, keep, covered
 
+    def _nucleus(self, scores: torch.Tensor, top_p: torch.Tensor, rows: torch.Tensor, on_covered: Any) -> torch.Tensor:
+        """Find the nucleus of ``rows`` among ever more candidates; ``on_covered(rows, indices,
+        probs, keep)`` handles the rows found; returns the rows left for a full sort."""
+        for k in self.CANDIDATE_TIERS:
+            if not len(rows):
+                break
+            indices, probs, keep, covered = self._candidates(scores[rows], top_p[rows], k)
+            if bool(covered.any()):
+                on_covered(rows[covered], indices[covered], probs[covered], keep[covered])
+            rows = rows[~covered]
+        return rows
+
     def _filter_top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-        indices, _, keep, covered = self._candidates(scores, top_p)
-        kept = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, indices, keep)
-        out = scores.masked_fill(~kept, -math.inf)
-        full = (~covered & (top_p < 1)).nonzero().flatten()
-        if len(full):
-            out[full] = self._sort_top_p(scores[full], top_p[full])
-        no_filter = (top_p >= 1).nonzero().flatten()
-        if len(no_filter):
-            out[no_filter] = scores[no_filter]
+        out = scores.clone()
+
+        def mask(rows: torch.Tensor, indices: torch.Tensor, probs: torch.Tensor, keep: torch.Tensor) -> None:
+            kept = torch.zeros((len(rows), scores.shape[-1]), dtype=torch.bool, device=scores.device)
+            out[rows] = scores[rows].masked_fill(~kept.scatter_(1, indices, keep), -math.inf)
+
+        rest = self._nucleus(scores, top_p, (top_p < 1).nonzero().flatten(), mask)
+        if len(rest):
+            out[rest] = self._sort_top_p(scores[rest], top_p[rest])
         return out
 
     def _sort_top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -387,24 +400,17 @@ class RowwiseLogitsProcessor(LogitsProcessor):
         sampling = ~greedy
         if not bool(sampling.any()):
             return chosen
-        filtered = sampling & (top_p < 1)
-        in_candidates = torch.zeros_like(sampling)
-        if bool(filtered.any()):
-            rows = filtered.nonzero().flatten()
-            indices, probs, keep, covered = self._candidates(scores[rows], top_p[rows])
-            if bool(covered.any()):
-                ok = covered.nonzero().flatten()
-                weights = probs[ok] * keep[ok]
-                draw = torch.multinomial(weights, 1).flatten()
-                chosen[rows[ok]] = indices[ok].gather(1, draw[:, None]).flatten()
-                in_candidates[rows[ok]] = True
-        rest = (sampling & ~in_candidates).nonzero().flatten()
+
+        def draw(rows: torch.Tensor, indices: torch.Tensor, probs: torch.Tensor, keep: torch.Tensor) -> None:
+            picks = torch.multinomial(probs * keep, 1)
+            chosen[rows] = indices.gather(1, picks).flatten()
+
+        rest = self._nucleus(scores, top_p, (sampling & (top_p < 1)).nonzero().flatten(), draw)
         if len(rest):
-            tail = scores[rest]
-            needs_filter = top_p[rest] < 1
-            if bool(needs_filter.any()):
-                tail[needs_filter] = self._sort_top_p(tail[needs_filter], top_p[rest][needs_filter])
-            chosen[rest] = torch.multinomial(tail.softmax(dim=-1), 1).flatten()
+            chosen[rest] = torch.multinomial(self._sort_top_p(scores[rest], top_p[rest]).softmax(dim=-1), 1).flatten()
+        unfiltered = (sampling & (top_p >= 1)).nonzero().flatten()
+        if len(unfiltered):
+            chosen[unfiltered] = torch.multinomial(scores[unfiltered].softmax(dim=-1), 1).flatten()
         return chosen
 
 
