@@ -16,7 +16,8 @@ tokens/s compare equal work. With beams, "generated tokens" counts the returned 
 (the beams' extra candidates are the method's cost, paid by both sides). The naive and batched
 runs alternate question by question so both see the same machine load.
 
-Run: python -m benchmarks.bench_generation  (about 3-5 minutes on 2 free cores).
+Run: python -m benchmarks.bench_generation  (about 5 minutes on 2 free cores; --questions 2 for
+more questions in (b) and (c), --threads 1 on a machine shared with other jobs).
 """
 
 from __future__ import annotations
@@ -146,13 +147,16 @@ def run_case(backend, questions, configs, label):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=16)
-    parser.add_argument("--questions", type=int, default=2, help=f"questions for (b) and (c), 1..{len(QUESTIONS)}")
+    parser.add_argument("--questions", type=int, default=1, help=f"questions for (b) and (c), 1..{len(QUESTIONS)}")
     parser.add_argument("--beam-questions", type=int, default=1, help="questions for (a), the slowest case")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--skip-beams", action="store_true", help="only cases (b) and (c)")
     args = parser.parse_args()
+    for name in ("questions", "beam_questions"):
+        if not 1 <= getattr(args, name) <= len(QUESTIONS):
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be between 1 and {len(QUESTIONS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     questions = QUESTIONS[: args.questions]
@@ -172,6 +176,9 @@ def main() -> None:
         print(f"(a) DEF config sampling, {len(beam_questions)} question(s): participants per num_beams {beams}; one "
               f"generate call per beam count (transformers needs one num_beams per call), temperature/top_p per row")
         run_case(backend, beam_questions, configs, "(a)")
+        print(f"(a) why less: the {len(configs)} participants need {len(beams)} generate calls (one per beam count) "
+              f"and {sum(c.num_beams for c in configs)} decoding rows instead of {len(configs)}; the naive loop also "
+              "decodes each participant's beams as a small batch")
 
     configs = participant_configs(args.participants, args.new_tokens, args.seed, beams=False)
     print(f"(b) sampling only (num_beams=1, per-participant temperature/top_p), {len(questions)} question(s): "
