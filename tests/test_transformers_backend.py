@@ -465,7 +465,7 @@ def test_backend_refuses_a_bad_batch_size():
 def test_peak_memory_of_loading_and_generating_stays_under_2gb(tmp_path):
     script = textwrap.dedent(
         """
-        import json, random, resource, sys
+        import json, random, sys
         from simulator.backends.transformers_backend import TransformersBackend
         from simulator.types import GenerationConfig, GenerationRequest
         backend = TransformersBackend(seed=0)
@@ -478,7 +478,10 @@ def test_peak_memory_of_loading_and_generating_stays_under_2gb(tmp_path):
                 temperature=rng.uniform(0.5, 1.5), top_p=rng.uniform(0.8, 1.0))
             requests.append(GenerationRequest(messages=({"role": "user", "content": question},), config=config, key=str(p)))
         results = backend.generate(requests)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: this process's own peak. ru_maxrss would start from the parent's peak, which Linux
+        # carries across the fork/exec that started us.
+        with open("/proc/self/status") as status:
+            peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
         print(json.dumps({"peak_mb": peak_mb, "memory_budget_mb": backend.describe()["memory_budget_mb"], "errors": [r.error for r in results if r.error],
                           "tokens": sum(r.output_tokens for r in results)}))
         """
