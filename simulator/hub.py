@@ -74,7 +74,7 @@ def upload_folder(
         )
     except HfHubHTTPError as exc:
         raise PublishError(f"The Hub refused the upload to {repo_type} {repo_id!r}: {exc}") from exc
-    except OSError as exc:  # DNS failure, refused connection, timeout: offline
+    except Exception as exc:  # noqa: BLE001 - DNS failure, refused connection, timeout (httpx/requests/OSError)
         raise PublishError(
             f"Could not reach the Hugging Face Hub to publish {repo_type} {repo_id!r} ({type(exc).__name__}: {exc}). "
             "Check the network (or HF_ENDPOINT) and try again."

@@ -1,0 +1,263 @@
+"""``culturesim dataset build``: raw sources -> reviewed, tagged, validated Hub-ready folder.
+
+Output: ``README.md`` (the dataset card with YAML ``configs``, one per culture, split
+``test``), ``data/<CULTURE>.parquet`` and ``build_report.json`` (every excluded or repaired
+item with its reason). The same sources give byte-identical parquet files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataset_builder import card, gss, wvs
+from dataset_builder.demographics import PanelDemographics
+from dataset_builder.review import (
+    DIMENSIONS_FILE,
+    GSS_TEXT_FILE,
+    REVIEW_FILE,
+    WVS_ENGLISH_FILE,
+    CurationError,
+    is_numeric_scale,
+    is_ordinal,
+    load_review,
+    load_yaml_file,
+    load_tags,
+)
+from dataset_builder.schema import SCHEMA, VALUE_DIMENSIONS
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = Path(__file__).resolve().parent / "dataset"
+DEFAULT_SOURCES = REPO_ROOT.parent / "shared" / "sources"
+BUILDER_VERSION = "1.0"
+
+
+class ValidationError(ValueError):
+    """The built rows break the dataset contract."""
+
+
+def _clean_text(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _capitalise(label: str) -> str:
+    label = label.strip()
+    return label[:1].upper() + label[1:]
+
+
+def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
+    repairs: dict[str, str] = {}
+    kept, excluded = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl", repairs)
+    for var, (rule, detail) in sorted(excluded.items()):
+        report["excluded"].append({"item": f"gss2022.{var}", "stage": "rule", "rule": rule, "reason": detail})
+    missing = sorted(v for v in kept if f"gss:{v}" not in review)
+    if missing:
+        raise CurationError(
+            f"{len(missing)} GSS candidates have no review decision in {REVIEW_FILE.name}: {missing[:20]}"
+        )
+    text_overrides = load_yaml_file(GSS_TEXT_FILE)
+    panel = PanelDemographics(sources / "gss" / "gss_panel_2016_2018_2020.parquet")
+    rows = []
+    for var_name in sorted(kept):
+        var = kept[var_name]
+        decision = review[f"gss:{var_name}"]
+        if decision["decision"] == "exclude":
+            report["excluded"].append(
+                {"item": f"gss2022.{var_name}", "stage": "review", "rule": "curated", "reason": decision["reason"]}
+            )
+            continue
+        if var_name in repairs:
+            report["repaired"].append({"item": f"gss2022.{var_name}", "stage": "repair", "rule": "mode_only_option",
+                                       "reason": repairs[var_name]})
+        tag = tags.get(f"gss:{var_name}")
+        if tag is None:
+            raise CurationError(f"GSS item {var_name!r} is included but has no entry 'gss:{var_name}' in {DIMENSIONS_FILE.name}")
+        override = text_overrides.get(var_name) or {}
+        if override.get("options") and len(override["options"]) != len(var.options):
+            raise CurationError(f"{GSS_TEXT_FILE.name}: {var_name} gives {len(override['options'])} options for {len(var.options)} codes")
+        options = [_capitalise(o) for o in (override.get("options") or var.options)]
+        if override:
+            report["repaired"].append({"item": f"gss2022.{var_name}", "stage": "repair", "rule": "curated_text",
+                                       "reason": override["reason"]})
+        numeric = is_numeric_scale(var.options)
+        topic = next((f for f in var.families if f != "Core"), var.families[0] if var.families else "General")
+        rows.append(
+            {
+                "id": f"gss2022.{var_name}.en",
+                "culture": "US",
+                "language": "en",
+                "is_native_language": True,
+                "source": "GSS",
+                "source_year": int(gss.YEAR),
+                "source_variable": var_name,
+                "question": _clean_text(override.get("question") or var.question or var.label),
+                "options": options,
+                "option_codes": var.codes,
+                "question_type": "scale" if numeric else "single_choice",
+                "ordinal": numeric or is_ordinal(var.options),
+                "human_distribution": [c / var.n for c in var.counts],
+                "human_n": var.n,
+                "value_dimensions": list(tag.dimensions),
+                "value_dimension_rationale": tag.rationale,
+                "topic": topic,
+                "demographics": panel.groups(var_name, var.codes),
+                "parallel_id": f"gss.{var_name}",
+                "repairs": ([f"mode_only_option: {repairs[var_name]}"] if var_name in repairs else [])
+                + ([f"curated_text: {override['reason']}"] if override else []),
+            }
+        )
+    return rows
+
+
+def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
+    src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE)
+    items, issues = wvs.adapt_all(src)
+    for issue in issues:
+        entry = {"item": issue.item, "stage": "repair", "rule": issue.kind, "reason": issue.detail}
+        report["excluded" if issue.action == "excluded" else "repaired"].append(entry)
+    repairs_by_item: dict[str, list[str]] = {}
+    for issue in issues:
+        if issue.action == "repaired":
+            repairs_by_item.setdefault(issue.item, []).append(f"{issue.kind}: {issue.detail}")
+    rows = []
+    for item in items:
+        decision = review.get(f"wvs:{item.qid}")
+        if decision is None:
+            raise CurationError(f"WVS item {item.qid} has no review decision 'wvs:{item.qid}' in {REVIEW_FILE.name}")
+        if decision["decision"] == "exclude":
+            report["excluded"].append({"item": f"wvs7.{item.country}.{item.qid}", "stage": "review",
+                                       "rule": "curated", "reason": decision["reason"]})
+            continue
+        tag = tags.get(f"wvs:{item.qid}")
+        if tag is None:
+            raise CurationError(f"WVS item {item.qid} has no entry 'wvs:{item.qid}' in {DIMENSIONS_FILE.name}")
+        tag_key = f"wvs7.{item.country}.{item.qid}"
+        base = {
+            "culture": item.country,
+            "source": "WVS",
+            "source_year": wvs.SURVEY_YEARS[item.country],
+            "source_variable": item.qid,
+            "option_codes": item.codes,
+            "question_type": item.question_type,
+            "ordinal": item.ordinal,
+            "human_distribution": item.distribution,
+            "human_n": wvs.SAMPLE_SIZES[item.country],
+            "value_dimensions": list(tag.dimensions),
+            "value_dimension_rationale": tag.rationale,
+            "topic": item.category,
+            "demographics": [],
+            "parallel_id": f"wvs7.{item.qid}",
+            "repairs": repairs_by_item.get(tag_key, []),
+        }
+        rows.append(
+            {**base, "id": f"{tag_key}.{item.language}", "language": item.language, "is_native_language": True,
+             "question": _clean_text(item.question), "options": item.options}
+        )
+        if item.language != "en":
+            if item.english_question is None or item.english_options is None:
+                raise ValidationError(f"{tag_key} has no English wording; every non-English item needs its parallel")
+            rows.append(
+                {**base, "id": f"{tag_key}.en", "language": "en", "is_native_language": False,
+                 "question": _clean_text(item.english_question), "options": list(item.english_options)}
+            )
+    return rows
+
+
+def validate(rows: list[dict[str, Any]]) -> None:
+    """Check the contract on every row; raise naming the row and the problem."""
+    seen: set[str] = set()
+    for row in rows:
+        rid = row["id"]
+        if rid in seen:
+            raise ValidationError(f"duplicate id {rid!r}")
+        seen.add(rid)
+        dist, options = row["human_distribution"], row["options"]
+        if len(dist) != len(options) or len(row["option_codes"]) != len(options):
+            raise ValidationError(f"{rid}: {len(options)} options, {len(dist)} shares, {len(row['option_codes'])} codes")
+        if any((not math.isfinite(x)) or x < 0 for x in dist) or abs(sum(dist) - 1) > 1e-6:
+            raise ValidationError(f"{rid}: human_distribution {dist} is not a probability vector")
+        if len(options) < 2 or any(not str(o).strip() for o in options):
+            raise ValidationError(f"{rid}: options {options!r} need at least two non-empty texts")
+        text = row["question"] + " " + " ".join(options)
+        if wvs.detect_script_language(text) != row["language"]:
+            raise ValidationError(f"{rid}: text is in {wvs.detect_script_language(text)!r}, language says {row['language']!r}")
+        if set(row["value_dimensions"]) - set(VALUE_DIMENSIONS):
+            raise ValidationError(f"{rid}: unknown value dimensions {row['value_dimensions']}")
+        if not row["value_dimension_rationale"]:
+            raise ValidationError(f"{rid}: no value-dimension rationale")
+        for group in row["demographics"]:
+            if len(group["distribution"]) != len(options) or abs(sum(group["distribution"]) - 1) > 1e-6:
+                raise ValidationError(f"{rid}: demographic group {group['group']} has a bad distribution")
+
+
+def write_parquet(rows: list[dict[str, Any]], out: Path) -> dict[str, int]:
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for old in data.glob("*.parquet"):
+        old.unlink()
+    counts = {}
+    for culture in sorted({r["culture"] for r in rows}):
+        part = sorted((r for r in rows if r["culture"] == culture), key=lambda r: r["id"])
+        table = pa.Table.from_pylist(part, schema=SCHEMA)
+        pq.write_table(table, data / f"{culture}.parquet", compression="zstd", write_statistics=False)
+        counts[culture] = len(part)
+    return counts
+
+
+def build(sources: Path = DEFAULT_SOURCES, out: Path = DEFAULT_OUT, card_copy: Path | None = None) -> dict[str, Any]:
+    """Build the dataset folder; return the build report."""
+    sources, out = Path(sources), Path(out)
+    if not (sources / "gss").is_dir() or not (sources / "wvs7").is_dir():
+        raise FileNotFoundError(f"Sources not found at {sources}: expected gss/ and wvs7/ (see ../shared/sources/README.md)")
+    started = time.perf_counter()
+    report: dict[str, Any] = {"builder_version": BUILDER_VERSION, "excluded": [], "repaired": []}
+    review, tags = load_review(), load_tags()
+    rows = gss_rows(sources, review, tags, report) + wvs_rows(sources, review, tags, report)
+    validate(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = write_parquet(rows, out)
+    report["rows_per_culture"] = counts
+    report["rows"] = len(rows)
+    report["distinct_human_distributions"] = len({(r["source"], r["source_variable"], r["culture"]) for r in rows})
+    report["excluded_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["excluded"]).items()))
+    report["repaired_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["repaired"]).items()))
+    report["excluded"].sort(key=lambda e: e["item"])
+    report["repaired"].sort(key=lambda e: (e["item"], e["rule"]))
+    with open(out / "build_report.json", "w", encoding="utf-8") as fh:
+        json.dump(report, fh, ensure_ascii=False, indent=1, sort_keys=True)
+        fh.write("\n")
+    text = card.render(rows, report)
+    (out / "README.md").write_text(text, encoding="utf-8")
+    if card_copy is not None:
+        Path(card_copy).write_text(text, encoding="utf-8")
+    log.info("built %d rows (%s) in %.1fs -> %s", len(rows), counts, time.perf_counter() - started, out)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--sources", type=Path, default=DEFAULT_SOURCES, help="raw sources folder (default: ../shared/sources)")
+    parser.add_argument("--card-copy", type=Path, default=None,
+                        help="also write the card here (default: DATASET_CARD.md when building the committed dataset)")
+
+
+def main(args: argparse.Namespace) -> int:
+    card_copy = args.card_copy
+    if card_copy is None and Path(args.out).resolve() == DEFAULT_OUT.resolve():
+        card_copy = REPO_ROOT / "DATASET_CARD.md"
+    report = build(args.sources, args.out, card_copy)
+    print(json.dumps({k: report[k] for k in ("rows", "rows_per_culture", "distinct_human_distributions",
+                                             "excluded_by_rule", "repaired_by_rule")}, indent=1))
+    return 0

@@ -1,0 +1,94 @@
+"""Review of GSS candidates: the curated item-level decisions and the value-dimension tags.
+
+Record-level rules are applied in code (``dataset_builder.gss.RULES``). Everything that needs
+judgement -- is this an attitude or a behaviour, is it a near-duplicate, which value
+dimensions does it measure -- is a curated decision with a reason, kept in YAML next to this
+module so a reviewer can read and change it in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dataset_builder.schema import VALUE_DIMENSIONS
+
+CURATION_DIR = Path(__file__).resolve().parent / "curation"
+REVIEW_FILE = CURATION_DIR / "review.yaml"
+DIMENSIONS_FILE = CURATION_DIR / "value_dimensions.yaml"
+WVS_ENGLISH_FILE = CURATION_DIR / "wvs_english.yaml"
+GSS_TEXT_FILE = CURATION_DIR / "gss_text.yaml"
+
+# Ordered answer scales, recognised by the words of their options (GSS labels are lower case).
+_ORDINAL_PATTERNS = [
+    r"\bagree\b", r"\bdisagree\b", r"\btoo (much|little)\b", r"\babout right\b", r"\bvery\b", r"\bsomewhat\b",
+    r"\bfairly\b", r"\bnot at all\b", r"\bnot (very|too)\b", r"\balways\b", r"\bnever\b", r"\boften\b",
+    r"\bsometimes\b", r"\brarely\b", r"\b(more|less|better|worse)\b", r"\blikely\b", r"\bgreat deal\b",
+    r"\bonly some\b", r"\bhardly any\b", r"\bdefinitely\b", r"\bprobably\b", r"\bstrongly\b", r"\bslightly\b",
+    r"\bexcellent\b", r"\bgood\b", r"\bfair\b", r"\bpoor\b", r"\bsatisfied\b", r"\bimportant\b", r"\bhappy\b",
+    r"\bextremely\b", r"\bliberal\b", r"\bconservative\b", r"\bincrease\b", r"\breduce\b", r"\bmuch\b",
+    r"\bwrong\b", r"\bconfident\b", r"\bworried\b", r"\bconcerned\b", r"^\s*\d+\s*$", r"\bmost\b", r"\bfew\b",
+    r"\ball\b", r"\bnone\b", r"\bsome\b", r"\bhigh\b", r"\blow\b", r"\bmiddle\b", r"\bdepends\b",
+]
+_ORDINAL_RE = re.compile("|".join(_ORDINAL_PATTERNS), re.IGNORECASE)
+
+
+class CurationError(ValueError):
+    """A curated file is missing an entry or holds an invalid one."""
+
+
+@dataclass(frozen=True)
+class Tag:
+    dimensions: tuple[str, ...]
+    rationale: str
+
+
+def is_ordinal(options: list[str]) -> bool:
+    """Two options are trivially ordered; longer lists when most options read as scale points."""
+    if len(options) == 2:
+        return True
+    hits = sum(1 for o in options if _ORDINAL_RE.search(o))
+    return hits >= max(2, len(options) - 1)
+
+
+def is_numeric_scale(options: list[str]) -> bool:
+    """Numbered scale points with words only at the ends (e.g. 1 'strongly agree' ... 7)."""
+    bare = sum(1 for o in options if o.strip().isdigit())
+    return len(options) >= 5 and bare >= len(options) - 2
+
+
+def load_yaml_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise CurationError(f"Curated file {path} is missing; it is part of the repository.")
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def load_review(path: Path = REVIEW_FILE) -> dict[str, dict[str, str]]:
+    """{"gss:<variable>" | "wvs:<Q>": {decision: include|exclude, reason}} for every reviewed item."""
+    data = load_yaml_file(path)
+    for var, entry in data.items():
+        if entry.get("decision") not in ("include", "exclude"):
+            raise CurationError(f"{path}: {var!r} has decision {entry.get('decision')!r}; use include or exclude")
+        if not str(entry.get("reason", "")).strip():
+            raise CurationError(f"{path}: {var!r} has no reason; every decision needs one")
+    return data
+
+
+def load_tags(path: Path = DIMENSIONS_FILE) -> dict[str, Tag]:
+    """{"gss:<variable>" | "wvs:<Q>": Tag}; an empty tag list needs a none_reason."""
+    tags = {}
+    for key, entry in load_yaml_file(path).items():
+        dims = tuple(entry.get("dimensions") or ())
+        bad = [d for d in dims if d not in VALUE_DIMENSIONS]
+        if bad:
+            raise CurationError(f"{path}: {key!r} has unknown dimension(s) {bad}; choose from {' '.join(VALUE_DIMENSIONS)}")
+        rationale = str(entry.get("rationale") or entry.get("none_reason") or "").strip()
+        if not rationale:
+            raise CurationError(f"{path}: {key!r} needs a rationale (or none_reason when it has no dimension)")
+        tags[key] = Tag(dims, rationale)
+    return tags

@@ -1,0 +1,360 @@
+"""WVS-7 adapter: per-country aggregates -> questions, with every known defect detected.
+
+The aggregate files come from a third-party benchmark and carry defects (see
+../shared/sources/README.md). Each check below either repairs an item from the codebook /
+question metadata by question id, or excludes it; both are recorded as ``Issue`` objects
+that the build report lists, so nothing passes silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+COUNTRIES: dict[str, str] = {"US": "en", "CN": "zh", "JP": "ja", "EG": "ar"}
+COUNTRY_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egypt"}
+# Unweighted national sample sizes of WVS wave 7 (WVS-7 documentation, v5/v6 release):
+# the aggregates carry shares only, so this is the respondent base behind each item before
+# item non-response. Documented in the card as an upper bound.
+SAMPLE_SIZES = {"US": 2596, "CN": 3036, "JP": 1353, "EG": 1200}
+SURVEY_YEARS = {"US": 2017, "CN": 2018, "JP": 2019, "EG": 2018}
+
+SUM_TOLERANCE = 0.02  # shares summing within this of 1 differ by rounding only
+MIN_MASS = 0.6  # below this the distribution is truncated, not just missing DK/NA
+# A 10-point scale reduced to two codes is a coherent dichotomy when the two codes carry the
+# sample (minus DK/NA); when they carry little, only the scale's endpoints were kept.
+COLLAPSE_MIN_MASS = 0.7
+# Identical non-trivial distributions for one question in two countries mean one file copied
+# the other's record (seen: the JP justifiability items inside the US file).
+DUPLICATE_MAX_SHARE = 0.9
+
+_OPTION_RE = re.compile(r"^\s*(\d+)\s*[.．、)]\s*(.*)$")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_ARABIC = re.compile(r"[\u0600-\u06ff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+@dataclass
+class Issue:
+    """One detected defect and what was done about it."""
+
+    item: str
+    kind: str
+    action: str  # "repaired" or "excluded"
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"item": self.item, "kind": self.kind, "action": self.action, "detail": self.detail}
+
+
+@dataclass
+class WvsItem:
+    """One clean WVS question for one country, in its native language (maybe also English)."""
+
+    country: str
+    qid: str
+    language: str
+    question: str
+    options: list[str]
+    codes: list[int]
+    distribution: list[float]
+    ordinal: bool
+    question_type: str
+    category: str
+    source_topic: str
+    english_question: str | None = None
+    english_options: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def detect_script_language(text: str) -> str:
+    """Which of en/zh/ja/ar a text is written in, by script (enough for these four)."""
+    text = unicodedata.normalize("NFKC", text)
+    if _KANA.search(text):
+        return "ja"
+    if _ARABIC.search(text):
+        return "ar"
+    if _HAN.search(text):
+        return "zh"
+    return "en"
+
+
+def parse_option(option: str) -> tuple[int, str] | None:
+    m = _OPTION_RE.match(unicodedata.normalize("NFKC", option))
+    if not m:
+        return None
+    return int(m.group(1)), m.group(2).strip()
+
+
+def _clean_label(label: str) -> str:
+    label = label.strip()
+    return label[:1].upper() + label[1:] if label else label
+
+
+@dataclass
+class WvsSources:
+    aggregates: dict[str, list[dict[str, Any]]]
+    codebook: dict[str, Any]
+    metadata: dict[str, Any]
+    english: dict[str, Any]
+
+    @classmethod
+    def read(cls, folder: str | Path, english_overrides: str | Path | None = None) -> "WvsSources":
+        folder = Path(folder)
+        aggregates = {}
+        for country in COUNTRIES:
+            with open(folder / f"wvs7_{country}_aggregates.json", encoding="utf-8") as fh:
+                aggregates[country] = json.load(fh)["examples"]
+        with open(folder / "wvs7_codebook.json", encoding="utf-8") as fh:
+            codebook = json.load(fh)
+        with open(folder / "wvs7_question_metadata.json", encoding="utf-8") as fh:
+            metadata = json.load(fh)
+        english: dict[str, Any] = {}
+        if english_overrides and Path(english_overrides).exists():
+            import yaml
+
+            with open(english_overrides, encoding="utf-8") as fh:
+                english = yaml.safe_load(fh) or {}
+        return cls(aggregates, codebook, metadata, english)
+
+    def codebook_choices(self, qid: str) -> dict[int, str]:
+        choices = (self.codebook.get(qid) or {}).get("choices") or {}
+        return {int(k): v for k, v in choices.items() if not k.startswith("-")}
+
+    def us_english(self, qid: str, codes: list[int]) -> tuple[str, list[str]] | None:
+        """The US file's own English wording of a question, when it is in English and has these codes."""
+        for raw in self.aggregates.get("US", []):
+            if raw.get("id") != qid:
+                continue
+            parsed = [parse_option(o) for o in raw.get("options") or []]
+            text = raw.get("question_text") or ""
+            if any(p is None for p in parsed) or detect_script_language(text + " ".join(raw["options"])) != "en":
+                return None
+            by_code = {p[0]: p[1] for p in parsed}  # type: ignore[index]
+            if sorted(by_code) != sorted(codes):
+                return None
+            return text.strip(), [_clean_label(by_code[c]) for c in codes]
+        return None
+
+    def scale(self, qid: str) -> tuple[int, int] | None:
+        meta = self.metadata.get(qid) or {}
+        lo, hi = meta.get("answer_scale_min"), meta.get("answer_scale_max")
+        if lo in ("", None) or hi in ("", None):
+            return None
+        return int(lo), int(hi)
+
+
+def _english_from_codebook(src: WvsSources, qid: str, codes: list[int]) -> tuple[str, list[str]] | None:
+    """English wording for an item whose codes are the codebook's full code list."""
+    meta = src.metadata.get(qid) or {}
+    choices = src.codebook_choices(qid)
+    if not meta.get("question") or not all(c in choices for c in codes):
+        return None
+    labels = [choices[c] for c in codes]
+    if sum(1 for lbl in labels if lbl.strip().isdigit()) > 0:
+        # A 1-10 scale: only the endpoints have words; the metadata wording explains them.
+        labels = [lbl if not lbl.strip().isdigit() else lbl.strip() for lbl in labels]
+    return meta["question"], [_clean_label(lbl) for lbl in labels]
+
+
+def _english_override(src: WvsSources, qid: str, country: str) -> tuple[str, list[str]] | None:
+    entry = src.english.get(qid) or {}
+    per_country = entry.get(country) or entry.get("all")
+    if not per_country:
+        return None
+    return per_country["question"], list(per_country["options"])
+
+
+def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[Issue]) -> WvsItem | None:
+    """Check one aggregate record; repair or exclude (recording an Issue); return the clean item."""
+    qid = raw.get("id") or f"Q{raw.get('question_id')}"
+    tag = f"wvs7.{country}.{qid}"
+    native = COUNTRIES[country]
+    meta = src.metadata.get(qid)
+    if not meta:
+        if qid not in src.codebook:
+            issues.append(Issue(tag, "unknown_question", "excluded", f"{qid} is in neither the metadata nor the codebook"))
+            return None
+        # Postmaterialist first choices (Q152-Q156) and Q42 are in the codebook only: nominal items.
+        meta = {"question": src.codebook[qid]["question"], "category": "Postmaterialist Index" if qid != "Q42" else
+                "Political Culture and Political Regimes", "answer_data_type": "non_ordinal"}
+
+    parsed = [parse_option(o) for o in raw.get("options") or []]
+    if not parsed or any(p is None for p in parsed):
+        issues.append(Issue(tag, "unparseable_options", "excluded", f"options {raw.get('options')!r} are not 'N. text'"))
+        return None
+    opt_codes = [p[0] for p in parsed]  # type: ignore[index]
+    opt_texts = {p[0]: p[1] for p in parsed}  # type: ignore[index]
+    dist = {int(k): float(v) for k, v in (raw.get("distribution") or {}).items()}
+    if any(v < 0 or v != v for v in dist.values()):
+        issues.append(Issue(tag, "invalid_share", "excluded", f"negative or NaN share in {dist}"))
+        return None
+    choices = src.codebook_choices(qid)
+    scale = src.scale(qid)
+    notes: list[str] = []
+
+    # Defect: a 10-point scale collapsed to two codes.
+    collapsed = scale is not None and scale[1] - scale[0] + 1 >= 10 and len(dist) == 2
+    if collapsed:
+        mass = sum(dist.values())
+        if mass < COLLAPSE_MIN_MASS:
+            issues.append(Issue(tag, "collapsed_scale", "excluded",
+                                f"{scale[0]}-{scale[1]} scale reduced to codes {sorted(dist)} carrying only {mass:.2f} "
+                                "of respondents: the middle of the scale is lost and cannot be rebuilt"))
+            return None
+        if sorted(dist) != sorted(opt_codes):
+            issues.append(Issue(tag, "collapsed_scale", "excluded",
+                                f"two-code distribution {sorted(dist)} does not match options {opt_codes}"))
+            return None
+        issues.append(Issue(tag, "collapsed_scale", "repaired",
+                            f"{scale[0]}-{scale[1]} scale dichotomised by the source (codes {sorted(dist)}, mass "
+                            f"{mass:.2f}); kept as a two-option item with the source's own labels"))
+        notes.append("dichotomised 10-point scale")
+
+    # Defect: options and distribution codes disagree.
+    if set(dist) != set(opt_codes):
+        extra = sorted(set(dist) - set(opt_codes))
+        missing = sorted(set(opt_codes) - set(dist))
+        if extra and all(dist[c] == 0 for c in extra) and not any(c in choices for c in extra):
+            for c in extra:
+                del dist[c]
+            issues.append(Issue(tag, "option_count_mismatch", "repaired",
+                                f"distribution code(s) {extra} have share 0 and no codebook label: dropped"))
+        elif not extra and missing and sum(dist.values()) >= 1 - SUM_TOLERANCE:
+            for c in missing:
+                dist[c] = 0.0
+            issues.append(Issue(tag, "option_count_mismatch", "repaired",
+                                f"option code(s) {missing} absent from a complete distribution: share 0"))
+        else:
+            issues.append(Issue(tag, "option_count_mismatch", "excluded",
+                                f"{len(opt_codes)} options {opt_codes} but distribution codes {sorted(dist)} "
+                                f"(mass {sum(dist.values()):.2f}); cannot tell which shares belong to which answer"))
+            return None
+
+    # Defect: shares not summing to 1.
+    mass = sum(dist.values())
+    if mass > 1 + SUM_TOLERANCE:
+        issues.append(Issue(tag, "bad_sum", "excluded", f"shares sum to {mass:.3f} > 1: inconsistent record"))
+        return None
+    if mass < MIN_MASS:
+        issues.append(Issue(tag, "bad_sum", "excluded", f"shares sum to {mass:.3f}: most of the distribution is missing"))
+        return None
+    if abs(mass - 1) > 1e-9:
+        reason = "rounding" if abs(mass - 1) <= SUM_TOLERANCE else "don't know / no answer dropped by the source"
+        issues.append(Issue(tag, "bad_sum", "repaired", f"shares sum to {mass:.3f} ({reason}): renormalised"))
+
+    codes = sorted(opt_codes, key=lambda c: opt_codes.index(c))
+    # Source order: by code, so ordinal scales read low -> high whatever order the file lists.
+    codes = sorted(codes)
+    distribution = [dist[c] / mass for c in codes]
+    options_native = [opt_texts[c] for c in codes]
+
+    # Defect: topic label in another language / not the WVS category.
+    category = meta.get("category") or ""
+    source_topic = raw.get("topic") or ""
+    if detect_script_language(source_topic) != "en" or source_topic.lower() not in category.lower():
+        notes.append(f"topic {source_topic!r} replaced by WVS category {category!r}")
+        issues.append(Issue(tag, "topic_label", "repaired",
+                            f"source topic {source_topic!r} is not the WVS category: topic set to {category!r}"))
+
+    question = (raw.get("question_text") or "").strip()
+    text_lang = detect_script_language(question + " " + " ".join(options_native))
+    english = _english_override(src, qid, country) or src.us_english(qid, codes)
+    if english is None and not collapsed:
+        english = _english_from_codebook(src, qid, codes)
+    if text_lang != native:
+        # Defect: item written in another language than the country's.
+        if native == "en" and english:
+            issues.append(Issue(tag, "wrong_language", "repaired",
+                                f"text is in {text_lang!r}, not {native!r}: English wording taken from the "
+                                "codebook / curated English file by question id"))
+            question, options_native = english
+        else:
+            issues.append(Issue(tag, "wrong_language", "excluded",
+                                f"text is in {text_lang!r}, not {native!r}, and no {native!r} wording exists to repair it"))
+            return None
+    if native == "en":
+        english = (question, options_native)
+    if english and len(english[1]) != len(codes):
+        issues.append(Issue(tag, "english_mismatch", "excluded",
+                            f"English wording has {len(english[1])} options for {len(codes)} codes"))
+        english = None
+
+    ordinal = (meta.get("answer_data_type") == "ordinal") or collapsed
+    numeric_scale = all(t.strip().isdigit() or t == options_native[0] or t == options_native[-1] for t in options_native) and len(codes) >= 7
+    return WvsItem(
+        country=country,
+        qid=qid,
+        language=native,
+        question=question,
+        options=options_native,
+        codes=codes,
+        distribution=distribution,
+        ordinal=ordinal,
+        question_type="scale" if numeric_scale else "single_choice",
+        category=category,
+        source_topic=source_topic,
+        english_question=english[0] if english else None,
+        english_options=english[1] if english else None,
+        notes=notes,
+    )
+
+
+def copied_records(src: WvsSources) -> dict[tuple[str, str], str]:
+    """{(country, qid): other country} for records whose distribution repeats another country's."""
+    seen: dict[tuple[str, tuple[tuple[str, float], ...]], list[str]] = {}
+    for country, records in src.aggregates.items():
+        for raw in records:
+            dist = raw.get("distribution") or {}
+            # Two-way splits rounded to 0.01 coincide by chance too often to prove a copy.
+            if len(dist) < 3 or max(dist.values()) >= DUPLICATE_MAX_SHARE:
+                continue
+            key = (raw.get("id"), tuple(sorted((k, round(float(v), 4)) for k, v in dist.items())))
+            seen.setdefault(key, []).append(country)
+    copied = {}
+    for (qid, _), countries in seen.items():
+        for country in countries if len(countries) > 1 else []:
+            copied[(country, qid)] = "/".join(c for c in countries if c != country)
+    # A record written in another country's language whose shares equal that country's record
+    # is a copy even when the answer is near-unanimous.
+    by_language = {lang: country for country, lang in COUNTRIES.items()}
+    for country, records in src.aggregates.items():
+        for raw in records:
+            lang = detect_script_language((raw.get("question_text") or "") + " ".join(raw.get("options") or []))
+            other = by_language.get(lang)
+            if other is None or other == country:
+                continue
+            twin = next((r for r in src.aggregates[other] if r.get("id") == raw.get("id")), None)
+            if twin is not None and twin.get("distribution") == raw.get("distribution"):
+                copied[(country, raw.get("id"))] = other
+    return copied
+
+
+def adapt_all(src: WvsSources) -> tuple[list[WvsItem], list[Issue]]:
+    issues: list[Issue] = []
+    items = []
+    copied = copied_records(src)
+    for country, records in src.aggregates.items():
+        for raw in records:
+            other = copied.get((country, raw.get("id")))
+            lang = detect_script_language((raw.get("question_text") or "") + " ".join(raw.get("options") or []))
+            if other and lang != COUNTRIES[country]:
+                issues.append(Issue(f"wvs7.{country}.{raw.get('id')}", "wrong_language", "excluded",
+                                    f"text is in {lang!r}, not {COUNTRIES[country]!r}, and its shares equal the {other} "
+                                    "record: it is the other country's item copied in, and this country's answers "
+                                    "are not in the source"))
+                continue
+            if other:
+                issues.append(Issue(f"wvs7.{country}.{raw.get('id')}", "copied_record", "excluded",
+                                    f"distribution identical to the {other} record of the same question: the file "
+                                    "copies another country's answers, so whose answers they are is unknown"))
+                continue
+            item = adapt_item(src, country, raw, issues)
+            if item is not None:
+                items.append(item)
+    return items, issues

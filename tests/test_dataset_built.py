@@ -1,0 +1,163 @@
+"""The committed dataset meets the contract and the bar, and is what the builder makes today."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dataset_builder import wvs
+from dataset_builder.build import build
+from dataset_builder.schema import VALUE_DIMENSIONS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def rows(dataset_dir):
+    out = []
+    for path in sorted((dataset_dir / "data").glob("*.parquet")):
+        out += pq.read_table(path).to_pylist()
+    return out
+
+
+def test_size_and_coverage(rows):
+    assert len(rows) >= 1153
+    distinct = {(r["source"], r["source_variable"], r["culture"]) for r in rows}
+    assert len(distinct) >= 800
+    assert len({d for d in distinct if d[2] == "US"}) >= 500
+    assert {"US", "CN", "JP", "EG"} <= {r["culture"] for r in rows}
+
+
+def test_every_cn_question_in_chinese_and_english(rows):
+    cn = [r for r in rows if r["culture"] == "CN"]
+    by_var = {}
+    for r in cn:
+        by_var.setdefault(r["source_variable"], set()).add(r["language"])
+    assert by_var and all(langs == {"zh", "en"} for langs in by_var.values())
+
+
+def test_parallel_rows_share_distribution(rows):
+    by_key = {}
+    for r in rows:
+        if r["source"] == "WVS":
+            by_key.setdefault((r["culture"], r["parallel_id"]), []).append(r)
+    for group in by_key.values():
+        assert len({tuple(r["human_distribution"]) for r in group}) == 1
+        assert len({len(r["options"]) for r in group}) == 1
+
+
+def test_value_dimension_coverage(rows):
+    native = [r for r in rows if r["is_native_language"]]
+    for dim in VALUE_DIMENSIONS:
+        us = sum(1 for r in native if r["culture"] == "US" and dim in r["value_dimensions"])
+        cn = sum(1 for r in native if r["culture"] == "CN" and dim in r["value_dimensions"])
+        assert us >= 15, (dim, us)
+        assert cn >= 5, (dim, cn)
+    for r in rows:
+        assert r["value_dimension_rationale"].strip(), r["id"]
+
+
+def test_demographics(rows):
+    with_demo = [r for r in rows if r["culture"] == "US" and r["demographics"]]
+    assert len(with_demo) >= 250
+    for r in with_demo:
+        groups = {(g["group_type"], g["group"]) for g in r["demographics"]}
+        assert groups == {("sex", "female"), ("sex", "male"), ("age", "18-29"), ("age", "30-49"), ("age", "50+")}
+        assert all(g["year"] in (2016, 2018, 2020) and g["n"] >= 30 for g in r["demographics"])
+
+
+def test_contract_on_every_row(rows):
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    for r in rows:
+        dist = r["human_distribution"]
+        assert len(dist) == len(r["options"]) == len(r["option_codes"]), r["id"]
+        assert abs(sum(dist) - 1) <= 1e-6 and min(dist) >= 0, r["id"]
+        assert r["question_type"] in ("single_choice", "multiple_choice", "scale")
+        lang = wvs.detect_script_language(r["question"] + " " + " ".join(r["options"]))
+        assert lang == r["language"], (r["id"], lang)
+        assert r["human_n"] >= 200
+
+
+def test_spot_checks(rows):
+    by_id = {r["id"]: r for r in rows}
+    fefam = by_id["gss2022.fefam.en"]
+    assert fefam["human_n"] == 2348
+    assert fefam["options"] == ["Strongly agree", "Agree", "Disagree", "Strongly disagree"]
+    assert fefam["human_distribution"] == pytest.approx([136 / 2348, 437 / 2348, 1000 / 2348, 775 / 2348])
+    cn = by_id["wvs7.CN.Q1.zh"]
+    assert cn["question"] == "在您的生活中，家庭有多重要？"
+    assert cn["human_distribution"] == pytest.approx([0.86 / 0.99, 0.13 / 0.99, 0, 0])
+    assert by_id["wvs7.CN.Q1.en"]["options"][0] == "Very important"
+    assert "wvs7.US.Q182.en" not in by_id  # the JP record copied into the US file
+
+
+def test_build_is_deterministic_and_matches_the_committed_dataset(tmp_path, sources, dataset_dir):
+    first, second = tmp_path / "a", tmp_path / "b"
+    report = build(sources, first)
+    build(sources, second)
+    committed = sorted(p.name for p in (dataset_dir / "data").glob("*.parquet"))
+    assert committed == sorted(p.name for p in (first / "data").glob("*.parquet"))
+    for name in committed:
+        a = (first / "data" / name).read_bytes()
+        assert a == (second / "data" / name).read_bytes()
+        assert a == (dataset_dir / "data" / name).read_bytes(), f"{name} is stale: rerun `culturesim dataset build`"
+    assert (first / "README.md").read_text() == (dataset_dir / "README.md").read_text()
+    assert (REPO / "DATASET_CARD.md").read_text() == (dataset_dir / "README.md").read_text()
+    saved = json.loads((dataset_dir / "build_report.json").read_text())
+    assert saved["rows"] == report["rows"]
+    kinds = Counter(e["rule"] for e in report["excluded"] + report["repaired"])
+    for kind in ("wrong_language", "topic_label", "bad_sum", "collapsed_scale", "option_count_mismatch"):
+        assert kinds[kind] > 0, kind
+    assert all(e["reason"] for e in report["excluded"] + report["repaired"])
+
+
+def test_load_dataset(dataset_dir):
+    from datasets import load_dataset
+
+    us = load_dataset(str(dataset_dir), "US", split="test")
+    cn = load_dataset(str(dataset_dir), "CN", split="test")
+    assert len(us) > 500 and len(cn) > 100
+    assert set(us.features) >= {"id", "human_distribution", "demographics", "value_dimensions", "parallel_id"}
+
+
+def test_cli_build(tmp_path, sources):
+    out = tmp_path / "ds"
+    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "build", "--out", str(out),
+                           "--sources", str(sources)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "README.md").exists() and (out / "data" / "US.parquet").exists()
+    assert json.loads(proc.stdout)["rows"] >= 1153
+
+
+def test_publish_without_token_fails_clearly(tmp_path, dataset_dir):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "publish", str(dataset_dir),
+                           "--repo-id", "culturesim/test"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode != 0
+    assert "HF_TOKEN" in proc.stdout + proc.stderr
+
+
+def test_publish_offline_fails_clearly(tmp_path, dataset_dir):
+    # A real HTTP client against a loopback port nobody listens on: the network error path.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"),
+           "HF_TOKEN": "hf_secret_test_token_123", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "publish", str(dataset_dir),
+                           "--repo-id", "culturesim/test"], capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Hub" in out and "Traceback" not in out
+    assert "hf_secret_test_token_123" not in out
+
+
+def test_publish_refuses_a_non_dataset_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "publish", str(tmp_path),
+                           "--repo-id", "culturesim/test"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0 and "not a built dataset folder" in proc.stderr
