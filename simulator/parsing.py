@@ -15,7 +15,7 @@ It works in DISPLAYED positions (0-based, in the order the options were shown, n
 Precedence (the first rule that yields something wins):
 
 1. **Answer label.** ``Answer:``, ``**Answer:**``, ``The answer is``, ``My answer would be:``,
-   ``Answer -``, ``答案：``, ``回答：``, ``答：`` (full-width forms are folded first); ``A:`` at
+   ``Answer -``, ``My choice is``, ``答案：``, ``回答：``, ``答：`` (full-width forms are folded first); ``A:`` at
    the start of a line only when no other label exists. A label in quotes (an echoed "in the
    format 'Answer:'") is ignored; only the first ``MAX_LABELS`` labels are read. The text
    after a label, up to the ``Explanation:``/``解释：`` label, the next label or a blank line,
@@ -24,7 +24,8 @@ Precedence (the first rule that yields something wins):
    - an echo of the option list ("1. Favor 2. Oppose"), or (single choice) the start of a
      numbered list, is no answer;
    - a *leading number* ("2", "2.", "(2)", "[2]", "#2", "option 2", "the second option",
-     "Two", "第二个") decides, with a list for several ("1, 3 and 4", "1、3", one per line).
+     "Two", "第二个") decides, with a list for several ("1, 3 and 4", "1、3", one per line;
+     "All of them"/"以上都是" for multiple choice).
      Its attached option text must agree: "4. Not very important" where 4 is "Rather
      important" names two options (``multiple_for_single``; for multiple choice
      ``invalid_option``), and so does a different option named later in the same sentence
@@ -173,6 +174,7 @@ _ANSWER_LABEL_RE = re.compile(
     r"(?<![A-Za-z])(?:(?:my|the|final|your|correct|best)[ \t]+){0,2}answers?[ \t*_]*"
     r"(?:\([^()\n]{0,20}\)[ \t*_]*)?"
     r"(?::|[-–—=](?=[ \t]+[\w(\[\"'“]|[ \t]*\d)|\bis\b[ \t]*:?|\bwould[ \t]+be\b[ \t]*:?|\bwill[ \t]+be\b[ \t]*:?)"
+    r"|(?<![A-Za-z])(?:my|final)[ \t]+(?:choice|selection)[ \t*_]*(?::|\bis\b[ \t]*:?|\bwould[ \t]+be\b[ \t]*:?)"
     r"|(?:最终|我的)?(?:答案|回答|选择)[ \t*_]*(?::|是|为)"
     r"|(?<![问回])答[ \t*_]*:",
     re.IGNORECASE,
@@ -189,7 +191,7 @@ _AI_DISCLOSURE_RE = re.compile(
     r"|\bas[ \t]+an?[ \t]+(?:large[ \t]+)?language[ \t]+model\b"
     r"|\bai[ \t]+language[ \t]+model\b"
     r"|\b(?:i[ \t]+am|i'm|i[ \t]+m|this[ \t]+is)[ \t]+(?:just[ \t]+|only[ \t]+|merely[ \t]+|not[ \t]+a[ \t]+human[, \t]+but[ \t]+)?"
-    r"(?:an?[ \t]+)?(?:[\w-]+[ \t]+){0,2}?(?:ai|artificial[ \t]+intelligence|(?:large[ \t]+)?language[ \t]+model|chatbot|"
+    r"(?:an?[ \t]+)?(?:(?!not\b|no\b|never\b)[\w-]+[ \t]+){0,2}?(?:ai|artificial[ \t]+intelligence|(?:large[ \t]+)?language[ \t]+model|chatbot|"
     r"virtual[ \t]+assistant|ai[ \t]+assistant)\b(?![ \t]+(?:researcher|engineer|enthusiast|expert|scientist|fan|developer))"
     r"|作为(?:一[个名])?(?:AI|人工智能|语言模型|AI语言模型|人工智能语言模型|智能助手|聊天机器人)"
     r"|我(?:只)?是(?:一[个名])?(?:AI|人工智能|语言模型|AI语言模型|人工智能语言模型|智能助手|聊天机器人)",
@@ -553,6 +555,13 @@ def _blank(s: str, spans: list[tuple[int, int]]) -> str:
 # --------------------------------------------------------------------------------------
 
 
+_ALL_OPTIONS_RE = re.compile(
+    r"[\W_]*(?:all|all[ \t]+of[ \t]+(?:them|these|the[ \t]+above|the[ \t]+options)|全部|全选|都选|以上都是|以上全部)[\W_]*",
+    re.IGNORECASE,
+)
+_MAX_SEGMENT_CHARS = 1000  # an answer is short; this bounds the pairwise checks below
+
+
 @dataclass(frozen=True)
 class _Found:
     kind: str  # ok | invalid | multiple | none
@@ -576,7 +585,7 @@ def _decide(ctx: _Ctx, positions: list[int], invalid: bool, how: str) -> _Found:
 
 def _resolve(segment: str, ctx: _Ctx) -> _Found:
     """Resolve an answer segment (the text after a label, a leading-number line, a short response)."""
-    s = _clean(segment)
+    s = _clean(segment[:_MAX_SEGMENT_CHARS])
     if not s.strip():
         return _NONE
     if not ctx.multi:  # "Answer: not "1. A; 2. B; 3. C"": an echoed list names no answer
@@ -587,6 +596,8 @@ def _resolve(segment: str, ctx: _Ctx) -> _Found:
     numbers = _number_refs(s, ctx)
     # Numbers inside a matched option text ("Thrift, saving money and 2 things") belong to the text.
     numbers = [n for n in numbers if not any(t.start <= n.start < t.end for t in texts)]
+    if ctx.multi and _ALL_OPTIONS_RE.fullmatch(s):
+        return _Found("ok", tuple(range(ctx.k)), "all")
     if not numbers and not texts:
         bare = _BARE_NUMBER_WORD_RE.fullmatch(s)
         if bare:

@@ -214,6 +214,8 @@ _ADVERSARIAL = {
     "numbers_spaced": "1." + "1 " * 500_000,
     "i_spaces": ("I" + " " * 300) * 3_300,
     "range_spaces": ("从" + " " * 500) * 2_000,
+    "texts_and_numbers": "2. " + "Very important 1 " * 60_000,
+    "label_text_numbers": "Answer: " + "Rather important (1) " * 48_000,
 }
 
 
@@ -351,6 +353,7 @@ def test_first_sentence(text, expected):
         ("我是一个人工智能。", True),
         ("我只是一个语言模型", True),
         ("As an aide to the mayor, I know.", False),
+        ("I am not an AI, I am a Texan.", False),
         ("I am an AI researcher in Houston.", False),
         ("Family is very important.", False),
         ("I said, \"Answer: 2\"", False),
