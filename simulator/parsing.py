@@ -15,8 +15,8 @@ It works in DISPLAYED positions (0-based, in the order the options were shown, n
 Precedence (the first rule that yields something wins):
 
 1. **Answer label.** ``Answer:``, ``**Answer:**``, ``The answer is``, ``My answer would be:``,
-   ``Answer -``, ``My choice is``, ``答案：``, ``回答：``, ``答：`` (full-width forms are folded first); ``A:`` at
-   the start of a line only when no other label exists. A label in quotes (an echoed "in the
+   ``Answer -``, ``My choice is``, ``答案：``, ``回答：``, ``答：`` (full-width forms are folded
+   first); ``A:`` at the start of a line only when no other label exists. A label in quotes (an echoed "in the
    format 'Answer:'") is ignored; only the first ``MAX_LABELS`` labels are read. The text
    after a label, up to the ``Explanation:``/``解释：`` label, the next label or a blank line,
    and (single choice / scale) the end of its first sentence, is resolved:
@@ -118,7 +118,8 @@ class ParseResult:
     """Which rule found it, e.g. ``answer_line_number``, ``answer_line_text``, ``leading_number``,
     ``short_response``, ``cue_number``, ``option_text``, ``refusal``, ``none``."""
     ai_disclosure: bool = False
-    """The text contains an AI self-disclosure ("As an AI language model", "我是一个人工智能"), answer or not."""
+    """The text contains an AI self-disclosure ("As an AI language model", "我是一个人工智能"),
+    answer or not."""
     answer_text: str = ""
     """The text after the ``Answer:`` label that was used (or the first label's), else empty."""
     explanation: str = ""
@@ -173,7 +174,8 @@ _QUOTES_CLOSE = "'\"”’」』》>"
 _ANSWER_LABEL_RE = re.compile(
     r"(?<![A-Za-z])(?:(?:my|the|final|your|correct|best)[ \t]+){0,2}answers?[ \t*_]*"
     r"(?:\([^()\n]{0,20}\)[ \t*_]*)?"
-    r"(?::|[-–—=](?=[ \t]+[\w(\[\"'“]|[ \t]*\d)|\bis\b[ \t]*:?|\bwould[ \t]+be\b[ \t]*:?|\bwill[ \t]+be\b[ \t]*:?)"
+    r"(?::|[-–—=](?=[ \t]+[\w(\[\"'“]|[ \t]*\d)"
+    r"|\bis\b[ \t]*:?|\bwould[ \t]+be\b[ \t]*:?|\bwill[ \t]+be\b[ \t]*:?)"
     r"|(?<![A-Za-z])(?:my|final)[ \t]+(?:choice|selection)[ \t*_]*(?::|\bis\b[ \t]*:?|\bwould[ \t]+be\b[ \t]*:?)"
     r"|(?:最终|我的)?(?:答案|回答|选择)[ \t*_]*(?::|是|为)"
     r"|(?<![问回])答[ \t*_]*:",
@@ -190,9 +192,11 @@ _AI_DISCLOSURE_RE = re.compile(
     r"\bas[ \t]+an?[ \t]+(?:ai|a\.i\.|artificial[ \t]+intelligence)\b"
     r"|\bas[ \t]+an?[ \t]+(?:large[ \t]+)?language[ \t]+model\b"
     r"|\bai[ \t]+language[ \t]+model\b"
-    r"|\b(?:i[ \t]+am|i'm|i[ \t]+m|this[ \t]+is)[ \t]+(?:just[ \t]+|only[ \t]+|merely[ \t]+|not[ \t]+a[ \t]+human[, \t]+but[ \t]+)?"
-    r"(?:an?[ \t]+)?(?:(?!not\b|no\b|never\b)[\w-]+[ \t]+){0,2}?(?:ai|artificial[ \t]+intelligence|(?:large[ \t]+)?language[ \t]+model|chatbot|"
-    r"virtual[ \t]+assistant|ai[ \t]+assistant)\b(?![ \t]+(?:researcher|engineer|enthusiast|expert|scientist|fan|developer))"
+    r"|\b(?:i[ \t]+am|i'm|i[ \t]+m|this[ \t]+is)[ \t]+"
+    r"(?:just[ \t]+|only[ \t]+|merely[ \t]+|not[ \t]+a[ \t]+human[, \t]+but[ \t]+)?"
+    r"(?:an?[ \t]+)?(?:(?!not\b|no\b|never\b)[\w-]+[ \t]+){0,2}?"
+    r"(?:ai|artificial[ \t]+intelligence|(?:large[ \t]+)?language[ \t]+model|chatbot|virtual[ \t]+assistant|"
+    r"ai[ \t]+assistant)\b(?![ \t]+(?:researcher|engineer|enthusiast|expert|scientist|fan|developer))"
     r"|作为(?:一[个名])?(?:AI|人工智能|语言模型|AI语言模型|人工智能语言模型|智能助手|聊天机器人)"
     r"|我(?:只)?是(?:一[个名])?(?:AI|人工智能|语言模型|AI语言模型|人工智能语言模型|智能助手|聊天机器人)",
     re.IGNORECASE,
@@ -207,10 +211,11 @@ _REFUSAL_RE = re.compile(
     r"|\b(?:i|i[ \t]+personally)[ \t]+(?:don't|do[ \t]+not|don['’]t)[ \t]+have[ \t]+(?:any[ \t]+)?"
     r"(?:personal|my[ \t]+own|own|one|an[ \t]+answer|an[ \t]+opinion|opinions|a[ \t]+preference|preferences|"
     r"beliefs|feelings|views)\b"
-    r"|\bnot[ \t]+(?:able|possible|appropriate)[ \t]+(?:for[ \t]+me[ \t]+)?to[ \t]+(?:answer|provide|choose|select|give)\b"
+    r"|\bnot[ \t]+(?:able|possible|appropriate)[ \t]+(?:for[ \t]+me[ \t]+)?to[ \t]+"
+    r"(?:answer|provide|choose|select|give)\b"
     r"|\bi['’]?m[ \t]+sorry,?[ \t]+but[ \t]+i\b"
     r"|无法回答|不能回答|无法提供|不能提供|无法选择|不能选择|无法作答|拒绝回答|不便回答|"
-    r"没有(?:个人的?|自己的)?(?:观点|意见|看法|偏好|感情|情感|信仰|立场)|不具备(?:个人)?(?:观点|意见|情感)",
+    r"没有(?:个人的?|自己的)(?:观点|意见|看法|偏好|感情|情感|信仰|立场)|不具备(?:个人)?(?:观点|意见|情感)",
     re.IGNORECASE,
 )
 
@@ -365,16 +370,19 @@ _LEAD_PREFIX_RE = re.compile(
     re.IGNORECASE,
 )
 _LIST_SEP_RE = re.compile(
-    r"^[ \t.;,]*(?:[,、;/&+]|\band\b|\bor\b|和|或|以及|及|与|\n[ \t>*•-]*)[ \t]*(?:(?:and|or)[ \t]+)?(?:option|choice|选项)?[ \t]*[(\[]?[ \t]*$",
+    r"^[ \t.;,]*(?:[,、;/&+]|\band\b|\bor\b|和|或|以及|及|与|\n[ \t>*•-]*)[ \t]*"
+    r"(?:(?:and|or)[ \t]+)?(?:option|choice|选项)?[ \t]*[(\[]?[ \t]*$",
     re.IGNORECASE,
 )
 _ATTACH_CHARS = " \t.:)-–—(\"'“”"
 _NEGATION_BEFORE_RE = re.compile(
-    r"(?:\b(?:not|never|no|nor|neither|without)\b|n't|n’t|不是|并非|而非|并不是)(?:[ \t]+[\w'’]+){0,3}[ \t\"'“‘(]*$",
+    r"(?:\b(?:not|never|no|nor|neither|without)\b|n't|n’t|不是|并非|而非|并不是)"
+    r"(?:[ \t]+[\w'’]+){0,3}[ \t\"'“‘(]*$",
     re.IGNORECASE,
 )
 _NEGATION_AFTER_RE = re.compile(
-    r"^[\"'”’)]*[ \t]*(?:is|was|are|were)[ \t]+not\b|^[\"'”’)]*[ \t]*(?:isn't|wasn't|aren't|isn’t)|^[\"'”’)]*[ \t]*不是",
+    r"^[\"'”’)]*[ \t]*(?:is|was|are|were)[ \t]+not\b"
+    r"|^[\"'”’)]*[ \t]*(?:isn't|wasn't|aren't|isn’t)|^[\"'”’)]*[ \t]*不是",
     re.IGNORECASE,
 )
 # "Answer: not 1" / "not 'Agree'": immediately negated references inside an answer.
@@ -556,7 +564,8 @@ def _blank(s: str, spans: list[tuple[int, int]]) -> str:
 
 
 _ALL_OPTIONS_RE = re.compile(
-    r"[\W_]*(?:all|all[ \t]+of[ \t]+(?:them|these|the[ \t]+above|the[ \t]+options)|全部|全选|都选|以上都是|以上全部)[\W_]*",
+    r"[\W_]*(?:all|all[ \t]+of[ \t]+(?:them|these|the[ \t]+above|the[ \t]+options)"
+    r"|全部|全选|都选|以上都是|以上全部)[\W_]*",
     re.IGNORECASE,
 )
 _MAX_SEGMENT_CHARS = 1000  # an answer is short; this bounds the pairwise checks below
@@ -612,7 +621,8 @@ def _resolve(segment: str, ctx: _Ctx) -> _Found:
     if not texts and not numbers:
         return _NONE
     if ctx.multi:
-        return _collect(ctx, sorted(texts + numbers, key=lambda r: r.start), "number_text" if numbers and texts else refs[0].kind)
+        how = "number_text" if numbers and texts else refs[0].kind
+        return _collect(ctx, sorted(texts + numbers, key=lambda r: r.start), how)
     primary, secondary = (numbers, texts) if ctx.is_scale else (texts, numbers)
     chosen = primary or secondary
     if chosen is texts and numbers:  # "Rather important (1)": a number attached to the text must agree

@@ -146,7 +146,8 @@ def _random_string(rng: random.Random) -> str:
         return "".join(rng.choice("0123456789 .,/-()\n:") for _ in range(rng.randrange(0, 120)))
     if kind < 0.55:  # nested markdown around a label
         depth = rng.randrange(1, 30)
-        return rng.choice(["*", "_", "**", "#", "`"]) * depth + "Answer:" + "*" * depth + " " + str(rng.randrange(-5, 50))
+        mark = rng.choice(["*", "_", "**", "#", "`"])
+        return mark * depth + "Answer:" + "*" * depth + " " + str(rng.randrange(-5, 50))
     if kind < 0.60:  # a huge number
         return "Answer: " + "".join(rng.choice("0123456789") for _ in range(rng.randrange(7, 5000)))
     # mixtures of meaningful fragments

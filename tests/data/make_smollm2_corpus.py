@@ -190,7 +190,10 @@ def build_prompts(seed: int) -> list[dict]:
             shown = list(options)
             if qtype != "scale":
                 rng.shuffle(shown)
-            template = ZH_TEMPLATE if language == "zh" else (EN_TEMPLATE_MULTI if qtype == "multiple_choice" else EN_TEMPLATE)
+            if language == "zh":
+                template = ZH_TEMPLATE
+            else:
+                template = EN_TEMPLATE_MULTI if qtype == "multiple_choice" else EN_TEMPLATE
             prompt = template.format(country=rng.choice(places), num=len(shown), question=question,
                                      options=_format_options(shown, language))
             rows.append({"id": f"{language}{qi:02d}", "language": language, "question_type": qtype,
