@@ -407,7 +407,6 @@ class _Ref:
 
 @dataclass(frozen=True)
 class _Options:
-    count: int
     text_re: re.Pattern[str] | None
     group_position: tuple[int, ...]
     specific: frozenset[int]
@@ -445,7 +444,7 @@ def _compile_options(options: tuple[str, ...]) -> _Options:
     text_re = None
     if patterns:
         text_re = re.compile("|".join(f"({body})" for _, _, body in patterns), re.IGNORECASE)
-    return _Options(len(options), text_re, tuple(pos for _, pos, _ in patterns), frozenset(specific), tuple(items))
+    return _Options(text_re, tuple(pos for _, pos, _ in patterns), frozenset(specific), tuple(items))
 
 
 def _in_question(s: str, start: int) -> bool:
