@@ -455,7 +455,7 @@ def with_(**changes):
         (with_(predictions=[[0, 1], [[0, 0], 1]]), r"question 1 \(id 'b'\): participant 0 answered \[0, 0\].*twice"),
         (with_(predictions=[[0, 1], [[0, 5], 1]]), r"question 1 \(id 'b'\): participant 0 answered option 5"),
         (with_(predictions=[[0, "1"], [1]]), r"question 0 \(id 'a'\): participant 1 answered '1'"),
-        (with_(predictions=[[0, 1], None]), r"question 1 \(id 'b'\): the answers must be a list"),
+        (with_(predictions=[[0, 1], None]), r"question 1 \(id 'b'\): the answers .*must be a list, got None"),
         (with_(predictions=None, probabilities=[[0.5, 0.5], [0.5, 0.5]]), r"question 1 \(id 'b'\).*have 2 entries"),
         (with_(predictions=None, probabilities=[[0.5, 0.5], [0.1, 0.1, 0.1]]), r"question 1 \(id 'b'\).*sums to 0.3"),
         (with_(predictions=None, probabilities=[[0.5, 0.5], [0.5, float("nan"), 0.5]]), r"question 1 \(id 'b'\).*NaN"),
@@ -496,3 +496,27 @@ def test_sum_tolerance_is_1e_6():
     assert ok["n_questions"] == 1
     with pytest.raises(ValueError, match="tolerance 1e-06"):
         compute_alignment(probabilities=[[0.5, 0.5]], references=[[0.5 + 2e-6, 0.5]])
+
+
+def test_edge_sizes_give_defined_numbers():
+    # one question, one participant: every replicate is the data itself
+    r = compute_alignment(predictions=[[1]], references=[[0.3, 0.7]], bootstrap_samples=50)
+    json.dumps(r, allow_nan=False)
+    assert r["kl_ci_low"] == pytest.approx(r["kl_mean"]) == pytest.approx(r["kl_ci_high"])
+    assert r["kl_participant_ci_low"] == pytest.approx(r["kl_mean"], rel=1e-5)
+    assert r["wasserstein_mean"] is None and r["wasserstein_ci_low"] is None
+    assert r["wasserstein_participant_ci_low"] is None
+    assert r["per_dimension"] == {} and r["unanimous_share"] == 1.0
+    assert r["bias_profile"]["n"] == {"sex": 0, "age": 0}
+
+
+def test_evaluate_style_inputs_from_numpy():
+    # references as a 2-D array, ordinal as a bool array: the same numbers as lists
+    rng = np.random.default_rng(4)
+    refs = rng.dirichlet(np.ones(5), 30)
+    preds = rng.integers(0, 5, (30, 12))
+    ordinal = rng.random(30) < 0.5
+    a = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, bootstrap_samples=20)
+    b = compute_alignment(predictions=preds.tolist(), references=refs.tolist(), ordinal=ordinal.tolist(),
+                          bootstrap_samples=20)
+    assert a == b

@@ -61,6 +61,20 @@ out = {
     "name": answers.name,
     "lazy_class": CulturalAlignment().compute(predictions=[[0, 1]], references=[[0.5, 0.5]])["match_rate"],
 }
+# streaming: batches (multiple choice first), per-question options at compute() in the same order
+order = [2, 0, 1]
+streamed = {k: [v[i] for i in order] if isinstance(v, list) else v for k, v in example.items()}
+answers.add_batch(predictions=streamed["predictions"][:1], references=streamed["references"][:1])
+answers.add_batch(predictions=streamed["predictions"][1:], references=streamed["references"][1:])
+rest = {k: v for k, v in streamed.items() if k not in ("predictions", "references")}
+out["streamed"] = answers.compute(**rest)
+out["streamed_direct"] = compute_alignment(**streamed)
+answers.add_batch(predictions=example["predictions"][:2], references=example["references"][:2])
+try:
+    answers.add_batch(predictions=example["predictions"][2:], references=example["references"][2:])
+except ValueError as exc:
+    out["batch_error"] = str(exc)
+answers.compute(**{k: v[:2] if isinstance(v, list) else v for k, v in rest.items()})
 try:
     answers.compute(predictions=[[0, 5]], references=[[0.5, 0.5]], question_ids=["x.1"])
 except ValueError as exc:
@@ -83,6 +97,8 @@ def test_evaluate_load_offline_in_a_fresh_environment(tmp_path):
     expected = compute_alignment(**EXAMPLE)
     assert out["answers"] == json.loads(json.dumps(expected))
     assert out["by_path"] == out["answers"]
+    assert out["streamed"] == json.loads(json.dumps(out["streamed_direct"]))
+    assert "earlier batches had plain int answers" in out["batch_error"]
     assert out["class"] == "CulturalAlignment" and out["name"] == "cultural_alignment"
     assert out["lazy_class"] == 0.5
     direct = compute_alignment(probabilities=[[0.75, 0.25]], references=[[0.6, 0.4]], bootstrap_samples=50)

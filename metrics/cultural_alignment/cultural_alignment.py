@@ -25,7 +25,7 @@ import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from scipy.special import entr, rel_entr
@@ -177,9 +177,9 @@ def _is_int(x: Any) -> bool:
 def _check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed, participant_bootstrap_samples) -> dict:
     if zero_policy not in ZERO_POLICIES:
         raise ValueError(f"zero_policy={zero_policy!r}; choose one of {', '.join(repr(p) for p in ZERO_POLICIES)}")
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.floating, np.integer)):
+        raise ValueError(f"smoothing={smoothing!r} must be a positive number such as 1e-3")
     if zero_policy == "smoothing":
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.floating, np.integer)):
-            raise ValueError(f"smoothing={smoothing!r} must be a positive number such as 1e-3")
         if not (math.isfinite(float(smoothing)) and float(smoothing) > 0):
             raise ValueError(
                 f"smoothing={smoothing!r} must be a positive finite number such as 1e-3; "
@@ -204,6 +204,19 @@ def _check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed,
         "confidence": float(confidence),
         "seed": None if seed is None else int(seed),
     }
+
+
+def _lengths(rows: Any, what: str, ids) -> np.ndarray:
+    """len() of every per-question entry; a ValueError naming the first entry that is not a list."""
+    try:
+        if not any(isinstance(r, (str, bytes, dict)) for r in rows):
+            return np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    except TypeError:
+        pass
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes, dict)) or not hasattr(row, "__len__"):
+            raise ValueError(f"{_where(i, ids)}: {what} must be a list, got {row!r}")
+    raise AssertionError("unreachable: every entry has a length")
 
 
 def _length(value: Any, name: str) -> int:
@@ -246,11 +259,7 @@ def _prepare(predictions, probabilities, references, ordinal, value_dimensions, 
                 raise ValueError(f"question {i}: question_ids[{i}]={qid!r} must be a string")
             ids.append(qid)
 
-    ks = np.empty(n, dtype=np.int64)
-    for i, ref in enumerate(references):
-        if isinstance(ref, (str, bytes, dict)) or not hasattr(ref, "__len__"):
-            raise ValueError(f"{_where(i, ids)}: the human distribution must be a list of floats, got {ref!r}")
-        ks[i] = len(ref)
+    ks = _lengths(references, "the human distribution (a list of floats)", ids)
     if (ks < 2).any():
         i = int(np.flatnonzero(ks < 2)[0])
         raise ValueError(
@@ -266,19 +275,18 @@ def _prepare(predictions, probabilities, references, ordinal, value_dimensions, 
                 )
 
     kmax = int(ks.max())
-    groups = {int(k): np.flatnonzero(ks == k) for k in np.unique(ks)}
+    groups = {int(k): np.flatnonzero(ks == k) for k in np.flatnonzero(np.bincount(ks))}
     human = _distributions(references, ks, groups, kmax, "the human distribution", ids)
 
     answers = None
     if probabilities is not None:
-        for i, row in enumerate(probabilities):
-            if isinstance(row, (str, bytes, dict)) or not hasattr(row, "__len__"):
-                raise ValueError(f"{_where(i, ids)}: the model probabilities must be a list of floats, got {row!r}")
-            if len(row) != ks[i]:
-                raise ValueError(
-                    f"{_where(i, ids)}: the model probabilities {list(row)!r} have {len(row)} entries but the "
-                    f"human distribution has {ks[i]} options"
-                )
+        lengths = _lengths(probabilities, "the model probabilities (a list of floats)", ids)
+        if (lengths != ks).any():
+            i = int(np.flatnonzero(lengths != ks)[0])
+            raise ValueError(
+                f"{_where(i, ids)}: the model probabilities {list(probabilities[i])!r} have {lengths[i]} entries "
+                f"but the human distribution has {ks[i]} options"
+            )
         model = _distributions(probabilities, ks, groups, kmax, "the model probabilities", ids)
         model_input = "probabilities"
     else:
@@ -364,14 +372,10 @@ def _ingest_answers(predictions: Any, ks: np.ndarray, ids) -> _Answers:
         option = predictions.astype(np.int64).ravel()
         question = np.repeat(np.arange(n, dtype=np.int64), per)
         participant = np.tile(np.arange(per, dtype=np.int64), n)
+    elif (matrix := _answer_matrix(predictions)) is not None:
+        return _ingest_answers(matrix, ks, ids)
     else:
-        lengths = np.empty(n, dtype=np.int64)
-        for i, answers in enumerate(predictions):
-            if isinstance(answers, (str, bytes, dict)) or not hasattr(answers, "__len__"):
-                raise ValueError(
-                    f"{_where(i, ids)}: the answers must be a list with one entry per participant, got {answers!r}"
-                )
-            lengths[i] = len(answers)
+        lengths = _lengths(predictions, "the answers (one entry per participant)", ids)
         if (lengths == 0).any():
             i = int(np.flatnonzero(lengths == 0)[0])
             raise ValueError(f"{_where(i, ids)}: the answer list is empty; every question needs at least one answer")
@@ -405,6 +409,23 @@ def _ingest_answers(predictions: Any, ks: np.ndarray, ids) -> _Answers:
     for i, d in multi_distinct.items():
         distinct[i] = d
     return _Answers(question, participant, option, weight, lengths, distinct)
+
+
+def _answer_matrix(predictions: Any) -> np.ndarray | None:
+    """The answers as a (questions, participants) int array when every question has the same
+    number of plain int answers (the common case), else None."""
+    if isinstance(predictions, np.ndarray) or not isinstance(predictions, (list, tuple)) or not predictions:
+        return None
+    first = predictions[0]
+    if not isinstance(first, (list, tuple)) or not first or not _is_int(first[0]):
+        return None
+    try:
+        matrix = np.asarray(predictions)
+    except (TypeError, ValueError):  # ragged, or lists inside (multiple choice)
+        return None
+    if matrix.ndim != 2 or matrix.dtype.kind not in "iu" or _BOOL_TYPES & set(map(type, itertools.chain(*predictions))):
+        return None
+    return matrix
 
 
 def _raise_bad_answer(flat: list, pos: int, question: np.ndarray, lengths: np.ndarray, ids) -> None:
@@ -474,6 +495,12 @@ def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
 def _ordinal(ordinal: Any, n: int, ids) -> np.ndarray:
     if ordinal is None:
         return np.zeros(n, dtype=bool)
+    try:
+        arr = np.asarray(ordinal)
+        if arr.dtype == bool and arr.shape == (n,):
+            return arr.copy()
+    except (TypeError, ValueError):
+        pass
     out = np.zeros(n, dtype=bool)
     for i, flag in enumerate(ordinal):
         if isinstance(flag, (bool, np.bool_)) or (_is_int(flag) and flag in (0, 1)):
@@ -487,19 +514,32 @@ def _dimensions(value_dimensions: Any, n: int, ids) -> tuple[list[str], np.ndarr
     full = np.zeros((n, len(VALUE_DIMENSIONS)), dtype=bool)
     if value_dimensions is not None:
         index = {d: c for c, d in enumerate(VALUE_DIMENSIONS)}
+        rows: dict[Any, list[int]] = {}
         for i, tags in enumerate(value_dimensions):
-            if tags is None:
-                continue
-            if isinstance(tags, (str, bytes)) or not hasattr(tags, "__iter__"):
-                raise ValueError(f"{_where(i, ids)}: value_dimensions={tags!r} must be a list of tags, e.g. ['EVI']")
-            for tag in tags:
-                if tag not in index:
-                    raise ValueError(
-                        f"{_where(i, ids)}: unknown value dimension {tag!r}; valid tags: {' '.join(VALUE_DIMENSIONS)}"
-                    )
-                full[i, index[tag]] = True
+            try:
+                key = tuple(tags) if isinstance(tags, list) else None
+                cols = rows[key]
+            except (KeyError, TypeError):
+                cols = _dimension_columns(tags, index, i, ids)
+                if isinstance(tags, list):
+                    rows[tuple(tags)] = cols
+            if cols:
+                full[i, cols] = True
     present = full.any(axis=0)
     return [d for d, p in zip(VALUE_DIMENSIONS, present) if p], full[:, present]
+
+
+def _dimension_columns(tags: Any, index: dict[str, int], i: int, ids) -> list[int]:
+    if tags is None:
+        return []
+    if isinstance(tags, (str, bytes)) or not hasattr(tags, "__iter__"):
+        raise ValueError(f"{_where(i, ids)}: value_dimensions={tags!r} must be a list of tags, e.g. ['EVI']")
+    cols = []
+    for tag in tags:
+        if tag not in index:
+            raise ValueError(f"{_where(i, ids)}: unknown value dimension {tag!r}; valid tags: {' '.join(VALUE_DIMENSIONS)}")
+        cols.append(index[tag])
+    return cols
 
 
 def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[np.ndarray | None, np.ndarray]:
@@ -534,15 +574,17 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[np
     q = np.asarray(qs, dtype=np.int64)
     slot = np.asarray(slots, dtype=np.int64)
     key = q * len(_SLOTS) + slot
-    if len(np.unique(key)) != len(key):
-        first = np.flatnonzero(np.bincount(key) > 1)[0]
+    seen = np.bincount(key)
+    if seen.max() > 1:
+        first = np.flatnonzero(seen > 1)[0]
         i, (family, group) = int(first // len(_SLOTS)), _SLOTS[int(first % len(_SLOTS))]
         raise ValueError(f"{_where(i, ids)}: demographic group {family}/{group} appears twice; keep one entry per group")
-    lengths = np.fromiter(
-        (len(x) if hasattr(x, "__len__") and not isinstance(x, (str, bytes, dict)) else -1 for x in dists),
-        dtype=np.int64,
-        count=len(dists),
-    )
+    try:
+        lengths = np.fromiter(map(len, dists), dtype=np.int64, count=len(dists))
+    except TypeError:
+        lengths = np.array([len(x) if hasattr(x, "__len__") else -1 for x in dists])
+    if {str, bytes, dict} & set(map(type, dists)):
+        lengths[[isinstance(x, (str, bytes, dict)) for x in dists]] = -1
     bad = lengths != ks[q]
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
@@ -552,8 +594,9 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[np
             f"{ks[q[r]]} floats, one per option"
         )
     has[q] = True
-    for k in np.unique(ks[q]):
-        sel = np.flatnonzero(ks[q] == k)
+    kq = ks[q]
+    for k in np.flatnonzero(np.bincount(kq)):
+        sel = np.flatnonzero(kq == k)
         block = _float_rows([dists[s] for s in sel], q[sel], "a demographic distribution", ids)
 
         def name_row(r: int, sel=sel) -> str:
@@ -742,10 +785,10 @@ def _participant_bootstrap(data: _Data, settings: dict, rng: np.random.Generator
     acc = {name: np.zeros((B, s)) for name in ("kl", "kl_inf", "js", "match", "count", "w", "ocount")}
     kl_top = np.full(B, -np.inf)
     chunk = min(B, _REPLICATE_CHUNK)
-    blocks = _participant_blocks(data, ans, P, settings, chunk)
-    for b0 in range(0, B, chunk):
-        b1 = min(B, b0 + chunk)
-        for blk in blocks:
+    # one block of questions at a time (its answer matrix S is P x slots), all replicates for it
+    for blk in _participant_blocks(data, ans, P, settings, chunk):
+        for b0 in range(0, B, chunk):
+            b1 = min(B, b0 + chunk)
             _score_block(blk, weights[b0:b1], rectangular, P, settings, acc, kl_top, b0, b1)
     kl_sum = acc["kl"]
     if settings["zero_policy"] == "paper":
@@ -785,30 +828,27 @@ class _Block:
     subsets: np.ndarray  # (m, s) float32 subset membership
 
 
-def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chunk: int) -> list[_Block]:
+def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chunk: int) -> Iterator[_Block]:
     n, kmax = data.model.shape
     weight = ans.weight if ans.weight is not None else np.ones(len(ans.option))
     valid = np.arange(kmax)[None, :] < data.ks[:, None]
     slot_mask = np.where(data.ordinal[:, None], valid, data.model > 0)
     n_slots = slot_mask.sum(axis=1)
     entry_slot = (np.cumsum(slot_mask, axis=1) - 1)[ans.question, ans.option]
-    eps = settings["smoothing"]
+    outside = valid & ~slot_mask
+    # smoothing KL = sum_slots a log a - alpha * sum_o p_o log qs_o + const_kl (a = alpha p + beta)
+    eps = settings["smoothing"] if settings["zero_policy"] == "smoothing" else 1.0  # unused otherwise
     alpha_all = 1.0 / (1.0 + data.ks * eps)
     beta_all = eps * alpha_all
-    with np.errstate(divide="ignore"):
-        log_q = np.log(data.human)
     log_qs = np.log(np.where(valid, (data.human + eps) * alpha_all[:, None], 1.0))
-    log_q0 = np.where(data.human > 0, log_q, 0.0)
-    q_zero = ((data.human == 0) & valid).astype(np.float64)
-    outside = valid & ~slot_mask
-    # smoothing KL = sum_slots a log a - alpha * sum_o p_o log qs_o + const_kl
     const_kl = (outside.sum(axis=1) * beta_all * np.log(beta_all)) - beta_all * np.where(valid, log_qs, 0.0).sum(axis=1)
+    log_q0 = np.log(np.where(data.human > 0, data.human, 1.0))  # log q, 0 where q = 0
+    q_zero = ((data.human == 0) & valid).astype(np.float64)
     const_m = -np.where(outside, entr(data.human / 2.0), 0.0).sum(axis=1)
     q_logq = -entr(data.human).sum(axis=1)
     human_top = _top_sets(data.human, valid)
     subsets = _subset_columns(data).astype(np.float32)
     tiny = 1e-30
-    blocks = []
     for flag in (False, True):
         for d in np.unique(n_slots[data.ordinal == flag]):
             sel_q = np.flatnonzero((data.ordinal == flag) & (n_slots == d))
@@ -835,8 +875,7 @@ def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chun
                     return np.bincount(pair, weights=w, minlength=P * m).reshape(P, m).astype(np.float32)
 
                 q = data.human[rows, opts]  # (m, d)
-                blocks.append(
-                    _Block(
+                yield _Block(
                         ordinal=flag,
                         d=d,
                         S=S.reshape(P, d * m),
@@ -855,8 +894,6 @@ def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chun
                         human_top_n=human_top[qi].sum(axis=1).astype(np.float32),
                         subsets=subsets[qi],
                     )
-                )
-    return blocks
 
 
 def _score_block(
@@ -1241,10 +1278,11 @@ def _has_multiple_choice(predictions: Any) -> bool:
     return False
 
 
-def _prepare_evaluate_predictions(predictions: Any) -> Any:
+def _prepare_evaluate_predictions(predictions: Any, as_lists: bool | None = None) -> Any:
     """Before evaluate stores a batch in Arrow: refuse float answers (Arrow would silently
-    truncate 0.5 to 0) and wrap plain ints as one-option lists when a batch mixes them with
-    multiple choice answers."""
+    truncate 0.5 to 0) and wrap plain ints as one-option lists when the batch has multiple
+    choice answers, or when earlier batches were stored as lists (``as_lists``; None before
+    the first batch). A multiple choice batch after single-choice batches cannot be stored."""
     if predictions is None:
         return None
     if isinstance(predictions, np.ndarray):
@@ -1262,8 +1300,18 @@ def _prepare_evaluate_predictions(predictions: Any) -> Any:
                         'indices. For probability vectors load the "probabilities" configuration: '
                         'evaluate.load("cultural_alignment", "probabilities")'
                     )
-    if _has_multiple_choice(predictions):
-        predictions = [[a if isinstance(a, (list, tuple)) else [a] for a in answers] for answers in predictions]
+    multiple = _has_multiple_choice(predictions)
+    if multiple and as_lists is False:
+        raise ValueError(
+            "this batch has multiple choice answers (lists) but the earlier batches had plain int answers and "
+            "were stored that way; give every answer as a list (e.g. [2]) from the first batch on, or add the "
+            "batches with multiple choice questions first"
+        )
+    if multiple or as_lists:
+        predictions = [
+            [a if isinstance(a, (list, tuple)) else [a] for a in answers] if isinstance(answers, (list, tuple)) else answers
+            for answers in predictions
+        ]
     return predictions
 
 
@@ -1307,17 +1355,23 @@ def _build_metric_class() -> type:
                 ],
             )
 
+        def _stored_as_lists(self) -> bool | None:
+            """Whether earlier batches were stored as lists of answer lists; None before the first."""
+            if self.writer is None or self.selected_feature_format is None:
+                return None
+            return not isinstance(self.selected_feature_format["predictions"].feature, datasets.Value)
+
         def add_batch(self, *, predictions=None, references=None, **kwargs):
             """Add a batch of questions (see the inputs below); per-question options such as
             ordinal go to compute(), covering all questions added, in order."""
             if self.config_name != "probabilities":
-                predictions = _prepare_evaluate_predictions(predictions)
+                predictions = _prepare_evaluate_predictions(predictions, self._stored_as_lists())
             return super().add_batch(predictions=predictions, references=references, **kwargs)
 
         def add(self, *, prediction=None, reference=None, **kwargs):
             """Add one question (see the inputs below)."""
             if self.config_name != "probabilities" and prediction is not None:
-                prediction = _prepare_evaluate_predictions([prediction])[0]
+                prediction = _prepare_evaluate_predictions([prediction], self._stored_as_lists())[0]
             return super().add(prediction=prediction, reference=reference, **kwargs)
 
         def _compute(
