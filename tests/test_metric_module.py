@@ -151,7 +151,8 @@ def test_card_examples_run(monkeypatch):
     blocks = [b for b in re.findall(r"```python\n(.*?)```", body, flags=re.S) if ">>>" in b]
     assert len(blocks) >= 3
     # the blocks build on each other, as a reader runs them: one doctest, one namespace
-    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, "README.md examples", str(MODULE_DIR / "README.md"), 0)
+    source = "\n".join(blocks)
+    test = doctest.DocTestParser().get_doctest(source, {}, "README.md examples", str(MODULE_DIR / "README.md"), 0)
     result = run_doctests([test])
     assert result.failed == 0 and result.attempted >= 10
 

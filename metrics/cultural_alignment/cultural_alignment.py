@@ -114,8 +114,12 @@ def compute_alignment(
     >>> r["distinct_answers_mean"], r["unanimous_share"]
     (2.0, 0.0)
     """
-    settings = _check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed, participant_bootstrap_samples)
-    data = _prepare(predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options)
+    settings = _check_settings(
+        zero_policy, smoothing, bootstrap_samples, confidence, seed, participant_bootstrap_samples
+    )
+    data = _prepare(
+        predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
+    )
     point = _point_estimates(data, settings)
     seeds = np.random.SeedSequence(seed).spawn(2)
     pboot = None
@@ -185,12 +189,16 @@ def _check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed,
                 f"smoothing={smoothing!r} must be a positive finite number such as 1e-3; "
                 "for unsmoothed KL use zero_policy='raise' or 'paper'"
             )
-    for name, value in (("bootstrap_samples", bootstrap_samples), ("participant_bootstrap_samples", participant_bootstrap_samples)):
+    for name, value in (
+        ("bootstrap_samples", bootstrap_samples),
+        ("participant_bootstrap_samples", participant_bootstrap_samples),
+    ):
         if value is None and name == "participant_bootstrap_samples":
             continue
         if not _is_int(value) or value < 0:
             raise ValueError(f"{name}={value!r} must be an int >= 0 (0 switches the bootstrap off)")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not 0 < float(confidence) < 1:
+    number = isinstance(confidence, (int, float, np.floating)) and not isinstance(confidence, bool)
+    if not number or not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence!r} must be a number strictly between 0 and 1, e.g. 0.95")
     if seed is not None and (not _is_int(seed) or seed < 0):
         raise ValueError(f"seed={seed!r} must be an int >= 0 (or None for a fresh random seed)")
@@ -225,7 +233,9 @@ def _length(value: Any, name: str) -> int:
     return len(value)
 
 
-def _prepare(predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options) -> _Data:
+def _prepare(
+    predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
+) -> _Data:
     if references is None:
         raise ValueError("references is required: one human distribution (list of floats) per question")
     if (predictions is None) == (probabilities is None):
@@ -537,7 +547,9 @@ def _dimension_columns(tags: Any, index: dict[str, int], i: int, ids) -> list[in
     cols = []
     for tag in tags:
         if tag not in index:
-            raise ValueError(f"{_where(i, ids)}: unknown value dimension {tag!r}; valid tags: {' '.join(VALUE_DIMENSIONS)}")
+            raise ValueError(
+                f"{_where(i, ids)}: unknown value dimension {tag!r}; valid tags: {' '.join(VALUE_DIMENSIONS)}"
+            )
         cols.append(index[tag])
     return cols
 
@@ -578,7 +590,9 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[np
     if seen.max() > 1:
         first = np.flatnonzero(seen > 1)[0]
         i, (family, group) = int(first // len(_SLOTS)), _SLOTS[int(first % len(_SLOTS))]
-        raise ValueError(f"{_where(i, ids)}: demographic group {family}/{group} appears twice; keep one entry per group")
+        raise ValueError(
+            f"{_where(i, ids)}: demographic group {family}/{group} appears twice; keep one entry per group"
+        )
     try:
         lengths = np.fromiter(map(len, dists), dtype=np.int64, count=len(dists))
     except TypeError:
@@ -897,7 +911,15 @@ def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chun
 
 
 def _score_block(
-    blk: _Block, wc: np.ndarray, rectangular: bool, P: int, settings: dict, acc: dict, kl_top: np.ndarray, b0: int, b1: int
+    blk: _Block,
+    wc: np.ndarray,
+    rectangular: bool,
+    P: int,
+    settings: dict,
+    acc: dict,
+    kl_top: np.ndarray,
+    b0: int,
+    b1: int,
 ) -> None:
     """Score one block of questions for the replicates b0..b1 and add to the accumulators."""
     d, m = blk.d, blk.alpha.shape[0]
@@ -1309,7 +1331,9 @@ def _prepare_evaluate_predictions(predictions: Any, as_lists: bool | None = None
         )
     if multiple or as_lists:
         predictions = [
-            [a if isinstance(a, (list, tuple)) else [a] for a in answers] if isinstance(answers, (list, tuple)) else answers
+            [a if isinstance(a, (list, tuple)) else [a] for a in answers]
+            if isinstance(answers, (list, tuple))
+            else answers
             for answers in predictions
         ]
     return predictions
