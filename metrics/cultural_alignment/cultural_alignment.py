@@ -159,7 +159,8 @@ class _Data:
     ordinal: np.ndarray  # bool (n,)
     dims: list[str]  # value dimensions present, in VALUE_DIMENSIONS order
     dim_matrix: np.ndarray  # bool (n, len(dims))
-    demo: np.ndarray | None  # float64 (n, len(_SLOTS), kmax), NaN where a group is absent
+    demo: np.ndarray | None  # float64 (n, len(_SLOTS), kmax), zero where a group is absent
+    demo_present: np.ndarray | None  # bool (n, len(_SLOTS))
     has_demo: np.ndarray  # bool (n,) non-empty demographics
     ids: list[str] | None
     model_input: str
@@ -217,7 +218,7 @@ def _check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed,
 def _lengths(rows: Any, what: str, ids) -> np.ndarray:
     """len() of every per-question entry; a ValueError naming the first entry that is not a list."""
     try:
-        if not any(isinstance(r, (str, bytes, dict)) for r in rows):
+        if not {str, bytes, dict} & set(map(type, rows)):
             return np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     except TypeError:
         pass
@@ -309,7 +310,7 @@ def _prepare(
 
     ordinal_arr = _ordinal(ordinal, n, ids)
     dims, dim_matrix = _dimensions(value_dimensions, n, ids)
-    demo, has_demo = _demographics(demographics, ks, kmax, ids)
+    demo, demo_present, has_demo = _demographics(demographics, ks, kmax, ids)
     return _Data(
         n=n,
         ks=ks,
@@ -319,6 +320,7 @@ def _prepare(
         dims=dims,
         dim_matrix=dim_matrix,
         demo=demo,
+        demo_present=demo_present,
         has_demo=has_demo,
         ids=ids,
         model_input=model_input,
@@ -524,17 +526,21 @@ def _dimensions(value_dimensions: Any, n: int, ids) -> tuple[list[str], np.ndarr
     full = np.zeros((n, len(VALUE_DIMENSIONS)), dtype=bool)
     if value_dimensions is not None:
         index = {d: c for c, d in enumerate(VALUE_DIMENSIONS)}
-        rows: dict[Any, list[int]] = {}
+        combos: dict[tuple, int] = {}  # each distinct tag list is validated once
+        rows: list[np.ndarray] = []
+        which = np.empty(n, dtype=np.int64)
         for i, tags in enumerate(value_dimensions):
-            try:
-                key = tuple(tags) if isinstance(tags, list) else None
-                cols = rows[key]
-            except (KeyError, TypeError):
-                cols = _dimension_columns(tags, index, i, ids)
-                if isinstance(tags, list):
-                    rows[tuple(tags)] = cols
-            if cols:
-                full[i, cols] = True
+            key = tuple(tags) if isinstance(tags, list) else None
+            c = combos.get(key) if key is not None else None
+            if c is None:
+                row = np.zeros(len(VALUE_DIMENSIONS), dtype=bool)
+                row[_dimension_columns(tags, index, i, ids)] = True
+                c = len(rows)
+                rows.append(row)
+                if key is not None:
+                    combos[key] = c
+            which[i] = c
+        full = np.array(rows)[which]
     present = full.any(axis=0)
     return [d for d, p in zip(VALUE_DIMENSIONS, present) if p], full[:, present]
 
@@ -554,11 +560,12 @@ def _dimension_columns(tags: Any, index: dict[str, int], i: int, ids) -> list[in
     return cols
 
 
-def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[np.ndarray | None, np.ndarray]:
+def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[Any, Any, np.ndarray]:
+    """(distributions (n, slots, kmax), presence (n, slots), has any) of the demographic groups."""
     n = len(ks)
     has = np.zeros(n, dtype=bool)
     if demographics is None:
-        return None, has
+        return None, None, has
     qs: list[int] = []
     slots: list[int] = []
     dists: list[Any] = []
@@ -571,18 +578,21 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[np
                     f"{_where(i, ids)}: demographics must be a list of {{group_type, group, distribution}} "
                     f"dicts (or []), got {groups!r}"
                 )
-        for entry in groups:
-            try:
-                slot = _SLOT_INDEX[(entry["group_type"], entry["group"])]
-                dist = entry["distribution"]
-            except (KeyError, TypeError, IndexError):
-                _raise_bad_demographic(i, entry, ids)
-            qs.append(i)
-            slots.append(slot)
-            dists.append(dist)
-    demo = np.full((n, len(_SLOTS), kmax), np.nan)
+            groups = list(groups)
+        if not groups:
+            continue
+        try:
+            slots.extend([_SLOT_INDEX[(entry["group_type"], entry["group"])] for entry in groups])
+            dists.extend([entry["distribution"] for entry in groups])
+        except (KeyError, TypeError, IndexError):
+            for entry in groups:
+                _check_demographic_entry(i, entry, ids)
+            raise
+        qs.extend([i] * (len(dists) - len(qs)))
+    demo = np.zeros((n, len(_SLOTS), kmax))
+    present = np.zeros((n, len(_SLOTS)), dtype=bool)
     if not qs:
-        return demo, has
+        return demo, present, has
     q = np.asarray(qs, dtype=np.int64)
     slot = np.asarray(slots, dtype=np.int64)
     key = q * len(_SLOTS) + slot
@@ -619,18 +629,24 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[np
 
         _check_distribution_rows(block, q[sel], "the demographic distribution", ids, name_row)
         demo[q[sel], slot[sel], :k] = block / block.sum(axis=1, keepdims=True)
-    return demo, has
+    present[q, slot] = True
+    return demo, present, has
 
 
-def _raise_bad_demographic(i: int, entry: Any, ids) -> None:
+def _check_demographic_entry(i: int, entry: Any, ids) -> None:
     if not isinstance(entry, dict) or not {"group_type", "group", "distribution"} <= set(entry):
         raise ValueError(
             f"{_where(i, ids)}: demographic entry {entry!r} needs the keys group_type, group and distribution"
         )
-    valid = "; ".join(f"{f}: {', '.join(g)}" for f, g in DEMOGRAPHIC_GROUPS.items())
-    raise ValueError(
-        f"{_where(i, ids)}: unknown demographic group {entry['group_type']!r}/{entry['group']!r}; valid: {valid}"
-    )
+    try:
+        known = (entry["group_type"], entry["group"]) in _SLOT_INDEX
+    except TypeError:  # unhashable group names
+        known = False
+    if not known:
+        valid = "; ".join(f"{f}: {', '.join(g)}" for f, g in DEMOGRAPHIC_GROUPS.items())
+        raise ValueError(
+            f"{_where(i, ids)}: unknown demographic group {entry['group_type']!r}/{entry['group']!r}; valid: {valid}"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -710,13 +726,13 @@ def _bias_outcomes(data: _Data, model_top: np.ndarray) -> dict[str, np.ndarray]:
     """Per question and group family: index of the group where the model's preferred option(s)
     have the highest share, len(groups) for a tie, -1 where the family is not counted."""
     out = {}
+    if data.demo is not None:
+        shares = np.einsum("nsk,nk->ns", data.demo, model_top.astype(np.float64))  # (n, slots)
     for family, slots in _FAMILY_SLOTS.items():
         outcome = np.full(data.n, -1, dtype=np.int64)
         if data.demo is not None:
-            dist = data.demo[:, slots, :]  # (n, G, kmax) NaN where absent
-            present = ~np.isnan(dist[:, :, 0])
-            share = np.where(model_top[:, None, :], np.nan_to_num(dist), 0.0).sum(axis=2)
-            share = np.where(present, share, -np.inf)
+            present = data.demo_present[:, slots]
+            share = np.where(present, shares[:, slots], -np.inf)
             best = share.max(axis=1, keepdims=True)
             winners = present & (share >= best - TIE_TOLERANCE)
             counted = present.sum(axis=1) >= 2
@@ -827,8 +843,9 @@ class _Block:
     d: int
     S: np.ndarray  # (P, d*m) float32: S[j, slot*m + l] = participant j's weight on that slot of question l
     has: np.ndarray  # (P, m) float32: participant j answered question l
-    alpha: np.ndarray  # (m,) smoothing scale 1 / (1 + k eps)
-    beta: np.ndarray  # (m,) eps / (1 + k eps)
+    m: int  # questions
+    alpha: np.float32  # smoothing scale 1 / (1 + k eps); a block has one option count k
+    beta: np.float32  # eps / (1 + k eps)
     S_log_qs: np.ndarray  # (P, m): sum over slots of S * log(smoothed q)
     S_log_q0: np.ndarray  # (P, m): sum over slots of S * log q (0 where q = 0)
     S_q_zero: np.ndarray  # (P, m): sum over slots of S * [q = 0]
@@ -855,7 +872,7 @@ def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chun
     alpha_all = 1.0 / (1.0 + data.ks * eps)
     beta_all = eps * alpha_all
     log_qs = np.log(np.where(valid, (data.human + eps) * alpha_all[:, None], 1.0))
-    const_kl = (outside.sum(axis=1) * beta_all * np.log(beta_all)) - beta_all * np.where(valid, log_qs, 0.0).sum(axis=1)
+    const_kl = outside.sum(axis=1) * beta_all * np.log(beta_all) - beta_all * np.where(valid, log_qs, 0.0).sum(axis=1)
     log_q0 = np.log(np.where(data.human > 0, data.human, 1.0))  # log q, 0 where q = 0
     q_zero = ((data.human == 0) & valid).astype(np.float64)
     const_m = -np.where(outside, entr(data.human / 2.0), 0.0).sum(axis=1)
@@ -863,51 +880,53 @@ def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chun
     human_top = _top_sets(data.human, valid)
     subsets = _subset_columns(data).astype(np.float32)
     tiny = 1e-30
-    for flag in (False, True):
-        for d in np.unique(n_slots[data.ordinal == flag]):
-            sel_q = np.flatnonzero((data.ordinal == flag) & (n_slots == d))
-            d = int(d)
-            m_step = max(1, _BLOCK_ELEMENTS // (chunk * d))
-            for s0 in range(0, len(sel_q), m_step):
-                qi = sel_q[s0 : s0 + m_step]
-                m = len(qi)
-                opts = np.nonzero(slot_mask[qi])[1].reshape(m, d)  # option of each slot, per question
-                rows = qi[:, None]
-                # entries of these questions: each question is a contiguous run of the entry arrays
-                starts = np.searchsorted(ans.question, qi)
-                lens = np.searchsorted(ans.question, qi, side="right") - starts
-                e = np.arange(lens.sum()) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
-                local = np.repeat(np.arange(m), lens)
-                flat = ans.participant[e] * (d * m) + entry_slot[e] * m + local
-                S = np.bincount(flat, weights=weight[e], minlength=P * d * m).astype(np.float32)
-                pair = ans.participant[e] * m + local
-                q_of_entry = (ans.question[e], ans.option[e])
+    # blocks share (ordinal, slots, options), so the smoothing constants are scalars
+    key = (data.ordinal.astype(np.int64) * (kmax + 1) + n_slots) * (kmax + 1) + data.ks
+    for value in np.flatnonzero(np.bincount(key)):
+        sel_q = np.flatnonzero(key == value)
+        flag, d, k = bool(data.ordinal[sel_q[0]]), int(n_slots[sel_q[0]]), int(data.ks[sel_q[0]])
+        m_step = max(1, _BLOCK_ELEMENTS // (chunk * d))
+        for s0 in range(0, len(sel_q), m_step):
+            qi = sel_q[s0 : s0 + m_step]
+            m = len(qi)
+            opts = np.nonzero(slot_mask[qi])[1].reshape(m, d)  # option of each slot, per question
+            rows = qi[:, None]
+            # entries of these questions: each question is a contiguous run of the entry arrays
+            starts = np.searchsorted(ans.question, qi)
+            lens = np.searchsorted(ans.question, qi, side="right") - starts
+            e = np.arange(lens.sum()) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+            local = np.repeat(np.arange(m), lens)
+            flat = ans.participant[e] * (d * m) + entry_slot[e] * m + local
+            S = np.bincount(flat, weights=weight[e], minlength=P * d * m).astype(np.float32)
+            pair = ans.participant[e] * m + local
+            q_of_entry = (ans.question[e], ans.option[e])
 
-                def per_participant(values: np.ndarray, pair=pair, e=e, q_of_entry=q_of_entry, m=m) -> np.ndarray:
-                    """(P, m): sum over participant j's answer weights of values[question, option]."""
-                    w = weight[e] * values[q_of_entry]
-                    return np.bincount(pair, weights=w, minlength=P * m).reshape(P, m).astype(np.float32)
+            def per_participant(values: np.ndarray, pair=pair, e=e, q_of_entry=q_of_entry, m=m) -> np.ndarray:
+                """(P, m): sum over participant j's answer weights of values[question, option]."""
+                w = weight[e] * values[q_of_entry]
+                return np.bincount(pair, weights=w, minlength=P * m).reshape(P, m).astype(np.float32)
 
-                q = data.human[rows, opts]  # (m, d)
-                yield _Block(
-                        ordinal=flag,
-                        d=d,
-                        S=S.reshape(P, d * m),
-                        has=(np.arange(P)[:, None] < ans.lengths[qi][None, :]).astype(np.float32),
-                        alpha=alpha_all[qi].astype(np.float32),
-                        beta=beta_all[qi].astype(np.float32),
-                        S_log_qs=per_participant(log_qs),
-                        S_log_q0=per_participant(log_q0),
-                        S_q_zero=per_participant(q_zero),
-                        const_kl=const_kl[qi].astype(np.float32),
-                        const_m=const_m[qi].astype(np.float32),
-                        q_half=(q.T / 2.0 + tiny).astype(np.float32),
-                        q_logq=q_logq[qi].astype(np.float32),
-                        cum_q=np.cumsum(q.T, axis=0)[:-1].astype(np.float32),
-                        human_top=human_top[rows, opts].T.copy(),
-                        human_top_n=human_top[qi].sum(axis=1).astype(np.float32),
-                        subsets=subsets[qi],
-                    )
+            q = data.human[rows, opts]  # (m, d)
+            yield _Block(
+                ordinal=flag,
+                d=d,
+                S=S.reshape(P, d * m),
+                has=(np.arange(P)[:, None] < ans.lengths[qi][None, :]).astype(np.float32),
+                m=m,
+                alpha=np.float32(1.0 / (1.0 + k * eps)),
+                beta=np.float32(eps / (1.0 + k * eps)),
+                S_log_qs=per_participant(log_qs),
+                S_log_q0=per_participant(log_q0),
+                S_q_zero=per_participant(q_zero),
+                const_kl=const_kl[qi].astype(np.float32),
+                const_m=const_m[qi].astype(np.float32),
+                q_half=(q.T / 2.0 + tiny).astype(np.float32),
+                q_logq=q_logq[qi].astype(np.float32),
+                cum_q=np.cumsum(q.T, axis=0)[:-1].astype(np.float32),
+                human_top=human_top[rows, opts].T.copy(),
+                human_top_n=human_top[qi].sum(axis=1).astype(np.float32),
+                subsets=subsets[qi],
+            )
 
 
 def _score_block(
@@ -922,7 +941,7 @@ def _score_block(
     b1: int,
 ) -> None:
     """Score one block of questions for the replicates b0..b1 and add to the accumulators."""
-    d, m = blk.d, blk.alpha.shape[0]
+    d, m = blk.d, blk.m
     c = (wc @ blk.S).reshape(len(wc), d, m)  # weighted answer counts per (replicate, slot, question)
     if rectangular:
         inv: Any = np.float32(1.0 / P)
@@ -958,9 +977,10 @@ def _score_block(
     js = np.sqrt(np.maximum(jsd, np.float32(0.0)))
     top = c.max(axis=1, keepdims=True)
     model_top = c >= top - np.float32(_COUNT_TIE_TOLERANCE)
-    n_top = model_top.sum(axis=1)
+    n_top = model_top.view(np.uint8).sum(axis=1, dtype=np.uint8)  # bool sums are slow; d < 256
     model_top &= blk.human_top
-    match = (model_top.sum(axis=1) / (n_top * blk.human_top_n)).astype(np.float32)
+    both = model_top.view(np.uint8).sum(axis=1, dtype=np.uint8)
+    match = (both / (n_top * blk.human_top_n)).astype(np.float32)
     if inc is not None:
         kl *= inc
         js *= inc
