@@ -64,11 +64,15 @@ def clean_entry(request: str, raw_text: str, language: str = "en") -> MemoryEntr
     if not answer_line:
         return None
     answer_label, explanation_label = answer_labels(language)
-    kept = f"{answer_label} {answer_line}"
+    kept = _labelled(answer_label, answer_line)
     sentence = first_sentence(explanation) if explanation else ""
     if sentence:
-        kept += f"\n{explanation_label} {sentence}"
+        kept += "\n" + _labelled(explanation_label, sentence)
     return MemoryEntry(request=request, answer=kept)
+
+
+def _labelled(label: str, text: str) -> str:
+    return f"{label}{text}" if label.endswith("：") else f"{label} {text}"
 
 
 def memory_rng(seed: int, participant_id: int, step: int) -> random.Random:

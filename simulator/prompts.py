@@ -10,14 +10,12 @@ English template (the paper's, verbatim)::
     choices. You should tell me the answer in the format 'Answer:' and explain afterward
     using 'Explanation:'. Request: [QUESTION]
 
-followed by the numbered options, one per line. Rendered for a GSS question with the prompt
-modification (participant in Texas, Houston) and this participant's option order::
+followed by the numbered options, one per line. Rendered for GSS ``cappun`` with the prompt
+modification (a participant in Texas, Houston) whose shuffled order shows "Oppose" first::
 
-    I want you to act as a citizen from the United States (Texas, Houston). You should obtain an answer from 4 choices. You should tell me the answer in the format 'Answer:' and explain afterward using 'Explanation:'. Request: Do you agree or disagree: it is much better for everyone involved if the man is the achiever outside the home and the woman takes care of the home and family?
-    1. Disagree
-    2. Strongly agree
-    3. Strongly disagree
-    4. Agree
+    I want you to act as a citizen from the United States (Texas, Houston). You should obtain an answer from 2 choices. You should tell me the answer in the format 'Answer:' and explain afterward using 'Explanation:'. Request: Do you favor or oppose the death penalty for persons convicted of murder?
+    1. Oppose
+    2. Favor
 
 Without the prompt modification [COUNTRY] is just ``the United States``. Multiple-choice
 questions say ``You should obtain one or more answers from [NUM] choices.``
