@@ -393,13 +393,11 @@ def build_config(
     }
     return {
         "format": "culturesim-run",
-        "versions": {
-            "culturesim": __version__,
-            "runner": RUNNER_VERSION,
-            "prompt": PROMPT_VERSION,
-            "parser": PARSER_VERSION,
-            "memory": MEMORY_VERSION,
-        },
+        "culturesim_version": __version__,
+        "runner_version": RUNNER_VERSION,
+        "prompt_version": PROMPT_VERSION,
+        "parser_version": PARSER_VERSION,
+        "memory_version": MEMORY_VERSION,
         "model": getattr(backend, "model_id", "") if backend is not None else None,
         "backend": backend.describe() if backend is not None else None,
         "plan": canonical_plan(plan),
@@ -655,7 +653,9 @@ def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> di
     return given
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
+    """Run ``culturesim simulate`` from parsed arguments. ``backend``: an already loaded
+    backend to use instead of creating one from ``--backend``/``--model`` (not closed here)."""
     shard = parse_shard(args.shard)
     out = Path(args.out)
     seed = args.seed
@@ -700,7 +700,9 @@ def main(args: argparse.Namespace) -> int:
     # Check a resume before loading the model (the backend's own keys are compared later).
     partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection)
     check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
-    backend = get_backend(args.backend, **backend_kwargs(args.backend, args, seed))
+    own = backend is None
+    if backend is None:
+        backend = get_backend(args.backend, **backend_kwargs(args.backend, args, seed))
     try:
         summary = simulate(
             out, questions, backend, plan=args.plan, participants=args.participants, seed=seed, settings=settings,
@@ -708,7 +710,8 @@ def main(args: argparse.Namespace) -> int:
             selection=selection,
         )
     finally:
-        backend.close()
+        if own:
+            backend.close()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     print(f"{summary.out_dir}: {summary.rows_total} rows ({summary.rows_written} new) in {summary.elapsed_s:.1f}s; {counts}")
     return 0

@@ -179,7 +179,7 @@ def score_run(
             "languages": config.get("languages"),
             "participants": config.get("participants"),
             "seed": config.get("seed"),
-            "versions": {**(config.get("versions") or {}), "metric": METRIC_VERSION},
+            "versions": {**{k: v for k, v in config.items() if k.endswith("_version")}, "metric_version": METRIC_VERSION},
             "created_at": config.get("created_at"),
         },
         "responses": responses,
