@@ -37,8 +37,12 @@ Option order: shuffled per participant with ``random.Random(f"{seed}:{participan
 so answer position bias averages out; ``RenderedQuestion.order[i]`` is the source index of
 displayed option ``i``, and ``to_source`` maps parsed positions back. Numeric scales
 (``question_type == "scale"``: numbered points, words only at the ends) are never shuffled:
-their numbers carry the meaning. A scale whose bare-number options equal their source codes
-is displayed with those numbers (``0 ... 10``), the others numbered 1..k.
+their numbers carry the meaning. A scale whose bare-number options equal their consecutive
+source codes is displayed with those numbers (GSS ``lifenow``: ``0 - worst possible state``,
+``1``, ..., ``10 - best possible state``; a point that starts with its number is shown as
+it is); a scale with gaps in its codes (GSS ``brv5cowknum``: 0..8, 20) is numbered 1..k
+like any other question (``1. 0``, ..., ``10. 20``), since the parser reads contiguous
+scales only.
 
 The Cao et al. (2023) baseline template asks for the choice of the *average* person (see
 ``CAO_TEMPLATES``); the CCSV baseline's critique, revision and vote prompts live in
@@ -48,6 +52,7 @@ The Cao et al. (2023) baseline template asks for the choice of the *average* per
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -217,9 +222,13 @@ class RenderedQuestion:
         return tuple(self.option_codes[i] for i in self.to_source(positions))
 
 
-def _option_line(number: int, text: str) -> str:
+def _option_line(number: int, text: str, scale: bool) -> str:
+    """``2. Agree``; on a numeric scale a point that already starts with its number is shown
+    as it is (``2``, ``1 - lower``, ``7 or more``)."""
     text = text.strip()
-    return str(number) if text == str(number) else f"{number}. {text}"
+    if text == str(number) or (scale and re.match(rf"{number}(?!\d)", text)):
+        return text
+    return f"{number}. {text}"
 
 
 def render_question(
@@ -242,7 +251,7 @@ def render_question(
         raise ValueError(f"Question {question.id!r} is a numeric scale; its options must not be shuffled")
     numbers = tuple(numbers_src) if scale is not None else tuple(range(1, k + 1))
     options = tuple(question.options[i] for i in order)
-    lines = "\n".join(_option_line(n, o) for n, o in zip(numbers, options))
+    lines = "\n".join(_option_line(n, o, scale is not None) for n, o in zip(numbers, options))
     request = f"{question.question.strip()}\n{lines}"
     choose = spec["multiple"] if question.question_type == "multiple_choice" else spec["single"]
     place = location.label(language) if isinstance(location, Location) else location

@@ -126,6 +126,8 @@ def shard_participants(participants: int, shard: tuple[int, int] | None) -> list
     if shard is None:
         return ids
     k, n = shard
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError(f"shard {k}/{n}: need 1 <= K <= N (K is 1-based, e.g. 1/4 ... 4/4)")
     ids = [p for p in ids if p % n == k - 1]
     if not ids:
         raise ValueError(f"Shard {k}/{n} gets no participant out of {participants}; use at most {participants} shards")

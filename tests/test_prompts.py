@@ -142,6 +142,17 @@ def test_numeric_scales_are_not_shuffled_and_keep_their_numbers():
     r0 = render_question(zero, "US")
     assert r0.request.endswith("\n0. Left\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10. Right")
     assert r0.to_codes(parse_response("Answer: 0", r0.options, "scale", scale=r0.scale).positions) == (0,)
+    # Points that start with their number are shown as they are (GSS lifenow).
+    life = q("gss2022.lifenow.en", "How would you rate your life today?",
+             ("0 - worst possible state", *map(str, range(1, 10)), "10 - best possible state"), tuple(range(11)), "scale")
+    assert render_question(life, "US").request == (
+        "How would you rate your life today?\n0 - worst possible state\n1\n2\n3\n4\n5\n6\n7\n8\n9\n"
+        "10 - best possible state")
+    # Gaps in the codes: numbered 1..k like any question.
+    gaps = q("x.gaps", "Number of coworker deaths", ("0", "1", "2", "20"), (0, 1, 2, 20), "scale")
+    rg = render_question(gaps, "US")
+    assert rg.scale == (1, 4) and rg.request.endswith("\n1. 0\n2. 1\n3. 2\n4. 20")
+    assert rg.to_codes(parse_response("Answer: 4", rg.options, "scale", scale=rg.scale).positions) == (20,)
     with pytest.raises(ValueError, match="numeric scale"):
         render_question(GOD, "US", order=tuple(reversed(range(10))))
 
