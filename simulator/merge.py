@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, _atomic_write, _diff_keys, read_rows
+from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, config_differences, read_rows, write_atomic
 
 __all__ = ["add_arguments", "main", "merge_runs"]
 
@@ -44,7 +44,7 @@ def merge_runs(shard_dirs: list[str | Path], out_dir: str | Path) -> Path:
         configs.append(json.loads(path.read_text(encoding="utf-8")))
     base = _strip(configs[0])
     for d, cfg in zip(dirs[1:], configs[1:]):
-        diff = _diff_keys(base, _strip(cfg))
+        diff = config_differences(base, _strip(cfg))
         if diff:
             raise ValueError(f"{d} is not a shard of the same run as {dirs[0]}: differing keys {', '.join(diff)}")
     shards = [c.get("shard") for c in configs]
@@ -82,11 +82,11 @@ def merge_runs(shard_dirs: list[str | Path], out_dir: str | Path) -> Path:
     merged["participant_ids"] = list(range(participants))
     merged["merged_from"] = [{"dir": str(d.resolve()), "shard": c["shard"], "created_at": c.get("created_at")}
                              for d, c in sorted(zip(dirs, configs), key=lambda x: x[1]["shard"]["k"])]
-    _atomic_write(out / CONFIG_FILE, json.dumps(merged, ensure_ascii=False, indent=2) + "\n")
+    write_atomic(out / CONFIG_FILE, json.dumps(merged, ensure_ascii=False, indent=2) + "\n")
     questions_text = (dirs[0] / QUESTIONS_FILE).read_text(encoding="utf-8") if (dirs[0] / QUESTIONS_FILE).exists() else ""
-    _atomic_write(out / QUESTIONS_FILE, questions_text)
+    write_atomic(out / QUESTIONS_FILE, questions_text)
     ordered = [rows[(p, q)] for q in questions for p in range(participants)]
-    _atomic_write(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
+    write_atomic(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
     log.info("merged %d shards into %s: %d rows", len(dirs), out, len(ordered))
     return out
 

@@ -9,8 +9,9 @@ Why this shape:
   appended and fsynced after every step. A run killed at any moment (SIGKILL, even mid-line)
   continues with ``--resume``: a truncated last line is dropped, completed rows are kept,
   memory is replayed from the rows, and a step that was partly written is generated again
-  as a whole batch (so a seeded local run sees the same batch as before) with only its
-  missing rows written. No duplicate, no missing row.
+  as a whole batch on a local backend (so a seeded local run sees the same batch as before;
+  remote backends send each request alone and are asked only for the missing rows), and
+  only its missing rows are written. No duplicate, no missing row.
 - **Reproducible.** Personas come from ``random.Random(f"{seed}:{participant}")``, option
   orders from ``f"{seed}:{participant}:{question_id}"``, memory deletions from
   ``f"{seed}:{participant}:{step}:memory"`` and every request carries a seed derived from
@@ -39,6 +40,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -50,7 +52,7 @@ from typing import Any
 
 from simulator import __version__
 from simulator.backends import available_backends, get_backend
-from simulator.backends.base import Backend
+from simulator.backends.base import Backend, RemoteBackend
 from simulator.baselines import CcsvItem, run_ccsv
 from simulator.memory import MEMORY_VERSION, Memory, memory_rng
 from simulator.parsing import PARSER_VERSION, parse_response
@@ -75,6 +77,9 @@ __all__ = [
     "add_arguments",
     "build_config",
     "check_resumable",
+    "config_differences",
+    "redact_argv",
+    "write_atomic",
     "main",
     "parse_shard",
     "read_rows",
@@ -193,7 +198,32 @@ def read_rows(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
-def _atomic_write(path: Path, text: str) -> None:
+_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+_SECRET_FLAG = re.compile(r"--?[\w-]*(key|token|secret|password)", re.IGNORECASE)
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """The command line as recorded: credentials in URLs and values of key/token flags masked."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        flag, eq, value = arg.partition("=")
+        if _SECRET_FLAG.fullmatch(flag):
+            if eq:
+                out.append(f"{flag}=***")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(_URL_USERINFO.sub(r"\1***@", arg))
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -202,13 +232,13 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in sorted(set(old) | set(new)):
             if not prefix and key in VOLATILE_KEYS:
                 continue
-            out += _diff_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+            out += config_differences(old.get(key), new.get(key), f"{prefix}{key}.")
         return out
     return [] if old == new else [prefix.rstrip(".")]
 
@@ -272,9 +302,12 @@ class _Run:
             cfg = dataclasses.replace(cfg, max_new_tokens=max_new_tokens)
         return applied_config(cfg, self.supported)
 
-    def step(self, step: int, q: Question) -> list[_Exchange]:
+    def step(self, step: int, q: Question, only: set[int] | None = None) -> list[_Exchange]:
+        """Generate one question for the participants (all, or the ids in ``only``) as one batch."""
         exchanges = []
         for p in self.participants:
+            if only is not None and p.participant_id not in only:
+                continue
             rendered = self.render(p, q)
             memory = self.memories.get(p.participant_id)
             history = tuple(memory.messages()) if memory else ()
@@ -294,9 +327,12 @@ class _Run:
 
     def _ccsv(self, step: int, exchanges: list[_Exchange]) -> None:
         s = self.settings
-        items = [CcsvItem(key=f"{e.participant.participant_id}:{e.rendered.question_id}", participant_id=e.participant.participant_id,
-                          step=step, messages=e.messages, request=e.rendered.request, language=e.rendered.language,
-                          country=self.culture) for e in exchanges]
+        items = [
+            CcsvItem(key=f"{e.participant.participant_id}:{e.rendered.question_id}",
+                     participant_id=e.participant.participant_id, step=step, messages=e.messages,
+                     request=e.rendered.request, language=e.rendered.language, country=self.culture)
+            for e in exchanges
+        ]
         by_id = {e.participant.participant_id: e.participant for e in exchanges}
         vote_tokens = min(64, self.max_new_tokens)
 
@@ -307,7 +343,8 @@ class _Run:
         outcomes = run_ccsv(self.backend, items, s.ccsv_critiques, s.ccsv_revisions, s.ccsv_votes, config_for)
         for e, o in zip(exchanges, outcomes):
             e.text, e.error = o.text, o.error
-            e.input_tokens, e.output_tokens, e.latency_s, e.attempts = o.input_tokens, o.output_tokens, o.latency_s, o.attempts
+            e.input_tokens, e.output_tokens = o.input_tokens, o.output_tokens
+            e.latency_s, e.attempts = o.latency_s, o.attempts
             e.extra = {"ccsv": {"chosen": o.chosen, "votes": o.votes, "vote_status": o.vote_status, "stages": o.stages}}
 
     def row(self, step: int, q: Question, e: _Exchange) -> dict[str, Any]:
@@ -418,7 +455,7 @@ def build_config(
         "questions_sha256": questions_fingerprint(questions),
         "config_diversity": diversity,
         "created_at": _now(),
-        "command": list(sys.argv),
+        "command": redact_argv(sys.argv),
     }
 
 
@@ -484,7 +521,10 @@ def simulate(
                 rows_by_pid: dict[int, dict[str, Any]] = {pid: have[(pid, q.id)] for pid in ids if (pid, q.id) in have}
                 new_rows: list[dict[str, Any]] = []
                 if missing:
-                    exchanges = run.step(step, q)
+                    # A local backend's output depends on the batch it is in: regenerate the whole
+                    # step so a resumed seeded run matches an uninterrupted one. A remote backend
+                    # sends every request on its own: only the missing ones are asked again.
+                    exchanges = run.step(step, q, set(missing) if isinstance(backend, RemoteBackend) else None)
                     for e in exchanges:
                         pid = e.participant.participant_id
                         if pid in rows_by_pid:
@@ -511,7 +551,7 @@ def simulate(
 
 
 def _progress(total: int, done: int, plan: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain tqdm: what gr.Progress(track_tqdm=True) follows in the Space
 
     return tqdm(total=total, initial=done, desc=f"simulate [{plan}]", unit="row", disable=not enabled,
                 dynamic_ncols=True, smoothing=0.1)
@@ -533,7 +573,7 @@ def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip:
     if not config_path.exists():
         raise ValueError(f"--resume: {out} has no {CONFIG_FILE}; it is not a culturesim run folder")
     old = json.loads(config_path.read_text(encoding="utf-8"))
-    diff = [k for k in _diff_keys(old, config) if k.split(".")[0] not in set(skip)]
+    diff = [k for k in config_differences(old, config) if k.split(".")[0] not in set(skip)]
     if diff:
         details = "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in diff[:8])
         raise ValueError(
@@ -548,8 +588,8 @@ def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, questions: Seq
     if check_resumable(out, config, resume):
         return read_rows(out / RESPONSES_FILE, repair=True)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / QUESTIONS_FILE, "".join(json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions))
-    _atomic_write(out / CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+    write_atomic(out / QUESTIONS_FILE, "".join(json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions))
+    write_atomic(out / CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
     (out / RESPONSES_FILE).touch()
     return []
 

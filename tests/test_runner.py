@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from katan import katan  # noqa: F401 - a fixture: real llm-katan servers on loopback
 
 from simulator.backends import get_backend
 from simulator.backends.base import Backend
@@ -20,7 +21,17 @@ from simulator.parsing import parse_response
 from simulator.participants import PlanSettings, make_participant
 from simulator.prompts import option_order, render_question
 from simulator.questions import load_questions
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows, request_seed, simulate
+from simulator.runner import (
+    CONFIG_FILE,
+    QUESTIONS_FILE,
+    RESPONSES_FILE,
+    parse_shard,
+    read_rows,
+    redact_argv,
+    request_seed,
+    shard_participants,
+    simulate,
+)
 from simulator.types import GenerationRequest, GenerationResult
 
 STATUSES = {"ok", "no_answer", "invalid_option", "multiple_for_single", "refusal", "error"}
@@ -234,3 +245,47 @@ def test_simulate_help_lists_the_run_options():
     for flag in ("--resume", "--shard", "--plan", "--seed", "--max-beams", "--max-memory", "--temperature-range",
                  "--ccsv-critiques", "--base-url", "--batch-size", "--max-new-tokens", "--dimensions"):
         assert flag in proc.stdout
+
+
+def test_remote_backend_over_real_http_with_injected_errors(katan, tmp_path, monkeypatch):  # noqa: F811
+    # An OpenAI-compatible server on loopback failing 20 % of requests with HTTP 500: the run
+    # completes with every row, bounded retries, and num_beams reported as unavailable.
+    for env in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(env, raising=False)
+    server = katan(error_rate=0.2)
+    out = tmp_path / "remote"
+    argv = ["simulate", "--backend", "openai", "--model", "katan-echo", "--base-url", server.openai_url,
+            "--culture", "US", "--questions", "3", "--participants", "4", "--plan", "all", "--seed", "1",
+            "--max-new-tokens", "16", "--out", str(out), "--no-progress"]
+    assert cli_main(argv) == 0
+    config = json.loads((out / CONFIG_FILE).read_text())
+    assert config["backend"]["backend"] == "openai" and config["model"] == "katan-echo"
+    assert config["config_diversity"]["unavailable"] == ["num_beams"]
+    rows = read_rows(out / RESPONSES_FILE)
+    assert len(rows) == 12 and {r["status"] for r in rows} <= STATUSES - {"error"}
+    assert all(1 <= r["attempts"] <= 6 for r in rows)
+    for row in rows:
+        g = row["generation_config"]
+        assert g["num_beams"] == 1
+        # The server saw this participant's prompt and sampled temperature.
+        header, _, echoed = row["raw_text"].partition("\nUser: ")
+        assert echoed == row["prompt"][-1]["content"]
+        if g["do_sample"]:
+            assert f"temperature={g['temperature']}" in header
+
+
+def test_shards_seeds_and_redaction():
+    assert parse_shard("2/4") == (2, 4) and parse_shard(None) is None
+    for bad in ("0/4", "5/4", "2", "a/b", "1/0"):
+        with pytest.raises(ValueError, match="K/N|1 <= K <= N"):
+            parse_shard(bad)
+    shards = [shard_participants(10, (k, 3)) for k in (1, 2, 3)]
+    assert shards == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    with pytest.raises(ValueError, match="gets no participant"):
+        shard_participants(2, (3, 3))
+    seeds = {request_seed(1, p, s, stage) for p in range(20) for s in range(20) for stage in ("answer", "vote:0")}
+    assert len(seeds) == 800 and all(0 <= x < 2**31 for x in seeds)
+    assert request_seed(1, 2, 3) == request_seed(1, 2, 3) != request_seed(2, 2, 3)
+    assert redact_argv(["--base-url", "https://user:secret@h.example/v1", "--api-key", "sk-x", "--hf-token=abc",
+                        "--max-new-tokens", "16"]) == [
+        "--base-url", "https://***@h.example/v1", "--api-key", "***", "--hf-token=***", "--max-new-tokens", "16"]
