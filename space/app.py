@@ -211,7 +211,10 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                     yield {status: update.message, responses: logic.responses_table(update.rows)}
                 yield {status: update.message + " · scoring …"}
                 result = logic.score_folder(update.run_dir, dataset_dir=dataset_dir)
-                yield {status: update.message + " · done", **_result_values(sim, result)}
+                yield {status: update.message + " · writing the report …", **_result_values(sim, result)}
+                files, note = logic.report_files(update.run_dir, dataset_dir=dataset_dir)
+                yield {status: f"{update.message} · done ({note})",
+                       sim["files"]: [str(p) for p in result.files + files]}
             except Exception as exc:  # noqa: BLE001 - every failure reaches the page as a gr.Error, key removed
                 message = logic.redact(logic.user_message(exc), key)
                 log.warning("job failed: %s", message)
@@ -262,10 +265,13 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
         def on_score(files, progress=gr.Progress(track_tqdm=True)):
             try:
                 result = logic.score_upload(files, runs_dir, dataset_dir=dataset_dir)
+                yield _result_values(scored, result)
+                report, note = logic.report_files(result.run_dir, dataset_dir=dataset_dir)
+                yield {scored["files"]: [str(p) for p in result.files + report],
+                       scored["summary"]: f"{result.summary} · {note}"}
             except Exception as exc:  # noqa: BLE001 - shown on the page
                 log.warning("scoring an upload failed: %s", exc)
                 raise gr.Error(logic.user_message(exc), print_exception=False) from None
-            return _result_values(scored, result)
 
         score_button.click(on_score, upload, list(scored.values()), concurrency_id="scoring", concurrency_limit=2)
 

