@@ -7,8 +7,12 @@ events do lives in ``space.logic`` as plain functions. Run it with ``culturesim 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# Before torch loads OpenMP (see space/cli.py): idle threads sleep instead of spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if __package__ in (None, ""):  # run as a script: make the culturesim packages importable
     for _root in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent):
@@ -17,12 +21,12 @@ if __package__ in (None, ""):  # run as a script: make the culturesim packages i
             break
 
 import logging  # noqa: E402
-import os  # noqa: E402
 import threading  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from space import logic  # noqa: E402
 
@@ -35,7 +39,7 @@ FIGURE_TITLES = {
     "culture_map": "Cultural variation map",
     "bias": "Preference bias (sex x age)",
     "insensitivity": "Insensitivity radar",
-    "questions": "Model vs human distribution per question",
+    "questions": "KL divergence per question",
 }
 GENERATION = "generation"  # the concurrency_id every generation event shares
 
@@ -54,7 +58,8 @@ def _results_panel(prefix: str) -> dict[str, Any]:
     """The components that show a scored run (Simulate and Score tabs share the layout)."""
     out: dict[str, Any] = {}
     out["summary"] = gr.Markdown(elem_id=f"{prefix}-summary")
-    out["scores"] = gr.Dataframe(label="Scores with 95% bootstrap confidence intervals", interactive=False,
+    out["scores"] = gr.Dataframe(pd.DataFrame(columns=logic.SCORE_COLUMNS),
+                                 label="Scores with 95% bootstrap confidence intervals", interactive=False,
                                  elem_id=f"{prefix}-scores")
     with gr.Row():
         out["dimensions"] = gr.Plot(label=FIGURE_TITLES["dimensions"], elem_id=f"{prefix}-fig-dimensions")
@@ -137,7 +142,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                     p_high = gr.Number(default.top_p_range[1], label="top_p to")
             run = gr.Button("Run", variant="primary", elem_id="run")
             status = gr.Markdown(elem_id="run-status")
-            responses = gr.Dataframe(label="Responses as they arrive", interactive=False, elem_id="responses",
+            responses = gr.Dataframe(pd.DataFrame(columns=logic.RESPONSE_COLUMNS), label="Responses as they arrive", interactive=False, elem_id="responses",
                                      max_height=320)
             sim = _results_panel("sim")
 
@@ -208,7 +213,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 update = None
                 for update in logic.run_job(spec, runs_dir, limits, hardware, api_key=key if kind == "claude" else None,
                                             dataset_dir=dataset_dir):
-                    yield {status: update.message, responses: logic.responses_table(update.rows)}
+                    yield {status: update.message, responses: update.table()}
                 yield {status: update.message + " · scoring …"}
                 result = logic.score_folder(update.run_dir, dataset_dir=dataset_dir)
                 yield {status: update.message + " · writing the report …", **_result_values(sim, result)}

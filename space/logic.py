@@ -395,7 +395,7 @@ class JobSpec:
     participants: int = 4
     plan: str = "all"
     max_new_tokens: int = 48
-    max_beams: int = 2
+    max_beams: int = 1
     max_memory: int = 15
     temperature_range: tuple[float, float] = (0.7, 1.3)
     top_p_range: tuple[float, float] = (0.9, 1.0)
@@ -407,7 +407,8 @@ class JobSpec:
 
 
 # Small on purpose: with these the first answers show in well under 90 s on a 2-core CPU
-# (model load included). max_beams 2: beam search multiplies CPU time by the beam count.
+# (model load included). max_beams 1 (the paper: 5): each beam count is a separate batch and
+# multiplies its CPU time; the config modification still varies temperature and top_p.
 DEFAULT_JOB = JobSpec()
 
 _SIZE = re.compile(r"(?<![A-Za-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])")
@@ -647,14 +648,41 @@ class JobUpdate:
     run_dir: Path
     finished: bool = False
     elapsed_s: float = 0.0
+    questions: list[Question] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        return responses_table(self.rows, self.questions)
 
 
-RESPONSE_COLUMNS = ["participant", "question", "answer", "status", "persona", "raw text"]
+RESPONSE_COLUMNS = ["participant", "question", "answer", "status", "location", "generation", "raw text"]
+
+
+def _location(persona: Any) -> str:
+    location = persona.get("location") if isinstance(persona, dict) else None
+    if isinstance(location, dict):
+        return ", ".join(str(location[k]) for k in ("region", "city") if location.get(k))
+    return "" if location is None else str(location)
+
+
+def _generation(config: Any) -> str:
+    if not isinstance(config, dict):
+        return ""
+    parts = []
+    if config.get("temperature") is not None:
+        parts.append(f"T {config['temperature']:.2f}")
+    if config.get("top_p") is not None:
+        parts.append(f"top_p {config['top_p']:.2f}")
+    if config.get("num_beams", 1) != 1:
+        parts.append(f"beams {config['num_beams']}")
+    if config.get("do_sample") is False:
+        parts.append("greedy")
+    return ", ".join(parts)
 
 
 def responses_table(rows: Sequence[dict[str, Any]], questions: Sequence[Question] | None = None,
                     max_text: int = 160) -> pd.DataFrame:
-    """The rows of a run as the page shows them: who, which question, which answer, status."""
+    """The rows of a run as the page shows them: who (location, generation settings), which
+    question, which answer (code and text when the questions are given), status, raw text."""
     options = {q.id: (q.option_codes, q.options) for q in questions or ()}
     records = []
     for r in rows:
@@ -663,17 +691,14 @@ def responses_table(rows: Sequence[dict[str, Any]], questions: Sequence[Question
         for code in r.get("parsed") or []:
             text = texts[codes.index(code)] if code in codes else ""
             answer.append(f"{code} {text}".strip())
-        persona = r.get("persona") or {}
-        if isinstance(persona, dict):
-            location = persona.get("location") or {}
-            persona = ", ".join(str(v) for v in (location.values() if isinstance(location, dict) else [location]) if v)
         raw = " ".join(str(r.get("raw_text") or "").split())
         records.append({
             "participant": r.get("participant_id"),
             "question": r.get("question_id"),
             "answer": "; ".join(answer),
             "status": r.get("status"),
-            "persona": str(persona),
+            "location": _location(r.get("persona")),
+            "generation": _generation(r.get("generation_config")),
             "raw text": raw[:max_text] + ("…" if len(raw) > max_text else ""),
         })
     return pd.DataFrame.from_records(records, columns=RESPONSE_COLUMNS)
@@ -708,7 +733,7 @@ def run_job(
     total = len(questions) * spec.participants
     settings = PlanSettings(max_beams=spec.max_beams, max_memory=spec.max_memory,
                             temperature_range=tuple(spec.temperature_range), top_p_range=tuple(spec.top_p_range))
-    yield JobUpdate([], 0, total, f"Loading {spec.model_id} …", run_dir)
+    yield JobUpdate([], 0, total, f"Loading {spec.model_id} …", run_dir, questions=questions)
     if spec.model_kind == "claude":
         inner = _claude_backend(spec.model_id, api_key or "")
     else:
@@ -733,7 +758,7 @@ def run_job(
             outcome["error"] = exc
 
     yield JobUpdate([], 0, total, f"Asking {len(questions)} questions of {spec.participants} participants …", run_dir,
-                    elapsed_s=time.monotonic() - started)
+                    elapsed_s=time.monotonic() - started, questions=questions)
     # A copy of this context: a progress tracker that follows tqdm (Gradio's) sees the runner's bar.
     worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name=f"job-{run_dir.name}",
                               daemon=True)
@@ -748,7 +773,7 @@ def run_job(
             if fresh:
                 rows += fresh
                 yield JobUpdate(list(rows), len(rows), total, f"{len(rows)} of {total} responses",
-                                run_dir, elapsed_s=time.monotonic() - started)
+                                run_dir, elapsed_s=time.monotonic() - started, questions=questions)
             if not worker.is_alive():
                 break
             if time.monotonic() > deadline:
@@ -766,7 +791,7 @@ def run_job(
     summary = outcome["summary"]
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     yield JobUpdate(list(rows), len(rows), total, f"{summary.rows_total} responses in {summary.elapsed_s:.1f} s ({counts})",
-                    run_dir, finished=True, elapsed_s=time.monotonic() - started)
+                    run_dir, finished=True, elapsed_s=time.monotonic() - started, questions=questions)
 
 
 def job_spec(**values: Any) -> JobSpec:
@@ -828,6 +853,7 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+SCORE_COLUMNS = ["scope", "statistic", "value", "ci low", "ci high", "questions"]
 SCORE_STATS = (("kl", "kl_mean"), ("js", "js_mean"), ("wasserstein", "wasserstein_mean"), ("match_rate", "match_rate"))
 
 
@@ -852,7 +878,7 @@ def scores_table(scores: dict[str, Any]) -> pd.DataFrame:
         if metric.get(key) is not None:
             records.append({"scope": "diversity", "statistic": key, "value": metric[key], "ci low": None,
                             "ci high": None, "questions": metric.get("n_questions")})
-    table = pd.DataFrame.from_records(records, columns=["scope", "statistic", "value", "ci low", "ci high", "questions"])
+    table = pd.DataFrame.from_records(records, columns=SCORE_COLUMNS)
     for column in ("value", "ci low", "ci high"):
         table[column] = table[column].map(lambda v: None if v is None else round(float(v), 4))
     return table

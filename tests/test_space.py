@@ -344,10 +344,12 @@ def test_responses_table_shows_answers_as_options(tiny_dataset: Path) -> None:
 
     q = Question.from_record(frame[frame["id"] == "gss2022.fefam.en"].iloc[0].to_dict())
     rows = [{"participant_id": 3, "question_id": q.id, "status": "ok", "parsed": [3], "raw_text": "Answer: 3\n" + "x" * 300,
-             "persona": {"location": {"region": "Ohio", "city": "Columbus"}}}]
+             "persona": {"location": {"region": "Ohio", "city": "Columbus", "names": {}}, "memory_cap": 4},
+             "generation_config": {"temperature": 0.8123, "top_p": 0.95, "num_beams": 2, "do_sample": True}}]
     table = logic.responses_table(rows, [q])
     assert table.iloc[0]["answer"] == "3 Disagree"
-    assert table.iloc[0]["persona"] == "Ohio, Columbus"
+    assert table.iloc[0]["location"] == "Ohio, Columbus"
+    assert table.iloc[0]["generation"] == "T 0.81, top_p 0.95, beams 2"
     assert table.iloc[0]["raw text"].endswith("…") and len(table.iloc[0]["raw text"]) == 161
     assert list(logic.responses_table([]).columns) == logic.RESPONSE_COLUMNS
 
