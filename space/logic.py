@@ -692,6 +692,8 @@ def responses_table(rows: Sequence[dict[str, Any]], questions: Sequence[Question
             text = texts[codes.index(code)] if code in codes else ""
             answer.append(f"{code} {text}".strip())
         raw = " ".join(str(r.get("raw_text") or "").split())
+        if not raw and r.get("error"):
+            raw = f"[backend error] {r['error']}"
         records.append({
             "participant": r.get("participant_id"),
             "question": r.get("question_id"),
@@ -790,7 +792,11 @@ def run_job(
         raise error
     summary = outcome["summary"]
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
-    yield JobUpdate(list(rows), len(rows), total, f"{summary.rows_total} responses in {summary.elapsed_s:.1f} s ({counts})",
+    message = f"{summary.rows_total} responses in {summary.elapsed_s:.1f} s ({counts})"
+    errors = [r["error"] for r in rows if r.get("status") == "error" and r.get("error")]
+    if errors:
+        message += f"; the backend failed on {len(errors)}, e.g. {redact(errors[0], api_key)[:300]}"
+    yield JobUpdate(list(rows), len(rows), total, message,
                     run_dir, finished=True, elapsed_s=time.monotonic() - started, questions=questions)
 
 
