@@ -150,10 +150,14 @@ sampling and weights, household roster, vocabulary test). Of near-duplicate mode
 is kept; wording versions (`x`, `y`, split-ballot wording experiments asked of different respondents)
 are distinct questions and are kept.
 
-**Curated review** (`dataset_builder/curation/gss_review.yaml`): every remaining GSS candidate
-was read and kept only if it asks for an attitude, value, belief or preference; demographics,
-household rosters, behaviours and experiences, factual or knowledge tests, paradata and further
-near-duplicates are excluded, each with a written reason.
+**Curated review** (`dataset_builder/curation/review.yaml`): every remaining GSS candidate
+and every WVS question was read and given a decision with a written reason. Attitudes, values,
+beliefs, preferences and subjective evaluations are kept, and so are self-reported behaviours and
+experiences (religious and political practice, work and health experiences, lifestyle), which a
+simulated participant answers like any other survey item; demographics, household rosters,
+factual or knowledge tests, paradata, interviewer ratings and further near-duplicates are
+excluded. Where the documentation lacks the wording a respondent saw, it is supplied from the
+questionnaire in `curation/gss_text.yaml` and the row says so in `repairs`.
 
 {review_table}
 

@@ -1,0 +1,731 @@
+"""Local causal language models through transformers, batched across simulated participants.
+
+The DEF method gives every simulated participant its own generation config (temperature, top_p,
+num_beams, do_sample). Generating one participant at a time leaves a CPU or GPU mostly idle, and
+transformers' ``generate`` only takes one temperature and one top_p per call. So requests are
+grouped by what really has to match inside one ``generate`` call (the number of beams, and for
+beam search whether it samples), and everything else is applied per row by a logits processor:
+per-row temperature, top_p, min_new_tokens, and greedy rows (argmax) inside a sampling call.
+``generate`` itself runs with neutral temperature=1, top_p=1, top_k=0 so its own warpers never
+touch the logits.
+
+Chunks: a request with ``num_beams=b`` occupies ``b`` rows of the decoding batch; ``batch_size``
+bounds rows (the same knob is ``concurrency``: requests in flight for the remote backends), and
+on CPU a memory budget bounds each chunk's KV cache plus prefill attention scores, so long
+memory-plan prompts and 512-token answers cannot push a run past 2 GB (``plan_chunks``).
+
+Reproducibility: with a seed, torch is seeded per chunk from (seed, the chunk's request keys and
+per-request seeds), so generating the same batch again gives the same text; the runner relies on
+this to resume a run. Note that torch's global RNG is what gets seeded (``generate`` samples with
+it), and that outputs depend on which requests share a chunk.
+
+Quantisation: the choice (none, bitsandbytes NF4, or the checkpoint's own GPTQ/other method) is a
+pure function, ``choose_quantization``, so it is tested without a GPU; see its docstring.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from simulator.backends.base import Backend
+from simulator.embedded import EMBEDDED_MODEL, embedded_model_path
+from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_PARAMS = frozenset(
+    {"max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_p", "num_beams", "seed"}
+)
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FOUR_BIT_AUTO_THRESHOLD = 10e9
+"""Models with more parameters than this load in 4-bit on GPU unless ``load_in_4bit=False``."""
+
+# What transformers 5 checks before loading (quantizers/quantizer_bnb_4bit.py, quantizer_gptq.py).
+BITSANDBYTES_REQUIREMENT = ("bitsandbytes", "0.46.1")
+GPTQ_REQUIREMENTS = (("gptqmodel", "1.4.3"), ("optimum", "1.24.0"))
+
+
+# --------------------------------------------------------------------------- loading decisions
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How a model will be loaded; every field is recorded in ``describe()``."""
+
+    device: str
+    dtype: str
+    quantization: str
+    """``none``, ``bnb-nf4`` (bitsandbytes 4-bit NF4, bfloat16 compute) or the checkpoint's own
+    ``quant_method`` (``gptq``, ``awq``, ...) for pre-quantised checkpoints."""
+
+
+def resolve_device(device: str | None) -> str:
+    """``None`` -> ``cuda`` when available, else ``cpu``; an explicit CUDA device must exist."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use device='cpu' or leave it unset.")
+    return device
+
+
+def choose_quantization(
+    *,
+    device: str,
+    load_in_4bit: bool | None,
+    num_parameters: int | None,
+    checkpoint_quantization: str | None,
+    gguf: bool,
+) -> str:
+    """Pick the quantisation path for a model.
+
+    - A checkpoint that is already quantised (``quantization_config`` in its config, e.g. GPTQ)
+      loads through its own method; ``load_in_4bit=False`` cannot undo that and is an error.
+    - A GGUF file is de-quantised by transformers on load; re-quantising it to 4-bit is refused.
+    - ``load_in_4bit=True``: bitsandbytes NF4, which needs a CUDA device.
+    - ``load_in_4bit=None`` (auto): NF4 on CUDA for models above ``FOUR_BIT_AUTO_THRESHOLD``
+      parameters, otherwise full precision. On CPU, never.
+    - ``load_in_4bit=False``: full precision.
+    """
+    if checkpoint_quantization:
+        if load_in_4bit is False:
+            raise ValueError(
+                f"The checkpoint is already quantised ({checkpoint_quantization}) and cannot be loaded unquantised; "
+                "leave load_in_4bit unset (None) or pass an unquantised checkpoint."
+            )
+        return checkpoint_quantization
+    if gguf:
+        if load_in_4bit:
+            raise ValueError(
+                "load_in_4bit=True with a GGUF file: transformers de-quantises GGUF weights on load and re-quantising "
+                "them is not supported; use the original safetensors checkpoint for 4-bit loading."
+            )
+        return "none"
+    on_cuda = device.startswith("cuda")
+    if load_in_4bit:
+        if not on_cuda:
+            raise ValueError(
+                f"load_in_4bit=True needs a CUDA device (bitsandbytes), but device={device!r}; "
+                "use device='cuda' on a GPU machine or leave load_in_4bit unset."
+            )
+        return "bnb-nf4"
+    if load_in_4bit is None and on_cuda and num_parameters is not None and num_parameters > FOUR_BIT_AUTO_THRESHOLD:
+        return "bnb-nf4"
+    return "none"
+
+
+def choose_dtype(dtype: str | None, device: str, quantization: str) -> str:
+    """``None`` -> float32 on CPU, float16 for GPTQ (its kernels' dtype), bfloat16 otherwise."""
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} is not supported; choose one of {', '.join(DTYPES)} or leave it unset.")
+        return dtype
+    if device == "cpu":
+        return "float32"
+    if quantization == "gptq":
+        return "float16"
+    return "bfloat16"
+
+
+def plan_load(
+    *,
+    device: str | None,
+    dtype: str | None,
+    load_in_4bit: bool | None,
+    num_parameters: int | None,
+    checkpoint_quantization: str | None,
+    gguf: bool,
+) -> LoadPlan:
+    resolved = resolve_device(device)
+    quantization = choose_quantization(
+        device=resolved,
+        load_in_4bit=load_in_4bit,
+        num_parameters=num_parameters,
+        checkpoint_quantization=checkpoint_quantization,
+        gguf=gguf,
+    )
+    return LoadPlan(device=resolved, dtype=choose_dtype(dtype, resolved, quantization), quantization=quantization)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def missing_requirements(requirements: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The ``(package, minimum version)`` pairs that are not installed, or installed too old."""
+    missing = []
+    for package, minimum in requirements:
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append((package, minimum))
+            continue
+        try:
+            installed = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            installed = "0"
+        if _version_tuple(installed) < _version_tuple(minimum):
+            missing.append((package, minimum))
+    return missing
+
+
+def check_quantization_packages(quantization: str) -> None:
+    """Raise ModuleNotFoundError with the exact ``pip install`` line when a quantisation package is missing."""
+    if quantization == "bnb-nf4":
+        needed, what = (BITSANDBYTES_REQUIREMENT,), "4-bit loading (bitsandbytes NF4)"
+    elif quantization == "gptq":
+        needed, what = GPTQ_REQUIREMENTS, "GPTQ checkpoints (transformers 5 loads them through gptqmodel and optimum)"
+    else:
+        return
+    missing = missing_requirements(needed)
+    if missing:
+        line = "pip install " + " ".join(f'"{p}>={v}"' for p, v in missing)
+        raise ModuleNotFoundError(
+            f"{what} needs {', '.join(p for p, _ in missing)} (not installed or too old). Install it with: {line}"
+        )
+
+
+def count_parameters(config: Any) -> int | None:
+    """Parameters of the model ``config`` describes, counted on the meta device (no memory, no weights).
+
+    Falls back to the dense-decoder estimate ``L*(4h^2 + 3h*i) + 2*V*h`` when the architecture
+    cannot be built from its config; None when even that is impossible.
+    """
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+        return int(sum(p.numel() for p in model.parameters()))
+    except Exception as exc:  # noqa: BLE001 - any failure means "estimate instead"
+        log.debug("meta-device parameter count failed (%s); estimating from the config", exc)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    try:
+        h, layers, vocab = text.hidden_size, text.num_hidden_layers, text.vocab_size
+        inter = getattr(text, "intermediate_size", None) or 4 * h
+        return int(layers * (4 * h * h + 3 * h * inter) + 2 * vocab * h)
+    except AttributeError:
+        return None
+
+
+def checkpoint_quantization_method(config: Any) -> str | None:
+    qc = getattr(config, "quantization_config", None)
+    if qc is None:
+        return None
+    method = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)
+    method = getattr(method, "value", method)
+    return str(method) if method else "unknown"
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[str, bool]:
+    """The prompt text for a conversation, ready for the assistant's reply.
+
+    Returns ``(text, add_special_tokens)``: with a chat template the template already holds the
+    special tokens (so tokenise with ``add_special_tokens=False``); models without one (base
+    models) get a plain ``role: content`` transcript ending in ``assistant:`` and their BOS token.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        return text, False
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n\n".join(lines) + "\n\nassistant:", True
+
+
+# --------------------------------------------------------------------------- per-row decoding
+
+
+def _per_row(values: torch.Tensor, rows: int) -> torch.Tensor:
+    """Expand per-request values to ``rows`` (batch x beams, or batch x kept candidates)."""
+    factor = rows // values.shape[0]
+    if factor * values.shape[0] != rows:
+        raise RuntimeError(f"{rows} decoding rows is not a multiple of {values.shape[0]} requests")
+    return values.repeat_interleave(factor, dim=0) if factor > 1 else values
+
+
+class RowwiseLogitsProcessor(LogitsProcessor):
+    """Per-request min_new_tokens, temperature, top_p and greedy rows inside one ``generate`` call.
+
+    Order as in transformers: forbid EOS before ``min_new_tokens``, divide by temperature, keep
+    the top_p nucleus, and for greedy rows keep only the argmax (so a greedy participant can share
+    a sampling call: sampling from one allowed token is argmax decoding). With beams the rows are
+    ``batch * num_beams``; the per-request tensors are repeated to match.
+    """
+
+    def __init__(
+        self,
+        *,
+        prompt_length: int,
+        eos_token_ids: Sequence[int],
+        min_new_tokens: Sequence[int],
+        temperature: Sequence[float] | None = None,
+        top_p: Sequence[float] | None = None,
+        greedy: Sequence[bool] | None = None,
+        min_tokens_to_keep: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.prompt_length = prompt_length
+        self.eos = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long, device=device)
+        self.min_new = torch.tensor(list(min_new_tokens), dtype=torch.long, device=device)
+        self.max_min_new = int(self.min_new.max()) if len(self.min_new) else 0
+        self.sample = temperature is not None
+        if self.sample:
+            self.temperature = torch.tensor(list(temperature), dtype=torch.float32, device=device)
+            self.top_p = torch.tensor(list(top_p or [1.0] * len(temperature)), dtype=torch.float32, device=device)
+            self.greedy = torch.tensor(list(greedy or [False] * len(temperature)), dtype=torch.bool, device=device)
+            self.any_top_p = bool((self.top_p < 1.0).any())
+            self.any_greedy = bool(self.greedy.any())
+        self.min_tokens_to_keep = min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        rows = scores.shape[0]
+        generated = input_ids.shape[1] - self.prompt_length
+        if generated < self.max_min_new and len(self.eos):
+            block = _per_row(self.min_new, rows) > generated
+            eos_scores = scores[:, self.eos]
+            scores = scores.clone()
+            scores[:, self.eos] = torch.where(block[:, None], torch.full_like(eos_scores, -math.inf), eos_scores)
+        if not self.sample:
+            return scores
+        scores = scores / _per_row(self.temperature, rows)[:, None].to(scores.dtype)
+        if self.any_top_p:
+            scores = self._top_p(scores, _per_row(self.top_p, rows))
+        if self.any_greedy:
+            greedy = _per_row(self.greedy, rows)
+            best = scores.argmax(dim=-1, keepdim=True)
+            only_best = torch.full_like(scores, -math.inf).scatter(1, best, scores.gather(1, best))
+            scores = torch.where(greedy[:, None], only_best, scores)
+        return scores
+
+    def _top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+        # transformers' TopPLogitsWarper with one top_p per row.
+        sorted_logits, sorted_indices = torch.sort(scores, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove_sorted = cumulative <= (1 - top_p.to(cumulative.dtype))[:, None]
+        remove_sorted[:, -self.min_tokens_to_keep :] = False
+        remove = remove_sorted.scatter(1, sorted_indices, remove_sorted)
+        return scores.masked_fill(remove, -math.inf)
+
+
+class RowwiseMaxNewTokens(StoppingCriteria):
+    """Stop each request at its own ``max_new_tokens`` (the call's limit is the chunk's largest)."""
+
+    def __init__(self, prompt_length: int, max_new_tokens: Sequence[int], device: torch.device | str = "cpu") -> None:
+        self.prompt_length = prompt_length
+        self.max_new = torch.tensor(list(max_new_tokens), dtype=torch.long, device=device)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.prompt_length
+        return _per_row(self.max_new, input_ids.shape[0]).to(input_ids.device) <= generated
+
+
+# --------------------------------------------------------------------------- chunk planning
+
+CPU_MEMORY_BUDGET_MB = 768.0
+"""Default bound on one chunk's KV cache plus prefill attention scores on CPU (keeps the embedded
+model's whole run under 2 GB resident). On CUDA the default is no bound: a chunk that runs out
+of memory is split in halves and retried."""
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """Bytes one decoding row needs, from the model's shape.
+
+    ``kv_bytes_per_token``: the KV cache (layers x 2 x kv_heads x head_dim x element size).
+    ``score_bytes_per_token_pair``: one layer's attention scores during prefill (heads x 4 bytes
+    per query-key pair; transformers' SDPA path materialises them when a padding mask is given).
+    """
+
+    kv_bytes_per_token: int
+    score_bytes_per_token_pair: int
+
+    @classmethod
+    def from_config(cls, config: Any, dtype: str) -> "MemoryModel | None":
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        try:
+            layers = int(text.num_hidden_layers)
+            heads = int(text.num_attention_heads)
+            kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+            head_dim = int(getattr(text, "head_dim", None) or text.hidden_size // heads)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        element = torch.empty((), dtype=DTYPES[dtype]).element_size()
+        return cls(kv_bytes_per_token=layers * 2 * kv_heads * head_dim * element, score_bytes_per_token_pair=heads * 4)
+
+    def row_bytes(self, prompt_tokens: int, new_tokens: int) -> int:
+        kv = (prompt_tokens + new_tokens) * self.kv_bytes_per_token
+        return kv + prompt_tokens * prompt_tokens * self.score_bytes_per_token_pair
+
+
+def plan_chunks(
+    lengths: Sequence[int],
+    *,
+    num_beams: int,
+    max_new_tokens: Sequence[int],
+    batch_size: int,
+    memory: MemoryModel | None = None,
+    budget_bytes: float | None = None,
+) -> list[list[int]]:
+    """Split one group (indices into ``lengths``) into chunks for ``generate``.
+
+    Requests are taken shortest prompt first (less padding); a chunk holds at most
+    ``batch_size`` decoding rows (a request takes ``num_beams`` rows) and, when a memory model and
+    budget are given, at most ``budget_bytes`` of estimated KV cache plus prefill scores (rows are
+    padded to the chunk's longest prompt and run to its largest ``max_new_tokens``). A request that
+    alone exceeds the budget still gets a chunk of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    per_chunk = max(1, batch_size // num_beams)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        candidate = current + [i]
+        fits = len(candidate) <= per_chunk
+        if fits and memory is not None and budget_bytes is not None and current:
+            longest = max(lengths[j] for j in candidate)
+            new = max(max_new_tokens[j] for j in candidate)
+            fits = len(candidate) * num_beams * memory.row_bytes(longest, new) <= budget_bytes
+        if fits:
+            current = candidate
+        else:
+            chunks.append(current)
+            current = [i]
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+def _validate(config: GenerationConfig) -> None:
+    if config.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens={config.max_new_tokens!r} must be >= 1")
+    if config.min_new_tokens is not None and not 0 <= config.min_new_tokens <= config.max_new_tokens:
+        raise ValueError(
+            f"min_new_tokens={config.min_new_tokens!r} must be between 0 and max_new_tokens={config.max_new_tokens}"
+        )
+    if config.num_beams < 1:
+        raise ValueError(f"num_beams={config.num_beams!r} must be >= 1")
+    if config.temperature is not None and config.temperature < 0:
+        raise ValueError(f"temperature={config.temperature!r} must be >= 0 (0 means greedy)")
+    if config.top_p is not None and not 0 < config.top_p <= 1:
+        raise ValueError(f"top_p={config.top_p!r} must be in (0, 1]")
+
+
+def _samples(config: GenerationConfig) -> bool:
+    """Whether the request samples; temperature 0 means greedy, as in the OpenAI API."""
+    return bool(config.do_sample) and config.temperature != 0
+
+
+def chunk_seed(seed: int | None, requests: Sequence[GenerationRequest]) -> int | None:
+    """A torch seed for one chunk, from the backend seed and the requests' keys and seeds.
+
+    None when neither the backend nor any request carries a seed (then nothing is seeded).
+    Requests without a key are identified by their messages.
+    """
+    if seed is None and all(r.config.seed is None for r in requests):
+        return None
+    parts = [str(seed)]
+    for r in requests:
+        ident = r.key or repr(r.messages)
+        parts.append(f"{ident}#{r.config.seed}")
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+class TransformersBackend(Backend):
+    """A local causal LM (the embedded SmolLM2 by default, a local path, or a Hub id).
+
+    ``.model`` and ``.tokenizer`` are public so other estimators (``simulator.logprob``) reuse the
+    loaded weights.
+    """
+
+    name = "transformers"
+    supported_params = SUPPORTED_PARAMS
+
+    def __init__(
+        self,
+        model: str = EMBEDDED_MODEL,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 16,
+        load_in_4bit: bool | None = None,
+        gguf_file: str | None = None,
+        seed: int | None = None,
+        memory_budget_mb: float | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be >= 1")
+        self.model_id = model
+        self.batch_size = batch_size
+        self.concurrency = batch_size
+        self.seed = seed
+        if model == EMBEDDED_MODEL:
+            source, gguf = embedded_model_path()
+            gguf = gguf_file or gguf
+        else:
+            source, gguf = model, gguf_file
+        self.source = source
+        self.gguf_file = gguf
+
+        hf_kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+        config = AutoConfig.from_pretrained(source, **hf_kwargs)
+        checkpoint_q = checkpoint_quantization_method(config)
+        resolved_device = resolve_device(device)
+        needs_count = load_in_4bit is None and resolved_device.startswith("cuda") and not checkpoint_q and not gguf
+        self.num_parameters = count_parameters(config) if needs_count else None
+        self.plan = plan_load(
+            device=resolved_device,
+            dtype=dtype,
+            load_in_4bit=load_in_4bit,
+            num_parameters=self.num_parameters,
+            checkpoint_quantization=checkpoint_q,
+            gguf=bool(gguf),
+        )
+        check_quantization_packages(self.plan.quantization)
+
+        self.tokenizer = AutoTokenizer.from_pretrained(source, **hf_kwargs)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            if self.tokenizer.eos_token is None:
+                raise ValueError(f"The tokenizer of {model!r} has neither a pad nor an EOS token; cannot pad batches.")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+        load_kwargs: dict[str, Any] = dict(hf_kwargs, dtype=DTYPES[self.plan.dtype])
+        if self.plan.quantization == "bnb-nf4":
+            from transformers import BitsAndBytesConfig
+
+            load_kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+        if self.plan.device != "cpu" or self.plan.quantization != "none":
+            load_kwargs["device_map"] = {"": self.plan.device}
+        self.model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
+        if "device_map" not in load_kwargs:
+            self.model.to(self.plan.device)
+        self.model.eval()
+        if memory_budget_mb is not None and memory_budget_mb <= 0:
+            raise ValueError(f"memory_budget_mb={memory_budget_mb!r} must be > 0 (or None for the default)")
+        if memory_budget_mb is None and self.plan.device == "cpu":
+            memory_budget_mb = CPU_MEMORY_BUDGET_MB
+        self.memory_budget_mb = memory_budget_mb
+        self.memory_model = MemoryModel.from_config(self.model.config, self.plan.dtype)
+        if self.num_parameters is None:
+            self.num_parameters = int(sum(p.numel() for p in self.model.parameters()))
+
+        eos: set[int] = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                eos.add(value)
+            elif value:
+                eos.update(int(v) for v in value)
+        self.eos_token_ids = sorted(eos)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def describe(self) -> dict[str, object]:
+        info = super().describe()
+        info.update(
+            model=self.model_id,
+            source=self.source,
+            gguf_file=self.gguf_file,
+            device=self.plan.device,
+            dtype=self.plan.dtype,
+            batch_size=self.batch_size,
+            quantization=self.plan.quantization,
+            num_parameters=self.num_parameters,
+            seed=self.seed,
+            memory_budget_mb=self.memory_budget_mb,
+            transformers_version=importlib.metadata.version("transformers"),
+        )
+        return info
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ---- generation
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = [None] * len(requests)
+        prompts: dict[int, list[int]] = {}
+        groups: dict[tuple[int, bool | None], list[int]] = {}
+        for i, request in enumerate(requests):
+            try:
+                _validate(request.config)
+                text, special = render_chat(self.tokenizer, request.messages)
+                prompts[i] = self.tokenizer(text, add_special_tokens=special)["input_ids"]
+            except Exception as exc:  # noqa: BLE001 - one bad request must not sink the batch
+                results[i] = GenerationResult(text="", error=f"{type(exc).__name__}: {exc}")
+                continue
+            beams = request.config.num_beams
+            # Greedy and sampled single-beam rows share a call (greedy = argmax row); beam search and
+            # beam sampling choose candidates differently (top-k vs multinomial) so they cannot.
+            key = (beams, None if beams == 1 else _samples(request.config))
+            groups.setdefault(key, []).append(i)
+        budget = self.memory_budget_mb * 2**20 if self.memory_budget_mb is not None else None
+        for (beams, _), members in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+            planned = plan_chunks(
+                [len(prompts[i]) for i in members],
+                num_beams=beams,
+                max_new_tokens=[requests[i].config.max_new_tokens for i in members],
+                batch_size=self.batch_size,
+                memory=self.memory_model,
+                budget_bytes=budget,
+            )
+            for positions in planned:
+                chunk = [members[k] for k in positions]
+                for i, result in zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])):
+                    results[i] = result
+        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+
+    def _run_safely(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
+        """Run one chunk; on out-of-memory split it in halves; any other error is recorded per request."""
+        try:
+            return self._run_chunk(requests, prompts)
+        except torch.OutOfMemoryError as exc:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if len(requests) > 1:
+                half = len(requests) // 2
+                log.warning("out of memory with %d requests in a chunk; splitting", len(requests))
+                return self._run_safely(requests[:half], prompts[:half]) + self._run_safely(
+                    requests[half:], prompts[half:]
+                )
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            log.exception("generation failed for a chunk of %d requests", len(requests))
+            error = f"{type(exc).__name__}: {exc}"
+        return [GenerationResult(text="", input_tokens=len(p), error=error) for p in prompts]
+
+    def _run_chunk(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
+        started = time.perf_counter()
+        device = self.device
+        configs = [r.config for r in requests]
+        beams = configs[0].num_beams
+        prompt_length = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(prompts), prompt_length), pad, dtype=torch.long)
+        attention = torch.zeros((len(prompts), prompt_length), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            if ids:
+                input_ids[row, prompt_length - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                attention[row, prompt_length - len(ids) :] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
+
+        max_new = [c.max_new_tokens for c in configs]
+        sampling = [_samples(c) for c in configs]
+        any_sampling = any(sampling)
+        processor = RowwiseLogitsProcessor(
+            prompt_length=prompt_length,
+            eos_token_ids=self.eos_token_ids,
+            min_new_tokens=[c.min_new_tokens or 0 for c in configs],
+            temperature=[c.temperature if s and c.temperature is not None else 1.0 for c, s in zip(configs, sampling)]
+            if any_sampling
+            else None,
+            top_p=[c.top_p if s and c.top_p is not None else 1.0 for c, s in zip(configs, sampling)],
+            greedy=[not s for s in sampling],
+            min_tokens_to_keep=1 if beams == 1 else len(self.eos_token_ids) + 1,
+            device=device,
+        )
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=max(max_new),
+            num_beams=beams,
+            num_return_sequences=1,
+            do_sample=any_sampling,
+            pad_token_id=pad,
+            eos_token_id=self.eos_token_ids or None,
+            logits_processor=LogitsProcessorList([processor]),
+            stopping_criteria=StoppingCriteriaList([RowwiseMaxNewTokens(prompt_length, max_new, device)]),
+            # Neutral values override the checkpoint's own sampling defaults: a participant's
+            # GenerationConfig is the whole configuration.
+            repetition_penalty=1.0,
+            length_penalty=1.0,
+            no_repeat_ngram_size=0,
+        )
+        if any_sampling:
+            kwargs.update(temperature=1.0, top_p=1.0, top_k=0, typical_p=1.0)
+        seed = chunk_seed(self.seed, requests)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        elapsed = time.perf_counter() - started
+
+        eos = set(self.eos_token_ids)
+        results = []
+        for row, (ids, limit) in enumerate(zip(prompts, max_new)):
+            generated = output[row, prompt_length:].tolist()[:limit]
+            cut = next((k for k, tok in enumerate(generated) if tok in eos), None)
+            # The EOS token that ended the answer was generated (it cost a step) and is counted;
+            # padding after it is not.
+            produced = generated if cut is None else generated[: cut + 1]
+            text_ids = generated if cut is None else generated[:cut]
+            results.append(
+                GenerationResult(
+                    text=self.tokenizer.decode(text_ids, skip_special_tokens=True),
+                    input_tokens=len(ids),
+                    output_tokens=len(produced),
+                    latency_s=elapsed,
+                )
+            )
+        return results
+
+
+__all__ = [
+    "BITSANDBYTES_REQUIREMENT",
+    "CPU_MEMORY_BUDGET_MB",
+    "FOUR_BIT_AUTO_THRESHOLD",
+    "GPTQ_REQUIREMENTS",
+    "LoadPlan",
+    "MemoryModel",
+    "RowwiseLogitsProcessor",
+    "RowwiseMaxNewTokens",
+    "SUPPORTED_PARAMS",
+    "TransformersBackend",
+    "check_quantization_packages",
+    "checkpoint_quantization_method",
+    "choose_dtype",
+    "choose_quantization",
+    "chunk_seed",
+    "count_parameters",
+    "missing_requirements",
+    "plan_chunks",
+    "plan_load",
+    "render_chat",
+    "resolve_device",
+]

