@@ -34,13 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SpaceSettings", "build_app", "launch", "preload"]
 
-FIGURE_TITLES = {
-    "dimensions": "KL divergence per value dimension",
-    "culture_map": "Cultural variation map",
-    "bias": "Preference bias (sex x age)",
-    "insensitivity": "Insensitivity radar",
-    "questions": "KL divergence per question",
-}
+FIGURE_TITLES = logic.FIGURE_TITLES
 GENERATION = "generation"  # the concurrency_id every generation event shares
 
 
@@ -62,12 +56,12 @@ def _results_panel(prefix: str) -> dict[str, Any]:
                                  label="Scores with 95% bootstrap confidence intervals", interactive=False,
                                  elem_id=f"{prefix}-scores")
     with gr.Row():
-        out["dimensions"] = gr.Plot(label=FIGURE_TITLES["dimensions"], elem_id=f"{prefix}-fig-dimensions")
-        out["culture_map"] = gr.Plot(label=FIGURE_TITLES["culture_map"], elem_id=f"{prefix}-fig-culture_map")
+        out["dimensions"] = gr.Plot(label=FIGURE_TITLES["dimensions"], show_label=False, elem_id=f"{prefix}-fig-dimensions")
+        out["culture_map"] = gr.Plot(label=FIGURE_TITLES["culture_map"], show_label=False, elem_id=f"{prefix}-fig-culture_map")
     with gr.Row():
-        out["bias"] = gr.Plot(label=FIGURE_TITLES["bias"], elem_id=f"{prefix}-fig-bias")
-        out["insensitivity"] = gr.Plot(label=FIGURE_TITLES["insensitivity"], elem_id=f"{prefix}-fig-insensitivity")
-    out["questions"] = gr.Plot(label=FIGURE_TITLES["questions"], elem_id=f"{prefix}-fig-questions")
+        out["bias"] = gr.Plot(label=FIGURE_TITLES["bias"], show_label=False, elem_id=f"{prefix}-fig-bias")
+        out["insensitivity"] = gr.Plot(label=FIGURE_TITLES["insensitivity"], show_label=False, elem_id=f"{prefix}-fig-insensitivity")
+    out["questions"] = gr.Plot(label=FIGURE_TITLES["questions"], show_label=False, elem_id=f"{prefix}-fig-questions")
     out["files"] = gr.File(label="Downloads: responses.jsonl, scores.json, report", file_count="multiple",
                            interactive=False, elem_id=f"{prefix}-files")
     return out

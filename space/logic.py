@@ -903,6 +903,13 @@ def _note_figure(title: str, message: str) -> Any:
     return fig
 
 
+FIGURE_TITLES = {
+    "dimensions": "KL divergence per value dimension",
+    "culture_map": "Cultural variation map",
+    "bias": "Preference bias (sex x age)",
+    "insensitivity": "Insensitivity radar",
+    "questions": "KL divergence per question",
+}
 _FIGURE_LOCK = threading.Lock()  # pyplot keeps global state; the Space draws from several threads
 
 
@@ -996,7 +1003,7 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
                 out[name] = make()
             except (ValueError, KeyError, FileNotFoundError) as exc:
                 log.info("figure %s not drawn: %s", name, exc)
-                out[name] = _note_figure(name.replace("_", " "), f"Not drawn for this run: {exc}")
+                out[name] = _note_figure(FIGURE_TITLES[name], f"Not drawn for this run: {exc}")
             plt.close("all")  # the Figures stay usable; pyplot forgets them
     return out
 

@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gradio
@@ -227,6 +228,47 @@ def test_claude_backend_holds_the_pasted_key_not_the_environment(monkeypatch: py
         backend.close()
 
 
+def _claude_job(questions: int = 1) -> logic.JobSpec:
+    return logic.JobSpec(model_kind="claude", model_id="claude-haiku-4-5", culture="US", questions=questions,
+                         participants=1, max_new_tokens=16)
+
+
+def test_claude_job_that_cannot_connect_keeps_the_key_out(tiny_dataset: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from katan import free_port
+
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    key = "sk-ant-test-SECRET123"
+    updates = list(logic.run_job(_claude_job(), tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
+                                 api_key=key, dataset_dir=tiny_dataset))
+    last = updates[-1]
+    assert last.finished and [r["status"] for r in last.rows] == ["error"]
+    assert "the backend failed on 1" in last.message and "Connection" in last.message
+    assert "SECRET123" not in " ".join(u.message for u in updates) + last.table().to_csv()
+    leaks = [p for p in (tmp_path / "runs").rglob("*") if p.is_file() and b"SECRET123" in p.read_bytes()]
+    assert not leaks
+
+
+def test_job_timeout_stops_a_running_job(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from katan import start_katan
+
+    with start_katan(latency_ms=1500) as server:  # a real HTTP model that takes 1.5 s per answer
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
+        limits = logic.SpaceLimits(job_timeout_s=2.0)
+        seen = []
+        started = time.monotonic()
+        with pytest.raises(logic.JobTimeout, match="ran past this Space's limit of 2 s"):
+            for update in logic.run_job(_claude_job(questions=3), tmp_path / "runs", limits, logic.Hardware(None, 0, 2),
+                                        api_key="sk-ant-any", dataset_dir=tiny_dataset):
+                seen.append(update)
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.0 + 1.5 + 2.0  # stopped at the first batch boundary after the limit
+    rows = [r for u in seen for r in u.rows]
+    assert 1 <= len({r["question_id"] for r in rows}) < 3  # the rows so far arrived; the job did not finish
+    run_dir = seen[0].run_dir
+    assert 1 <= len((run_dir / "responses.jsonl").read_text().splitlines()) < 3  # and are kept on disk
+
+
 def test_user_messages() -> None:
     assert logic.user_message(ValueError("bad value")) == "bad value"
     assert "Ask fewer questions" in logic.user_message(logic.JobTimeout("the job ran past this Space's limit of 5 s"))
@@ -321,9 +363,10 @@ def test_uploaded_run_is_scored_by_the_metric(tiny_dataset: Path, tmp_path: Path
     assert set(result.figures) == {"dimensions", "questions", "culture_map", "bias", "insensitivity"}
     for name, fig in result.figures.items():
         texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts) + " ".join(ax.get_title() for ax in fig.axes)
-        if name == "culture_map":
-            continue  # checked below: needs the curated polarities
         assert "Not drawn" not in texts, (name, texts)
+    # the culture map places both human populations of the dataset and the run (curated polarities)
+    labels = {t.get_text() for t in result.figures["culture_map"].axes[0].texts}
+    assert labels == {"US humans", "CN humans", "uploaded responses [all]"}
     bars = result.figures["dimensions"].axes[0].patches
     per_dim = metric["per_dimension"]
     assert sorted(round(b.get_height(), 6) for b in bars) == sorted(round(per_dim[d]["kl_mean"], 6) for d in per_dim)

@@ -39,12 +39,17 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory):
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium")
+    from katan import start_katan
+
     root = tmp_path_factory.mktemp("space")
     port = _free_port()
+    # A fake Anthropic API that refuses the key and echoes it back in its 401 message.
+    katan_server = start_katan(validate_keys=True)
+    katan = katan_server.__enter__()
     env = {
         **os.environ,
         "GRADIO_TEMP_DIR": str(root / "gradio"),
-        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{_free_port()}",  # nothing listens: the Claude path fails to connect
+        "ANTHROPIC_BASE_URL": katan.anthropic_url,
         "HF_HUB_OFFLINE": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
         "PYTHONUNBUFFERED": "1",
@@ -81,6 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        katan_server.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -306,10 +312,10 @@ def test_pasted_api_key_never_appears_anywhere(browser, server, default_run) -> 
         page.wait_for_timeout(250)
     page.wait_for_timeout(1000)
     _shot(page, "claude_key")
-    # the job ran against nothing: its responses are errors, and it says so without the key
+    # the fake API refused the key and echoed it: the job says why, with the key blanked out
     status = page.locator("#run-status").inner_text() + " ".join(_errors(page))
     rows = page.locator("#responses [role=grid]").inner_text()
-    assert "error" in (rows + status).lower()
+    assert "error" in rows and "invalid API key" in status and "***" in status, status
     assert page.locator("#api-key input").input_value() == ""
     html = page.content()
     assert FAKE_KEY not in html and "SECRET123" not in html
@@ -322,3 +328,25 @@ def test_pasted_api_key_never_appears_anywhere(browser, server, default_run) -> 
     claude_runs = [r for r in server["runs"].iterdir()
                    if (r / "config.json").exists() and "claude" in (r / "config.json").read_text()]
     assert claude_runs, "the Claude job wrote no run folder"
+
+
+def test_limits_are_refused_with_clear_errors(browser, server, default_run) -> None:
+    page = _page(browser, server)
+    page.locator("#n-questions input").fill("50")
+    page.locator("#n-participants input").fill("10")
+    page.click("#run")
+    page.wait_for_selector(".toast-body.error", timeout=60_000)
+    message = " ".join(_errors(page))
+    assert "50 questions x 10 participants = 500 responses is over this Space's cap of 200" in message, message
+    _shot(page, "limit_cap")
+    page.close()
+
+    page = _page(browser, server)
+    page.locator("#model-kind").get_by_text("Hugging Face Hub model id").click()
+    page.locator("#hub-model textarea, #hub-model input").first.fill("meta-llama/Llama-3.1-8B-Instruct")
+    page.click("#run")
+    page.wait_for_selector(".toast-body.error", timeout=60_000)
+    message = " ".join(_errors(page))
+    assert "about 8.00B parameters" in message and "up to 1.0B" in message, message
+    _shot(page, "limit_model_size")
+    page.close()
