@@ -42,7 +42,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from simulator.questions import DEFAULT_DATASET_DIR, VALUE_DIMENSIONS, Question, dataset_cultures, load_questions  # noqa: E402
+from simulator.questions import DEFAULT_DATASET_DIR, VALUE_DIMENSIONS, Question, load_questions  # noqa: E402
+from simulator.scoring import STATUSES  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ __all__ = [
     "ALL",
     "CLAUDE_MODELS",
     "DEFAULT_JOB",
+    "EMBEDDED_HUB_ID",
     "EMBEDDED_MODEL",
+    "FIGURE_TITLES",
     "Hardware",
     "JobCancelled",
     "JobResult",
@@ -73,15 +76,19 @@ __all__ = [
     "JobTimeout",
     "JobUpdate",
     "MODEL_KINDS",
+    "RESPONSE_COLUMNS",
+    "SCORE_COLUMNS",
     "SELECT_BY",
     "SpaceLimits",
     "check_job",
     "check_model_size",
     "dataset_frame",
+    "default_runs_dir",
     "detect_hardware",
     "explore_choices",
     "explore_table",
     "human_distribution_figure",
+    "job_spec",
     "language_choices",
     "local_backend",
     "model_parameter_count",
@@ -90,18 +97,17 @@ __all__ = [
     "question_view",
     "read_responses_upload",
     "redact",
+    "report_files",
     "responses_table",
+    "result_figures",
     "run_job",
+    "run_label",
     "score_folder",
     "score_upload",
-    "result_figures",
-    "report_files",
-    "job_spec",
-    "user_message",
-    "default_runs_dir",
     "scores_table",
     "select_questions",
     "selection_choices",
+    "user_message",
 ]
 
 ALL = "(all)"
@@ -115,8 +121,6 @@ MODEL_KINDS = {
 }
 CLAUDE_MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
 SELECT_BY = ("all questions", "value dimension", "topic")
-# Statuses the runner writes (simulator.scoring.STATUSES); an upload with another is refused.
-STATUSES = ("ok", "no_answer", "invalid_option", "multiple_for_single", "refusal", "error")
 
 
 # --------------------------------------------------------------------------------------
@@ -530,16 +534,15 @@ _GENERATE_LOCK = threading.Lock()
 def local_backend(model_id: str = EMBEDDED_MODEL) -> Any:
     """The transformers backend for ``model_id``, loaded on first use and kept.
 
-    One model stays in memory: asking for another replaces it (a Space has room for one).
-    Callers serialise generation through the event's concurrency limit.
+    One model stays in memory: a new one replaces it once it has loaded (a model that fails
+    to load leaves the old one in place). Callers serialise generation through the event's
+    concurrency limit.
     """
     with _BACKEND_LOCK:
         backend = _BACKENDS.get(model_id)
         if backend is None:
             from simulator.backends import get_backend
 
-            for old in list(_BACKENDS):
-                _BACKENDS.pop(old).close()
             started = time.perf_counter()
             try:
                 backend = get_backend("transformers", model=model_id)
@@ -551,6 +554,9 @@ def local_backend(model_id: str = EMBEDDED_MODEL) -> Any:
                 log.info("embedded GGUF not installed (%s); loading %s from the Hub", exc, EMBEDDED_HUB_ID)
                 backend = get_backend("transformers", model=EMBEDDED_HUB_ID)
             log.info("loaded %s in %.1fs", model_id, time.perf_counter() - started)
+            with _GENERATE_LOCK:  # a stopped job may still be finishing a batch on the old model
+                for old in list(_BACKENDS):
+                    _BACKENDS.pop(old).close()
             _BACKENDS[model_id] = backend
         return backend
 
@@ -577,8 +583,10 @@ class JobCancelled(RuntimeError):
 class _GuardedBackend:
     """The job's view of a backend: stops at the deadline and scrubs a pasted key.
 
-    ``simulate`` calls ``generate`` once per step; checking the deadline there stops a job
-    between batches without killing threads, and every rows' text and error pass ``redact``.
+    ``simulate`` calls ``generate`` once per step; checking the deadline before each batch
+    stops a job between batches without killing threads (a batch already running finishes
+    and its rows are kept), and every row's text and error pass ``redact``. Anything else is
+    the wrapped backend's.
     """
 
     def __init__(self, inner: Any, deadline: float, timeout_s: float, stop: threading.Event, secret: str | None):
@@ -605,8 +613,10 @@ class _GuardedBackend:
             for r in results:
                 r.text = redact(r.text, self._secret)
                 r.error = redact(r.error, self._secret) if r.error is not None else None
-        self._check()
         return results
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
     def describe(self) -> dict[str, object]:
         return json.loads(redact(json.dumps(self._inner.describe()), self._secret))
@@ -624,7 +634,8 @@ def _claude_backend(model: str, api_key: str) -> Any:
     from simulator.backends import get_backend
 
     try:
-        return get_backend("anthropic", model=model, api_key=api_key.strip(), concurrency=4, timeout_s=60, max_attempts=3)
+        return get_backend("anthropic", model=model, api_key=api_key.strip(), concurrency=4, timeout_s=60,
+                           max_attempts=3)
     except TypeError as exc:
         raise ValueError(
             "This build's anthropic backend cannot take a pasted key (it reads ANTHROPIC_API_KEY only); "
@@ -728,8 +739,13 @@ def run_job(
 
     started = time.monotonic()
     stop = stop or threading.Event()
+    api_key = (api_key or "").strip() or None
     check_job(spec, limits)
     questions = select_questions(spec, dataset_dir)
+    if spec.model_kind == "claude" and not api_key:
+        raise ValueError("Paste an Anthropic API key to run Claude (it is used for this job only and not stored).")
+    if spec.model_kind == "hub":
+        check_model_size(spec.model_id, hardware, limits)
     run_dir = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     run_dir.mkdir(parents=True, exist_ok=False)
     total = len(questions) * spec.participants
@@ -738,10 +754,13 @@ def run_job(
     yield JobUpdate([], 0, total, f"Loading {spec.model_id} …", run_dir, questions=questions)
     if spec.model_kind == "claude":
         inner = _claude_backend(spec.model_id, api_key or "")
+    elif spec.model_kind == "hub":
+        try:
+            inner = local_backend(spec.model_id)
+        except (OSError, ValueError, ModuleNotFoundError) as exc:
+            raise ValueError(f"Could not load the Hub model {spec.model_id!r} ({type(exc).__name__}: {exc})") from exc
     else:
-        if spec.model_kind == "hub":
-            check_model_size(spec.model_id, hardware, limits)
-        inner = local_backend(spec.model_id if spec.model_kind == "hub" else EMBEDDED_MODEL)
+        inner = local_backend(EMBEDDED_MODEL)
     deadline = started + limits.job_timeout_s
     backend = _GuardedBackend(inner, deadline, limits.job_timeout_s, stop, api_key)
     arrived: queue.Queue[list[dict[str, Any]]] = queue.Queue()
@@ -1187,6 +1206,3 @@ def prepare_uploaded_run(
     shutil.copyfile(responses_path, run / RESPONSES_FILE)
     return run
 
-
-def new_work_dir(prefix: str = "culturesim-space-") -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))

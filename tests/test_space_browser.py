@@ -350,3 +350,13 @@ def test_limits_are_refused_with_clear_errors(browser, server, default_run) -> N
     assert "about 8.00B parameters" in message and "up to 1.0B" in message, message
     _shot(page, "limit_model_size")
     page.close()
+
+    # a model small enough for the CPU, but the Hub is out of reach (HF_HUB_OFFLINE): a clear error
+    page = _page(browser, server)
+    page.locator("#model-kind").get_by_text("Hugging Face Hub model id").click()
+    page.locator("#hub-model textarea, #hub-model input").first.fill("Qwen/Qwen2.5-0.5B-Instruct")
+    page.click("#run")
+    page.wait_for_selector(".toast-body.error", timeout=120_000)
+    message = " ".join(_errors(page))
+    assert "Could not load the Hub model 'Qwen/Qwen2.5-0.5B-Instruct'" in message, message
+    page.close()
