@@ -55,24 +55,28 @@ def _results_panel(prefix: str) -> dict[str, Any]:
     out["scores"] = gr.Dataframe(pd.DataFrame(columns=logic.SCORE_COLUMNS),
                                  label="Scores with 95% bootstrap confidence intervals", interactive=False,
                                  elem_id=f"{prefix}-scores")
+    plots = {name: dict(label=title, show_label=False, elem_id=f"{prefix}-fig-{name}")
+             for name, title in FIGURE_TITLES.items()}  # figures carry their own titles
     with gr.Row():
-        out["dimensions"] = gr.Plot(label=FIGURE_TITLES["dimensions"], show_label=False, elem_id=f"{prefix}-fig-dimensions")
-        out["culture_map"] = gr.Plot(label=FIGURE_TITLES["culture_map"], show_label=False, elem_id=f"{prefix}-fig-culture_map")
+        out["dimensions"] = gr.Plot(**plots["dimensions"])
+        out["culture_map"] = gr.Plot(**plots["culture_map"])
     with gr.Row():
-        out["bias"] = gr.Plot(label=FIGURE_TITLES["bias"], show_label=False, elem_id=f"{prefix}-fig-bias")
-        out["insensitivity"] = gr.Plot(label=FIGURE_TITLES["insensitivity"], show_label=False, elem_id=f"{prefix}-fig-insensitivity")
-    out["questions"] = gr.Plot(label=FIGURE_TITLES["questions"], show_label=False, elem_id=f"{prefix}-fig-questions")
+        out["bias"] = gr.Plot(**plots["bias"])
+        out["insensitivity"] = gr.Plot(**plots["insensitivity"])
+    out["questions"] = gr.Plot(**plots["questions"])
     out["files"] = gr.File(label="Downloads: responses.jsonl, scores.json, report", file_count="multiple",
                            interactive=False, elem_id=f"{prefix}-files")
     return out
 
 
-def _result_values(panel: dict[str, Any], result: logic.JobResult) -> dict[Any, Any]:
-    values: dict[Any, Any] = {panel["summary"]: result.summary, panel["scores"]: result.table,
-                              panel["files"]: [str(p) for p in result.files]}
-    for name in FIGURE_TITLES:
-        values[panel[name]] = result.figures.get(name)
-    return values
+def _result_values(panel: dict[str, Any], result: logic.JobResult | None) -> dict[Any, Any]:
+    """What the panel shows for ``result`` (None: an empty panel)."""
+    if result is None:
+        values: dict[Any, Any] = {panel["summary"]: "", panel["scores"]: logic.scores_table({}), panel["files"]: None}
+        return values | {panel[name]: None for name in FIGURE_TITLES}
+    values = {panel["summary"]: result.summary, panel["scores"]: result.table,
+              panel["files"]: [str(p) for p in result.files]}
+    return values | {panel[name]: result.figures.get(name) for name in FIGURE_TITLES}
 
 
 def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
@@ -103,8 +107,9 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 hub_model = gr.Textbox(label="Hub model id or local path", visible=False, elem_id="hub-model",
                                        placeholder="Qwen/Qwen2.5-0.5B-Instruct",
                                        info=f"Up to {limits.max_model_params / 1e9:.1f}B parameters on this hardware")
-                claude_model = gr.Dropdown(list(logic.CLAUDE_MODELS), value=logic.CLAUDE_MODELS[0], label="Claude model",
-                                           visible=False, allow_custom_value=True, elem_id="claude-model")
+                claude_model = gr.Dropdown(list(logic.CLAUDE_MODELS), value=logic.CLAUDE_MODELS[0],
+                                           label="Claude model", visible=False, allow_custom_value=True,
+                                           elem_id="claude-model")
                 api_key = gr.Textbox(label="Anthropic API key (used for this job only, never stored)", type="password",
                                      visible=False, elem_id="api-key", placeholder="sk-ant-…")
             with gr.Row():
@@ -124,10 +129,12 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                                    elem_id="plan")
             with gr.Accordion("DEF settings", open=False):
                 with gr.Row():
-                    max_new_tokens = gr.Number(default.max_new_tokens, precision=0, minimum=1, label="max_new_tokens",
-                                               elem_id="max-new-tokens")
-                    max_beams = gr.Number(default.max_beams, precision=0, minimum=1, label="max_beams (config plan)")
-                    max_memory = gr.Number(default.max_memory, precision=0, minimum=1, label="max_memory (memory plan)")
+                    max_new_tokens = gr.Number(default.max_new_tokens, precision=0, minimum=1,
+                                               label="max_new_tokens", elem_id="max-new-tokens")
+                    max_beams = gr.Number(default.max_beams, precision=0, minimum=1, label="max_beams (config plan)",
+                                          info="paper: 5; each beam count is a separate batch on a CPU")
+                    max_memory = gr.Number(default.max_memory, precision=0, minimum=1,
+                                           label="max_memory (memory plan)", info="paper: 15")
                     seed = gr.Number(default.seed, precision=0, label="seed")
                 with gr.Row():
                     t_low = gr.Number(default.temperature_range[0], label="temperature from")
@@ -136,8 +143,8 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                     p_high = gr.Number(default.top_p_range[1], label="top_p to")
             run = gr.Button("Run", variant="primary", elem_id="run")
             status = gr.Markdown(elem_id="run-status")
-            responses = gr.Dataframe(pd.DataFrame(columns=logic.RESPONSE_COLUMNS), label="Responses as they arrive", interactive=False, elem_id="responses",
-                                     max_height=320)
+            responses = gr.Dataframe(pd.DataFrame(columns=logic.RESPONSE_COLUMNS), label="Responses as they arrive",
+                                     interactive=False, elem_id="responses", max_height=320)
             sim = _results_panel("sim")
 
         with gr.Tab("Explore", id="explore"):
@@ -194,19 +201,20 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
 
         def on_run(kind, hub_id, claude_id, key, culture_value, language_value, by, picked, nq, np_, plan_value,
                    tokens, beams, memory, seed_value, tlo, thi, plo, phi, progress=gr.Progress(track_tqdm=True)):
-            # Clear the key from the page before anything else can fail.
-            yield {api_key: gr.update(value=""), status: "Starting …"}
-            model_id = {"embedded": logic.EMBEDDED_MODEL, "hub": (hub_id or "").strip(), "claude": claude_id}[kind]
+            # Clear the key from the page before anything else can fail; clear the last job's results.
+            yield {api_key: gr.update(value=""), status: "Starting …", responses: logic.responses_table([]),
+                   **_result_values(sim, None)}
             try:
                 spec = logic.job_spec(
-                    model_kind=kind, model_id=model_id, culture=culture_value, language=language_value,
-                    select_by=by, selection=picked or [], questions=nq, participants=np_, plan=plan_value,
+                    model_kind=kind, model_id=logic.model_id_for(kind, hub_id, claude_id), culture=culture_value,
+                    language=language_value, select_by=by, selection=picked or [], questions=nq, participants=np_,
+                    plan=plan_value,
                     max_new_tokens=tokens, max_beams=beams, max_memory=memory, seed=seed_value,
                     temperature_range=(tlo, thi), top_p_range=(plo, phi),
                 )
                 update = None
-                for update in logic.run_job(spec, runs_dir, limits, hardware, api_key=key if kind == "claude" else None,
-                                            dataset_dir=dataset_dir):
+                job_key = key if kind == "claude" else None
+                for update in logic.run_job(spec, runs_dir, limits, hardware, api_key=job_key, dataset_dir=dataset_dir):
                     yield {status: update.message, responses: update.table()}
                 yield {status: update.message + " · scoring …"}
                 result = logic.score_folder(update.run_dir, dataset_dir=dataset_dir)

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--dataset-dir", type=Path, default=None,
                         help="built dataset folder (default: dataset_builder/dataset in the checkout)")
@@ -54,10 +55,12 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} {value} must be > 0")
         overrides[key] = value
     if args.dataset_dir is not None and not (Path(args.dataset_dir) / "data").is_dir():
-        raise FileNotFoundError(f"--dataset-dir {args.dataset_dir} has no data/ folder; build it with `culturesim dataset build`")
+        raise FileNotFoundError(
+            f"--dataset-dir {args.dataset_dir} has no data/ folder; build it with `culturesim dataset build`")
     hardware = logic.detect_hardware()
     limits = logic.SpaceLimits.for_hardware(hardware, **overrides)
-    demo = build_app(SpaceSettings(dataset_dir=args.dataset_dir, runs_dir=args.runs_dir, limits=limits, hardware=hardware))
+    settings = SpaceSettings(dataset_dir=args.dataset_dir, runs_dir=args.runs_dir, limits=limits, hardware=hardware)
+    demo = build_app(settings)
     if not args.no_preload:
         preload()
     log.info("culturesim Space on http://%s:%d (%s)", args.host, args.port, hardware.describe())

@@ -91,6 +91,7 @@ __all__ = [
     "job_spec",
     "language_choices",
     "local_backend",
+    "model_id_for",
     "model_parameter_count",
     "plan_choices",
     "prepare_uploaded_run",
@@ -590,7 +591,8 @@ class _GuardedBackend:
     """
 
     def __init__(self, inner: Any, deadline: float, timeout_s: float, stop: threading.Event, secret: str | None):
-        self._inner, self._deadline, self._timeout_s, self._stop, self._secret = inner, deadline, timeout_s, stop, secret
+        self._inner, self._deadline, self._timeout_s = inner, deadline, timeout_s
+        self._stop, self._secret = stop, secret
         self.name = inner.name
         self.model_id = inner.model_id
         self.supported_params = inner.supported_params
@@ -819,6 +821,13 @@ def run_job(
                     run_dir, finished=True, elapsed_s=time.monotonic() - started, questions=questions)
 
 
+def model_id_for(kind: str, hub_id: str | None, claude_id: str | None) -> str:
+    """The model a form's choice names: the embedded alias, the Hub id typed, or the Claude model."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"Unknown model choice {kind!r}; choose one of {', '.join(MODEL_KINDS)}.")
+    return {"embedded": EMBEDDED_MODEL, "hub": (hub_id or "").strip(), "claude": (claude_id or "").strip()}[kind]
+
+
 def job_spec(**values: Any) -> JobSpec:
     """A ``JobSpec`` from form values (numbers may come as floats or None), checked."""
     ints = ("questions", "participants", "max_new_tokens", "max_beams", "max_memory", "seed")
@@ -1005,7 +1014,8 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
     cultures = sorted({q.culture for q in questions})
     makers: dict[str, Callable[[], Any]] = {
         "dimensions": lambda: figures.dimension_bars({label: metric["per_dimension"]}),
-        "questions": lambda: figures.question_distribution({label: [r["kl"] for r in per_question if r["kl"] is not None]}),
+        "questions": lambda: figures.question_distribution(
+            {label: [r["kl"] for r in per_question if r["kl"] is not None]}),
         "culture_map": lambda: _culture_map_figure(label, questions, per_question, dataset_dir),
         "bias": lambda: figures.bias_heatmaps(
             _bias_profile(metric["per_dimension"]),
@@ -1069,7 +1079,8 @@ def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, boo
         f"**{run.get('model') or 'model'}** · plan {run.get('plan')} · culture {run.get('culture')} · "
         f"{responses['rows']} responses, {responses['questions_scored']} questions scored "
         f"(share not usable: {_fmt(responses.get('non_ok_share'))}) · **KL {_fmt(metric.get('kl_mean'))}** "
-        f"[95% CI {_fmt(metric.get('kl_ci_low'))}, {_fmt(metric.get('kl_ci_high'))}] · JS {_fmt(metric.get('js_mean'))} · "
+        f"[95% CI {_fmt(metric.get('kl_ci_low'))}, {_fmt(metric.get('kl_ci_high'))}] · "
+        f"JS {_fmt(metric.get('js_mean'))} · "
         f"match rate {_fmt(metric.get('match_rate'))} · distinct answers per question "
         f"{_fmt(metric.get('distinct_answers_mean'))}"
     )
@@ -1113,7 +1124,8 @@ def read_responses_upload(path: str | Path, known_questions: dict[str, Question]
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ValueError(f"line {number}: not UTF-8 text; a responses.jsonl is UTF-8 JSON, one row per line") from None
+                raise ValueError(
+                    f"line {number}: not UTF-8 text; a responses.jsonl is UTF-8 JSON, one row per line") from None
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -1122,8 +1134,8 @@ def read_responses_upload(path: str | Path, known_questions: dict[str, Question]
                 raise ValueError(f"line {number}: a row must be a JSON object, got {type(row).__name__}")
             missing = [k for k in ("participant_id", "question_id", "status", "option_indices") if k not in row]
             if missing:
-                raise ValueError(f"line {number}: missing field(s) {', '.join(missing)} "
-                                 "(rows come from `culturesim simulate`: participant_id, question_id, status, option_indices)")
+                raise ValueError(f"line {number}: missing field(s) {', '.join(missing)} (rows come from "
+                                 "`culturesim simulate`: participant_id, question_id, status, option_indices)")
             pid, qid, status, indices = row["participant_id"], row["question_id"], row["status"], row["option_indices"]
             if not isinstance(pid, int) or isinstance(pid, bool) or pid < 0:
                 raise ValueError(f"line {number}: participant_id {pid!r} must be a whole number >= 0")
@@ -1131,7 +1143,7 @@ def read_responses_upload(path: str | Path, known_questions: dict[str, Question]
                 raise ValueError(f"line {number}: question_id {qid!r} must be a non-empty string")
             if status not in STATUSES:
                 raise ValueError(f"line {number}: status {status!r} is not one of {', '.join(STATUSES)}")
-            if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+            if not isinstance(indices, list) or any(not isinstance(i, int) or isinstance(i, bool) for i in indices):
                 raise ValueError(f"line {number}: option_indices {indices!r} must be a list of whole numbers")
             if known_questions is not None:
                 q = known_questions.get(qid)
@@ -1145,7 +1157,8 @@ def read_responses_upload(path: str | Path, known_questions: dict[str, Question]
                     if len(indices) > 1 and q.question_type != "multiple_choice":
                         raise ValueError(f"line {number}: {len(indices)} options for single-choice question {qid!r}")
             if (pid, qid) in seen:
-                raise ValueError(f"line {number}: participant {pid} already answered {qid!r} on line {seen[(pid, qid)]}")
+                raise ValueError(
+                    f"line {number}: participant {pid} already answered {qid!r} on line {seen[(pid, qid)]}")
             seen[(pid, qid)] = number
             rows.append(row)
             if len(rows) > max_rows:
@@ -1172,7 +1185,8 @@ def prepare_uploaded_run(
     questions = [known[q] for q in qids]
     cultures = sorted({q.culture for q in questions})
     if len(cultures) != 1:
-        raise ValueError(f"The rows answer questions of several cultures ({', '.join(cultures)}); upload one run at a time")
+        raise ValueError(
+            f"The rows answer questions of several cultures ({', '.join(cultures)}); upload one run at a time")
     config: dict[str, Any] = {}
     if config_path:
         try:
