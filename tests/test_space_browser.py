@@ -143,6 +143,12 @@ def _small_job(page, questions: int, participants: int, tokens: int) -> None:
     page.locator("#max-new-tokens input").press("Tab")
 
 
+def _files(page, elem_id: str) -> str:
+    """The file names a gr.File lists (its label removed; Gradio splits names over lines)."""
+    text = page.locator(f"#{elem_id}").inner_text()
+    return text.replace("Downloads: responses.jsonl, scores.json, report", "").replace("\n", "")
+
+
 def _count(page) -> int | None:
     """The Explore tab's "N questions" line (None while it updates)."""
     import re
@@ -200,8 +206,8 @@ def test_simulate_defaults_show_scores_and_every_figure(default_run, server) -> 
     assert "kl" in scores and "all questions" in scores and _rows(page, "sim-scores") >= 4
     drawn = _figures_drawn(page, "sim")
     assert all(width > 100 for width in drawn.values()), drawn
-    files = page.locator("#sim-files").inner_text()
-    assert "responses.jsonl" in files and "scores.json" in files
+    files = _files(page, "sim-files")
+    assert all(name in files for name in ("responses.jsonl", "scores.json", "report.html", "report.json")), files
     runs = sorted(server["runs"].iterdir())
     assert any((r / "responses.jsonl").exists() and (r / "scores.json").exists() for r in runs)
 
@@ -246,6 +252,11 @@ def test_score_tab_scores_an_upload_and_refuses_a_bad_line(browser, server, defa
     drawn = _figures_drawn(page, "score")
     assert all(width > 100 for width in drawn.values()), drawn
     assert "uploaded responses" in page.locator("#score-summary").inner_text()
+    # the report follows the scores (a click on Score is ignored until it is written)
+    page.wait_for_function("() => document.querySelector('#score-summary').innerText.includes('report')",
+                           timeout=180_000)
+    files = _files(page, "score-files")
+    assert all(name in files for name in ("responses.jsonl", "scores.json", "report.html", "report.json")), files
     _shot(page, "score")
 
     lines = (run / "responses.jsonl").read_text().splitlines()
