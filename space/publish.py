@@ -16,12 +16,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["PACKAGES", "add_arguments", "main", "prepare_space_folder"]
+__all__ = ["PACKAGES", "ROOT_FILES", "add_arguments", "main", "prepare_space_folder"]
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACE_DIR = Path(__file__).resolve().parent
+ROOT_FILES = ("README.md", "requirements.txt", "packages.txt", "app.py")
+"""From space/ to the root of the Space: card, pip and apt requirements (fonts), the app."""
 PACKAGES = ("space", "simulator", "metrics", "dataset_builder")
 """Packages copied whole (their .py files and data files; no tests, caches or raw sources)."""
 DATA_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".md", ".txt", ".parquet", ".html", ".css"}
@@ -44,20 +46,21 @@ def _copy_package(src: Path, dst: Path) -> int:
 def prepare_space_folder(out: str | Path, repo_root: str | Path = REPO_ROOT) -> Path:
     """Write the Space's repository contents into ``out`` (emptied first); return it.
 
-    Root: ``README.md`` (Space front matter), ``requirements.txt``, ``app.py``; beside them the
-    packages of ``PACKAGES``. Raises FileNotFoundError when the dataset is not built.
+    Root: ``README.md`` (Space front matter), ``requirements.txt``, ``packages.txt`` (Debian
+    fonts for Chinese, Japanese and Arabic labels), ``app.py``; beside them the packages of
+    ``PACKAGES``. Raises FileNotFoundError when the dataset is not built.
     """
     root, out = Path(repo_root), Path(out)
     data = root / "dataset_builder" / "dataset" / "data"
     if not any(data.glob("*.parquet")):
         raise FileNotFoundError(f"No dataset in {data}: build it first with `culturesim dataset build`.")
-    for name in ("README.md", "requirements.txt", "app.py"):
+    for name in ROOT_FILES:
         if not (root / "space" / name).is_file():
             raise FileNotFoundError(f"{root / 'space' / name} is missing; the Space cannot be published without it.")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for name in ("README.md", "requirements.txt", "app.py"):
+    for name in ROOT_FILES:
         shutil.copy2(root / "space" / name, out / name)
     counts = {package: _copy_package(root / package, out / package) for package in PACKAGES}
     log.info("prepared Space folder %s: %s", out, ", ".join(f"{k} {v} files" for k, v in counts.items()))

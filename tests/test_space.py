@@ -419,6 +419,7 @@ def test_prepare_space_folder_is_self_contained(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     for rel, text in {
         "space/README.md": "---\nsdk: gradio\n---\n", "space/requirements.txt": "torch\n", "space/app.py": "# app\n",
+        "space/packages.txt": "fonts-noto-cjk\n",
         "space/__init__.py": "", "space/logic.py": "# logic\n", "simulator/__init__.py": "", "simulator/runner.py": "#\n",
         "simulator/locations/US.json": "{}", "simulator/__pycache__/runner.cpython-311.pyc": "x",
         "metrics/__init__.py": "", "metrics/cultural_alignment/cultural_alignment.py": "#\n",
@@ -434,7 +435,8 @@ def test_prepare_space_folder_is_self_contained(tmp_path: Path) -> None:
     out = publish.prepare_space_folder(tmp_path / "out", root)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == sorted([
-        "README.md", "requirements.txt", "app.py", "space/README.md", "space/requirements.txt", "space/app.py",
+        "README.md", "requirements.txt", "packages.txt", "app.py", "space/README.md", "space/requirements.txt",
+        "space/app.py", "space/packages.txt",
         "space/__init__.py", "space/logic.py", "simulator/__init__.py", "simulator/runner.py",
         "simulator/locations/US.json", "metrics/__init__.py", "metrics/cultural_alignment/cultural_alignment.py",
         "dataset_builder/__init__.py", "dataset_builder/curation/polarity.yaml", "dataset_builder/dataset/README.md",
@@ -461,7 +463,8 @@ def test_publish_offline_fails_clearly(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "Could not reach the Hugging Face Hub to publish space 'culturesim/test-space'" in proc.stderr
     assert "hf_fake_token_for_test" not in proc.stderr + proc.stdout
-    assert (tmp_path / "space" / "app.py").is_file() and (tmp_path / "space" / "README.md").is_file()
+    for name in publish.ROOT_FILES:
+        assert (tmp_path / "space" / name).is_file()
     assert any((tmp_path / "space" / "dataset_builder" / "dataset" / "data").glob("*.parquet"))
 
 
