@@ -174,6 +174,8 @@ def default_run(browser, server):
     assert page.locator("#n-participants input").input_value() == "4"
     started = time.monotonic()
     page.click("#run")
+    # gr.Progress(track_tqdm=True) relays the runner's own tqdm bar ("k/20 row")
+    page.wait_for_function("() => /\\d+\\/20 row/.test(document.body.innerText)", timeout=600_000)
     page.wait_for_function(
         "() => document.querySelectorAll('#responses .virtual-row').length > 0 &&"
         " document.querySelector('#responses [role=grid]').innerText.includes('gss2022')",
