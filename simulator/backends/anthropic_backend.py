@@ -39,8 +39,10 @@ class AnthropicBackend(RemoteBackend):
 
     ``GenerationConfig`` mapping: ``max_new_tokens`` -> ``max_tokens``; ``temperature``,
     ``top_p`` and ``do_sample`` (as ``temperature=0``) only where the installed SDK accepts
-    them (not in 2.x). System messages go to the ``system`` argument. The key comes only from
-    the environment variable ``api_key_env``; ``base_url`` defaults to
+    them (not in 2.x). System messages go to the ``system`` argument. The key comes from the
+    environment variable ``api_key_env``, or from ``api_key`` when a caller holds one for a
+    single job (the Space: a pasted key must not go through the shared ``os.environ``); it is
+    redacted from every error and never in ``describe()``. ``base_url`` defaults to
     ``$ANTHROPIC_BASE_URL`` or the Anthropic API and has no ``/v1`` suffix.
     """
 
@@ -55,13 +57,14 @@ class AnthropicBackend(RemoteBackend):
         timeout_s: float = 120,
         max_attempts: int = 6,
         retry: RetryPolicy | None = None,
+        api_key: str | None = None,
     ) -> None:
         if not model:
             raise ValueError("model must name a Claude model, e.g. model='claude-sonnet-4-5'")
         self.model_id = model
         self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         self.api_key_env = api_key_env
-        key = api_key_from_env(api_key_env, self.base_url, self.name)
+        key = api_key or api_key_from_env(api_key_env, self.base_url, self.name)
         self.supported_params = frozenset({"max_new_tokens"}) | SDK_SAMPLING_PARAMS | (
             frozenset({"do_sample"}) if "temperature" in SDK_SAMPLING_PARAMS else frozenset()
         )
