@@ -248,8 +248,8 @@ SMOLLM2_SHAPE = LlamaConfig(
 def test_memory_model_from_the_model_shape():
     memory = MemoryModel.from_config(SMOLLM2_SHAPE, "float32")
     assert memory.kv_bytes_per_token == 30 * 2 * 3 * 64 * 4
-    assert memory.score_bytes_per_token_pair == 9 * 4
-    assert memory.row_bytes(100, 28) == 128 * 46080 + 100 * 100 * 36
+    assert memory.score_bytes_per_token_pair == 9 * 2 * 4 + 4
+    assert memory.row_bytes(100, 28) == 128 * 46080 + 100 * 100 * 76
     assert MemoryModel.from_config(SMOLLM2_SHAPE, "bfloat16").kv_bytes_per_token == 30 * 2 * 3 * 64 * 2
 
 

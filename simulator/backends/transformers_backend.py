@@ -359,8 +359,10 @@ class MemoryModel:
     """Bytes one decoding row needs, from the model's shape.
 
     ``kv_bytes_per_token``: the KV cache (layers x 2 x kv_heads x head_dim x element size).
-    ``score_bytes_per_token_pair``: one layer's attention scores during prefill (heads x 4 bytes
-    per query-key pair; transformers' SDPA path materialises them when a padding mask is given).
+    ``score_bytes_per_token_pair``: one layer's attention during prefill: transformers' SDPA path
+    on CPU materialises the float32 scores and their softmax (heads x 2 x 4 bytes per query-key
+    pair) and a float mask (4 bytes) when a padding mask is given. Calibrated on the embedded
+    model: 4 rows of 1,743-token prompts measured 1.05 GB above the loaded model's resident size.
     """
 
     kv_bytes_per_token: int
@@ -377,7 +379,10 @@ class MemoryModel:
         except (AttributeError, TypeError, ValueError):
             return None
         element = torch.empty((), dtype=DTYPES[dtype]).element_size()
-        return cls(kv_bytes_per_token=layers * 2 * kv_heads * head_dim * element, score_bytes_per_token_pair=heads * 4)
+        return cls(
+            kv_bytes_per_token=layers * 2 * kv_heads * head_dim * element,
+            score_bytes_per_token_pair=heads * 2 * 4 + 4,
+        )
 
     def row_bytes(self, prompt_tokens: int, new_tokens: int) -> int:
         kv = (prompt_tokens + new_tokens) * self.kv_bytes_per_token
@@ -484,6 +489,8 @@ class TransformersBackend(Backend):
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be >= 1")
+        if memory_budget_mb is not None and memory_budget_mb <= 0:
+            raise ValueError(f"memory_budget_mb={memory_budget_mb!r} must be > 0 (or None for the default)")
         self.model_id = model
         self.batch_size = batch_size
         self.concurrency = batch_size
@@ -499,11 +506,9 @@ class TransformersBackend(Backend):
         hf_kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
         config = AutoConfig.from_pretrained(source, **hf_kwargs)
         checkpoint_q = checkpoint_quantization_method(config)
-        resolved_device = resolve_device(device)
-        needs_count = load_in_4bit is None and resolved_device.startswith("cuda") and not checkpoint_q and not gguf
-        self.num_parameters = count_parameters(config) if needs_count else None
+        self.num_parameters = count_parameters(config)
         self.plan = plan_load(
-            device=resolved_device,
+            device=device,
             dtype=dtype,
             load_in_4bit=load_in_4bit,
             num_parameters=self.num_parameters,
@@ -529,19 +534,18 @@ class TransformersBackend(Backend):
                 bnb_4bit_compute_dtype=torch.bfloat16,
             )
         if self.plan.device != "cpu" or self.plan.quantization != "none":
-            load_kwargs["device_map"] = {"": self.plan.device}
+            target = self.plan.device
+            if target == "cuda":
+                target = f"cuda:{torch.cuda.current_device()}"
+            load_kwargs["device_map"] = {"": target}
         self.model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
         if "device_map" not in load_kwargs:
             self.model.to(self.plan.device)
         self.model.eval()
-        if memory_budget_mb is not None and memory_budget_mb <= 0:
-            raise ValueError(f"memory_budget_mb={memory_budget_mb!r} must be > 0 (or None for the default)")
         if memory_budget_mb is None and self.plan.device == "cpu":
             memory_budget_mb = CPU_MEMORY_BUDGET_MB
         self.memory_budget_mb = memory_budget_mb
         self.memory_model = MemoryModel.from_config(self.model.config, self.plan.dtype)
-        if self.num_parameters is None:
-            self.num_parameters = int(sum(p.numel() for p in self.model.parameters()))
 
         eos: set[int] = set()
         for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
