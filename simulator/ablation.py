@@ -37,9 +37,11 @@ def run_ablation(
     dimensions: list[str] | None = None,
     bootstrap: int = 1000,
     progress: bool = True,
+    max_beams: int | None = None,
+    wvs_only: bool = False,
 ) -> dict:
     from simulator.backends import get_backend
-    from simulator.participants import canonical_plan
+    from simulator.participants import PlanSettings, canonical_plan
     from simulator.questions import load_questions
     from simulator.runner import CONFIG_FILE, simulate
 
@@ -47,6 +49,9 @@ def run_ablation(
         canonical_plan(plan)
     jobs: list[tuple[str, str, list]] = []
     base = load_questions(culture=culture, limit=None, value_dimensions=dimensions)
+    if wvs_only:
+        base = [q for q in base if q.source == "WVS"]
+    settings = PlanSettings(max_beams=max_beams) if max_beams else PlanSettings()
     if n_questions:
         base = base[:n_questions]
     for plan in plans:
@@ -66,7 +71,7 @@ def run_ablation(
     try:
         for name, plan, qs in jobs:
             run_dir = out / name
-            simulate(run_dir, qs, backend, plan=plan, participants=participants, seed=seed,
+            simulate(run_dir, qs, backend, plan=plan, participants=participants, seed=seed, settings=settings,
                      max_new_tokens=max_new_tokens, resume=(run_dir / CONFIG_FILE).exists(), progress=progress,
                      selection={"culture": culture, "ablation": name})
             dirs.append(run_dir)
@@ -84,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also run the language ablation in these languages, e.g. zh,en (plan: the last of --plans)")
     parser.add_argument("--questions", type=int, default=None, metavar="N", help="first N questions of the culture")
     parser.add_argument("--dimensions", type=_csv, default=None, help="restrict to these value dimensions")
+    parser.add_argument("--wvs-only", action="store_true", help="only the culture's WVS questions")
+    parser.add_argument("--max-beams", type=int, default=None, help="config plan: beams in 1..N (default: the paper's 5)")
     parser.add_argument("--participants", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=512)
@@ -95,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     report = run_ablation(args.out, args.backend, args.model, args.culture, args.plans, args.languages, args.questions,
                           args.participants, args.seed, args.max_new_tokens, args.dimensions, args.bootstrap,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, max_beams=args.max_beams, wvs_only=args.wvs_only)
     ablation = report.get("ablation") or {}
     for plan, row in (ablation.get("plans") or {}).items():
         print(f"{plan}: distinct answers {fmt(row['distinct_answers_mean'])}, gain over none "
