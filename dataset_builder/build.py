@@ -24,12 +24,14 @@ from dataset_builder import card, gss, wvs
 from dataset_builder.demographics import PanelDemographics
 from dataset_builder.review import (
     DIMENSIONS_FILE,
+    GSS_TEXT_FILE,
     REVIEW_FILE,
     WVS_ENGLISH_FILE,
     CurationError,
     is_numeric_scale,
     is_ordinal,
     load_review,
+    load_yaml_file,
     load_tags,
 )
 from dataset_builder.schema import SCHEMA, VALUE_DIMENSIONS
@@ -56,7 +58,8 @@ def _capitalise(label: str) -> str:
 
 
 def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
-    kept, excluded = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl")
+    repairs: dict[str, str] = {}
+    kept, excluded = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl", repairs)
     for var, (rule, detail) in sorted(excluded.items()):
         report["excluded"].append({"item": f"gss2022.{var}", "stage": "rule", "rule": rule, "reason": detail})
     missing = sorted(v for v in kept if f"gss:{v}" not in review)
@@ -64,6 +67,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
         raise CurationError(
             f"{len(missing)} GSS candidates have no review decision in {REVIEW_FILE.name}: {missing[:20]}"
         )
+    text_overrides = load_yaml_file(GSS_TEXT_FILE)
     panel = PanelDemographics(sources / "gss" / "gss_panel_2016_2018_2020.parquet")
     rows = []
     for var_name in sorted(kept):
@@ -74,10 +78,19 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
                 {"item": f"gss2022.{var_name}", "stage": "review", "rule": "curated", "reason": decision["reason"]}
             )
             continue
+        if var_name in repairs:
+            report["repaired"].append({"item": f"gss2022.{var_name}", "stage": "repair", "rule": "mode_only_option",
+                                       "reason": repairs[var_name]})
         tag = tags.get(f"gss:{var_name}")
         if tag is None:
             raise CurationError(f"GSS item {var_name!r} is included but has no entry 'gss:{var_name}' in {DIMENSIONS_FILE.name}")
-        options = [_capitalise(o) for o in var.options]
+        override = text_overrides.get(var_name) or {}
+        if override.get("options") and len(override["options"]) != len(var.options):
+            raise CurationError(f"{GSS_TEXT_FILE.name}: {var_name} gives {len(override['options'])} options for {len(var.options)} codes")
+        options = [_capitalise(o) for o in (override.get("options") or var.options)]
+        if override:
+            report["repaired"].append({"item": f"gss2022.{var_name}", "stage": "repair", "rule": "curated_text",
+                                       "reason": override["reason"]})
         numeric = is_numeric_scale(var.options)
         topic = next((f for f in var.families if f != "Core"), var.families[0] if var.families else "General")
         rows.append(
@@ -89,7 +102,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
                 "source": "GSS",
                 "source_year": int(gss.YEAR),
                 "source_variable": var_name,
-                "question": _clean_text(var.question or var.label),
+                "question": _clean_text(override.get("question") or var.question or var.label),
                 "options": options,
                 "option_codes": var.codes,
                 "question_type": "scale" if numeric else "single_choice",
@@ -101,7 +114,8 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
                 "topic": topic,
                 "demographics": panel.groups(var_name, var.codes),
                 "parallel_id": f"gss.{var_name}",
-                "repairs": [],
+                "repairs": ([f"mode_only_option: {repairs[var_name]}"] if var_name in repairs else [])
+                + ([f"curated_text: {override['reason']}"] if override else []),
             }
         )
     return rows

@@ -145,13 +145,19 @@ dropped and the rest renormalised; `human_n` is the number of substantive answer
 **Rules in code** (`dataset_builder/gss.py`): a GSS variable must have been asked in 2022, have
 2–11 substantive options, at least 200 substantive answers, every option present in the
 tabulation, and belong to no module that holds no attitudes (paradata, interviewer items,
-sampling and weights, household roster, vocabulary test). Of near-duplicate mode or wording
-variants of one item (suffixes `nv`, `v`, `g`, `y`, `x`, `_next`, `_exp`) the one with more answers is kept.
+sampling and weights, household roster, vocabulary test). Of near-duplicate mode variants of one item
+(suffixes `nv`, `v`, `g`, `_next`, `_exp`: web, grid, follow-on and experimental versions) the base form
+is kept; wording versions (`x`, `y`, split-ballot wording experiments asked of different respondents)
+are distinct questions and are kept.
 
-**Curated review** (`dataset_builder/curation/gss_review.yaml`): every remaining GSS candidate
-was read and kept only if it asks for an attitude, value, belief or preference; demographics,
-household rosters, behaviours and experiences, factual or knowledge tests, paradata and further
-near-duplicates are excluded, each with a written reason.
+**Curated review** (`dataset_builder/curation/review.yaml`): every remaining GSS candidate
+and every WVS question was read and given a decision with a written reason. Attitudes, values,
+beliefs, preferences and subjective evaluations are kept, and so are self-reported behaviours and
+experiences (religious and political practice, work and health experiences, lifestyle), which a
+simulated participant answers like any other survey item; demographics, household rosters,
+factual or knowledge tests, paradata, interviewer ratings and further near-duplicates are
+excluded. Where the documentation lacks the wording a respondent saw, it is supplied from the
+questionnaire in `curation/gss_text.yaml` and the row says so in `repairs`.
 
 {review_table}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ EXCLUDED_FAMILIES: dict[str, str] = {
     "Vocabulary Test": "knowledge test (vocabulary)",
 }
 
-# Suffixes the GSS uses for a second form of the same item: wording split ballots "y"/"x",
-# web versions without ("nv") or with ("v") volunteered answers, web grids ("g"), follow-on
-# and experimental versions.
-MODE_VARIANT_SUFFIXES = ("nv", "y", "x", "_next", "_exp", "g", "v")
+# Suffixes the GSS uses for the same item asked in another mode: web versions without ("nv")
+# or with ("v") volunteered answers, web grids ("g"), follow-on and experimental versions.
+# Wording versions ("x", "y": split-ballot wording experiments put to different respondents,
+# e.g. "welfare" vs "assistance to the poor") are distinct questions and are kept.
+MODE_VARIANT_SUFFIXES = ("nv", "_next", "_exp", "g", "v")
 
 RULES: dict[str, str] = {
     "not_asked_2022": f"not asked in GSS {YEAR}",
@@ -42,7 +44,7 @@ RULES: dict[str, str] = {
     "too_many_options": f"more than {MAX_OPTIONS} substantive answer options (open numeric or long code list)",
     "too_few_respondents": f"fewer than {MIN_RESPONDENTS} substantive answers in {YEAR}",
     "excluded_family": "belongs to a GSS module that holds no attitudes (see EXCLUDED_FAMILIES)",
-    "mode_variant": "near-duplicate mode/wording variant of another GSS item; the variant with more answers is kept",
+    "mode_variant": "near-duplicate mode/wording variant of another GSS item; the base form is kept",
     "missing_labels": "a substantive option label has no count in the tabulation",
 }
 
@@ -66,6 +68,23 @@ class GssVariable:
         return sum(self.counts)
 
 
+_NUMERIC_KEY = re.compile(r"\d+")
+
+
+def restore_unlabelled_points(values: list[tuple[int, str]], counts: dict[str, Any]) -> list[tuple[int, str]]:
+    """Add the scale points the documentation leaves unlabelled (e.g. 2..6 of a 1-7 scale).
+
+    The tabulation keys such points by their bare code ("2", "3", ...); without them the
+    distribution would hold only the scale's ends.
+    """
+    labels = {lbl for _, lbl in values}
+    codes = {c for c, _ in values}
+    extra = [(int(k), k) for k in counts if _NUMERIC_KEY.fullmatch(k) and k not in labels and int(k) not in codes]
+    if not extra:
+        return values
+    return sorted(values + extra)
+
+
 def read_variables(path: str | Path) -> list[GssVariable]:
     out = []
     with open(path, encoding="utf-8") as fh:
@@ -77,15 +96,16 @@ def read_variables(path: str | Path) -> list[GssVariable]:
             except json.JSONDecodeError as exc:
                 log.warning("%s line %d: not JSON (%s); skipped", path, line_no, exc)
                 continue
-            values = rec.get("values") or []
+            values = [(int(c), str(lbl)) for c, lbl in rec.get("values") or []]
             counts_2022 = (rec.get("counts_by_year") or {}).get(YEAR) or {}
+            values = restore_unlabelled_points(values, counts_2022)
             out.append(
                 GssVariable(
                     variable=rec["variable"],
                     label=rec.get("label") or "",
                     question=(rec.get("question") or "").strip(),
-                    codes=[int(c) for c, _ in values],
-                    options=[str(lbl) for _, lbl in values],
+                    codes=[c for c, _ in values],
+                    options=[lbl for _, lbl in values],
                     families=list(rec.get("families") or []),
                     counts=[int(counts_2022.get(lbl, 0) or 0) for _, lbl in values],
                     total_2022=int(counts_2022.get("Total", 0) or 0),
@@ -93,6 +113,22 @@ def read_variables(path: str | Path) -> list[GssVariable]:
                 )
             )
     return out
+
+
+# Answer labels that exist only in another interview mode (volunteered on the phone) or as a
+# residual; when the 2022 tabulation lacks them, nobody could give them that year.
+_MODE_ONLY_LABEL = re.compile(r"phone mode only|volunteered|^other$|^does not apply$", re.IGNORECASE)
+
+def drop_mode_only_options(var: GssVariable) -> list[str]:
+    """Remove options absent from the 2022 tabulation because they were phone-only or residual."""
+    counts = (var.raw.get("counts_by_year") or {}).get(YEAR) or {}
+    dropped = [o for o in var.options if o not in counts and _MODE_ONLY_LABEL.search(o)]
+    if dropped:
+        keep = [i for i, o in enumerate(var.options) if o not in dropped]
+        var.options = [var.options[i] for i in keep]
+        var.codes = [var.codes[i] for i in keep]
+        var.counts = [var.counts[i] for i in keep]
+    return dropped
 
 
 def rule_exclusion(var: GssVariable) -> str | None:
@@ -122,22 +158,32 @@ def mode_variant_of(name: str, candidates: dict[str, GssVariable]) -> str | None
 
 
 def resolve_mode_variants(candidates: dict[str, GssVariable]) -> dict[str, str]:
-    """Map each dropped variant to the variable kept in its place (the one with more answers)."""
+    """Map each dropped variant to the variable kept in its place.
+
+    The base form is kept: it carries the full questionnaire wording and the long time series,
+    while the suffixed forms are web, grid or experimental versions (some with truncated text).
+    """
     dropped: dict[str, str] = {}
     for name in sorted(candidates):
         base = mode_variant_of(name, candidates)
-        if base is None:
-            continue
-        keep, drop = (base, name) if candidates[base].n >= candidates[name].n else (name, base)
-        dropped[drop] = keep
+        if base is not None:
+            dropped[name] = base
     return dropped
 
 
-def candidates(path: str | Path) -> tuple[dict[str, GssVariable], dict[str, tuple[str, str]]]:
-    """Variables passing the record-level rules, and {variable: (rule, detail)} for the rest."""
+def candidates(
+    path: str | Path, repairs: dict[str, str] | None = None
+) -> tuple[dict[str, GssVariable], dict[str, tuple[str, str]]]:
+    """Variables passing the record-level rules, and {variable: (rule, detail)} for the rest.
+
+    ``repairs`` (if given) receives {variable: what was repaired}.
+    """
     excluded: dict[str, tuple[str, str]] = {}
     kept: dict[str, GssVariable] = {}
     for var in read_variables(path):
+        dropped = drop_mode_only_options(var)
+        if dropped and repairs is not None:
+            repairs[var.variable] = f"options {dropped} absent from the {YEAR} tabulation (phone-only or residual) removed"
         rule = rule_exclusion(var)
         if rule:
             if rule != "not_asked_2022":

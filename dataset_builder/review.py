@@ -21,6 +21,7 @@ CURATION_DIR = Path(__file__).resolve().parent / "curation"
 REVIEW_FILE = CURATION_DIR / "review.yaml"
 DIMENSIONS_FILE = CURATION_DIR / "value_dimensions.yaml"
 WVS_ENGLISH_FILE = CURATION_DIR / "wvs_english.yaml"
+GSS_TEXT_FILE = CURATION_DIR / "gss_text.yaml"
 
 # Ordered answer scales, recognised by the words of their options (GSS labels are lower case).
 _ORDINAL_PATTERNS = [
@@ -60,7 +61,7 @@ def is_numeric_scale(options: list[str]) -> bool:
     return len(options) >= 5 and bare >= len(options) - 2
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def load_yaml_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CurationError(f"Curated file {path} is missing; it is part of the repository.")
     with open(path, encoding="utf-8") as fh:
@@ -69,7 +70,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 def load_review(path: Path = REVIEW_FILE) -> dict[str, dict[str, str]]:
     """{"gss:<variable>" | "wvs:<Q>": {decision: include|exclude, reason}} for every reviewed item."""
-    data = _load_yaml(path)
+    data = load_yaml_file(path)
     for var, entry in data.items():
         if entry.get("decision") not in ("include", "exclude"):
             raise CurationError(f"{path}: {var!r} has decision {entry.get('decision')!r}; use include or exclude")
@@ -81,7 +82,7 @@ def load_review(path: Path = REVIEW_FILE) -> dict[str, dict[str, str]]:
 def load_tags(path: Path = DIMENSIONS_FILE) -> dict[str, Tag]:
     """{"gss:<variable>" | "wvs:<Q>": Tag}; an empty tag list needs a none_reason."""
     tags = {}
-    for key, entry in _load_yaml(path).items():
+    for key, entry in load_yaml_file(path).items():
         dims = tuple(entry.get("dimensions") or ())
         bad = [d for d in dims if d not in VALUE_DIMENSIONS]
         if bad:

@@ -311,7 +311,8 @@ def copied_records(src: WvsSources) -> dict[tuple[str, str], str]:
     for country, records in src.aggregates.items():
         for raw in records:
             dist = raw.get("distribution") or {}
-            if not dist or max(dist.values()) >= DUPLICATE_MAX_SHARE:
+            # Two-way splits rounded to 0.01 coincide by chance too often to prove a copy.
+            if len(dist) < 3 or max(dist.values()) >= DUPLICATE_MAX_SHARE:
                 continue
             key = (raw.get("id"), tuple(sorted((k, round(float(v), 4)) for k, v in dist.items())))
             seen.setdefault(key, []).append(country)

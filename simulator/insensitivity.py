@@ -166,7 +166,7 @@ def judge_prompt(question: str, options: Sequence[str], raw_text: str, dimension
         f"Question: {question}\nOptions:\n{numbered}\n\nResponse:\n<<<\n{raw_text[:3000]}\n>>>\n\n"
         "For each problem below say whether the response HAS it (true) or not (false):\n"
         f"{rubric}\n\n"
-        'Reply with JSON only, e.g. {"' + dimensions[0] + '": false}.'
+        "Reply with one JSON object only: its keys are the codes above, its values true or false."
     )
 
 
@@ -188,7 +188,7 @@ def parse_judgement(text: str, dimensions: Sequence[str]) -> dict[str, bool]:
     for d in dimensions:
         if d in out:
             continue
-        m = re.search(rf"\b{d}\b\W{{0,5}}(true|false|yes|no)\b", text or "", re.IGNORECASE)
+        m = re.search(rf"^\W*{d}\W*\s*[:=]\s*(true|false|yes|no)\b", text or "", re.IGNORECASE | re.MULTILINE)
         if m:
             out[d] = m.group(1).lower() in ("true", "yes")
     return out

@@ -22,6 +22,22 @@ def test_gss_fefam_counts_hand_checked(sources):
     assert fefam.n == 2348
 
 
+def test_gss_unlabelled_scale_points_are_restored(sources):
+    variables = {v.variable: v for v in gss.read_variables(sources / "gss" / "gss_variables_2018_2024.jsonl")}
+    helppoor = variables["helppoor"]
+    # The documentation labels only codes 1, 3 and 5; the tabulation keys 2 and 4 by number.
+    assert helppoor.codes == [1, 2, 3, 4, 5]
+    assert helppoor.options == ["government should help", "2", "agree with both", "4", "people should care for themselves"]
+    assert helppoor.counts == [652, 270, 922, 236, 242]
+
+
+def test_gss_phone_only_options_are_removed(sources):
+    kept, _ = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl", repairs := {})
+    premarsx = kept["premarsx"]
+    assert "other" not in premarsx.options and len(premarsx.options) == 4
+    assert "premarsx" in repairs
+
+
 def test_gss_non_substantive_labels_are_dropped(sources):
     path = sources / "gss" / "gss_variables_2018_2024.jsonl"
     raw = next(json.loads(line) for line in open(path) if json.loads(line)["variable"] == "fefam")
@@ -34,7 +50,12 @@ def test_gss_non_substantive_labels_are_dropped(sources):
 def test_gss_rules(sources):
     kept, excluded = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl")
     assert "fefam" in kept
-    assert excluded["hrs2"][0] == "too_few_options"  # open numeric item
+    assert excluded["hrs2"][0] == "too_many_options"  # open numeric item: every hour count is a point
+    # Mode variants: the base form stays, the web / grid / no-volunteer versions go.
+    assert "abany" in kept and excluded["abanyg"][0] == "mode_variant"
+    assert "fair" in kept and excluded["fairnv"][0] == "mode_variant"
+    # Wording versions are distinct questions asked of other respondents ("welfare" vs "assistance to the poor").
+    assert "natfare" in kept and "natfarey" in kept
     rules = {rule for rule, _ in excluded.values()}
     assert {"too_few_respondents", "mode_variant", "excluded_family", "too_many_options"} <= rules
     for var, (rule, detail) in excluded.items():

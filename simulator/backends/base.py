@@ -3,22 +3,38 @@
 A backend turns a batch of ``GenerationRequest`` into ``GenerationResult`` in the same order.
 Local backends batch the list on the device; remote backends keep up to ``concurrency``
 requests in flight. Retries live here, once: a provider only classifies its errors with
-``should_retry``.
+``should_retry``. ``RemoteBackend`` holds the rest of what every HTTP provider shares
+(a private event loop, the in-flight cap, timing, error capture and secret redaction), so a
+provider module only says how to send one request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import ipaddress
 import logging
+import os
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from simulator.types import GenerationRequest, GenerationResult
+from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Every GenerationConfig field; a backend's describe() lists those it cannot apply.
+CONFIG_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(GenerationConfig))
+
+# HTTP statuses worth another attempt: request timeout, conflict, rate limit, and every
+# server-side failure (500, 502 bad gateway, 503 unavailable, 504 gateway timeout,
+# 529 overloaded). Other 4xx are the caller's fault and fail the same way every time.
+RETRYABLE_4XX: frozenset[int] = frozenset({408, 409, 429})
 
 
 class Backend(ABC):
@@ -87,3 +103,223 @@ class RetryPolicy:
                 wait = self.delay(attempt)
                 log.warning("attempt %d failed (%s: %s); retrying in %.2fs", attempt, type(exc).__name__, exc, wait)
                 self.sleep(wait)
+
+    async def acall(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        should_retry: Callable[[BaseException], bool],
+        *,
+        retry_after: Callable[[BaseException], float | None] | None = None,
+        describe_error: Callable[[BaseException], str] | None = None,
+    ) -> tuple[T, int]:
+        """The same loop for coroutines; waits with ``asyncio.sleep`` so other requests go on.
+
+        ``retry_after`` may return the server's requested wait (a ``Retry-After`` header),
+        which is honoured up to ``max_delay_s``; ``describe_error`` renders an error for the
+        log line (remote backends pass one that redacts their key).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fn(), attempt
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if attempt >= self.max_attempts or not should_retry(exc):
+                    raise
+                wait = self.delay(attempt)
+                hinted = retry_after(exc) if retry_after is not None else None
+                if hinted is not None:
+                    wait = max(wait, min(hinted, self.max_delay_s))
+                text = describe_error(exc) if describe_error is not None else f"{type(exc).__name__}: {exc}"
+                log.warning("attempt %d failed (%s); retrying in %.2fs", attempt, text, wait)
+                await asyncio.sleep(wait)
+
+
+def is_retryable_status(status: int) -> bool:
+    """Whether an HTTP status is worth retrying: 408, 409, 429 and every 5xx (529 overloaded too)."""
+    return status in RETRYABLE_4XX or status >= 500
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment, safe to record in config.json."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+# The key a local OpenAI-compatible server (vLLM, TGI, llm-katan) gets when none is set;
+# such servers want some bearer token but do not check it unless configured to.
+PLACEHOLDER_KEY = "EMPTY"
+
+
+def api_key_from_env(env_var: str, base_url: str, backend: str) -> str:
+    """The API key from ``env_var``; a placeholder for loopback servers; else a clear error."""
+    key = os.environ.get(env_var, "")
+    if key:
+        return key
+    if is_loopback_url(base_url):
+        return PLACEHOLDER_KEY
+    raise ValueError(
+        f"The {backend} backend needs an API key for {public_url(base_url)}, but the environment "
+        f"variable {env_var} is not set (or empty). Set it with `export {env_var}=...`, or pass "
+        f"api_key_env='OTHER_VAR' to read another variable. Keys are read from the environment only."
+    )
+
+
+class RemoteBackend(Backend):
+    """An HTTP model API with up to ``concurrency`` requests in flight.
+
+    Subclasses implement ``_complete`` (send one request once, return text and token counts)
+    and ``should_retry``; this class runs them on a private event loop in a daemon thread (so
+    ``generate`` works from plain code, notebooks and async servers alike), retries through
+    ``RetryPolicy.acall``, bounds each attempt by ``timeout_s``, and turns a request that
+    still fails into ``GenerationResult(text="", error=...)``. ``latency_s`` spans the first
+    attempt to the last, backoff included; ``attempts`` counts every try.
+    """
+
+    def __init__(self, *, concurrency: int, timeout_s: float, retry: RetryPolicy, secrets: Sequence[str] = ()) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency={concurrency!r} must be >= 1 (requests kept in flight)")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s={timeout_s!r} must be > 0 seconds")
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self._secrets = tuple(s for s in secrets if s and s != PLACEHOLDER_KEY)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._slots: asyncio.Semaphore | None = None  # backend-wide, even if generate() runs in two threads
+        self._lock = threading.Lock()
+
+    # -- what a provider implements -------------------------------------------------------
+    @abstractmethod
+    async def _complete(self, request: GenerationRequest) -> tuple[str, int, int]:
+        """Send ``request`` once; return (text, input_tokens, output_tokens). Raise on failure."""
+
+    @abstractmethod
+    def should_retry(self, error: BaseException) -> bool:
+        """Whether another attempt could succeed (rate limit, overload, 5xx, timeout, network)."""
+
+    def retry_after(self, error: BaseException) -> float | None:
+        """Seconds the server asked us to wait (``Retry-After``), if it said."""
+        response = getattr(error, "response", None)
+        headers = getattr(response, "headers", None)
+        value = headers.get("retry-after") if headers is not None else None
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+    async def _aclose(self) -> None:
+        """Close the provider's async client (runs on the private loop)."""
+
+    # -- shared machinery -----------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        """``text`` with every secret this backend holds replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def describe_error(self, error: BaseException) -> str:
+        status = getattr(error, "status_code", None)
+        head = f"{type(error).__name__}" + (f" (HTTP {status})" if status is not None else "")
+        message = str(error) or repr(error)
+        return self.redact(f"{head}: {message}")
+
+    def describe(self) -> dict[str, object]:
+        info = super().describe()
+        info["unsupported_params"] = sorted(CONFIG_FIELDS - self.supported_params)
+        info["timeout_s"] = self.timeout_s
+        info["max_attempts"] = self.retry.max_attempts
+        return info
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name=f"{self.name}-backend-loop", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            loop = self._loop
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        requests = list(requests)
+        if not requests:
+            return []
+        return self._run(self._generate_all(requests))
+
+    async def _generate_all(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slots
+        return list(await asyncio.gather(*(self._generate_one(r, slots) for r in requests)))
+
+    async def _generate_one(self, request: GenerationRequest, slots: asyncio.Semaphore) -> GenerationResult:
+        async with slots:
+            attempts = 0
+
+            async def attempt() -> tuple[str, int, int]:
+                nonlocal attempts
+                attempts += 1
+                # The SDK's own timeout covers each phase (connect, read...); this caps the whole attempt.
+                return await asyncio.wait_for(self._complete(request), timeout=self.timeout_s + 1.0)
+
+            start = time.perf_counter()
+            try:
+                (text, input_tokens, output_tokens), _ = await self.retry.acall(
+                    attempt, self._should_retry, retry_after=self.retry_after, describe_error=self.describe_error
+                )
+            except Exception as exc:  # noqa: BLE001 - one failed request must not sink the batch
+                return GenerationResult(
+                    text="",
+                    latency_s=time.perf_counter() - start,
+                    attempts=attempts,
+                    error=self.describe_error(exc),
+                )
+            return GenerationResult(
+                text=text,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                latency_s=time.perf_counter() - start,
+                attempts=attempts,
+            )
+
+    def _should_retry(self, error: BaseException) -> bool:
+        if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
+            return True
+        return self.should_retry(error)
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = self._slots = None
+        if loop is None or loop.is_closed():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._aclose(), loop).result(timeout=10)
+        except Exception as exc:  # noqa: BLE001 - closing must not raise
+            log.debug("closing %s client failed: %s", self.name, self.redact(str(exc)))
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=10)
+        loop.close()

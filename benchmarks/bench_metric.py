@@ -1,0 +1,176 @@
+"""Speed of the cultural_alignment metric against a plain per-question scipy loop.
+
+Scores N questions x P simulated participants (option counts 2..11, half of the questions
+ordinal, one or two value dimensions each, sex and age distributions for every question),
+given as plain Python lists the way the simulator hands them over. Ours and the naive way are
+timed in the same run; the naive loop is timed on a random subsample of questions (and its
+bootstraps on a few replicates) and extrapolated linearly, which each line says. The bar
+from issue 3 is the default scoring (question bootstrap, 1000 replicates) in under 5 s; the
+participant bootstrap is timed on its own line. Each line gives our wall-clock and CPU
+seconds; the ratios compare CPU seconds of both ways, which hold steady when other jobs share
+the machine (the wall clock then grows with the load average, printed; the metric runs BLAS on
+one thread, so on an idle machine its wall clock is about its CPU time).
+
+    python benchmarks/bench_metric.py                # 100,000 x 20, 1000 replicates
+    python benchmarks/bench_metric.py --questions 20000 --naive-sample 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy, wasserstein_distance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment  # noqa: E402
+
+GROUPS = [("sex", "female"), ("sex", "male"), ("age", "18-29"), ("age", "30-49"), ("age", "50+")]
+
+
+def make_inputs(n: int, participants: int, seed: int) -> dict:
+    """Synthetic survey: human and group distributions ~ Dirichlet(1), each question's model
+    preference ~ Dirichlet(0.5), participants' answers drawn from it."""
+    rng = np.random.default_rng(seed)
+    ks = rng.integers(2, 12, n)
+    predictions: list = [None] * n
+    references: list = [None] * n
+    demographics: list = [None] * n
+    for k in range(2, 12):
+        idx = np.flatnonzero(ks == k)
+        human = rng.dirichlet(np.ones(k), len(idx))
+        model = rng.dirichlet(np.full(k, 0.5), len(idx))
+        answers = (rng.random((len(idx), participants))[:, :, None] > np.cumsum(model, 1)[:, None, :-1]).sum(-1)
+        groups = rng.dirichlet(np.ones(k), (len(idx), len(GROUPS)))
+        for r, i in enumerate(idx.tolist()):
+            predictions[i] = answers[r].tolist()
+            references[i] = human[r].tolist()
+            demographics[i] = [
+                {"group_type": t, "group": g, "distribution": groups[r, s].tolist(), "n": 400, "year": 2022}
+                for s, (t, g) in enumerate(GROUPS)
+            ]
+    return {
+        "predictions": predictions,
+        "references": references,
+        "ordinal": (rng.random(n) < 0.5).tolist(),
+        "value_dimensions": [
+            [VALUE_DIMENSIONS[j] for j in rng.choice(9, int(rng.integers(1, 3)), replace=False)] for _ in range(n)
+        ],
+        "demographics": demographics,
+        "question_ids": [f"bench.{i}" for i in range(n)],
+    }
+
+
+def naive_question(answers, q, ordinal, demo, eps=1e-3, weights=None):
+    """One question the plain way: scipy per question, Python per group."""
+    k = len(q)
+    counts = np.bincount(answers, weights=weights, minlength=k)
+    if counts.sum() == 0:
+        return None
+    p = counts / counts.sum()
+    q = np.asarray(q)
+    kl = entropy(p + eps, q + eps)
+    js = jensenshannon(p, q, base=2)
+    w = wasserstein_distance(np.arange(k), np.arange(k), p, q) / (k - 1) if ordinal else None
+    top_p = np.flatnonzero(p >= p.max() - 1e-9)
+    top_q = np.flatnonzero(q >= q.max() - 1e-9)
+    match = len(np.intersect1d(top_p, top_q)) / (len(top_p) * len(top_q))
+    preferred = {}
+    for family in ("sex", "age"):
+        shares = {d["group"]: sum(d["distribution"][o] for o in top_p) for d in demo if d["group_type"] == family}
+        best = max(shares.values())
+        winners = [g for g, s in shares.items() if s >= best - 1e-9]
+        preferred[family] = winners[0] if len(winners) == 1 else "tie"
+    return kl, js, w, match, entropy(p), len(set(answers)), preferred
+
+
+def naive_loop(data: dict, sample: np.ndarray, weights=None) -> list:
+    return [
+        naive_question(data["predictions"][i], data["references"][i], data["ordinal"][i], data["demographics"][i],
+                       weights=weights)
+        for i in sample
+    ]
+
+
+def naive_question_bootstrap_replicate(values: dict, dims: list, ordinal: np.ndarray, rng) -> None:
+    n = len(values["kl"])
+    idx = rng.integers(0, n, n)
+    for stat in ("kl", "js", "match"):
+        values[stat][idx].mean()
+    values["w"][idx[ordinal[idx]]].mean()
+    for d in VALUE_DIMENSIONS:
+        sel = idx[dims[d][idx]]
+        for stat in ("kl", "js", "match"):
+            values[stat][sel].mean()
+
+
+def timed(fn, *args, **kwargs):
+    """(wall-clock seconds, CPU seconds of this process, result)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - start, time.process_time() - cpu, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=100_000)
+    parser.add_argument("--participants", type=int, default=20)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="replicates of each bootstrap")
+    parser.add_argument("--naive-sample", type=int, default=2000, help="questions the naive loop is timed on")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    n, P, B = args.questions, args.participants, args.bootstrap
+    data = make_inputs(n, P, args.seed)
+    load_before = os.getloadavg()[0]
+    print(f"# {n:,} questions x {P} participants, option counts 2..11, bootstrap {B} replicates; "
+          f"{os.cpu_count()} CPUs, load average {load_before:.2f}")
+
+    point = timed(compute_alignment, **data, bootstrap_samples=0)
+    default = timed(compute_alignment, **data, bootstrap_samples=B, participant_bootstrap_samples=0)
+    participant = timed(compute_alignment, **data, bootstrap_samples=0, participant_bootstrap_samples=B)
+    full = timed(compute_alignment, **data, bootstrap_samples=B)
+    result = default[2]
+
+    rng = np.random.default_rng(args.seed + 1)
+    m = min(args.naive_sample, n)
+    sample = rng.choice(n, m, replace=False)
+    scale = n / m
+    naive = timed(naive_loop, data, sample)[1] * scale
+    # the naive bootstrap's cost does not depend on the values, only on their number
+    values = {"kl": rng.random(n), "js": rng.random(n), "match": rng.random(n), "w": rng.random(n)}
+    ordinal = np.asarray(data["ordinal"])
+    dims = {d: np.array([d in tags for tags in data["value_dimensions"]]) for d in VALUE_DIMENSIONS}
+    reps = max(1, min(B, 20))
+    naive_qboot = timed(
+        lambda: [naive_question_bootstrap_replicate(values, dims, ordinal, rng) for _ in range(reps)]
+    )[1] * B / reps
+    # one participant-bootstrap replicate = the loop again with the participants re-weighted
+    weights = np.bincount(rng.integers(0, P, P), minlength=P).astype(float)
+    naive_pboot = timed(naive_loop, data, sample, weights)[1] * scale * B
+
+    def line(what: str, ours: tuple, naive_cpu: float, how: str, bar: bool = False) -> None:
+        wall, cpu = ours[0], ours[1]
+        verdict = f" (bar: under 5 s wall clock: {'PASS' if wall < 5 else 'FAIL'})" if bar else ""
+        print(f"{what}: ours {wall:.2f} s wall, {cpu:.2f} s CPU{verdict} | naive {naive_cpu:,.1f} s CPU ({how}) "
+              f"| {naive_cpu / cpu:,.0f}x less CPU")
+
+    line("point estimates (KL, JS, Wasserstein, match, bias profile, diversity)", point, naive,
+         f"per-question scipy loop timed on {m:,} questions, x{scale:.4g}")
+    line(f"default scoring with the question bootstrap ({B} replicates)", default, naive + naive_qboot,
+         f"loop as above + numpy bootstrap timed on {reps} replicates, x{B / reps:g}", bar=True)
+    line(f"point estimates + participant bootstrap ({B} replicates)", participant, naive + naive_pboot,
+         f"one re-weighted loop per replicate, timed once on {m:,} questions, x{scale:.4g} x{B}")
+    line(f"everything (both bootstraps, {B} replicates each)", full, naive + naive_qboot + naive_pboot,
+         "sum of the naive parts above")
+    print(f"# kl_mean {result['kl_mean']:.4f} [{result['kl_ci_low']:.4f}, {result['kl_ci_high']:.4f}], "
+          f"match_rate {result['match_rate']:.4f}; load average after {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

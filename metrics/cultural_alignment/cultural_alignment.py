@@ -1,0 +1,1473 @@
+"""Cultural alignment: how far a model's survey answers are from a real population's.
+
+The DEF paper (Liu et al. 2025) scores a model by running it as many simulated survey
+participants, turning their answers into a preference distribution per question, and
+comparing that with the distribution of real respondents: KL divergence per question,
+averaged per value dimension, plus a profile of which demographic group the model's
+preferred answers resemble. This file is the one implementation of that scoring for the
+whole project, packaged as a Hugging Face ``evaluate`` module so that anyone can
+``evaluate.load`` it, and usable without ``evaluate`` through :func:`compute_alignment`.
+
+It is self-contained on purpose (numpy and scipy only; ``evaluate`` and ``datasets`` are
+imported only to build the ``evaluate.Metric`` class), because ``evaluate`` copies this one
+file into its module cache and because importing ``evaluate`` costs seconds that a caller
+who only wants the numbers should not pay.
+
+Everything is vectorised by grouping questions by their number of options, so a run of
+100,000 questions x 20 participants scores in about a second; the bootstraps reuse the
+same grouping (see ``benchmarks/bench_metric.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+from scipy.special import entr, rel_entr
+
+__all__ = [
+    "compute_alignment",
+    "CulturalAlignment",
+    "METRIC_VERSION",
+    "SUM_TOLERANCE",
+    "TIE_TOLERANCE",
+    "VALUE_DIMENSIONS",
+    "DEMOGRAPHIC_GROUPS",
+    "ZERO_POLICIES",
+]
+
+#: Bumped whenever a number this module returns could change for the same input.
+METRIC_VERSION = "1.0.0"
+#: A distribution (human, model probabilities, demographic) must sum to 1 within this.
+SUM_TOLERANCE = 1e-6
+#: Two shares closer than this are tied (argmax ties, demographic ties).
+TIE_TOLERANCE = 1e-9
+VALUE_DIMENSIONS = ("EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI")
+DEMOGRAPHIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "sex": ("female", "male"),
+    "age": ("18-29", "30-49", "50+"),
+}
+ZERO_POLICIES = ("smoothing", "paper", "raise")
+
+_SLOTS = [(family, group) for family, groups in DEMOGRAPHIC_GROUPS.items() for group in groups]
+_SLOT_INDEX = {pair: s for s, pair in enumerate(_SLOTS)}
+_FAMILY_SLOTS = {
+    family: np.array([_SLOT_INDEX[(family, g)] for g in groups]) for family, groups in DEMOGRAPHIC_GROUPS.items()
+}
+_STATS = ("kl", "js", "wasserstein", "match_rate")
+# In the participant bootstrap, counts (in participant units) this close to the top count tie.
+_COUNT_TIE_TOLERANCE = 1e-4
+# Participant bootstrap work unit: replicates per chunk, float32 elements per block of questions.
+_REPLICATE_CHUNK = 32
+_BLOCK_ELEMENTS = 1 << 18
+_LN2 = math.log(2.0)
+
+
+# --------------------------------------------------------------------------------------
+# Public function
+# --------------------------------------------------------------------------------------
+
+
+def compute_alignment(
+    predictions: Any = None,
+    probabilities: Any = None,
+    references: Any = None,
+    ordinal: Any = None,
+    value_dimensions: Any = None,
+    demographics: Any = None,
+    question_ids: Any = None,
+    num_options: Any = None,
+    zero_policy: str = "smoothing",
+    smoothing: float = 1e-3,
+    bootstrap_samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    return_per_question: bool = False,
+    participant_bootstrap_samples: int | None = None,
+) -> dict[str, Any]:
+    """Score a model's answer distributions against human ones (see the module README).
+
+    Give the model side either as ``predictions`` (per question, the simulated
+    participants' answers as 0-based option indices; a list of indices for a multiple
+    choice answer, each chosen option counting ``1/len``) or as ``probabilities`` (per
+    question, a probability vector over the options). ``references`` are the human
+    distributions. Participant ``j`` is the ``j``-th answer of every question; the
+    participant bootstrap resamples these columns.
+
+    ``participant_bootstrap_samples`` (default: ``bootstrap_samples``) sets the replicates
+    of the participant bootstrap alone; 0 switches it off (it costs about
+    ``B x questions x options`` float operations, a few seconds for 100,000 questions).
+
+    Returns a flat JSON-serialisable dict; every key is documented in the README
+    ("Output Values"). Undefined values are ``None``, never NaN or infinity.
+
+    >>> r = compute_alignment(predictions=[[0, 0, 0, 1], [2, 2, 1, 2]],
+    ...                       references=[[0.6, 0.4], [0.1, 0.2, 0.7]],
+    ...                       ordinal=[False, True], zero_policy="paper", bootstrap_samples=0)
+    >>> round(r["kl_mean"], 6), round(r["wasserstein_mean"], 6), r["match_rate"]
+    (0.078694, 0.075, 1.0)
+    >>> r["distinct_answers_mean"], r["unanimous_share"]
+    (2.0, 0.0)
+    """
+    settings = _check_settings(
+        zero_policy, smoothing, bootstrap_samples, confidence, seed, participant_bootstrap_samples
+    )
+    data = _prepare(
+        predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
+    )
+    point = _point_estimates(data, settings)
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    pboot = None
+    with _one_blas_thread():
+        qboot = _question_bootstrap(data, point, settings, np.random.default_rng(seeds[0]))
+        if data.answers is not None and settings["participant_bootstrap_samples"] > 0:
+            pboot = _participant_bootstrap(data, settings, np.random.default_rng(seeds[1]))
+    result = _assemble(data, point, qboot, pboot, settings)
+    if return_per_question:
+        result["per_question"] = _per_question(data, point)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Validation and preparation
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Answers:
+    """The participants' answers as flat entries, one per (question, participant, option)."""
+
+    question: np.ndarray  # int64, nondecreasing
+    participant: np.ndarray  # int64, position of the answer in its question's list
+    option: np.ndarray  # int64
+    weight: np.ndarray | None  # float64 (1/len for multiple choice); None means all 1
+    lengths: np.ndarray  # int64 (n,) answers per question
+    distinct: np.ndarray  # int64 (n,) distinct responses per question
+
+
+@dataclass
+class _Data:
+    n: int
+    ks: np.ndarray  # int64 (n,) options per question
+    human: np.ndarray  # float64 (n, kmax) zero padded, rows sum to 1
+    model: np.ndarray  # float64 (n, kmax) zero padded, rows sum to 1
+    ordinal: np.ndarray  # bool (n,)
+    dims: list[str]  # value dimensions present, in VALUE_DIMENSIONS order
+    dim_matrix: np.ndarray  # bool (n, len(dims))
+    demo: np.ndarray | None  # float64 (n, len(_SLOTS), kmax), zero where a group is absent
+    demo_present: np.ndarray | None  # bool (n, len(_SLOTS))
+    has_demo: np.ndarray  # bool (n,) non-empty demographics
+    ids: list[str] | None
+    model_input: str
+    answers: _Answers | None = None
+    groups: dict[int, np.ndarray] = field(default_factory=dict)  # k -> question indices
+
+
+def _where(i: int, ids: list[str] | None) -> str:
+    return f"question {i} (id {ids[i]!r})" if ids is not None else f"question {i}"
+
+
+_BOOL_TYPES = {bool, np.bool_}
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed, participant_bootstrap_samples) -> dict:
+    if zero_policy not in ZERO_POLICIES:
+        raise ValueError(f"zero_policy={zero_policy!r}; choose one of {', '.join(repr(p) for p in ZERO_POLICIES)}")
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.floating, np.integer)):
+        raise ValueError(f"smoothing={smoothing!r} must be a positive number such as 1e-3")
+    if zero_policy == "smoothing":
+        if not (math.isfinite(float(smoothing)) and float(smoothing) > 0):
+            raise ValueError(
+                f"smoothing={smoothing!r} must be a positive finite number such as 1e-3; "
+                "for unsmoothed KL use zero_policy='raise' or 'paper'"
+            )
+    for name, value in (
+        ("bootstrap_samples", bootstrap_samples),
+        ("participant_bootstrap_samples", participant_bootstrap_samples),
+    ):
+        if value is None and name == "participant_bootstrap_samples":
+            continue
+        if not _is_int(value) or value < 0:
+            raise ValueError(f"{name}={value!r} must be an int >= 0 (0 switches the bootstrap off)")
+    number = isinstance(confidence, (int, float, np.floating)) and not isinstance(confidence, bool)
+    if not number or not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence!r} must be a number strictly between 0 and 1, e.g. 0.95")
+    if seed is not None and (not _is_int(seed) or seed < 0):
+        raise ValueError(f"seed={seed!r} must be an int >= 0 (or None for a fresh random seed)")
+    return {
+        "zero_policy": zero_policy,
+        "smoothing": float(smoothing),
+        "bootstrap_samples": int(bootstrap_samples),
+        "participant_bootstrap_samples": int(
+            bootstrap_samples if participant_bootstrap_samples is None else participant_bootstrap_samples
+        ),
+        "confidence": float(confidence),
+        "seed": None if seed is None else int(seed),
+    }
+
+
+def _lengths(rows: Any, what: str, ids) -> np.ndarray:
+    """len() of every per-question entry; a ValueError naming the first entry that is not a list."""
+    try:
+        if not {str, bytes, dict} & set(map(type, rows)):
+            return np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    except TypeError:
+        pass
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes, dict)) or not hasattr(row, "__len__"):
+            raise ValueError(f"{_where(i, ids)}: {what} must be a list, got {row!r}")
+    raise AssertionError("unreachable: every entry has a length")
+
+
+def _length(value: Any, name: str) -> int:
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__"):
+        raise ValueError(f"{name} must be a list with one entry per question, got {type(value).__name__}")
+    return len(value)
+
+
+def _prepare(
+    predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
+) -> _Data:
+    if references is None:
+        raise ValueError("references is required: one human distribution (list of floats) per question")
+    if (predictions is None) == (probabilities is None):
+        raise ValueError(
+            "give exactly one of predictions (the participants' answers, option indices) or "
+            "probabilities (a probability vector per question)"
+        )
+    n = _length(references, "references")
+    if n == 0:
+        raise ValueError("references is empty: there are no questions to score")
+    for name, value in (
+        ("predictions", predictions),
+        ("probabilities", probabilities),
+        ("ordinal", ordinal),
+        ("value_dimensions", value_dimensions),
+        ("demographics", demographics),
+        ("question_ids", question_ids),
+        ("num_options", num_options),
+    ):
+        if value is not None and _length(value, name) != n:
+            raise ValueError(
+                f"{name} has {_length(value, name)} entries but references has {n}; "
+                "give one entry per question, in the same order"
+            )
+
+    ids = None
+    if question_ids is not None:
+        ids = []
+        for i, qid in enumerate(question_ids):
+            if not isinstance(qid, str):
+                raise ValueError(f"question {i}: question_ids[{i}]={qid!r} must be a string")
+            ids.append(qid)
+
+    ks = _lengths(references, "the human distribution (a list of floats)", ids)
+    if (ks < 2).any():
+        i = int(np.flatnonzero(ks < 2)[0])
+        raise ValueError(
+            f"{_where(i, ids)}: the human distribution {list(references[i])!r} has {ks[i]} option(s); "
+            "a question needs at least 2 options"
+        )
+    if num_options is not None:
+        for i, k in enumerate(num_options):
+            if not _is_int(k) or int(k) != ks[i]:
+                raise ValueError(
+                    f"{_where(i, ids)}: num_options={k!r} but the human distribution has {ks[i]} options; "
+                    "they must agree (check that the answers were mapped onto the same option list)"
+                )
+
+    kmax = int(ks.max())
+    groups = {int(k): np.flatnonzero(ks == k) for k in np.flatnonzero(np.bincount(ks))}
+    human = _distributions(references, ks, groups, kmax, "the human distribution", ids)
+
+    answers = None
+    if probabilities is not None:
+        lengths = _lengths(probabilities, "the model probabilities (a list of floats)", ids)
+        if (lengths != ks).any():
+            i = int(np.flatnonzero(lengths != ks)[0])
+            raise ValueError(
+                f"{_where(i, ids)}: the model probabilities {list(probabilities[i])!r} have {lengths[i]} entries "
+                f"but the human distribution has {ks[i]} options"
+            )
+        model = _distributions(probabilities, ks, groups, kmax, "the model probabilities", ids)
+        model_input = "probabilities"
+    else:
+        answers = _ingest_answers(predictions, ks, ids)
+        counts = np.bincount(
+            answers.question * kmax + answers.option, weights=answers.weight, minlength=n * kmax
+        ).reshape(n, kmax)
+        model = counts / answers.lengths[:, None]
+        model_input = "answers"
+
+    ordinal_arr = _ordinal(ordinal, n, ids)
+    dims, dim_matrix = _dimensions(value_dimensions, n, ids)
+    demo, demo_present, has_demo = _demographics(demographics, ks, kmax, ids)
+    return _Data(
+        n=n,
+        ks=ks,
+        human=human,
+        model=model,
+        ordinal=ordinal_arr,
+        dims=dims,
+        dim_matrix=dim_matrix,
+        demo=demo,
+        demo_present=demo_present,
+        has_demo=has_demo,
+        ids=ids,
+        model_input=model_input,
+        answers=answers,
+        groups=groups,
+    )
+
+
+def _distributions(rows: Any, ks: np.ndarray, groups: dict[int, np.ndarray], kmax: int, what: str, ids) -> np.ndarray:
+    """Validate per-question distributions and return them zero padded to (n, kmax), renormalised."""
+    out = np.zeros((len(ks), kmax))
+    for k, idx in groups.items():
+        block = _float_rows([rows[i] for i in idx], idx, what, ids)
+        _check_distribution_rows(block, idx, what, ids, lambda r: _where(int(idx[r]), ids))
+        out[idx, :k] = block / block.sum(axis=1, keepdims=True)
+    return out
+
+
+def _float_rows(rows: list, idx: np.ndarray, what: str, ids) -> np.ndarray:
+    try:
+        return np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        for i, row in zip(idx, rows):
+            try:
+                np.asarray(row, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{_where(int(i), ids)}: {what} must be a list of numbers, got {row!r}") from None
+        raise ValueError(f"{what}: rows of one option count could not be read as numbers") from None
+
+
+def _check_distribution_rows(block: np.ndarray, idx, what: str, ids, name_row) -> None:
+    """Raise ValueError naming the first row that is not a distribution (NaN, negative, sum != 1)."""
+    bad = ~np.isfinite(block).all(axis=1)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name_row(r)}: {what} {block[r].tolist()} contains NaN or infinity")
+    bad = (block < 0).any(axis=1)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        value = float(block[r][block[r] < 0][0])
+        raise ValueError(f"{name_row(r)}: {what} {block[r].tolist()} has a negative share {value!r}")
+    sums = block.sum(axis=1)
+    bad = np.abs(sums - 1.0) > SUM_TOLERANCE
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name_row(r)}: {what} {block[r].tolist()} sums to {sums[r]:.10g}, not 1 "
+            f"(tolerance {SUM_TOLERANCE:g}); divide it by its sum before scoring"
+        )
+
+
+def _ingest_answers(predictions: Any, ks: np.ndarray, ids) -> _Answers:
+    n = len(ks)
+    multi_distinct: dict[int, int] = {}
+    weight = None
+    if isinstance(predictions, np.ndarray) and predictions.ndim == 2 and predictions.dtype.kind in "iu":
+        per = predictions.shape[1]
+        if per == 0:
+            raise ValueError(f"{_where(0, ids)}: no answers (the answer matrix has 0 columns)")
+        lengths = np.full(n, per, dtype=np.int64)
+        option = predictions.astype(np.int64).ravel()
+        question = np.repeat(np.arange(n, dtype=np.int64), per)
+        participant = np.tile(np.arange(per, dtype=np.int64), n)
+    elif (matrix := _answer_matrix(predictions)) is not None:
+        return _ingest_answers(matrix, ks, ids)
+    else:
+        lengths = _lengths(predictions, "the answers (one entry per participant)", ids)
+        if (lengths == 0).any():
+            i = int(np.flatnonzero(lengths == 0)[0])
+            raise ValueError(f"{_where(i, ids)}: the answer list is empty; every question needs at least one answer")
+        flat = list(itertools.chain.from_iterable(predictions))
+        try:
+            arr = np.asarray(flat)
+        except (TypeError, ValueError):  # ragged: some answers are lists (multiple choice)
+            arr = None
+        question = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        if arr is not None and arr.ndim == 1 and arr.dtype.kind in "iu" and not _BOOL_TYPES & set(map(type, flat)):
+            option = arr.astype(np.int64)
+            starts = np.cumsum(lengths) - lengths
+            participant = np.arange(len(option), dtype=np.int64) - np.repeat(starts, lengths)
+        elif arr is not None and arr.ndim == 1 and arr.dtype.kind in "fbiu":
+            pos = next(p for p, a in enumerate(flat) if not _is_int(a))
+            _raise_bad_answer(flat, pos, question, lengths, ids)
+        else:
+            question, participant, option, weight = _ingest_mixed(predictions, ids, multi_distinct)
+
+    bad = (option < 0) | (option >= ks[question])
+    if bad.any():
+        e = int(np.flatnonzero(bad)[0])
+        i, k = int(question[e]), int(ks[question[e]])
+        raise ValueError(
+            f"{_where(i, ids)}: participant {int(participant[e])} answered option {int(option[e])}, outside "
+            f"0..{k - 1} (the human distribution has {k} options); answers are 0-based option indices"
+        )
+    kmax = int(ks.max())
+    counts = np.bincount(question * kmax + option, minlength=n * kmax).reshape(n, kmax)
+    distinct = (counts > 0).sum(axis=1)
+    for i, d in multi_distinct.items():
+        distinct[i] = d
+    return _Answers(question, participant, option, weight, lengths, distinct)
+
+
+def _answer_matrix(predictions: Any) -> np.ndarray | None:
+    """The answers as a (questions, participants) int array when every question has the same
+    number of plain int answers (the common case), else None."""
+    if isinstance(predictions, np.ndarray) or not isinstance(predictions, (list, tuple)) or not predictions:
+        return None
+    first = predictions[0]
+    if not isinstance(first, (list, tuple)) or not first or not _is_int(first[0]):
+        return None
+    try:
+        matrix = np.asarray(predictions)
+    except (TypeError, ValueError):  # ragged, or lists inside (multiple choice)
+        return None
+    if matrix.ndim != 2 or matrix.dtype.kind not in "iu" or _BOOL_TYPES & set(map(type, itertools.chain(*predictions))):
+        return None
+    return matrix
+
+
+def _raise_bad_answer(flat: list, pos: int, question: np.ndarray, lengths: np.ndarray, ids) -> None:
+    i = int(question[pos])
+    j = pos - int(np.sum(lengths[:i]))
+    raise ValueError(
+        f"{_where(i, ids)}: participant {j} answered {flat[pos]!r}; an answer must be an int option index "
+        "(0-based) or a list of them. For probability vectors pass probabilities= (or load the "
+        "'probabilities' configuration of the evaluate module)"
+    )
+
+
+def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
+    """Slow path: answers that mix ints and lists of ints (multiple choice)."""
+    qs: list[int] = []
+    ps: list[int] = []
+    os_: list[int] = []
+    ws: list[float] = []
+    for i, answers in enumerate(predictions):
+        responses = set()
+        has_list = False
+        for j, a in enumerate(answers):
+            if _is_int(a):
+                qs.append(i)
+                ps.append(j)
+                os_.append(int(a))
+                ws.append(1.0)
+                responses.add((int(a),))
+                continue
+            if isinstance(a, (str, bytes, dict)) or not hasattr(a, "__len__"):
+                raise ValueError(
+                    f"{_where(i, ids)}: participant {j} answered {a!r}; an answer must be an int option index "
+                    "(0-based) or a list of them (multiple choice)"
+                )
+            chosen = list(a)
+            if not chosen:
+                raise ValueError(
+                    f"{_where(i, ids)}: participant {j} gave an empty multiple-choice answer []; "
+                    "drop the participant's answer or give at least one option"
+                )
+            for o in chosen:
+                if not _is_int(o):
+                    raise ValueError(
+                        f"{_where(i, ids)}: participant {j} answered {chosen!r}; {o!r} is not an int option index"
+                    )
+            if len(set(int(o) for o in chosen)) != len(chosen):
+                raise ValueError(
+                    f"{_where(i, ids)}: participant {j} answered {chosen!r}, which names an option twice"
+                )
+            has_list = True
+            for o in chosen:
+                qs.append(i)
+                ps.append(j)
+                os_.append(int(o))
+                ws.append(1.0 / len(chosen))
+            responses.add(tuple(sorted(int(o) for o in chosen)))
+        if has_list:
+            multi_distinct[i] = len(responses)
+    return (
+        np.asarray(qs, dtype=np.int64),
+        np.asarray(ps, dtype=np.int64),
+        np.asarray(os_, dtype=np.int64),
+        np.asarray(ws, dtype=np.float64),
+    )
+
+
+def _ordinal(ordinal: Any, n: int, ids) -> np.ndarray:
+    if ordinal is None:
+        return np.zeros(n, dtype=bool)
+    try:
+        arr = np.asarray(ordinal)
+        if arr.dtype == bool and arr.shape == (n,):
+            return arr.copy()
+    except (TypeError, ValueError):
+        pass
+    out = np.zeros(n, dtype=bool)
+    for i, flag in enumerate(ordinal):
+        if isinstance(flag, (bool, np.bool_)) or (_is_int(flag) and flag in (0, 1)):
+            out[i] = bool(flag)
+        else:
+            raise ValueError(f"{_where(i, ids)}: ordinal={flag!r} must be True or False")
+    return out
+
+
+def _dimensions(value_dimensions: Any, n: int, ids) -> tuple[list[str], np.ndarray]:
+    full = np.zeros((n, len(VALUE_DIMENSIONS)), dtype=bool)
+    if value_dimensions is not None:
+        index = {d: c for c, d in enumerate(VALUE_DIMENSIONS)}
+        combos: dict[tuple, int] = {}  # each distinct tag list is validated once
+        rows: list[np.ndarray] = []
+        which = np.empty(n, dtype=np.int64)
+        for i, tags in enumerate(value_dimensions):
+            key = tuple(tags) if isinstance(tags, list) else None
+            c = combos.get(key) if key is not None else None
+            if c is None:
+                row = np.zeros(len(VALUE_DIMENSIONS), dtype=bool)
+                row[_dimension_columns(tags, index, i, ids)] = True
+                c = len(rows)
+                rows.append(row)
+                if key is not None:
+                    combos[key] = c
+            which[i] = c
+        full = np.array(rows)[which]
+    present = full.any(axis=0)
+    return [d for d, p in zip(VALUE_DIMENSIONS, present) if p], full[:, present]
+
+
+def _dimension_columns(tags: Any, index: dict[str, int], i: int, ids) -> list[int]:
+    if tags is None:
+        return []
+    if isinstance(tags, (str, bytes)) or not hasattr(tags, "__iter__"):
+        raise ValueError(f"{_where(i, ids)}: value_dimensions={tags!r} must be a list of tags, e.g. ['EVI']")
+    cols = []
+    for tag in tags:
+        if tag not in index:
+            raise ValueError(
+                f"{_where(i, ids)}: unknown value dimension {tag!r}; valid tags: {' '.join(VALUE_DIMENSIONS)}"
+            )
+        cols.append(index[tag])
+    return cols
+
+
+def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[Any, Any, np.ndarray]:
+    """(distributions (n, slots, kmax), presence (n, slots), has any) of the demographic groups."""
+    n = len(ks)
+    has = np.zeros(n, dtype=bool)
+    if demographics is None:
+        return None, None, has
+    qs: list[int] = []
+    slots: list[int] = []
+    dists: list[Any] = []
+    for i, groups in enumerate(demographics):
+        if not isinstance(groups, (list, tuple)):
+            if groups is None:
+                continue
+            if isinstance(groups, (str, bytes, dict)) or not hasattr(groups, "__iter__"):
+                raise ValueError(
+                    f"{_where(i, ids)}: demographics must be a list of {{group_type, group, distribution}} "
+                    f"dicts (or []), got {groups!r}"
+                )
+            groups = list(groups)
+        if not groups:
+            continue
+        try:
+            slots.extend([_SLOT_INDEX[(entry["group_type"], entry["group"])] for entry in groups])
+            dists.extend([entry["distribution"] for entry in groups])
+        except (KeyError, TypeError, IndexError):
+            for entry in groups:
+                _check_demographic_entry(i, entry, ids)
+            raise
+        qs.extend([i] * (len(dists) - len(qs)))
+    demo = np.zeros((n, len(_SLOTS), kmax))
+    present = np.zeros((n, len(_SLOTS)), dtype=bool)
+    if not qs:
+        return demo, present, has
+    q = np.asarray(qs, dtype=np.int64)
+    slot = np.asarray(slots, dtype=np.int64)
+    key = q * len(_SLOTS) + slot
+    seen = np.bincount(key)
+    if seen.max() > 1:
+        first = np.flatnonzero(seen > 1)[0]
+        i, (family, group) = int(first // len(_SLOTS)), _SLOTS[int(first % len(_SLOTS))]
+        raise ValueError(
+            f"{_where(i, ids)}: demographic group {family}/{group} appears twice; keep one entry per group"
+        )
+    try:
+        lengths = np.fromiter(map(len, dists), dtype=np.int64, count=len(dists))
+    except TypeError:
+        lengths = np.array([len(x) if hasattr(x, "__len__") else -1 for x in dists])
+    if {str, bytes, dict} & set(map(type, dists)):
+        lengths[[isinstance(x, (str, bytes, dict)) for x in dists]] = -1
+    bad = lengths != ks[q]
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        family, group = _SLOTS[int(slot[r])]
+        raise ValueError(
+            f"{_where(int(q[r]), ids)}: the {family}/{group} distribution {dists[r]!r} must be a list of "
+            f"{ks[q[r]]} floats, one per option"
+        )
+    has[q] = True
+    kq = ks[q]
+    for k in np.flatnonzero(np.bincount(kq)):
+        sel = np.flatnonzero(kq == k)
+        block = _float_rows([dists[s] for s in sel], q[sel], "a demographic distribution", ids)
+
+        def name_row(r: int, sel=sel) -> str:
+            family, group = _SLOTS[slot[sel[r]]]
+            return f"{_where(int(q[sel[r]]), ids)}, {family}/{group}"
+
+        _check_distribution_rows(block, q[sel], "the demographic distribution", ids, name_row)
+        demo[q[sel], slot[sel], :k] = block / block.sum(axis=1, keepdims=True)
+    present[q, slot] = True
+    return demo, present, has
+
+
+def _check_demographic_entry(i: int, entry: Any, ids) -> None:
+    if not isinstance(entry, dict) or not {"group_type", "group", "distribution"} <= set(entry):
+        raise ValueError(
+            f"{_where(i, ids)}: demographic entry {entry!r} needs the keys group_type, group and distribution"
+        )
+    try:
+        known = (entry["group_type"], entry["group"]) in _SLOT_INDEX
+    except TypeError:  # unhashable group names
+        known = False
+    if not known:
+        valid = "; ".join(f"{f}: {', '.join(g)}" for f, g in DEMOGRAPHIC_GROUPS.items())
+        raise ValueError(
+            f"{_where(i, ids)}: unknown demographic group {entry['group_type']!r}/{entry['group']!r}; valid: {valid}"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Point estimates (float64, exactly the scipy definitions)
+# --------------------------------------------------------------------------------------
+
+
+def _top_sets(dist: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Boolean mask of the options within TIE_TOLERANCE of the row maximum."""
+    masked = np.where(valid, dist, -np.inf)
+    return masked >= masked.max(axis=1, keepdims=True) - TIE_TOLERANCE
+
+
+def _point_estimates(data: _Data, settings: dict) -> dict[str, np.ndarray]:
+    n, kmax = data.human.shape
+    valid = np.arange(kmax)[None, :] < data.ks[:, None]
+    p, q = data.model, data.human
+    kl_raw = rel_entr(p, q).sum(axis=1)
+    infinite = np.isinf(kl_raw)
+    policy = settings["zero_policy"]
+    if policy == "smoothing":
+        eps = settings["smoothing"]
+        scale = 1.0 / (1.0 + data.ks * eps)
+        ps = np.where(valid, (p + eps) * scale[:, None], 0.0)
+        qs = np.where(valid, (q + eps) * scale[:, None], 0.0)
+        kl = rel_entr(ps, qs).sum(axis=1)
+    elif policy == "raise":
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            o = int(np.flatnonzero((p[i] > 0) & (q[i] == 0))[0])
+            raise ValueError(
+                f"{_where(i, data.ids)}: KL(model || human) is infinite: the model gives option {o} a share of "
+                f"{p[i, o]:.6g} but the human share is 0. Use zero_policy='smoothing' (additive smoothing) or "
+                "'paper' (infinity replaced by the largest finite KL + 1)"
+            )
+        kl = kl_raw
+    else:  # paper
+        kl = _replace_infinite(kl_raw[None, :])[0]
+        if not np.isfinite(kl).all():
+            raise ValueError(
+                "every question has an infinite KL(model || human) (the model always picks options no human chose), "
+                "so zero_policy='paper' has no finite value to replace them with; use zero_policy='smoothing'"
+            )
+    m = 0.5 * (p + q)
+    js = np.sqrt(np.maximum((rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)) / (2.0 * _LN2), 0.0))
+    cdf_gap = np.abs(np.cumsum(p - q, axis=1))
+    steps = np.arange(kmax)[None, :] < (data.ks - 1)[:, None]
+    wasserstein = np.where(steps, cdf_gap, 0.0).sum(axis=1) / (data.ks - 1)
+    wasserstein = np.where(data.ordinal, wasserstein, np.nan)
+    model_top = _top_sets(p, valid)
+    human_top = _top_sets(q, valid)
+    match = (model_top & human_top).sum(axis=1) / (model_top.sum(axis=1) * human_top.sum(axis=1))
+    point = {
+        "kl": kl,
+        "kl_raw": kl_raw,
+        "kl_infinite": infinite,
+        "js": js,
+        "wasserstein": wasserstein,
+        "match": match.astype(np.float64),
+        "entropy": entr(p).sum(axis=1),
+        "human_entropy": entr(q).sum(axis=1),
+        "model_top": model_top,
+        "human_top": human_top,
+    }
+    point.update(_bias_outcomes(data, model_top))
+    return point
+
+
+def _replace_infinite(kl: np.ndarray) -> np.ndarray:
+    """The paper's rule, per row: infinity -> (largest finite value in the row) + 1."""
+    finite = np.isfinite(kl)
+    top = np.where(finite, kl, -np.inf).max(axis=1, keepdims=True)
+    return np.where(finite, kl, top + 1.0)
+
+
+def _bias_outcomes(data: _Data, model_top: np.ndarray) -> dict[str, np.ndarray]:
+    """Per question and group family: index of the group where the model's preferred option(s)
+    have the highest share, len(groups) for a tie, -1 where the family is not counted."""
+    out = {}
+    if data.demo is not None:
+        shares = np.einsum("nsk,nk->ns", data.demo, model_top.astype(np.float64))  # (n, slots)
+    for family, slots in _FAMILY_SLOTS.items():
+        outcome = np.full(data.n, -1, dtype=np.int64)
+        if data.demo is not None:
+            present = data.demo_present[:, slots]
+            share = np.where(present, shares[:, slots], -np.inf)
+            best = share.max(axis=1, keepdims=True)
+            winners = present & (share >= best - TIE_TOLERANCE)
+            counted = present.sum(axis=1) >= 2
+            n_win = winners.sum(axis=1)
+            outcome = np.where(counted, np.where(n_win == 1, winners.argmax(axis=1), len(slots)), -1)
+        out[f"bias_{family}"] = outcome
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Bootstraps
+# --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _one_blas_thread():
+    """Run the bootstraps' matrix products on one BLAS thread. They are small, and a
+    multi-threaded OpenBLAS busy-waits when the cores are shared with other processes,
+    which turned one second into a minute on a loaded 2-core machine. threadpoolctl is
+    optional (it comes with scikit-learn); without it BLAS keeps its own setting."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _subset_columns(data: _Data) -> np.ndarray:
+    """(n, 1 + len(dims)) float64: all questions, then one column per value dimension."""
+    return np.hstack([np.ones((data.n, 1)), data.dim_matrix.astype(np.float64)])
+
+
+def _question_bootstrap(data: _Data, point: dict, settings: dict, rng: np.random.Generator) -> dict | None:
+    """Percentile bootstrap over questions: resample all questions with replacement; every
+    mean (overall, per dimension, Wasserstein over the ordinal ones) is taken over the
+    questions drawn in that replicate."""
+    B = settings["bootstrap_samples"]
+    if B == 0:
+        return None
+    n = data.n
+    subsets = _subset_columns(data)
+    ordw = data.ordinal.astype(np.float64)
+    w = np.nan_to_num(point["wasserstein"])
+    # columns: [kl, js, match, count] x subsets, then [w, ordinal count] x subsets
+    values = np.hstack(
+        [point["kl"][:, None] * subsets, point["js"][:, None] * subsets, point["match"][:, None] * subsets, subsets,
+         (w * ordw)[:, None] * subsets, ordw[:, None] * subsets]
+    ).astype(np.float32)
+    sums = np.empty((B, values.shape[1]))
+    chunk = max(1, min(B, (1 << 21) // n))
+    for b0 in range(0, B, chunk):
+        b1 = min(B, b0 + chunk)
+        draws = rng.integers(0, n, size=(b1 - b0, n), dtype=np.int64)
+        draws += (np.arange(b1 - b0, dtype=np.int64) * n)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=(b1 - b0) * n).reshape(b1 - b0, n)
+        sums[b0:b1] = counts.astype(np.float32) @ values
+    s = subsets.shape[1]
+    kl, js, match, count, wsum, ocount = (sums[:, c * s : (c + 1) * s] for c in range(6))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = {"kl": kl / count, "js": js / count, "match_rate": match / count, "wasserstein": wsum / ocount}
+    return reps
+
+
+def _participant_bootstrap(data: _Data, settings: dict, rng: np.random.Generator) -> dict:
+    """Percentile bootstrap over participants: resample the answer columns (participant j is
+    the j-th answer of every question) with replacement, rebuild every model distribution,
+    rescore. Computed in float32 on blocks of questions with the same number of option slots;
+    a question whose participants were none drawn is left out of that replicate."""
+    B = settings["participant_bootstrap_samples"]
+    ans = data.answers
+    if ans is None:
+        raise ValueError("the participant bootstrap needs the participants' answers (predictions)")
+    P = int(ans.lengths.max())
+    rectangular = bool((ans.lengths == P).all())
+    draws = rng.integers(0, P, size=(B, P), dtype=np.int64) + (np.arange(B, dtype=np.int64) * P)[:, None]
+    weights = np.bincount(draws.ravel(), minlength=B * P).reshape(B, P).astype(np.float32)
+    s = data.dim_matrix.shape[1] + 1
+    acc = {name: np.zeros((B, s)) for name in ("kl", "kl_inf", "js", "match", "count", "w", "ocount")}
+    kl_top = np.full(B, -np.inf)
+    chunk = min(B, _REPLICATE_CHUNK)
+    # one block of questions at a time (its answer matrix S is P x slots), all replicates for it
+    for blk in _participant_blocks(data, ans, P, settings, chunk):
+        for b0 in range(0, B, chunk):
+            b1 = min(B, b0 + chunk)
+            _score_block(blk, weights[b0:b1], rectangular, P, settings, acc, kl_top, b0, b1)
+    kl_sum = acc["kl"]
+    if settings["zero_policy"] == "paper":
+        kl_sum = kl_sum + acc["kl_inf"] * (kl_top + 1.0)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "kl": kl_sum / acc["count"],
+            "js": acc["js"] / acc["count"],
+            "match_rate": acc["match"] / acc["count"],
+            "wasserstein": acc["w"] / acc["ocount"],
+        }
+
+
+@dataclass
+class _Block:
+    """Questions scored together in the participant bootstrap. Each question has `d` option
+    slots: all its options if it is ordinal (Wasserstein needs them in order), otherwise only
+    the options some participant chose (the others have a zero model share in every
+    replicate, so their terms are constants, folded into the `const_*` vectors)."""
+
+    ordinal: bool
+    d: int
+    S: np.ndarray  # (P, d*m) float32: S[j, slot*m + l] = participant j's weight on that slot of question l
+    has: np.ndarray  # (P, m) float32: participant j answered question l
+    m: int  # questions
+    alpha: np.float32  # smoothing scale 1 / (1 + k eps); a block has one option count k
+    beta: np.float32  # eps / (1 + k eps)
+    S_log_qs: np.ndarray  # (P, m): sum over slots of S * log(smoothed q)
+    S_log_q0: np.ndarray  # (P, m): sum over slots of S * log q (0 where q = 0)
+    S_q_zero: np.ndarray  # (P, m): sum over slots of S * [q = 0]
+    const_kl: np.ndarray  # (m,) smoothing-KL terms of the options outside the slots
+    const_m: np.ndarray  # (m,) sum of m log m over the options outside the slots (m = q / 2)
+    q_half: np.ndarray  # (d, m) q / 2 + tiny on the slots
+    q_logq: np.ndarray  # (m,) sum q log q over all options
+    cum_q: np.ndarray  # (d - 1, m) cumulative q (ordinal blocks)
+    human_top: np.ndarray  # (d, m) bool, human top options on the slots
+    human_top_n: np.ndarray  # (m,) human top options over all options
+    subsets: np.ndarray  # (m, s) float32 subset membership
+
+
+def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chunk: int) -> Iterator[_Block]:
+    n, kmax = data.model.shape
+    weight = ans.weight if ans.weight is not None else np.ones(len(ans.option))
+    valid = np.arange(kmax)[None, :] < data.ks[:, None]
+    slot_mask = np.where(data.ordinal[:, None], valid, data.model > 0)
+    n_slots = slot_mask.sum(axis=1)
+    entry_slot = (np.cumsum(slot_mask, axis=1) - 1)[ans.question, ans.option]
+    outside = valid & ~slot_mask
+    # smoothing KL = sum_slots a log a - alpha * sum_o p_o log qs_o + const_kl (a = alpha p + beta)
+    eps = settings["smoothing"] if settings["zero_policy"] == "smoothing" else 1.0  # unused otherwise
+    alpha_all = 1.0 / (1.0 + data.ks * eps)
+    beta_all = eps * alpha_all
+    log_qs = np.log(np.where(valid, (data.human + eps) * alpha_all[:, None], 1.0))
+    const_kl = outside.sum(axis=1) * beta_all * np.log(beta_all) - beta_all * np.where(valid, log_qs, 0.0).sum(axis=1)
+    log_q0 = np.log(np.where(data.human > 0, data.human, 1.0))  # log q, 0 where q = 0
+    q_zero = ((data.human == 0) & valid).astype(np.float64)
+    const_m = -np.where(outside, entr(data.human / 2.0), 0.0).sum(axis=1)
+    q_logq = -entr(data.human).sum(axis=1)
+    human_top = _top_sets(data.human, valid)
+    subsets = _subset_columns(data).astype(np.float32)
+    tiny = 1e-30
+    # blocks share (ordinal, slots, options), so the smoothing constants are scalars
+    key = (data.ordinal.astype(np.int64) * (kmax + 1) + n_slots) * (kmax + 1) + data.ks
+    for value in np.flatnonzero(np.bincount(key)):
+        sel_q = np.flatnonzero(key == value)
+        flag, d, k = bool(data.ordinal[sel_q[0]]), int(n_slots[sel_q[0]]), int(data.ks[sel_q[0]])
+        m_step = max(1, _BLOCK_ELEMENTS // (chunk * d))
+        for s0 in range(0, len(sel_q), m_step):
+            qi = sel_q[s0 : s0 + m_step]
+            m = len(qi)
+            opts = np.nonzero(slot_mask[qi])[1].reshape(m, d)  # option of each slot, per question
+            rows = qi[:, None]
+            # entries of these questions: each question is a contiguous run of the entry arrays
+            starts = np.searchsorted(ans.question, qi)
+            lens = np.searchsorted(ans.question, qi, side="right") - starts
+            e = np.arange(lens.sum()) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+            local = np.repeat(np.arange(m), lens)
+            flat = ans.participant[e] * (d * m) + entry_slot[e] * m + local
+            S = np.bincount(flat, weights=weight[e], minlength=P * d * m).astype(np.float32)
+            pair = ans.participant[e] * m + local
+            q_of_entry = (ans.question[e], ans.option[e])
+
+            def per_participant(values: np.ndarray, pair=pair, e=e, q_of_entry=q_of_entry, m=m) -> np.ndarray:
+                """(P, m): sum over participant j's answer weights of values[question, option]."""
+                w = weight[e] * values[q_of_entry]
+                return np.bincount(pair, weights=w, minlength=P * m).reshape(P, m).astype(np.float32)
+
+            q = data.human[rows, opts]  # (m, d)
+            yield _Block(
+                ordinal=flag,
+                d=d,
+                S=S.reshape(P, d * m),
+                has=(np.arange(P)[:, None] < ans.lengths[qi][None, :]).astype(np.float32),
+                m=m,
+                alpha=np.float32(1.0 / (1.0 + k * eps)),
+                beta=np.float32(eps / (1.0 + k * eps)),
+                S_log_qs=per_participant(log_qs),
+                S_log_q0=per_participant(log_q0),
+                S_q_zero=per_participant(q_zero),
+                const_kl=const_kl[qi].astype(np.float32),
+                const_m=const_m[qi].astype(np.float32),
+                q_half=(q.T / 2.0 + tiny).astype(np.float32),
+                q_logq=q_logq[qi].astype(np.float32),
+                cum_q=np.cumsum(q.T, axis=0)[:-1].astype(np.float32),
+                human_top=human_top[rows, opts].T.copy(),
+                human_top_n=human_top[qi].sum(axis=1).astype(np.float32),
+                subsets=subsets[qi],
+            )
+
+
+def _score_block(
+    blk: _Block,
+    wc: np.ndarray,
+    rectangular: bool,
+    P: int,
+    settings: dict,
+    acc: dict,
+    kl_top: np.ndarray,
+    b0: int,
+    b1: int,
+) -> None:
+    """Score one block of questions for the replicates b0..b1 and add to the accumulators."""
+    d, m = blk.d, blk.m
+    c = (wc @ blk.S).reshape(len(wc), d, m)  # weighted answer counts per (replicate, slot, question)
+    if rectangular:
+        inv: Any = np.float32(1.0 / P)
+        inc = None
+        p = c * inv
+    else:
+        tot = wc @ blk.has  # (b, m); 0 when none of the question's participants was drawn
+        inc = (tot > 0).astype(np.float32)
+        inv = (1.0 / np.where(tot > 0, tot, 1.0)).astype(np.float32)
+        p = c * inv[:, None, :]
+    tiny = np.float32(1e-30)
+    t = p + tiny
+    np.log(t, out=t)
+    t *= p
+    p_logp = t.sum(axis=1)
+    kl_inf = None
+    if settings["zero_policy"] == "smoothing":
+        a = p * blk.alpha
+        a += blk.beta
+        t = np.log(a)
+        t *= a
+        kl = t.sum(axis=1) - blk.alpha * inv * (wc @ blk.S_log_qs) + blk.const_kl
+    else:
+        kl = p_logp - inv * (wc @ blk.S_log_q0)
+        kl_inf = (wc @ blk.S_q_zero) > 0
+        kl = np.where(kl_inf, np.float32(0.0), kl)
+    # Jensen-Shannon divergence (nats) = sum m log m terms: (sum p log p + sum q log q) / 2 - sum m log m
+    mid = p * np.float32(0.5)
+    mid += blk.q_half
+    t = np.log(mid)
+    t *= mid
+    jsd = (np.float32(0.5) * (p_logp + blk.q_logq) - t.sum(axis=1) - blk.const_m) * np.float32(1.0 / _LN2)
+    js = np.sqrt(np.maximum(jsd, np.float32(0.0)))
+    top = c.max(axis=1, keepdims=True)
+    model_top = c >= top - np.float32(_COUNT_TIE_TOLERANCE)
+    n_top = model_top.view(np.uint8).sum(axis=1, dtype=np.uint8)  # bool sums are slow; d < 256
+    model_top &= blk.human_top
+    both = model_top.view(np.uint8).sum(axis=1, dtype=np.uint8)
+    match = (both / (n_top * blk.human_top_n)).astype(np.float32)
+    if inc is not None:
+        kl *= inc
+        js *= inc
+        match *= inc
+    sub = blk.subsets
+    acc["kl"][b0:b1] += kl @ sub
+    acc["js"][b0:b1] += js @ sub
+    acc["match"][b0:b1] += match @ sub
+    count = inc @ sub if inc is not None else sub.sum(axis=0)[None, :]
+    acc["count"][b0:b1] += count
+    if kl_inf is not None:
+        inf = kl_inf.astype(np.float32) if inc is None else kl_inf * inc
+        acc["kl_inf"][b0:b1] += inf @ sub
+        usable = ~kl_inf if inc is None else (~kl_inf) & (inc > 0)
+        finite_max = np.where(usable, kl, -np.inf).max(axis=1)
+        np.maximum(kl_top[b0:b1], finite_max, out=kl_top[b0:b1])
+    if blk.ordinal:
+        run = np.zeros((b1 - b0, m), dtype=np.float32)
+        gap = np.zeros((b1 - b0, m), dtype=np.float32)
+        for o in range(d - 1):
+            run += p[:, o, :]
+            gap += np.abs(run - blk.cum_q[o])
+        gap *= np.float32(1.0 / (d - 1))
+        if inc is not None:
+            gap *= inc
+        acc["w"][b0:b1] += gap @ sub
+        acc["ocount"][b0:b1] += count
+
+
+
+# --------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------
+
+
+def _num(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _interval(reps: np.ndarray | None, confidence: float) -> tuple[float | None, float | None]:
+    if reps is None:
+        return None, None
+    reps = reps[np.isfinite(reps)]
+    if len(reps) == 0:
+        return None, None
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(reps, [tail, 100.0 - tail])
+    return _num(low), _num(high)
+
+
+def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
+    return _num(values[mask].mean()) if mask.any() else None
+
+
+def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.ndarray, conf: float) -> dict:
+    ordinal = mask & data.ordinal
+    means = {
+        "kl": _mean(point["kl"], mask),
+        "js": _mean(point["js"], mask),
+        "wasserstein": _mean(point["wasserstein"], ordinal),
+        "match_rate": _mean(point["match"], mask),
+    }
+    out: dict[str, Any] = {}
+    for stat in _STATS:
+        name = "match_rate" if stat == "match_rate" else f"{stat}_mean"
+        out[name] = means[stat]
+        undefined = means[stat] is None
+        low, high = _interval(None if qboot is None or undefined else qboot[stat][:, column], conf)
+        out[f"{stat}_ci_low"], out[f"{stat}_ci_high"] = low, high
+        low, high = _interval(None if pboot is None or undefined else pboot[stat][:, column], conf)
+        out[f"{stat}_participant_ci_low"], out[f"{stat}_participant_ci_high"] = low, high
+    out["kl_n_infinite"] = int(point["kl_infinite"][mask].sum())
+    out["entropy_mean"] = _mean(point["entropy"], mask)
+    out["human_entropy_mean"] = _mean(point["human_entropy"], mask)
+    if data.answers is not None:
+        out["distinct_answers_mean"] = _mean(data.answers.distinct.astype(np.float64), mask)
+        out["unanimous_share"] = _mean((data.answers.distinct == 1).astype(np.float64), mask)
+        out["participants_mean"] = _mean(data.answers.lengths.astype(np.float64), mask)
+    else:
+        out["distinct_answers_mean"] = out["unanimous_share"] = out["participants_mean"] = None
+    out["n_questions"] = int(mask.sum())
+    out["n_ordinal"] = int(ordinal.sum())
+    out["n_with_demographics"] = int((mask & data.has_demo).sum())
+    out["bias_profile"] = _bias_profile(point, mask)
+    return out
+
+
+def _bias_profile(point: dict, mask: np.ndarray) -> dict:
+    profile: dict[str, Any] = {"n": {}, "all": {}, "matched": {}, "mismatched": {}}
+    match = point["match"]
+    for family, groups in DEMOGRAPHIC_GROUPS.items():
+        outcome = point[f"bias_{family}"]
+        counted = mask & (outcome >= 0)
+        names = list(groups) + ["tie"]
+        all_counts = np.bincount(outcome[counted], minlength=len(names)).astype(np.float64)
+        matched = np.bincount(outcome[counted], weights=match[counted], minlength=len(names))
+        profile["n"][family] = int(counted.sum())
+        profile["all"][family] = {g: float(v) for g, v in zip(names, all_counts)}
+        profile["matched"][family] = {g: float(v) for g, v in zip(names, matched)}
+        profile["mismatched"][family] = {g: float(v) for g, v in zip(names, all_counts - matched)}
+    return profile
+
+
+def _assemble(data: _Data, point: dict, qboot, pboot, settings: dict) -> dict[str, Any]:
+    conf = settings["confidence"]
+    everything = np.ones(data.n, dtype=bool)
+    overall = _block_stats(data, point, qboot, pboot, 0, everything, conf)
+    result: dict[str, Any] = {"metric_version": METRIC_VERSION, "model_input": data.model_input}
+    result.update({k: v for k, v in overall.items() if k != "bias_profile"})
+    result["bias_profile"] = overall["bias_profile"]
+    result["per_dimension"] = {
+        dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], conf)
+        for c, dim in enumerate(data.dims)
+    }
+    result["settings"] = dict(settings)
+    return result
+
+
+def _per_question(data: _Data, point: dict) -> list[dict[str, Any]]:
+    rows = []
+    ks = data.ks.tolist()
+    kl, js, wass, match = (point[x].tolist() for x in ("kl", "js", "wasserstein", "match"))
+    ent, hent = point["entropy"].tolist(), point["human_entropy"].tolist()
+    inf = point["kl_infinite"].tolist()
+    bias = {f: point[f"bias_{f}"].tolist() for f in DEMOGRAPHIC_GROUPS}
+    dims = [[d for d, on in zip(data.dims, row) if on] for row in data.dim_matrix.tolist()]
+    ordinal = data.ordinal.tolist()
+    ans = data.answers
+    for i in range(data.n):
+        k = ks[i]
+        model_top = np.flatnonzero(point["model_top"][i, :k]).tolist()
+        human_top = np.flatnonzero(point["human_top"][i, :k]).tolist()
+        row: dict[str, Any] = {
+            "index": i,
+            "id": data.ids[i] if data.ids is not None else None,
+            "n_options": k,
+            "ordinal": ordinal[i],
+            "value_dimensions": dims[i],
+            "kl": kl[i],
+            "kl_infinite": inf[i],
+            "js": js[i],
+            "wasserstein": wass[i] if ordinal[i] else None,
+            "match": match[i],
+            "model_distribution": data.model[i, :k].tolist(),
+            "human_distribution": data.human[i, :k].tolist(),
+            "model_argmax": model_top[0],
+            "model_top_options": model_top,
+            "human_argmax": human_top[0],
+            "human_top_options": human_top,
+            "entropy": ent[i],
+            "human_entropy": hent[i],
+            "distinct_answers": int(ans.distinct[i]) if ans is not None else None,
+            "unanimous": bool(ans.distinct[i] == 1) if ans is not None else None,
+            "n_participants": int(ans.lengths[i]) if ans is not None else None,
+        }
+        for family, groups in DEMOGRAPHIC_GROUPS.items():
+            code = bias[family][i]
+            row[f"preferred_group_{family}"] = None if code < 0 else (groups[code] if code < len(groups) else "tie")
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# The evaluate module
+# --------------------------------------------------------------------------------------
+
+_CITATION = """\
+@article{liu2025def,
+  title   = {Towards realistic evaluation of cultural value alignment in large language models:
+             Diversity enhancement for survey response simulation},
+  author  = {Liu, Haijiang and Cao, Yong and Wu, Xun and Qiu, Chen and Gu, Jinguang and
+             Liu, Maofu and Hershcovich, Daniel},
+  journal = {Information Processing \\& Management},
+  volume  = {62},
+  number  = {4},
+  pages   = {104099},
+  year    = {2025},
+  doi     = {10.1016/j.ipm.2025.104099}
+}
+@article{kullback1951information,
+  title   = {On Information and Sufficiency},
+  author  = {Kullback, Solomon and Leibler, Richard A.},
+  journal = {The Annals of Mathematical Statistics},
+  volume  = {22}, number = {1}, pages = {79--86}, year = {1951}
+}
+@article{lin1991divergence,
+  title   = {Divergence measures based on the {S}hannon entropy},
+  author  = {Lin, Jianhua},
+  journal = {IEEE Transactions on Information Theory},
+  volume  = {37}, number = {1}, pages = {145--151}, year = {1991}
+}
+@article{endres2003metric,
+  title   = {A new metric for probability distributions},
+  author  = {Endres, Dominik M. and Schindelin, Johannes E.},
+  journal = {IEEE Transactions on Information Theory},
+  volume  = {49}, number = {7}, pages = {1858--1860}, year = {2003}
+}
+@book{villani2009optimal,
+  title     = {Optimal Transport: Old and New},
+  author    = {Villani, C{\\'e}dric},
+  publisher = {Springer}, year = {2009}
+}
+@inproceedings{santurkar2023whose,
+  title     = {Whose Opinions Do Language Models Reflect?},
+  author    = {Santurkar, Shibani and Durmus, Esin and Ladhak, Faisal and Lee, Cinoo and
+               Liang, Percy and Hashimoto, Tatsunori},
+  booktitle = {Proceedings of the 40th International Conference on Machine Learning},
+  year      = {2023}
+}
+@article{efron1979bootstrap,
+  title   = {Bootstrap Methods: Another Look at the Jackknife},
+  author  = {Efron, Bradley},
+  journal = {The Annals of Statistics},
+  volume  = {7}, number = {1}, pages = {1--26}, year = {1979}
+}
+"""
+
+_DESCRIPTION = """\
+Cultural alignment scores how close a language model's answers to survey questions are to the
+answers of a real population, the way the DEF paper (Liu et al. 2025) does it: the model is run
+as many simulated participants, their answers form a preference distribution per question, and
+that distribution is compared with the human one. Per question it computes KL(model || human) in
+nats (with a documented zero-cell policy, never a silent infinity), the Jensen-Shannon distance
+(base 2, in [0, 1]) and, for ordinal questions, the 1-Wasserstein distance between the option
+positions divided by (options - 1), so also in [0, 1]. It averages them over questions and per
+value dimension with percentile bootstrap confidence intervals (over questions, and over
+participants when answers are given), reports the argmax match rate, the demographic preference
+profile (which sex and age group the model's preferred options are most typical of) and the
+diversity of the simulated participants' answers.
+
+Two configurations: "default" takes the participants' answers (option indices) as predictions;
+"probabilities" takes one probability vector per question as predictions.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of one entry per question):
+        default configuration: the simulated participants' answers, `list[int]` per question,
+        each a 0-based index into the options (and into the human distribution); for a multiple
+        choice answer a `list[int]` of distinct indices, each chosen option counting 1/len. If
+        any question has a multiple choice answer, pass every answer of that batch as a list
+        (a plain int is wrapped for you). Participant j is the j-th answer of every question.
+        "probabilities" configuration: `list[float]` per question, a probability vector over
+        the options (sums to 1 within 1e-6).
+    references (`list[list[float]]`): the human distribution per question (share of respondents
+        per option, sums to 1 within 1e-6; it is renormalised exactly before scoring).
+    ordinal (`list[bool]`, optional): whether each question's options are ordered; Wasserstein
+        is computed for these only. Default: none ordinal.
+    value_dimensions (`list[list[str]]`, optional): tags per question among
+        EVI IDV IVR LTO MAS PDI UAI TDI USI; results are also given per tag.
+    demographics (`list[list[dict]]`, optional): per question a (possibly empty) list of
+        {"group_type": "sex" | "age", "group": "female" | "male" | "18-29" | "30-49" | "50+",
+        "distribution": list[float], optional "n", "year"}.
+    question_ids (`list[str]`, optional): named in error messages and in the per-question table.
+    num_options (`list[int]`, optional): options per question; checked against the references.
+    zero_policy (`str`, default "smoothing"): how KL treats a model share > 0 where the human
+        share is 0. "smoothing": add `smoothing` to every cell of both distributions and
+        renormalise (always finite). "paper": exact KL, each infinity replaced by the largest
+        finite KL of the same call + 1, as the paper's code did. "raise": exact KL, ValueError
+        if any is infinite.
+    smoothing (`float`, default 1e-3): the additive constant of the "smoothing" policy.
+    bootstrap_samples (`int`, default 1000): percentile bootstrap replicates; 0 = no intervals.
+    participant_bootstrap_samples (`int`, optional): replicates of the participant bootstrap
+        alone (default: bootstrap_samples; 0 switches it off).
+    confidence (`float`, default 0.95): two-sided level of the intervals.
+    seed (`int`, default 0): seeds both bootstraps; same inputs and seed, same intervals.
+    return_per_question (`bool`, default False): add a "per_question" list of dicts.
+
+Returns:
+    A flat dict of plain Python numbers (None where undefined) and small dicts:
+    kl_mean (float >= 0, nats, lower is better); js_mean (float in [0, 1], lower is better);
+    wasserstein_mean (float in [0, 1] over ordinal questions, lower is better, None if none);
+    match_rate (float in [0, 1], higher is better: share of questions whose model argmax is the
+    human argmax, ties shared); each with <stat>_ci_low / <stat>_ci_high (question bootstrap)
+    and <stat>_participant_ci_low / _high (participant bootstrap, answers only);
+    kl_n_infinite (int, questions whose exact KL is infinite); entropy_mean and
+    human_entropy_mean (nats, >= 0); distinct_answers_mean (>= 1), unanimous_share (in [0, 1])
+    and participants_mean (answers only); n_questions, n_ordinal, n_with_demographics;
+    bias_profile {"n": {family: int}, "all" | "matched" | "mismatched": {family: {group: count,
+    "tie": count}}}; per_dimension {tag: the same statistics for the questions with that tag};
+    settings (the arguments used); metric_version; model_input; per_question when asked.
+
+Examples:
+
+    Four simulated participants answer two questions (the second one is ordinal):
+
+    >>> import evaluate
+    >>> metric = evaluate.load("metrics/cultural_alignment")
+    >>> results = metric.compute(
+    ...     predictions=[[0, 0, 0, 1], [2, 2, 1, 2]],
+    ...     references=[[0.6, 0.4], [0.1, 0.2, 0.7]],
+    ...     ordinal=[False, True],
+    ...     zero_policy="paper",
+    ...     bootstrap_samples=0,
+    ... )
+    >>> round(results["kl_mean"], 4), round(results["js_mean"], 4)
+    (0.0787, 0.1829)
+    >>> round(results["wasserstein_mean"], 4), results["match_rate"], results["distinct_answers_mean"]
+    (0.075, 1.0, 2.0)
+
+    Multiple choice answers and the demographic profile: the model prefers option 1, which
+    women choose more often than men.
+
+    >>> results = metric.compute(
+    ...     predictions=[[[0, 1], [1], [1, 2], [1]]],
+    ...     references=[[0.2, 0.5, 0.3]],
+    ...     demographics=[[
+    ...         {"group_type": "sex", "group": "female", "distribution": [0.2, 0.6, 0.2]},
+    ...         {"group_type": "sex", "group": "male", "distribution": [0.3, 0.4, 0.3]},
+    ...     ]],
+    ...     bootstrap_samples=0,
+    ... )
+    >>> results["bias_profile"]["all"]["sex"]
+    {'female': 1.0, 'male': 0.0, 'tie': 0.0}
+
+    Probability vectors instead of answers:
+
+    >>> probs = evaluate.load("metrics/cultural_alignment", "probabilities")
+    >>> results = probs.compute(predictions=[[0.75, 0.25]], references=[[0.6, 0.4]],
+    ...                         zero_policy="paper", bootstrap_samples=0)
+    >>> round(results["kl_mean"], 4)
+    0.0499
+"""
+
+# doctest (and pytest --doctest-modules) also runs the examples above.
+__test__ = {"evaluate_examples": _KWARGS_DESCRIPTION}
+
+
+def _has_multiple_choice(predictions: Any) -> bool:
+    for answers in predictions:
+        if isinstance(answers, (str, bytes)) or not hasattr(answers, "__iter__"):
+            return False
+        for a in answers:
+            if not _is_int(a) and hasattr(a, "__len__") and not isinstance(a, (str, bytes)):
+                return True
+    return False
+
+
+def _prepare_evaluate_predictions(predictions: Any, as_lists: bool | None = None) -> Any:
+    """Before evaluate stores a batch in Arrow: refuse float answers (Arrow would silently
+    truncate 0.5 to 0) and wrap plain ints as one-option lists when the batch has multiple
+    choice answers, or when earlier batches were stored as lists (``as_lists``; None before
+    the first batch). A multiple choice batch after single-choice batches cannot be stored."""
+    if predictions is None:
+        return None
+    if isinstance(predictions, np.ndarray):
+        predictions = predictions.tolist()
+    predictions = [a.tolist() if isinstance(a, np.ndarray) else a for a in predictions]
+    for i, answers in enumerate(predictions):
+        if isinstance(answers, (str, bytes)) or not hasattr(answers, "__iter__"):
+            continue  # compute_alignment names the question
+        for j, a in enumerate(answers):
+            values = a if isinstance(a, (list, tuple)) else [a]
+            for v in values:
+                if isinstance(v, (float, np.floating)):
+                    raise ValueError(
+                        f"question {i}: participant {j} answered {a!r}, a float; answers are int option "
+                        'indices. For probability vectors load the "probabilities" configuration: '
+                        'evaluate.load("cultural_alignment", "probabilities")'
+                    )
+    multiple = _has_multiple_choice(predictions)
+    if multiple and as_lists is False:
+        raise ValueError(
+            "this batch has multiple choice answers (lists) but the earlier batches had plain int answers and "
+            "were stored that way; give every answer as a list (e.g. [2]) from the first batch on, or add the "
+            "batches with multiple choice questions first"
+        )
+    if multiple or as_lists:
+        predictions = [
+            [a if isinstance(a, (list, tuple)) else [a] for a in answers]
+            if isinstance(answers, (list, tuple))
+            else answers
+            for answers in predictions
+        ]
+    return predictions
+
+
+def _build_metric_class() -> type:
+    import datasets
+    import evaluate
+
+    list_of = getattr(datasets, "List", None) or datasets.Sequence  # datasets < 4 has no List
+    references = list_of(datasets.Value("float64"))
+
+    @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+    class CulturalAlignment(evaluate.Metric):
+        def _info(self) -> evaluate.MetricInfo:
+            if self.config_name == "probabilities":
+                features: Any = datasets.Features(
+                    {"predictions": list_of(datasets.Value("float64")), "references": references}
+                )
+            elif self.config_name in ("default", "answers"):
+                features = [
+                    datasets.Features({"predictions": list_of(datasets.Value("int64")), "references": references}),
+                    datasets.Features(
+                        {"predictions": list_of(list_of(datasets.Value("int64"))), "references": references}
+                    ),
+                ]
+            else:
+                raise ValueError(
+                    f"unknown configuration {self.config_name!r}; choose 'default' (answers as option "
+                    "indices) or 'probabilities' (a probability vector per question)"
+                )
+            return evaluate.MetricInfo(
+                description=_DESCRIPTION,
+                citation=_CITATION,
+                inputs_description=_KWARGS_DESCRIPTION,
+                features=features,
+                license="Apache-2.0",
+                reference_urls=[
+                    "https://doi.org/10.1016/j.ipm.2025.104099",
+                    "https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.entropy.html",
+                    "https://docs.scipy.org/doc/scipy/reference/generated/scipy.spatial.distance.jensenshannon.html",
+                    "https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.wasserstein_distance.html",
+                ],
+            )
+
+        def _stored_as_lists(self) -> bool | None:
+            """Whether earlier batches were stored as lists of answer lists; None before the first."""
+            if self.writer is None or self.selected_feature_format is None:
+                return None
+            return not isinstance(self.selected_feature_format["predictions"].feature, datasets.Value)
+
+        def add_batch(self, *, predictions=None, references=None, **kwargs):
+            """Add a batch of questions (see the inputs below); per-question options such as
+            ordinal go to compute(), covering all questions added, in order."""
+            if self.config_name != "probabilities":
+                predictions = _prepare_evaluate_predictions(predictions, self._stored_as_lists())
+            return super().add_batch(predictions=predictions, references=references, **kwargs)
+
+        def add(self, *, prediction=None, reference=None, **kwargs):
+            """Add one question (see the inputs below)."""
+            if self.config_name != "probabilities" and prediction is not None:
+                prediction = _prepare_evaluate_predictions([prediction], self._stored_as_lists())[0]
+            return super().add(prediction=prediction, reference=reference, **kwargs)
+
+        def _compute(
+            self,
+            predictions,
+            references,
+            ordinal=None,
+            value_dimensions=None,
+            demographics=None,
+            question_ids=None,
+            num_options=None,
+            zero_policy="smoothing",
+            smoothing=1e-3,
+            bootstrap_samples=1000,
+            participant_bootstrap_samples=None,
+            confidence=0.95,
+            seed=0,
+            return_per_question=False,
+        ):
+            model_side = {"probabilities" if self.config_name == "probabilities" else "predictions": predictions}
+            return compute_alignment(
+                references=references,
+                ordinal=ordinal,
+                value_dimensions=value_dimensions,
+                demographics=demographics,
+                question_ids=question_ids,
+                num_options=num_options,
+                zero_policy=zero_policy,
+                smoothing=smoothing,
+                bootstrap_samples=bootstrap_samples,
+                participant_bootstrap_samples=participant_bootstrap_samples,
+                confidence=confidence,
+                seed=seed,
+                return_per_question=return_per_question,
+                **model_side,
+            )
+
+    CulturalAlignment.__module__ = __name__
+    CulturalAlignment.__qualname__ = "CulturalAlignment"
+    return CulturalAlignment
+
+
+def __getattr__(name: str) -> Any:
+    # The evaluate.Metric class is built on first use so that importing compute_alignment
+    # does not import evaluate (seconds); evaluate.load imports this file with evaluate
+    # already loaded, and the class is then defined at import time below.
+    if name == "CulturalAlignment":
+        cls = _build_metric_class()
+        globals()["CulturalAlignment"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if "evaluate" in sys.modules:
+    CulturalAlignment = _build_metric_class()

@@ -1,0 +1,119 @@
+"""Any OpenAI-compatible chat server (vLLM, TGI, SGLang, OpenAI) as a culturesim backend.
+
+This is how a run scales past one machine: a vLLM cluster serves, and the simulator keeps
+many requests in flight against it. Only the mapping from ``GenerationConfig`` to the chat
+completions call lives here; concurrency, the one retry loop and error capture are
+``RemoteBackend``'s, and the SDK's own retries are switched off so they do not multiply.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import openai
+
+from simulator.backends.base import RemoteBackend, RetryPolicy, api_key_from_env, is_retryable_status, public_url
+from simulator.types import GenerationRequest
+
+__all__ = ["OpenAIBackend"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIBackend(RemoteBackend):
+    """Chat completions against ``base_url`` with up to ``concurrency`` requests in flight.
+
+    ``GenerationConfig`` mapping: ``max_new_tokens`` -> ``max_tokens`` (or
+    ``max_completion_tokens``, which OpenAI's reasoning models require: set
+    ``max_tokens_param``), ``temperature``, ``top_p``, ``seed``; ``do_sample=False`` sends
+    ``temperature=0`` and no ``top_p``. ``num_beams`` and ``min_new_tokens`` have no
+    equivalent in the chat API and are reported as unsupported.
+
+    The key comes only from the environment variable ``api_key_env``; a server on loopback
+    without a key gets the placeholder ``EMPTY``. ``base_url`` defaults to
+    ``$OPENAI_BASE_URL`` or the OpenAI API, and includes the ``/v1`` suffix.
+    """
+
+    name = "openai"
+    supported_params = frozenset({"max_new_tokens", "do_sample", "temperature", "top_p", "seed"})
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 16,
+        timeout_s: float = 60,
+        max_attempts: int = 6,
+        retry: RetryPolicy | None = None,
+        max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
+    ) -> None:
+        if not model:
+            raise ValueError("model must name the served model, e.g. model='meta-llama/Llama-3.1-8B-Instruct'")
+        if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
+            raise ValueError(
+                f"max_tokens_param={max_tokens_param!r}; choose 'max_tokens' (vLLM, TGI, SGLang, most models) "
+                "or 'max_completion_tokens' (OpenAI reasoning models)"
+            )
+        self.model_id = model
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.api_key_env = api_key_env
+        self.max_tokens_param = max_tokens_param
+        key = api_key_from_env(api_key_env, self.base_url, self.name)
+        super().__init__(
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            retry=retry or RetryPolicy(max_attempts=max_attempts),
+            secrets=[key],
+        )
+        self._key = key
+        self._client: openai.AsyncOpenAI | None = None  # made on the private loop, where it is used
+
+    def _params(self, request: GenerationRequest) -> dict[str, Any]:
+        config = request.config
+        params: dict[str, Any] = {self.max_tokens_param: config.max_new_tokens}
+        if not config.do_sample:
+            params["temperature"] = 0.0
+        else:
+            if config.temperature is not None:
+                params["temperature"] = config.temperature
+            if config.top_p is not None:
+                params["top_p"] = config.top_p
+        if config.seed is not None:
+            params["seed"] = config.seed
+        return params
+
+    async def _complete(self, request: GenerationRequest) -> tuple[str, int, int]:
+        if self._client is None:
+            # max_retries=0: RetryPolicy is the one retry loop; the SDK's would multiply attempts.
+            self._client = openai.AsyncOpenAI(
+                api_key=self._key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+            )
+        response = await self._client.chat.completions.create(
+            model=self.model_id,
+            messages=[dict(m) for m in request.messages],  # type: ignore[misc]
+            **self._params(request),
+        )
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        usage = response.usage
+        return text, (usage.prompt_tokens if usage else 0), (usage.completion_tokens if usage else 0)
+
+    def should_retry(self, error: BaseException) -> bool:
+        if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
+            return True
+        if isinstance(error, openai.APIStatusError):
+            return is_retryable_status(error.status_code)
+        return False
+
+    def describe(self) -> dict[str, object]:
+        info = super().describe()
+        info.update(
+            base_url=public_url(self.base_url), api_key_env=self.api_key_env, max_tokens_param=self.max_tokens_param
+        )
+        return info
+
+    async def _aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()

@@ -1,0 +1,428 @@
+"""``culturesim report RUN_DIR... --out DIR``: the paper's analyses for one or more runs.
+
+Produces ``report.json`` (every number), ``report.html`` (stands alone: figures embedded as
+PNG data, no server needed) and ``figures/*.png``. The HTML tables are rendered from the same
+dict that is written to report.json, so the two cannot disagree. All scoring goes through the
+metric module (via ``simulator.scoring``); this module only arranges numbers and pictures.
+
+Sections: preference distribution (KL/JS/Wasserstein per question and per value dimension,
+with CIs), cultural variation map, preference bias (sex x age profile), insensitivity (six
+dimensions, rules plus an optional judge), diversity ablation (when runs differ only by
+plan), language ablation (when runs differ only by language) and the human split-half
+ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPORT_VERSION = "1.0"
+log = logging.getLogger(__name__)
+
+
+def run_label(config: dict[str, Any]) -> str:
+    model = str(config.get("model") or "model").split("/")[-1]
+    langs = config.get("languages") or []
+    lang = f" {'/'.join(langs)}" if langs else ""
+    return f"{model} · {config.get('plan')} · {config.get('culture')}{lang}"
+
+
+def _unique_labels(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
+
+
+def _insensitivity(rows: list[dict[str, Any]], questions: dict[str, Any], judge_backend: Any = None) -> dict[str, Any]:
+    from simulator import insensitivity as ins
+
+    assessments, items = [], []
+    conflicts = ins.paired_conflicts(rows)
+    for row in rows:
+        q = questions.get(row["question_id"])
+        if q is None:
+            continue
+        order = row.get("option_order") or list(range(q.num_options))
+        shown = [q.options[i] for i in order]
+        a = ins.assess_response(row.get("raw_text") or "", row.get("status", "no_answer"), q.question, shown,
+                                q.question_type, row.get("positions") or (), q.language, key=row.get("key", ""))
+        if row.get("key") in conflicts:
+            a.cells["CV"] = ins.Cell(True, "rule", "same participant, different answers to parallel questions")
+        assessments.append(a)
+        items.append({"question": q.question, "options": shown, "raw_text": row.get("raw_text") or ""})
+    if judge_backend is not None:
+        ins.judge(assessments, items, judge_backend)
+    return {
+        "version": ins.INSENSITIVITY_VERSION,
+        "judge": getattr(judge_backend, "model_id", None) if judge_backend is not None else None,
+        "summary": ins.summarise(assessments),
+        "responses": len(assessments),
+    }
+
+
+def _bias_by_dimension(metric: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """{matched|mismatched: {dimension: {group: count}}} from the metric's per-dimension profiles."""
+    out: dict[str, dict[str, dict[str, float]]] = {"matched": {}, "mismatched": {}}
+    for dim, stats in (metric.get("per_dimension") or {}).items():
+        profile = stats.get("bias_profile") or {}
+        for kind in out:
+            groups: dict[str, float] = {}
+            for family in ("sex", "age"):
+                for group, count in (profile.get(kind, {}).get(family) or {}).items():
+                    if group != "tie":
+                        groups[group] = float(count)
+            if any(groups.values()):
+                out[kind][dim] = groups
+    return out
+
+
+def _ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Diversity gain of each plan over `none` among runs sharing model, culture and questions."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for run in runs:
+        c = run["config"]
+        key = (c.get("model"), c.get("culture"), tuple(c.get("question_ids") or ()), tuple(c.get("languages") or ()))
+        groups.setdefault(key, []).append(run)
+    for members in groups.values():
+        plans = {m["config"].get("plan"): m for m in members}
+        if "none" not in plans or len(plans) < 2:
+            continue
+        base = plans["none"]["metric"].get("distinct_answers_mean")
+        table = {}
+        for plan, m in plans.items():
+            distinct = m["metric"].get("distinct_answers_mean")
+            gain = (distinct - base) / base * 100 if (distinct is not None and base) else None
+            table[plan] = {"distinct_answers_mean": distinct, "entropy_mean": m["metric"].get("entropy_mean"),
+                           "unanimous_share": m["metric"].get("unanimous_share"), "gain_over_none_pct": gain,
+                           "kl_mean": m["metric"].get("kl_mean")}
+        return {"baseline": "none", "plans": table,
+                "paper_reference": {"all": 79.8, "memory": 76.5, "unit": "% gain in distinct answers over none"}}
+    return None
+
+
+def _language_ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Native-language vs English runs of one culture on parallel questions."""
+    by_culture: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        c = run["config"]
+        langs = tuple(c.get("languages") or ())
+        if len(langs) == 1:
+            by_culture.setdefault((c.get("model"), c.get("culture"), c.get("plan")), {})[langs[0]] = run
+    for (model, culture, plan), by_lang in by_culture.items():
+        if "en" in by_lang and len(by_lang) >= 2:
+            native = next(lang for lang in by_lang if lang != "en")
+            a, b = by_lang[native]["metric"], by_lang["en"]["metric"]
+            return {"model": model, "culture": culture, "plan": plan, "native_language": native,
+                    native: {k: a.get(k) for k in ("kl_mean", "js_mean", "match_rate", "distinct_answers_mean")},
+                    "en": {k: b.get(k) for k in ("kl_mean", "js_mean", "match_rate", "distinct_answers_mean")}}
+    return None
+
+
+def _culture_map(runs: list[dict[str, Any]], dataset_dir: Path | None) -> dict[str, Any] | None:
+    from simulator.culture_map import dimension_positions, load_polarity, project
+    from simulator.questions import dataset_cultures, load_questions
+
+    polarity = load_polarity()
+    entities: dict[str, dict[str, float]] = {}
+    humans = []
+    for culture in dataset_cultures(dataset_dir):
+        qs = [q for q in load_questions(culture, dataset_dir=dataset_dir) if q.source == "WVS"]
+        pos = dimension_positions(qs, [q.human_distribution for q in qs], polarity)
+        if pos:
+            label = f"{culture} (human, WVS)"
+            entities[label] = {d: v["position"] for d, v in pos.items()}
+            humans.append(label)
+    run_positions = {}
+    for run in runs:
+        per_q = {p["id"]: p["model_distribution"] for p in run["metric"].get("per_question") or []}
+        qs = [q for q in run["questions"] if q.id in per_q]
+        pos = dimension_positions(qs, [per_q[q.id] for q in qs], polarity)
+        run_positions[run["label"]] = pos
+        if pos:
+            entities[run["label"]] = {d: v["position"] for d, v in pos.items()}
+    try:
+        projection = project(entities)
+    except ValueError as exc:
+        return {"error": str(exc), "positions": {k: v for k, v in entities.items()}}
+    projection["humans"] = humans
+    projection["positions"] = entities
+    projection["run_question_counts"] = {k: {d: v["n"] for d, v in p.items()} for k, p in run_positions.items()}
+    return projection
+
+
+def _ceiling(runs: list[dict[str, Any]], panel: Path | None) -> dict[str, Any] | None:
+    from simulator.ceiling import DEFAULT_PANEL, human_ceiling
+
+    panel = panel or DEFAULT_PANEL
+    questions = {q.id: q for run in runs for q in run["questions"] if q.source == "GSS"}
+    if not questions:
+        return None
+    if not Path(panel).exists():
+        return {"error": f"GSS panel microdata not found at {panel}; the ceiling needs ../shared/sources"}
+    ceiling = human_ceiling(list(questions.values()), panel)
+    by_id = {p["id"]: p for p in ceiling["per_question"]}
+    comparison = {}
+    for run in runs:
+        model = [p for p in run["metric"].get("per_question") or [] if p["id"] in by_id]
+        if model:
+            comparison[run["label"]] = {
+                "n_questions": len(model),
+                "model_kl_mean": sum(p["kl"] for p in model) / len(model),
+                "ceiling_kl_mean": sum(by_id[p["id"]]["kl"] for p in model) / len(model),
+                "model_js_mean": sum(p["js"] for p in model) / len(model),
+                "ceiling_js_mean": sum(by_id[p["id"]]["js"] for p in model) / len(model),
+            }
+    ceiling["comparison"] = comparison
+    return ceiling
+
+
+def _figure_png(fig: Any, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    data = buffer.getvalue()
+    path.write_bytes(data)
+    return base64.b64encode(data).decode("ascii")
+
+
+def build_report(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    judge_backend: Any = None,
+    dataset_dir: str | Path | None = None,
+    panel: str | Path | None = None,
+    bootstrap_samples: int = 1000,
+) -> dict[str, Any]:
+    """Analyse the runs; write report.json, report.html and figures/; return the report dict."""
+    from simulator import figures
+    from simulator.scoring import load_config, load_responses, load_run_questions, score_run
+
+    if not run_dirs:
+        raise ValueError("Give at least one RUN_DIR (a folder written by `culturesim simulate`).")
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    runs = []
+    for run_dir in run_dirs:
+        config = load_config(run_dir)
+        scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, return_per_question=True, write=True)
+        if not scores.get("metric"):
+            raise ValueError(f"{run_dir} has no scorable answers (status counts: {scores['responses']['status_counts']})")
+        questions = load_run_questions(run_dir)
+        runs.append({"dir": str(run_dir), "config": config, "metric": scores["metric"], "responses": scores["responses"],
+                     "questions": questions, "rows": load_responses(run_dir), "label": run_label(config)})
+    for run, label in zip(runs, _unique_labels([r["label"] for r in runs])):
+        run["label"] = label
+
+    report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": []}
+    for run in runs:
+        m = run["metric"]
+        qmap = {q.id: q for q in run["questions"]}
+        report["runs"].append({
+            "label": run["label"],
+            "dir": run["dir"],
+            "model": run["config"].get("model"),
+            "plan": run["config"].get("plan"),
+            "culture": run["config"].get("culture"),
+            "versions": {k: run["config"].get(k) for k in ("prompt_version", "parser_version", "runner_version")},
+            "responses": run["responses"],
+            "overall": {k: m.get(k) for k in (
+                "n_questions", "kl_mean", "kl_ci_low", "kl_ci_high", "js_mean", "js_ci_low", "js_ci_high",
+                "wasserstein_mean", "wasserstein_ci_low", "wasserstein_ci_high", "match_rate", "match_rate_ci_low",
+                "match_rate_ci_high", "distinct_answers_mean", "entropy_mean", "unanimous_share")},
+            "per_dimension": {d: {k: v for k, v in s.items() if k != "bias_profile"} for d, s in (m.get("per_dimension") or {}).items()},
+            "per_question": [{k: p.get(k) for k in ("id", "kl", "js", "wasserstein", "match", "model_distribution",
+                                                    "human_distribution", "distinct_answers")} for p in m.get("per_question") or []],
+            "bias_profile": m.get("bias_profile"),
+            "bias_by_dimension": _bias_by_dimension(m),
+            "insensitivity": _insensitivity(run["rows"], qmap, judge_backend),
+        })
+    report["culture_map"] = _culture_map(runs, Path(dataset_dir) if dataset_dir else None)
+    report["ablation"] = _ablation(runs)
+    report["language_ablation"] = _language_ablation(runs)
+    report["human_ceiling"] = _ceiling(runs, Path(panel) if panel else None)
+
+    figs: dict[str, str] = {}
+    fdir = out / "figures"
+    per_dim = {r["label"]: r["per_dimension"] for r in report["runs"]}
+    figs["dimension_kl"] = _figure_png(figures.dimension_bars(per_dim, "kl"), fdir / "dimension_kl.png")
+    figs["dimension_js"] = _figure_png(figures.dimension_bars(per_dim, "js"), fdir / "dimension_js.png")
+    ceiling = report["human_ceiling"] if report["human_ceiling"] and "per_question" in report["human_ceiling"] else None
+    figs["question_kl"] = _figure_png(figures.question_distribution(
+        {r["label"]: [p["kl"] for p in r["per_question"]] for r in report["runs"]},
+        [p["kl"] for p in ceiling["per_question"]] if ceiling else None), fdir / "question_kl.png")
+    if report["culture_map"] and "points" in report["culture_map"]:
+        figs["culture_map"] = _figure_png(figures.culture_map(report["culture_map"], report["culture_map"]["humans"]),
+                                          fdir / "culture_map.png")
+    for i, r in enumerate(report["runs"]):
+        figs[f"bias_{i}"] = _figure_png(figures.bias_heatmaps(r["bias_by_dimension"], f"Preference bias: {r['label']}"),
+                                        fdir / f"bias_{i}.png")
+    figs["insensitivity"] = _figure_png(figures.insensitivity_radar(
+        {r["label"]: r["insensitivity"]["summary"] for r in report["runs"]}), fdir / "insensitivity.png")
+    if report["ablation"]:
+        plans = report["ablation"]["plans"]
+        figs["ablation"] = _figure_png(figures.ablation_bars(
+            {p: v["distinct_answers_mean"] or 0 for p, v in plans.items()},
+            {p: v["gain_over_none_pct"] for p, v in plans.items()}), fdir / "ablation.png")
+    report["figures"] = {name: f"figures/{name}.png" for name in figs}
+
+    with open(out / "report.json", "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1, ensure_ascii=False, default=_jsonable)
+    (out / "report.html").write_text(render_html(report, figs), encoding="utf-8")
+    log.info("report for %d run(s) written to %s", len(runs), out)
+    return report
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """How every number is shown in the HTML (the tests compare against report.json this way)."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{fmt(c) if not isinstance(c, str) else html.escape(c)}</td>" for c in row)
+                   + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _img(figs: dict[str, str], name: str, alt: str) -> str:
+    if name not in figs:
+        return ""
+    return f'<figure><img class="figure" data-figure="{name}" alt="{html.escape(alt)}" src="data:image/png;base64,{figs[name]}"></figure>'
+
+
+def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
+    runs = report["runs"]
+    overall_rows = [[r["label"], r["overall"]["n_questions"], r["overall"]["kl_mean"], r["overall"]["kl_ci_low"],
+                     r["overall"]["kl_ci_high"], r["overall"]["js_mean"], r["overall"]["wasserstein_mean"],
+                     r["overall"]["match_rate"], r["overall"]["distinct_answers_mean"],
+                     r["responses"].get("non_ok_share")] for r in runs]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>culturesim report</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}",
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}",
+        "th{background:#f3f3f3}td:first-child{text-align:left}img.figure{max-width:100%;border:1px solid #eee}",
+        "</style></head><body>",
+        "<h1>culturesim report</h1>",
+        f"<p>Report version {fmt(report['report_version'])}. Lower KL / JS / Wasserstein = closer to the human "
+        "distribution; intervals are 95% bootstrap CIs over questions.</p>",
+        "<h2 id=overall>Preference distribution</h2>",
+        _table(["run", "questions", "KL", "KL CI low", "KL CI high", "JS", "Wasserstein", "match rate",
+                "distinct answers", "non-ok share"], overall_rows, "overall"),
+        _img(figs, "dimension_kl", "KL per value dimension"),
+        _img(figs, "dimension_js", "JS per value dimension"),
+        _img(figs, "question_kl", "KL per question"),
+    ]
+    for r in runs:
+        rows = [[d, s.get("n_questions"), s.get("kl_mean"), s.get("kl_ci_low"), s.get("kl_ci_high"), s.get("js_mean"),
+                 s.get("wasserstein_mean"), s.get("match_rate")] for d, s in sorted(r["per_dimension"].items())]
+        parts.append(f"<h3>{html.escape(r['label'])}: per value dimension</h3>")
+        parts.append(_table(["dimension", "questions", "KL", "KL CI low", "KL CI high", "JS", "Wasserstein", "match rate"],
+                            rows, "per-dimension"))
+    cmap = report.get("culture_map")
+    parts.append("<h2 id=culture-map>Cultural variation map</h2>")
+    if cmap and "points" in cmap:
+        parts.append(_img(figs, "culture_map", "culture map"))
+        parts.append(_table(["entity", "PC1", "PC2"], [[k, v[0], v[1]] for k, v in cmap["points"].items()], "culture-map"))
+    else:
+        parts.append(f"<p>Not drawn: {fmt((cmap or {}).get('error', 'no positions'))}</p>")
+    parts.append("<h2 id=bias>Preference bias</h2>")
+    for i, r in enumerate(runs):
+        parts.append(_img(figs, f"bias_{i}", f"bias {r['label']}"))
+        prof = r.get("bias_profile") or {}
+        rows = [[kind, fam, g, c] for kind in ("all", "matched", "mismatched")
+                for fam, groups in (prof.get(kind) or {}).items() for g, c in groups.items()]
+        parts.append(_table(["questions", "family", "group", "count"], rows, "bias"))
+    parts.append("<h2 id=insensitivity>Insensitivity</h2>")
+    parts.append(_img(figs, "insensitivity", "insensitivity radar"))
+    for r in runs:
+        s = r["insensitivity"]["summary"]
+        parts.append(f"<h3>{html.escape(r['label'])}</h3>")
+        parts.append(_table(["dimension", "flagged", "decided", "undecided", "by rule", "by judge", "rate"],
+                            [[d, v["flagged"], v["decided"], v["undecided"], v["by_rule"], v["by_judge"], v["rate"]]
+                             for d, v in s.items()], "insensitivity"))
+    if report.get("ablation"):
+        parts.append("<h2 id=ablation>Diversity ablation</h2>")
+        parts.append(_img(figs, "ablation", "ablation"))
+        parts.append(_table(["plan", "distinct answers", "gain over none (%)", "entropy", "unanimous share", "KL"],
+                            [[p, v["distinct_answers_mean"], v["gain_over_none_pct"], v["entropy_mean"],
+                              v["unanimous_share"], v["kl_mean"]] for p, v in report["ablation"]["plans"].items()], "ablation"))
+    if report.get("language_ablation"):
+        la = report["language_ablation"]
+        parts.append("<h2 id=language>Language ablation</h2>")
+        parts.append(_table(["language", "KL", "JS", "match rate", "distinct answers"],
+                            [[lang, la[lang]["kl_mean"], la[lang]["js_mean"], la[lang]["match_rate"],
+                              la[lang]["distinct_answers_mean"]] for lang in (la["native_language"], "en")], "language"))
+    ceiling = report.get("human_ceiling")
+    parts.append("<h2 id=ceiling>Human ceiling</h2>")
+    if ceiling and "comparison" in ceiling:
+        parts.append(f"<p>{fmt(ceiling.get('method'))}</p>")
+        parts.append(_table(["run", "GSS questions", "model KL", "human split-half KL", "model JS", "split-half JS"],
+                            [[k, v["n_questions"], v["model_kl_mean"], v["ceiling_kl_mean"], v["model_js_mean"],
+                              v["ceiling_js_mean"]] for k, v in ceiling["comparison"].items()], "ceiling"))
+    else:
+        parts.append(f"<p>Not computed: {fmt((ceiling or {}).get('error', 'the runs have no GSS questions'))}</p>")
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders written by `culturesim simulate`")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for report.html, report.json, figures/")
+    parser.add_argument("--judge-backend", default=None, help="backend for the insensitivity judge (off by default)")
+    parser.add_argument("--judge-model", default=None, help="model for the judge backend")
+    parser.add_argument("--judge-base-url", default=None, help="base URL for an openai/anthropic judge")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for the CIs")
+    parser.add_argument("--panel", type=Path, default=None, help="GSS panel parquet for the human ceiling")
+
+
+def main(args: argparse.Namespace) -> int:
+    judge = None
+    if args.judge_backend:
+        from simulator.backends import get_backend
+
+        kwargs: dict[str, Any] = {}
+        if args.judge_model:
+            kwargs["model"] = args.judge_model
+        if args.judge_base_url:
+            kwargs["base_url"] = args.judge_base_url
+        judge = get_backend(args.judge_backend, **kwargs)
+    try:
+        report = build_report(args.run_dirs, args.out, judge_backend=judge, panel=args.panel,
+                              bootstrap_samples=args.bootstrap)
+    finally:
+        if judge is not None:
+            judge.close()
+    for run in report["runs"]:
+        o = run["overall"]
+        print(f"{run['label']}: KL {fmt(o['kl_mean'])} [{fmt(o['kl_ci_low'])}, {fmt(o['kl_ci_high'])}], "
+              f"JS {fmt(o['js_mean'])}, match {fmt(o['match_rate'])}")
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0

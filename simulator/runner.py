@@ -1,0 +1,759 @@
+"""``culturesim simulate``: run a model as many simulated participants, losing nothing.
+
+Why this shape:
+
+- **Steps across participants.** Questions are asked in sequence (memory builds up); at
+  each step the requests of ALL participants (of this shard) go to the backend as one batch,
+  so a local model batches across participants and a remote one keeps them in flight.
+- **Append-only rows.** ``responses.jsonl`` gets one row per participant x question,
+  appended and fsynced after every step. A run killed at any moment (SIGKILL, even mid-line)
+  continues with ``--resume``: a truncated last line is dropped, completed rows are kept,
+  memory is replayed from the rows, and a step that was partly written is generated again
+  as a whole batch on a local backend (so a seeded local run sees the same batch as before;
+  remote backends send each request alone and are asked only for the missing rows), and
+  only its missing rows are written. No duplicate, no missing row.
+- **Reproducible.** Personas come from ``random.Random(f"{seed}:{participant}")``, option
+  orders from ``f"{seed}:{participant}:{question_id}"``, memory deletions from
+  ``f"{seed}:{participant}:{step}:memory"`` and every request carries a seed derived from
+  ``(seed, participant, step, stage)``. With a seeded backend, an interrupted and resumed
+  run writes the same rows (timing aside) as an uninterrupted one.
+- **Honest configs.** Sampling parameters the backend cannot apply
+  (``Backend.supported_params``) are sent and recorded as the backend's default (None,
+  one beam), and ``config.json`` lists them under ``config_diversity.unavailable``.
+
+Run folder: ``config.json`` (everything needed to reproduce; no secrets), ``questions.jsonl``
+(a snapshot of the questions asked, for scoring), ``responses.jsonl``.
+
+``--shard K/N`` (K is 1-based, 1..N) keeps the participants whose id ``p`` (0-based) has
+``p % N == K - 1``; ``culturesim merge`` joins the shard folders. A shard batches only its
+own participants, so a sharded local run is reproducible shard by shard, not row-identical
+to an unsharded one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator import __version__
+from simulator.backends import available_backends, get_backend
+from simulator.backends.base import Backend, RemoteBackend
+from simulator.baselines import CcsvItem, run_ccsv
+from simulator.memory import MEMORY_VERSION, Memory, memory_rng
+from simulator.parsing import PARSER_VERSION, parse_response
+from simulator.participants import (
+    Participant,
+    PlanSettings,
+    canonical_plan,
+    make_participants,
+    parse_plan,
+    plan_names,
+)
+from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
+from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
+from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
+
+__all__ = [
+    "CONFIG_FILE",
+    "QUESTIONS_FILE",
+    "RESPONSES_FILE",
+    "RUNNER_VERSION",
+    "RunSummary",
+    "add_arguments",
+    "build_config",
+    "check_resumable",
+    "config_differences",
+    "redact_argv",
+    "write_atomic",
+    "main",
+    "parse_shard",
+    "read_rows",
+    "request_seed",
+    "shard_participants",
+    "simulate",
+]
+
+log = logging.getLogger(__name__)
+
+RUNNER_VERSION = "1.0"
+CONFIG_FILE = "config.json"
+RESPONSES_FILE = "responses.jsonl"
+QUESTIONS_FILE = "questions.jsonl"
+SAMPLING_PARAMS = ("do_sample", "temperature", "top_p", "num_beams")
+# Keys of config.json that may differ between a run and its resumption.
+VOLATILE_KEYS = frozenset({"created_at", "command"})
+BACKEND_KEYS = ("model", "backend", "config_diversity")
+
+
+# --------------------------------------------------------------------------------------
+# Small pure helpers
+# --------------------------------------------------------------------------------------
+
+
+def request_seed(seed: int, participant_id: int, step: int, stage: str = "answer") -> int:
+    """A 31-bit seed for one request, from the run seed and the request's identity."""
+    digest = hashlib.sha256(f"{seed}:{participant_id}:{step}:{stage}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> ``(2, 4)``; K is 1-based (1..N)."""
+    if text is None:
+        return None
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"--shard {text!r} must look like K/N, e.g. 1/4 (K is 1-based)") from None
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError(f"--shard {text!r}: need 1 <= K <= N (K is 1-based, e.g. 1/4 ... 4/4)")
+    return k, n
+
+
+def shard_participants(participants: int, shard: tuple[int, int] | None) -> list[int]:
+    """The participant ids (0-based) a shard runs: ``p % N == K - 1``."""
+    ids = list(range(participants))
+    if shard is None:
+        return ids
+    k, n = shard
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError(f"shard {k}/{n}: need 1 <= K <= N (K is 1-based, e.g. 1/4 ... 4/4)")
+    ids = [p for p in ids if p % n == k - 1]
+    if not ids:
+        raise ValueError(f"Shard {k}/{n} gets no participant out of {participants}; use at most {participants} shards")
+    return ids
+
+
+def questions_fingerprint(questions: Sequence[Question]) -> str:
+    """Hash of what the model is shown (ids, texts, options, codes, types), in order."""
+    h = hashlib.sha256()
+    for q in questions:
+        h.update(json.dumps([q.id, q.language, q.question, list(q.options), list(q.option_codes), q.question_type],
+                            ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def question_record(q: Question) -> dict[str, Any]:
+    """A question as one line of ``questions.jsonl`` (the dataset record's columns)."""
+    rec = dataclasses.asdict(q)
+    for key in ("options", "option_codes", "human_distribution", "value_dimensions", "demographics"):
+        rec[key] = list(rec[key])
+    return rec
+
+
+def applied_config(config: GenerationConfig, supported: frozenset[str]) -> GenerationConfig:
+    """What the backend really applies: unsupported sampling parameters become its defaults."""
+    changes: dict[str, Any] = {}
+    if "num_beams" not in supported:
+        changes["num_beams"] = 1
+    if "temperature" not in supported:
+        changes["temperature"] = None
+    if "top_p" not in supported:
+        changes["top_p"] = None
+    if "do_sample" not in supported:
+        changes["do_sample"] = True
+    if "min_new_tokens" not in supported:
+        changes["min_new_tokens"] = None
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def read_rows(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Rows of a ``responses.jsonl``; a truncated last line (no newline) is ignored, and with
+    ``repair`` cut off the file. A complete line that is not JSON raises ValueError."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    rows = []
+    for number, line in enumerate(data[:end].split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {number} is not valid JSON ({exc}); the file is corrupted") from exc
+    if end < len(data):
+        log.warning("%s: dropping a truncated last line (%d bytes) left by an interrupted run", path, len(data) - end)
+        if repair:
+            with open(path, "r+b") as fh:
+                fh.truncate(end)
+                fh.flush()
+                os.fsync(fh.fileno())
+    return rows
+
+
+_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+_SECRET_FLAG = re.compile(r"--?[\w-]*(key|token|secret|password)", re.IGNORECASE)
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """The command line as recorded: credentials in URLs and values of key/token flags masked."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        flag, eq, value = arg.partition("=")
+        if _SECRET_FLAG.fullmatch(flag):
+            if eq:
+                out.append(f"{flag}=***")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(_URL_USERINFO.sub(r"\1***@", arg))
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            if not prefix and key in VOLATILE_KEYS:
+                continue
+            out += config_differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+# --------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    out_dir: Path
+    rows_total: int
+    rows_written: int
+    """Rows written by this call (the others were there already)."""
+    status_counts: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    output_tokens: int = 0
+
+
+@dataclass
+class _Exchange:
+    """One participant's answer to one question, before it becomes a row."""
+
+    participant: Participant
+    rendered: RenderedQuestion
+    messages: tuple[dict[str, str], ...]
+    config: GenerationConfig
+    text: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Run:
+    def __init__(self, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
+                 participants: list[Participant], max_new_tokens: int) -> None:
+        self.questions = questions
+        self.backend = backend
+        self.kind, self.mods = parse_plan(plan)
+        self.seed = seed
+        self.settings = settings
+        self.participants = participants
+        self.max_new_tokens = max_new_tokens
+        self.supported = frozenset(getattr(backend, "supported_params", frozenset()))
+        self.culture = questions[0].culture
+        self.plan_name = canonical_plan(plan)
+        self.memories = {p.participant_id: Memory(p.memory_cap) for p in participants if p.memory_cap is not None}
+        self.templates = CAO_TEMPLATES if self.kind == "cao" else DEF_TEMPLATES
+
+    def render(self, p: Participant, q: Question) -> RenderedQuestion:
+        order = option_order(q, self.seed, p.participant_id, self.settings.shuffle_options)
+        return render_question(q, self.culture, order, p.location, self.templates)
+
+    def config(self, p: Participant, step: int, stage: str = "answer", max_new_tokens: int | None = None) -> GenerationConfig:
+        cfg = dataclasses.replace(p.generation, seed=request_seed(self.seed, p.participant_id, step, stage))
+        if max_new_tokens is not None:
+            cfg = dataclasses.replace(cfg, max_new_tokens=max_new_tokens)
+        return applied_config(cfg, self.supported)
+
+    def step(self, step: int, q: Question, only: set[int] | None = None) -> list[_Exchange]:
+        """Generate one question for the participants (all, or the ids in ``only``) as one batch."""
+        exchanges = []
+        for p in self.participants:
+            if only is not None and p.participant_id not in only:
+                continue
+            rendered = self.render(p, q)
+            memory = self.memories.get(p.participant_id)
+            history = tuple(memory.messages()) if memory else ()
+            messages = history + ({"role": "user", "content": rendered.text},)
+            exchanges.append(_Exchange(p, rendered, messages, self.config(p, step)))
+        if self.kind == "ccsv":
+            self._ccsv(step, exchanges)
+            return exchanges
+        requests = [GenerationRequest(messages=e.messages, config=e.config, key=f"{e.participant.participant_id}:{q.id}")
+                    for e in exchanges]
+        results = self.backend.generate(requests)
+        if len(results) != len(requests):
+            raise RuntimeError(f"Backend {self.backend.name!r} returned {len(results)} results for {len(requests)} requests")
+        for e, r in zip(exchanges, results):
+            _take(e, r)
+        return exchanges
+
+    def _ccsv(self, step: int, exchanges: list[_Exchange]) -> None:
+        s = self.settings
+        items = [
+            CcsvItem(key=f"{e.participant.participant_id}:{e.rendered.question_id}",
+                     participant_id=e.participant.participant_id, step=step, messages=e.messages,
+                     request=e.rendered.request, language=e.rendered.language, country=self.culture)
+            for e in exchanges
+        ]
+        by_id = {e.participant.participant_id: e.participant for e in exchanges}
+        vote_tokens = min(64, self.max_new_tokens)
+
+        def config_for(item: CcsvItem, stage: str, index: int) -> GenerationConfig:
+            return self.config(by_id[item.participant_id], step, f"{stage}:{index}",
+                               vote_tokens if stage == "vote" else None)
+
+        outcomes = run_ccsv(self.backend, items, s.ccsv_critiques, s.ccsv_revisions, s.ccsv_votes, config_for)
+        for e, o in zip(exchanges, outcomes):
+            e.text, e.error = o.text, o.error
+            e.input_tokens, e.output_tokens = o.input_tokens, o.output_tokens
+            e.latency_s, e.attempts = o.latency_s, o.attempts
+            e.extra = {"ccsv": {"chosen": o.chosen, "votes": o.votes, "vote_status": o.vote_status, "stages": o.stages}}
+
+    def row(self, step: int, q: Question, e: _Exchange) -> dict[str, Any]:
+        p, r = e.participant, e.rendered
+        if e.error and not e.text.strip():
+            status, positions, method, disclosure = "error", (), "none", False
+        else:
+            parsed = parse_response(e.text, r.options, q.question_type, scale=r.scale, language=q.language)
+            status, positions, method, disclosure = parsed.status.value, parsed.positions, parsed.method, parsed.ai_disclosure
+        row = {
+            "key": f"{p.participant_id}:{q.id}",
+            "participant_id": p.participant_id,
+            "question_id": q.id,
+            "step": step,
+            "parallel_id": q.parallel_id,
+            "plan": self.plan_name,
+            "persona": p.persona(),
+            "generation_config": e.config.to_dict(),
+            "prompt": list(e.messages),
+            "option_order": list(r.order),
+            "raw_text": e.text,
+            "status": status,
+            "positions": list(positions),
+            "option_indices": list(r.to_source(positions)),
+            "parsed": list(r.to_codes(positions)),
+            "parse_method": method,
+            "ai_disclosure": disclosure,
+            "tokens": {"input": e.input_tokens, "output": e.output_tokens},
+            "attempts": e.attempts,
+            "error": e.error,
+            "timing": {"latency_s": round(e.latency_s, 4), "finished_at": _now()},
+        }
+        row.update(e.extra)
+        return row
+
+    def remember(self, step: int, q: Question, row: dict[str, Any]) -> None:
+        pid = row["participant_id"]
+        memory = self.memories.get(pid)
+        if memory is None:
+            return
+        p = next(x for x in self.participants if x.participant_id == pid)
+        rendered = self.render(p, q)
+        memory.update(rendered.request, row.get("raw_text") or "", memory_rng(self.seed, pid, step), rendered.language)
+
+
+def _take(e: _Exchange, r: GenerationResult) -> None:
+    e.text = r.text or ""
+    e.input_tokens, e.output_tokens = r.input_tokens, r.output_tokens
+    e.latency_s, e.attempts, e.error = r.latency_s, r.attempts, r.error
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def build_config(
+    questions: Sequence[Question],
+    backend: Backend | None,
+    plan: str,
+    participants: int,
+    seed: int,
+    settings: PlanSettings,
+    max_new_tokens: int,
+    shard: tuple[int, int] | None,
+    selection: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's ``config.json``: everything that determines its rows, and no secret.
+
+    With ``backend=None`` the backend-dependent keys (``model``, ``backend``,
+    ``config_diversity``) are None: enough to check a resume before loading a model.
+    """
+    kind, mods = parse_plan(plan)
+    supported = frozenset(getattr(backend, "supported_params", frozenset()))
+    unavailable = [p for p in SAMPLING_PARAMS if p not in supported]
+    varied = "config" in mods
+    diversity = None if backend is None else {
+        "modification_on": varied,
+        "params": list(SAMPLING_PARAMS),
+        "applied": [p for p in SAMPLING_PARAMS if p in supported],
+        "unavailable": unavailable,
+        "note": (
+            f"{backend.name} cannot apply {', '.join(unavailable)}: those were sent and recorded as the "
+            "backend default, not varied" if unavailable else "all sampling parameters applied"
+        ),
+    }
+    return {
+        "format": "culturesim-run",
+        "culturesim_version": __version__,
+        "runner_version": RUNNER_VERSION,
+        "prompt_version": PROMPT_VERSION,
+        "parser_version": PARSER_VERSION,
+        "memory_version": MEMORY_VERSION,
+        "model": getattr(backend, "model_id", "") if backend is not None else None,
+        "backend": backend.describe() if backend is not None else None,
+        "plan": canonical_plan(plan),
+        "plan_kind": kind,
+        "modifications": sorted(mods),
+        "plan_settings": settings.to_dict(),
+        "seed": seed,
+        "participants": participants,
+        "shard": {"k": shard[0], "n": shard[1]} if shard else None,
+        "participant_ids": shard_participants(participants, shard),
+        "max_new_tokens": max_new_tokens,
+        "culture": questions[0].culture,
+        "languages": sorted({q.language for q in questions}),
+        "question_selection": selection or {},
+        "question_ids": [q.id for q in questions],
+        "questions_sha256": questions_fingerprint(questions),
+        "config_diversity": diversity,
+        "created_at": _now(),
+        "command": redact_argv(sys.argv),
+    }
+
+
+def simulate(
+    out_dir: str | Path,
+    questions: Sequence[Question],
+    backend: Backend,
+    plan: str = "all",
+    participants: int = 20,
+    seed: int = 0,
+    settings: PlanSettings | None = None,
+    max_new_tokens: int = 512,
+    shard: tuple[int, int] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
+    selection: dict[str, Any] | None = None,
+) -> RunSummary:
+    """Run (or resume) a simulation into ``out_dir``; see the module docstring.
+
+    ``on_rows`` is called after each step with the rows just written (for live views).
+    ``selection`` records how the questions were chosen (culture, filters, dataset path).
+    """
+    started = time.perf_counter()
+    questions = list(questions)
+    if not questions:
+        raise ValueError("No questions to ask: check --culture/--language/--dimensions/--questions")
+    if len({q.culture for q in questions}) != 1:
+        raise ValueError(f"All questions of a run must share one culture, got {sorted({q.culture for q in questions})}")
+    if len({q.id for q in questions}) != len(questions):
+        raise ValueError("Question ids must be unique within a run")
+    settings = settings or PlanSettings()
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
+    out = Path(out_dir)
+    config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection)
+    existing_rows = _prepare_dir(out, config, resume, questions)
+    ids = config["participant_ids"]
+    people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
+    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens)
+    if config["config_diversity"]["modification_on"] and config["config_diversity"]["unavailable"]:
+        log.warning("config diversity: %s", config["config_diversity"]["note"])
+
+    index = {q.id: i for i, q in enumerate(questions)}
+    have: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in existing_rows:
+        key = (row["participant_id"], row["question_id"])
+        if key in have:
+            raise ValueError(f"{out / RESPONSES_FILE}: duplicate row for participant {key[0]}, question {key[1]!r}")
+        if row["question_id"] not in index or row["participant_id"] not in set(ids):
+            raise ValueError(f"{out / RESPONSES_FILE}: row {key} does not belong to this run's questions/participants")
+        have[key] = row
+
+    total = len(ids) * len(questions)
+    written = 0
+    counts: Counter[str] = Counter(r["status"] for r in have.values())
+    tokens = 0
+    bar = _progress(total, len(have), config["plan"], progress)
+    try:
+        with open(out / RESPONSES_FILE, "ab") as fh:
+            for step, q in enumerate(questions):
+                missing = [pid for pid in ids if (pid, q.id) not in have]
+                rows_by_pid: dict[int, dict[str, Any]] = {pid: have[(pid, q.id)] for pid in ids if (pid, q.id) in have}
+                new_rows: list[dict[str, Any]] = []
+                if missing:
+                    # A local backend's output depends on the batch it is in: regenerate the whole
+                    # step so a resumed seeded run matches an uninterrupted one. A remote backend
+                    # sends every request on its own: only the missing ones are asked again.
+                    exchanges = run.step(step, q, set(missing) if isinstance(backend, RemoteBackend) else None)
+                    for e in exchanges:
+                        pid = e.participant.participant_id
+                        if pid in rows_by_pid:
+                            continue
+                        row = run.row(step, q, e)
+                        rows_by_pid[pid] = row
+                        new_rows.append(row)
+                    fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows).encode("utf-8"))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    written += len(new_rows)
+                    counts.update(r["status"] for r in new_rows)
+                    tokens += sum(r["tokens"]["output"] for r in new_rows)
+                    bar.update(len(new_rows))
+                    if on_rows:
+                        on_rows(new_rows)
+                for pid in ids:
+                    run.remember(step, q, rows_by_pid[pid])
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    log.info("%s: %d rows (%d new) in %.1fs; statuses %s", out, total, written, elapsed, dict(counts))
+    return RunSummary(out, total, written, dict(counts), elapsed, tokens)
+
+
+def _progress(total: int, done: int, plan: str, enabled: bool):
+    from tqdm import tqdm  # plain tqdm: what gr.Progress(track_tqdm=True) follows in the Space
+
+    return tqdm(total=total, initial=done, desc=f"simulate [{plan}]", unit="row", disable=not enabled,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
+    """Whether ``out`` holds a run to resume (False: a new run). Raises ValueError when ``out``
+    is not empty without ``resume``, or when the stored config differs from ``config`` (top-level
+    keys in ``skip`` are not compared: a cheap check before the model is loaded)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    nonempty = out.exists() and any(out.iterdir())
+    if not nonempty:
+        return False
+    if not resume:
+        raise ValueError(f"--out {out} is not empty. Pass --resume to continue that run, or choose a new folder.")
+    config_path = out / CONFIG_FILE
+    if not config_path.exists():
+        raise ValueError(f"--resume: {out} has no {CONFIG_FILE}; it is not a culturesim run folder")
+    old = json.loads(config_path.read_text(encoding="utf-8"))
+    diff = [k for k in config_differences(old, config) if k.split(".")[0] not in set(skip)]
+    if diff:
+        details = "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in diff[:8])
+        raise ValueError(
+            f"--resume: the run in {out} was made with a different configuration (differing keys: {', '.join(diff)}). "
+            f"{details}. Use the same arguments, or a new --out folder."
+        )
+    return True
+
+
+def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, questions: Sequence[Question]) -> list[dict[str, Any]]:
+    """Create or check the run folder; return the rows already written (resume)."""
+    if check_resumable(out, config, resume):
+        return read_rows(out / RESPONSES_FILE, repair=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / QUESTIONS_FILE, "".join(json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions))
+    write_atomic(out / CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+    (out / RESPONSES_FILE).touch()
+    return []
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+
+
+def _float_range(text: str) -> tuple[float, float]:
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be LO,HI (e.g. 0.7,1.3) or one number") from None
+    if len(parts) == 1:
+        return parts[0], parts[0]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r} must be LO,HI (e.g. 0.7,1.3) or one number")
+    return parts[0], parts[1]
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = PlanSettings()
+    g = parser.add_argument_group("model")
+    g.add_argument("--backend", default="transformers", choices=available_backends(), help="model backend (default: transformers)")
+    g.add_argument("--model", default=None, help="model id or path (default for transformers: the embedded SmolLM2-135M-Instruct)")
+    g.add_argument("--base-url", default=None, help="server URL for the openai backend (vLLM, TGI, SGLang, ...)")
+    g.add_argument("--batch-size", type=int, default=None, help="local batch size (transformers)")
+    g.add_argument("--concurrency", type=int, default=None, help="requests in flight (remote backends)")
+    g.add_argument("--device", default=None, help="torch device for transformers (default: auto)")
+    g.add_argument("--dtype", default=None, help="torch dtype for transformers (e.g. float32, bfloat16)")
+    g.add_argument("--max-new-tokens", type=int, default=512, help="generated tokens per answer (paper: 512)")
+    g = parser.add_argument_group("questions")
+    g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")
+    g.add_argument("--language", default=None, help="question language (default: the culture's native language)")
+    g.add_argument("--questions", type=int, default=None, metavar="N", help="ask the first N questions (default: all)")
+    g.add_argument("--dimensions", type=_csv, default=None, help=f"value dimensions, comma separated ({','.join(VALUE_DIMENSIONS)})")
+    g.add_argument("--topics", type=_csv, default=None, help="topics, comma separated")
+    g.add_argument("--question-ids", type=_csv, default=None, help="question ids, comma separated")
+    g.add_argument("--dataset-dir", type=Path, default=None, help="built dataset folder (default: dataset_builder/dataset)")
+    g = parser.add_argument_group("plan")
+    g.add_argument("--plan", default="all", help=f"diversity plan: {', '.join(plan_names())} (default: all = DEF)")
+    g.add_argument("--participants", type=int, default=20, help="simulated participants (paper: 20)")
+    g.add_argument("--seed", type=int, default=None, help="run seed (default: random, recorded; on --resume the recorded one)")
+    g.add_argument("--max-beams", type=int, default=d.max_beams, help=f"config plan: num_beams in 1..max (paper: {d.max_beams})")
+    g.add_argument("--max-memory", type=int, default=d.max_memory, help=f"memory plan: cap in 1..max (paper: {d.max_memory})")
+    g.add_argument("--temperature-range", type=_float_range, default=d.temperature_range,
+                   help="config plan: temperature LO,HI (default 0.7,1.3; paper: 1)")
+    g.add_argument("--top-p-range", type=_float_range, default=d.top_p_range, help="config plan: top_p LO,HI (default 0.9,1.0; paper: 1)")
+    g.add_argument("--do-sample-prob", type=float, default=d.do_sample_prob,
+                   help="config plan: probability a participant samples (default 1 = paper's do_sample true)")
+    g.add_argument("--no-shuffle", action="store_true", help="keep the source option order (default: shuffle per participant)")
+    g.add_argument("--ccsv-critiques", type=int, default=d.ccsv_critiques, help="ccsv: critiques per answer")
+    g.add_argument("--ccsv-revisions", type=int, default=d.ccsv_revisions, help="ccsv: revisions voted on")
+    g.add_argument("--ccsv-votes", type=int, default=d.ccsv_votes, help="ccsv: self-votes")
+    g = parser.add_argument_group("run")
+    g.add_argument("--out", type=Path, required=True, help="run folder (must be new or empty, unless --resume)")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    g.add_argument("--shard", default=None, help="run only shard K/N of the participants (K 1-based: p %% N == K-1)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The backend's constructor arguments from the command line, checked against its signature."""
+    wanted = {
+        "model": args.model,
+        "base_url": args.base_url,
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "device": args.device,
+        "dtype": args.dtype,
+    }
+    given = {k: v for k, v in wanted.items() if v is not None}
+    from simulator import backends as registry
+
+    module_name, class_name, _ = registry._REGISTRY[backend_name]
+    try:
+        import importlib
+
+        cls = getattr(importlib.import_module(module_name), class_name)
+        params = inspect.signature(cls.__init__).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return given
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    rejected = [k for k in given if k not in params and not accepts_any]
+    if rejected:
+        flags = ", ".join("--" + k.replace("_", "-") for k in rejected)
+        raise ValueError(f"The {backend_name} backend does not take {flags}; drop it or choose another --backend")
+    if "seed" in params:
+        given["seed"] = seed
+    return given
+
+
+def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
+    """Run ``culturesim simulate`` from parsed arguments. ``backend``: an already loaded
+    backend to use instead of creating one from ``--backend``/``--model`` (not closed here)."""
+    shard = parse_shard(args.shard)
+    out = Path(args.out)
+    seed = args.seed
+    if seed is None and args.resume and (out / CONFIG_FILE).exists():
+        seed = json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))["seed"]
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        log.info("no --seed given: using seed %d (recorded in config.json)", seed)
+    settings = PlanSettings(
+        max_beams=args.max_beams,
+        max_memory=args.max_memory,
+        do_sample_prob=args.do_sample_prob,
+        temperature_range=tuple(args.temperature_range),
+        top_p_range=tuple(args.top_p_range),
+        shuffle_options=not args.no_shuffle,
+        ccsv_critiques=args.ccsv_critiques,
+        ccsv_revisions=args.ccsv_revisions,
+        ccsv_votes=args.ccsv_votes,
+    )
+    canonical_plan(args.plan)  # validate before loading anything
+    questions = load_questions(
+        culture=args.culture,
+        language=args.language,
+        limit=args.questions,
+        value_dimensions=args.dimensions,
+        topics=args.topics,
+        ids=args.question_ids,
+        dataset_dir=args.dataset_dir,
+    )
+    if args.participants < 1:
+        raise ValueError(f"--participants {args.participants} must be >= 1")
+    shard_participants(args.participants, shard)
+    selection = {
+        "culture": args.culture,
+        "language": args.language,
+        "limit": args.questions,
+        "dimensions": args.dimensions,
+        "topics": args.topics,
+        "ids": args.question_ids,
+        "dataset_dir": str(Path(args.dataset_dir).resolve()) if args.dataset_dir else None,
+    }
+    # Check a resume before loading the model (the backend's own keys are compared later).
+    partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection)
+    check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
+    own = backend is None
+    if backend is None:
+        backend = get_backend(args.backend, **backend_kwargs(args.backend, args, seed))
+    try:
+        summary = simulate(
+            out, questions, backend, plan=args.plan, participants=args.participants, seed=seed, settings=settings,
+            max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume, progress=not args.no_progress,
+            selection=selection,
+        )
+    finally:
+        if own:
+            backend.close()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
+    print(f"{summary.out_dir}: {summary.rows_total} rows ({summary.rows_written} new) in {summary.elapsed_s:.1f}s; {counts}")
+    return 0

@@ -1,0 +1,210 @@
+"""``culturesim score RUN_DIR``: turn a run's rows into the metric's inputs and write scores.json.
+
+Why: the maths lives once, in the ``cultural_alignment`` evaluate module; this module only
+reads a run folder, builds per question the list of the participants' answers (rows with
+status ``ok`` only, in participant order, as 0-based source option indices; a list of them for
+multiple choice), counts what was left out and why, and records the run's metadata next to
+the metric's output. The report and the Space call ``score_run`` and ``load_responses``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.questions import Question
+from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
+
+__all__ = [
+    "SCORES_FILE",
+    "RunAnswers",
+    "add_arguments",
+    "collect_answers",
+    "load_config",
+    "load_responses",
+    "load_run_questions",
+    "main",
+    "score_run",
+]
+
+log = logging.getLogger(__name__)
+
+SCORES_FILE = "scores.json"
+STATUSES = ("ok", "no_answer", "invalid_option", "multiple_for_single", "refusal", "error")
+
+
+def load_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}: not a culturesim run folder (make one with `culturesim simulate`)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_responses(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every complete row of ``responses.jsonl`` (a truncated last line of a running or
+    killed run is skipped, not repaired)."""
+    return read_rows(Path(run_dir) / RESPONSES_FILE)
+
+
+def load_run_questions(run_dir: str | Path) -> list[Question]:
+    """The questions the run asked, in order: its ``questions.jsonl`` snapshot, else the
+    dataset the config names."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    path = run_dir / QUESTIONS_FILE
+    if path.exists() and path.stat().st_size:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        by_id = {r["id"]: Question.from_record(r) for r in records}
+    else:
+        from simulator.questions import load_questions
+
+        sel = config.get("question_selection") or {}
+        qs = load_questions(culture=config["culture"], language=sel.get("language"), dataset_dir=sel.get("dataset_dir"),
+                            ids=config["question_ids"])
+        by_id = {q.id: q for q in qs}
+    missing = [qid for qid in config["question_ids"] if qid not in by_id]
+    if missing:
+        raise ValueError(f"{run_dir}: {len(missing)} question(s) of the run are not in the question source, e.g. {missing[:3]}")
+    return [by_id[qid] for qid in config["question_ids"]]
+
+
+@dataclass
+class RunAnswers:
+    """The metric's inputs for one run, and what was left out."""
+
+    questions: list[Question]
+    """Questions with at least one ok answer, in run order."""
+    predictions: list[list[Any]]
+    """Per question, the ok answers in participant order (int, or list[int] for multiple choice)."""
+    participants: list[list[int]]
+    """Per question, the participant id of each answer."""
+    unanswered: list[str] = field(default_factory=list)
+    """Question ids without a single ok answer (left out of the scores)."""
+    status_counts: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    expected_rows: int = 0
+
+
+def collect_answers(rows: list[dict[str, Any]], questions: list[Question]) -> RunAnswers:
+    """Group ok rows by question (participant order); count statuses."""
+    by_question: dict[str, list[dict[str, Any]]] = {q.id: [] for q in questions}
+    counts: Counter[str] = Counter()
+    for row in rows:
+        counts[row["status"]] += 1
+        if row["status"] == "ok" and row["question_id"] in by_question:
+            by_question[row["question_id"]].append(row)
+    kept, predictions, who, unanswered = [], [], [], []
+    for q in questions:
+        ok = sorted(by_question[q.id], key=lambda r: r["participant_id"])
+        answers = []
+        for r in ok:
+            indices = [int(i) for i in r["option_indices"]]
+            bad = [i for i in indices if not 0 <= i < q.num_options]
+            if bad or not indices:
+                raise ValueError(f"Row {r.get('key')!r}: option indices {indices} do not fit question {q.id!r} ({q.num_options} options)")
+            answers.append(indices if q.question_type == "multiple_choice" else indices[0])
+        if not answers:
+            unanswered.append(q.id)
+            continue
+        kept.append(q)
+        predictions.append(answers)
+        who.append([int(r["participant_id"]) for r in ok])
+    return RunAnswers(kept, predictions, who, unanswered, dict(counts), len(rows))
+
+
+def score_run(
+    run_dir: str | Path,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+    return_per_question: bool = True,
+    write: bool = True,
+    questions: list[Question] | None = None,
+) -> dict[str, Any]:
+    """Score a run folder with the ``cultural_alignment`` metric; write ``scores.json``.
+
+    Returns ``{"run": metadata, "responses": status counts and shares, "metric": the
+    metric's output}``. ``questions`` overrides the run's question snapshot (e.g. a rebuilt
+    dataset with corrected human distributions; ids must match).
+    """
+    from metrics.cultural_alignment import METRIC_VERSION, compute_alignment
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    rows = load_responses(run_dir)
+    qs = questions if questions is not None else load_run_questions(run_dir)
+    answers = collect_answers(rows, qs)
+    expected = len(config.get("participant_ids") or []) * len(config["question_ids"])
+    answers.expected_rows = expected
+    total = max(answers.rows, 1)
+    shares = {s: answers.status_counts.get(s, 0) / total for s in sorted(set(STATUSES) | set(answers.status_counts))}
+    responses = {
+        "rows": answers.rows,
+        "expected_rows": expected,
+        "complete": answers.rows == expected,
+        "status_counts": {s: answers.status_counts.get(s, 0) for s in shares},
+        "status_shares": shares,
+        "non_ok_share": 1.0 - shares.get("ok", 0.0) if answers.rows else None,
+        "questions_scored": len(answers.questions),
+        "questions_unanswered": answers.unanswered,
+    }
+    if not answers.rows == expected:
+        log.warning("%s: %d of %d rows present; scoring what is there", run_dir, answers.rows, expected)
+    if answers.questions:
+        metric = compute_alignment(
+            predictions=answers.predictions,
+            references=[list(q.human_distribution) for q in answers.questions],
+            ordinal=[q.ordinal for q in answers.questions],
+            value_dimensions=[list(q.value_dimensions) for q in answers.questions],
+            demographics=[list(q.demographics) for q in answers.questions],
+            question_ids=[q.id for q in answers.questions],
+            bootstrap_samples=bootstrap_samples,
+            seed=seed,
+            return_per_question=return_per_question,
+        )
+    else:
+        metric = None
+        log.warning("%s: no question has an ok answer; nothing to score", run_dir)
+    result = {
+        "run": {
+            "dir": str(run_dir.resolve()),
+            "model": config.get("model"),
+            "backend": (config.get("backend") or {}).get("backend"),
+            "plan": config.get("plan"),
+            "culture": config.get("culture"),
+            "languages": config.get("languages"),
+            "participants": config.get("participants"),
+            "seed": config.get("seed"),
+            "versions": {**{k: v for k, v in config.items() if k.endswith("_version")}, "metric_version": METRIC_VERSION},
+            "created_at": config.get("created_at"),
+        },
+        "responses": responses,
+        "metric": metric,
+    }
+    if write:
+        tmp = run_dir / (SCORES_FILE + ".tmp")
+        tmp.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(run_dir / SCORES_FILE)
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="run folder written by `culturesim simulate` (or `merge`)")
+    parser.add_argument("--bootstrap-samples", type=int, default=1000, help="bootstrap replicates for the CIs (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+def main(args: argparse.Namespace) -> int:
+    result = score_run(args.run_dir, bootstrap_samples=args.bootstrap_samples, seed=args.seed)
+    r, m = result["responses"], result["metric"] or {}
+    kl = m.get("kl_mean")
+    print(
+        f"{args.run_dir / SCORES_FILE}: {r['questions_scored']} questions scored, {r['rows']} rows "
+        f"(non-ok share {r['non_ok_share'] if r['non_ok_share'] is not None else 'n/a'}); "
+        f"kl_mean {kl if kl is not None else 'n/a'}, match_rate {m.get('match_rate', 'n/a')}"
+    )
+    return 0

@@ -1,0 +1,313 @@
+"""The culturesim Space: pick a model, watch the simulated survey, see how it aligns.
+
+This file only lays out the tabs and wires their events (the gradio demos' habit); what the
+events do lives in ``space.logic`` as plain functions. Run it with ``culturesim space`` (or
+``python space/app.py``); on a Hugging Face Space it is the ``app_file``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Before torch loads OpenMP (see space/cli.py): idle threads sleep instead of spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+if __package__ in (None, ""):  # run as a script: make the culturesim packages importable
+    for _root in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent):
+        if (_root / "simulator").is_dir() and str(_root) not in sys.path:
+            sys.path.insert(0, str(_root))
+            break
+
+import logging  # noqa: E402
+import threading  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from space import logic  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SpaceSettings", "build_app", "launch", "preload"]
+
+FIGURE_TITLES = logic.FIGURE_TITLES
+GENERATION = "generation"  # the concurrency_id every generation event shares
+
+
+@dataclass(frozen=True)
+class SpaceSettings:
+    """Where the Space reads and writes, and its limits."""
+
+    dataset_dir: Path | None = None
+    runs_dir: Path | None = None
+    limits: logic.SpaceLimits | None = None
+    hardware: logic.Hardware | None = None
+
+
+def _results_panel(prefix: str) -> dict[str, Any]:
+    """The components that show a scored run (Simulate and Score tabs share the layout)."""
+    out: dict[str, Any] = {}
+    out["summary"] = gr.Markdown(elem_id=f"{prefix}-summary")
+    out["scores"] = gr.Dataframe(pd.DataFrame(columns=logic.SCORE_COLUMNS),
+                                 label="Scores with 95% bootstrap confidence intervals", interactive=False,
+                                 elem_id=f"{prefix}-scores")
+    plots = {name: dict(label=title, show_label=False, elem_id=f"{prefix}-fig-{name}")
+             for name, title in FIGURE_TITLES.items()}  # figures carry their own titles
+    with gr.Row():
+        out["dimensions"] = gr.Plot(**plots["dimensions"])
+        out["culture_map"] = gr.Plot(**plots["culture_map"])
+    with gr.Row():
+        out["bias"] = gr.Plot(**plots["bias"])
+        out["insensitivity"] = gr.Plot(**plots["insensitivity"])
+    out["questions"] = gr.Plot(**plots["questions"])
+    out["files"] = gr.File(label="Downloads: responses.jsonl, scores.json, report", file_count="multiple",
+                           interactive=False, elem_id=f"{prefix}-files")
+    return out
+
+
+def _result_values(panel: dict[str, Any], result: logic.JobResult | None) -> dict[Any, Any]:
+    """What the panel shows for ``result`` (None: an empty panel)."""
+    if result is None:
+        values: dict[Any, Any] = {panel["summary"]: "", panel["scores"]: logic.scores_table({}), panel["files"]: None}
+        return values | {panel[name]: None for name in FIGURE_TITLES}
+    values = {panel["summary"]: result.summary, panel["scores"]: result.table,
+              panel["files"]: [str(p) for p in result.files]}
+    return values | {panel[name]: result.figures.get(name) for name in FIGURE_TITLES}
+
+
+def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
+    """The Blocks app (not launched)."""
+    settings = settings or SpaceSettings()
+    hardware = settings.hardware or logic.detect_hardware()
+    limits = settings.limits or logic.SpaceLimits.for_hardware(hardware)
+    runs_dir = Path(settings.runs_dir or logic.default_runs_dir())
+    dataset_dir = settings.dataset_dir
+    frame = logic.dataset_frame(dataset_dir)
+    choices = logic.explore_choices(frame)
+    cultures = [c for c in choices["culture"] if c != logic.ALL]
+    default = logic.DEFAULT_JOB
+    first_culture = default.culture if default.culture in cultures else cultures[0]
+
+    with gr.Blocks(title="culturesim: cultural value alignment of language models", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# culturesim\nHow close are a language model's values to those of real people? The model answers "
+            "survey questions (GSS, World Values Survey) as many different simulated participants (the DEF "
+            "method: varied locations, generation settings and memories); their answers are compared with "
+            f"the real respondents'. Hardware: **{hardware.describe()}** · caps: {limits.max_responses} responses "
+            f"per job, {limits.job_timeout_s:.0f} s per job."
+        )
+        with gr.Tab("Simulate", id="simulate"):
+            with gr.Row():
+                model_kind = gr.Radio([(label, key) for key, label in logic.MODEL_KINDS.items()], value="embedded",
+                                      label="Model", elem_id="model-kind")
+                hub_model = gr.Textbox(label="Hub model id or local path", visible=False, elem_id="hub-model",
+                                       placeholder="Qwen/Qwen2.5-0.5B-Instruct",
+                                       info=f"Up to {limits.max_model_params / 1e9:.1f}B parameters on this hardware")
+                claude_model = gr.Dropdown(list(logic.CLAUDE_MODELS), value=logic.CLAUDE_MODELS[0],
+                                           label="Claude model", visible=False, allow_custom_value=True,
+                                           elem_id="claude-model")
+                api_key = gr.Textbox(label="Anthropic API key (used for this job only, never stored)", type="password",
+                                     visible=False, elem_id="api-key", placeholder="sk-ant-…")
+            with gr.Row():
+                culture = gr.Dropdown(cultures, value=first_culture, label="Culture", elem_id="sim-culture")
+                language = gr.Dropdown(logic.language_choices(frame, first_culture), label="Language",
+                                       value=logic.language_choices(frame, first_culture)[0], elem_id="sim-language")
+                select_by = gr.Radio(list(logic.SELECT_BY), value=default.select_by, label="Questions by",
+                                     elem_id="select-by")
+                selection = gr.Dropdown([], multiselect=True, label="Value dimensions / topics", visible=False,
+                                        elem_id="selection")
+            with gr.Row():
+                n_questions = gr.Number(default.questions, precision=0, minimum=1, label="Questions",
+                                        elem_id="n-questions")
+                n_participants = gr.Number(default.participants, precision=0, minimum=1, label="Participants",
+                                           elem_id="n-participants")
+                plan = gr.Dropdown(logic.plan_choices(), value=default.plan, label="Diversity plan (all = DEF)",
+                                   elem_id="plan")
+            with gr.Accordion("DEF settings", open=False):
+                with gr.Row():
+                    max_new_tokens = gr.Number(default.max_new_tokens, precision=0, minimum=1,
+                                               label="max_new_tokens", elem_id="max-new-tokens")
+                    max_beams = gr.Number(default.max_beams, precision=0, minimum=1, label="max_beams (config plan)",
+                                          info="paper: 5; each beam count is a separate batch on a CPU")
+                    max_memory = gr.Number(default.max_memory, precision=0, minimum=1,
+                                           label="max_memory (memory plan)", info="paper: 15")
+                    seed = gr.Number(default.seed, precision=0, label="seed")
+                with gr.Row():
+                    t_low = gr.Number(default.temperature_range[0], label="temperature from")
+                    t_high = gr.Number(default.temperature_range[1], label="temperature to")
+                    p_low = gr.Number(default.top_p_range[0], label="top_p from")
+                    p_high = gr.Number(default.top_p_range[1], label="top_p to")
+            run = gr.Button("Run", variant="primary", elem_id="run")
+            status = gr.Markdown(elem_id="run-status")
+            responses = gr.Dataframe(pd.DataFrame(columns=logic.RESPONSE_COLUMNS), label="Responses as they arrive",
+                                     interactive=False, elem_id="responses", max_height=320)
+            sim = _results_panel("sim")
+
+        with gr.Tab("Explore", id="explore"):
+            with gr.Row():
+                ex_culture = gr.Dropdown(choices["culture"], value=logic.ALL, label="Culture", elem_id="ex-culture")
+                ex_language = gr.Dropdown(choices["language"], value=logic.ALL, label="Language", elem_id="ex-language")
+                ex_source = gr.Dropdown(choices["source"], value=logic.ALL, label="Source", elem_id="ex-source")
+                ex_topic = gr.Dropdown(choices["topic"], value=logic.ALL, label="Topic", elem_id="ex-topic")
+                ex_dimension = gr.Dropdown(choices["value_dimension"], value=logic.ALL, label="Value dimension",
+                                           elem_id="ex-dimension")
+                ex_search = gr.Textbox(label="Search text", elem_id="ex-search")
+            initial = logic.explore_table(frame)
+            ex_count = gr.Markdown(f"{len(initial)} questions", elem_id="ex-count")
+            ex_table = gr.Dataframe(initial, interactive=False, label="Questions (select a row)", max_height=360,
+                                    elem_id="ex-table")
+            ex_question = gr.Dropdown(list(initial["id"]), label="Question", elem_id="ex-question")
+            ex_header = gr.Markdown(elem_id="ex-header")
+            with gr.Row():
+                ex_options = gr.Dataframe(label="Options and human shares", interactive=False, elem_id="ex-options")
+            ex_plot = gr.Plot(label="Human answer distribution", elem_id="ex-plot")
+
+        with gr.Tab("Score", id="score"):
+            gr.Markdown("Upload the `responses.jsonl` of a run made elsewhere (`culturesim simulate`), optionally with "
+                        "its `config.json`; the rows are checked line by line and scored against the dataset.")
+            upload = gr.File(label="responses.jsonl (and config.json)", file_count="multiple",
+                             file_types=[".jsonl", ".json"], elem_id="upload")
+            score_button = gr.Button("Score", variant="primary", elem_id="score")
+            scored = _results_panel("score")
+
+        # ---- events -------------------------------------------------------------------
+
+        def on_model_kind(kind: str):
+            return (gr.update(visible=kind == "hub"), gr.update(visible=kind == "claude"),
+                    gr.update(visible=kind == "claude"))
+
+        model_kind.change(on_model_kind, model_kind, [hub_model, claude_model, api_key], queue=False)
+
+        def on_culture(culture_value: str, by: str):
+            langs = logic.language_choices(frame, culture_value)
+            opts = logic.selection_choices(frame, culture_value, langs[0], by)
+            return gr.update(choices=langs, value=langs[0]), gr.update(choices=opts, value=[])
+
+        culture.change(on_culture, [culture, select_by], [language, selection], queue=False)
+
+        def on_selection_kind(culture_value: str, language_value: str, by: str):
+            opts = logic.selection_choices(frame, culture_value, language_value, by)
+            return gr.update(choices=opts, value=[], visible=by != "all questions",
+                             label="Value dimensions" if by == "value dimension" else "Topics")
+
+        select_by.change(on_selection_kind, [culture, language, select_by], selection, queue=False)
+        language.change(on_selection_kind, [culture, language, select_by], selection, queue=False)
+
+        sim_outputs = [api_key, status, responses, *sim.values()]
+
+        def on_run(kind, hub_id, claude_id, key, culture_value, language_value, by, picked, nq, np_, plan_value,
+                   tokens, beams, memory, seed_value, tlo, thi, plo, phi, progress=gr.Progress(track_tqdm=True)):
+            # Clear the key from the page before anything else can fail; clear the last job's results.
+            yield {api_key: gr.update(value=""), status: "Starting …", responses: logic.responses_table([]),
+                   **_result_values(sim, None)}
+            try:
+                spec = logic.job_spec(
+                    model_kind=kind, model_id=logic.model_id_for(kind, hub_id, claude_id), culture=culture_value,
+                    language=language_value, select_by=by, selection=picked or [], questions=nq, participants=np_,
+                    plan=plan_value,
+                    max_new_tokens=tokens, max_beams=beams, max_memory=memory, seed=seed_value,
+                    temperature_range=(tlo, thi), top_p_range=(plo, phi),
+                )
+                update = None
+                job_key = key if kind == "claude" else None
+                for update in logic.run_job(spec, runs_dir, limits, hardware, api_key=job_key, dataset_dir=dataset_dir):
+                    yield {status: update.message, responses: update.table()}
+                yield {status: update.message + " · scoring …"}
+                result = logic.score_folder(update.run_dir, dataset_dir=dataset_dir)
+                yield {status: update.message + " · writing the report …", **_result_values(sim, result)}
+                files, note = logic.report_files(update.run_dir, dataset_dir=dataset_dir)
+                yield {status: f"{update.message} · done ({note})",
+                       sim["files"]: [str(p) for p in result.files + files]}
+            except Exception as exc:  # noqa: BLE001 - every failure reaches the page as a gr.Error, key removed
+                message = logic.redact(logic.user_message(exc), key)
+                log.warning("job failed: %s", message)
+                raise gr.Error(message, print_exception=False) from None
+            finally:
+                key = None  # noqa: F841 - drop the reference as soon as the job ends
+
+        run.click(
+            on_run,
+            [model_kind, hub_model, claude_model, api_key, culture, language, select_by, selection, n_questions,
+             n_participants, plan, max_new_tokens, max_beams, max_memory, seed, t_low, t_high, p_low, p_high],
+            sim_outputs,
+            concurrency_id=GENERATION,
+            concurrency_limit=limits.concurrency_limit,
+            api_visibility="private",
+        )
+
+        explore_inputs = [ex_culture, ex_language, ex_source, ex_topic, ex_dimension, ex_search]
+
+        def on_filter(*values):
+            try:
+                table = logic.explore_table(frame, *values)
+            except ValueError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+            ids = list(table["id"])
+            return table, f"{len(table)} questions", gr.update(choices=ids, value=ids[0] if ids else None)
+
+        for component in explore_inputs:
+            event = component.submit if component is ex_search else component.change
+            event(on_filter, explore_inputs, [ex_table, ex_count, ex_question], queue=False)
+
+        def on_row(table, evt: gr.SelectData):
+            row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+            return table.iloc[row]["id"]
+
+        ex_table.select(on_row, ex_table, ex_question, queue=False)
+
+        def on_question(question_id: str | None):
+            if not question_id:
+                return "", None, None
+            try:
+                return logic.question_view(frame, question_id)
+            except ValueError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        ex_question.change(on_question, ex_question, [ex_header, ex_options, ex_plot])
+
+        def on_score(files, progress=gr.Progress(track_tqdm=True)):
+            try:
+                result = logic.score_upload(files, runs_dir, dataset_dir=dataset_dir)
+                yield _result_values(scored, result)
+                report, note = logic.report_files(result.run_dir, dataset_dir=dataset_dir)
+                yield {scored["files"]: [str(p) for p in result.files + report],
+                       scored["summary"]: f"{result.summary} · {note}"}
+            except Exception as exc:  # noqa: BLE001 - shown on the page
+                log.warning("scoring an upload failed: %s", exc)
+                raise gr.Error(logic.user_message(exc), print_exception=False) from None
+
+        score_button.click(on_score, upload, list(scored.values()), concurrency_id="scoring", concurrency_limit=2)
+
+    demo.queue(max_size=limits.queue_max_size, default_concurrency_limit=4)
+    demo.culturesim_runs_dir = runs_dir  # type: ignore[attr-defined] - read by launch()
+    return demo
+
+
+def preload(model_id: str = logic.EMBEDDED_MODEL) -> threading.Thread:
+    """Load the embedded model in the background so the first Run does not wait for it."""
+    thread = threading.Thread(target=logic.local_backend, args=(model_id,), name="preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **kwargs: Any) -> None:
+    """Serve the app (blocking). Host and port default to Gradio's environment variables."""
+    runs_dir = getattr(demo, "culturesim_runs_dir", None)
+    demo.launch(
+        server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        allowed_paths=[str(runs_dir)] if runs_dir else None,
+        run_history=False,  # run history would keep every input, a pasted key included
+        footer_links=["gradio", "settings"],
+        **kwargs,
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    preload()
+    launch(build_app())

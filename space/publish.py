@@ -1,0 +1,96 @@
+"""``culturesim space publish --repo-id ORG/NAME``: upload the Space, self-contained.
+
+A Space runs ``app.py`` from the root of its repository and installs only
+``requirements.txt``, so the folder we upload carries everything the app imports from this
+checkout: the ``space``, ``simulator`` and ``metrics`` packages, the ``dataset_builder``
+package with its curation files (the culture map's polarities) and the committed dataset
+(``dataset_builder/dataset``: card and parquet files). The upload itself is
+``simulator.hub.upload_folder`` (one commit; token from ``HF_TOKEN``; a clear error offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["PACKAGES", "ROOT_FILES", "add_arguments", "main", "prepare_space_folder"]
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPACE_DIR = Path(__file__).resolve().parent
+ROOT_FILES = ("README.md", "requirements.txt", "packages.txt", "app.py")
+"""From space/ to the root of the Space: card, pip and apt requirements (fonts), the app."""
+PACKAGES = ("space", "simulator", "metrics", "dataset_builder")
+"""Packages copied whole (their .py files and data files; no tests, caches or raw sources)."""
+DATA_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".md", ".txt", ".parquet", ".html", ".css"}
+SKIP_PARTS = {"__pycache__", ".pytest_cache", "tests"}
+
+
+def _copy_package(src: Path, dst: Path) -> int:
+    count = 0
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if not path.is_file() or SKIP_PARTS & set(rel.parts) or path.suffix not in DATA_SUFFIXES:
+            continue
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        count += 1
+    return count
+
+
+def prepare_space_folder(out: str | Path, repo_root: str | Path = REPO_ROOT) -> Path:
+    """Write the Space's repository contents into ``out`` (emptied first); return it.
+
+    Root: ``README.md`` (Space front matter), ``requirements.txt``, ``packages.txt`` (Debian
+    fonts for Chinese, Japanese and Arabic labels), ``app.py``; beside them the packages of
+    ``PACKAGES``. Raises FileNotFoundError when the dataset is not built.
+    """
+    root, out = Path(repo_root), Path(out)
+    data = root / "dataset_builder" / "dataset" / "data"
+    if not any(data.glob("*.parquet")):
+        raise FileNotFoundError(f"No dataset in {data}: build it first with `culturesim dataset build`.")
+    for name in ROOT_FILES:
+        if not (root / "space" / name).is_file():
+            raise FileNotFoundError(f"{root / 'space' / name} is missing; the Space cannot be published without it.")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name in ROOT_FILES:
+        shutil.copy2(root / "space" / name, out / name)
+    counts = {package: _copy_package(root / package, out / package) for package in PACKAGES}
+    log.info("prepared Space folder %s: %s", out, ", ".join(f"{k} {v} files" for k, v in counts.items()))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo-id", required=True, help="the Space to create or update, ORG/NAME")
+    parser.add_argument("--private", action="store_true", help="create the Space as private")
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="where to prepare the upload (default: a temporary folder, removed afterwards)")
+    parser.add_argument("--prepare-only", action="store_true", help="prepare --folder and stop (no upload)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from simulator.hub import upload_folder
+
+    if args.prepare_only and args.folder is None:
+        raise ValueError("--prepare-only needs --folder (where to leave the prepared Space)")
+    temporary = args.folder is None
+    folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="culturesim-space-")) / "space"
+    try:
+        prepare_space_folder(folder)
+        if args.prepare_only:
+            print(f"Space folder prepared in {folder}")
+            return 0
+        url = upload_folder(folder, args.repo_id, repo_type="space", private=args.private, space_sdk="gradio",
+                            commit_message="Upload the culturesim Space")
+        print(f"Published Space {args.repo_id}: {url}")
+        return 0
+    finally:
+        if temporary:
+            shutil.rmtree(folder.parent, ignore_errors=True)

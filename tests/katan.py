@@ -1,0 +1,170 @@
+"""A real llm-katan server on loopback, for testing the HTTP backends without mocks.
+
+llm-katan (PyPI ``llm-katan``) speaks the OpenAI and Anthropic wire formats. Its ``echo``
+backend answers instantly with the request's last user message and settings, and injects
+faults on demand (echo backend only):
+
+- ``error_rate=0.3``: each request fails with HTTP 500 with that probability;
+- ``latency_ms=200``: every request sleeps that long (inside the server's
+  ``max_concurrent`` slots, so keep ``max_concurrent`` high to let requests overlap);
+- ``timeout_after=N``: after N requests (retries count), every request gets HTTP 504;
+- ``rate_limit_after=N``: after N requests, HTTP 429;
+- ``max_inflight=N``: HTTP 503 when more than N requests are being served at once;
+- ``validate_keys=True``: check key values (the 401 message then echoes the wrong key).
+
+Echo text: ``[echo] model=M host=H:PORT time=T messages=K max_tokens=X temperature=Y``, a
+newline, then ``User: <last user message>``. Token counts are word counts.
+
+Use ``start_katan(...)`` as a context manager, or the ``katan`` pytest fixture (a factory
+that stops every server it started). Import the fixture into a test module with
+``from katan import katan`` (pytest puts ``tests/`` on ``sys.path``; the name
+``tests`` itself is taken by a package in site-packages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+__all__ = ["KatanServer", "free_port", "katan", "start_katan"]
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class KatanServer:
+    """One running llm-katan process; ``base_url`` is its root (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path, model: str) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+        self.model = model
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    @property
+    def openai_url(self) -> str:
+        """What an OpenAI client takes as ``base_url`` (with ``/v1``)."""
+        return f"{self.base_url}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        """What an Anthropic client takes as ``base_url`` (the SDK appends ``/v1/messages``)."""
+        return self.base_url
+
+    def log_text(self) -> str:
+        """Everything the server wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL after 1 s); idempotent.
+
+        uvicorn's graceful shutdown waits for requests still sleeping in ``latency_ms``;
+        the echo backend holds no state worth that wait.
+        """
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def _flags(options: dict[str, object]) -> list[str]:
+    args: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is False or value is None:
+            continue
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def _launch(port: int, model: str, log_path: Path, options: dict[str, object]) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable, "-m", "llm_katan.cli",
+        "--model", model, "--backend", "echo", "--host", "127.0.0.1", "--port", str(port),
+        "--providers", "openai,anthropic", "--device", "cpu", "--stats-file", "", "--disable-dashboard",
+        "--log-level", "warning", *_flags(options),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_KATAN_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    with log_path.open("ab") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def _wait_ready(server: KatanServer, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{server.base_url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+@contextlib.contextmanager
+def start_katan(model: str = "katan-echo", max_concurrent: int = 64, **options: object) -> Iterator[KatanServer]:
+    """Run llm-katan's echo backend on a free loopback port until the block ends.
+
+    Extra keyword arguments become flags (``error_rate=0.3`` -> ``--error-rate 0.3``;
+    ``validate_keys=True`` -> ``--validate-keys``). Waits (at most 30 s) until ``/health``
+    answers; raises RuntimeError with the server's log if it never does.
+    """
+    with tempfile.TemporaryDirectory(prefix="katan-") as tmp:
+        log_path = Path(tmp) / "katan.log"
+        for _ in range(3):  # another process may grab the free port between probe and bind
+            port = free_port()
+            server = KatanServer(
+                _launch(port, model, log_path, {"max_concurrent": max_concurrent, **options}), port, log_path, model
+            )
+            try:
+                if _wait_ready(server, time.monotonic() + READY_TIMEOUT_S):
+                    break
+            except BaseException:
+                server.stop()
+                raise
+            server.stop()
+        else:
+            log_tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"llm-katan did not become ready in {READY_TIMEOUT_S:.0f} s; its log:\n{log_tail}")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def katan() -> Iterator[Callable[..., KatanServer]]:
+    """A factory: ``katan(error_rate=0.3)`` starts a server; all are stopped after the test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**options: object) -> KatanServer:
+            return stack.enter_context(start_katan(**options))
+
+        yield start

@@ -1,0 +1,525 @@
+"""The cultural_alignment metric against independent computations.
+
+Every number is recomputed here question by question with scipy (scipy.stats.entropy,
+scipy.spatial.distance.jensenshannon, scipy.stats.wasserstein_distance) or by hand, and the
+bootstraps are replayed from the same random stream with a plain float64 loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy, wasserstein_distance
+
+from metrics.cultural_alignment import compute_alignment
+
+# --------------------------------------------------------------------------------------
+# Independent reference: one question at a time, scipy only
+# --------------------------------------------------------------------------------------
+
+
+def model_distribution(answers, k, weights=None):
+    """Participant j's answer (an int or a list of ints) counts weights[j] (default 1), spread
+    evenly over the options of a multiple choice answer."""
+    counts = np.zeros(k)
+    total = 0.0
+    for j, a in enumerate(answers):
+        w = 1.0 if weights is None else weights[j]
+        chosen = a if isinstance(a, list) else [a]
+        for o in chosen:
+            counts[o] += w / len(chosen)
+        total += w
+    with np.errstate(invalid="ignore"):
+        return counts / total, total
+
+
+def kl_values(ps, qs, policy, eps=1e-3):
+    if policy == "smoothing":
+        return np.array([entropy(np.asarray(p) + eps, np.asarray(q) + eps) for p, q in zip(ps, qs)])
+    raw = np.array([entropy(p, q) for p, q in zip(ps, qs)])
+    if policy == "paper":
+        finite = raw[np.isfinite(raw)]
+        raw = np.where(np.isfinite(raw), raw, finite.max() + 1.0)
+    return raw
+
+
+def top(dist):
+    dist = np.asarray(dist)
+    return set(np.flatnonzero(dist >= dist.max() - 1e-9).tolist())
+
+
+def match(p, q):
+    m, h = top(p), top(q)
+    return len(m & h) / (len(m) * len(h))
+
+
+def reference_scores(ps, qs, ordinal, policy="smoothing"):
+    kl = kl_values(ps, qs, policy)
+    js = np.array([jensenshannon(p, q, base=2) for p, q in zip(ps, qs)])
+    w = np.array(
+        [
+            wasserstein_distance(np.arange(len(q)), np.arange(len(q)), p, q) / (len(q) - 1) if o else np.nan
+            for p, q, o in zip(ps, qs, ordinal)
+        ]
+    )
+    mr = np.array([match(p, q) for p, q in zip(ps, qs)])
+    return {"kl": kl, "js": js, "wasserstein": w, "match_rate": mr}
+
+
+def random_case(rng, n, participants=20, zero_share=0.3, ragged=False, multi=False):
+    ks = rng.integers(2, 12, n)
+    refs, preds = [], []
+    for k in ks:
+        q = rng.dirichlet(np.ones(k))
+        if rng.random() < zero_share:  # zero cells in the human distribution
+            q[rng.integers(0, k)] = 0.0
+            q /= q.sum()
+        refs.append(q.tolist())
+        m = rng.dirichlet(np.full(k, 0.5))
+        size = int(rng.integers(1, participants + 1)) if ragged else participants
+        answers = rng.choice(k, size=size, p=m).tolist()
+        if multi:
+            for j in range(len(answers)):
+                if rng.random() < 0.3:
+                    answers[j] = sorted(rng.choice(k, size=int(rng.integers(1, k + 1)), replace=False).tolist())
+        preds.append(answers)
+    ordinal = (rng.random(n) < 0.5).tolist()
+    return preds, refs, ordinal
+
+
+# --------------------------------------------------------------------------------------
+# Per-question numbers
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["smoothing", "paper"])
+@pytest.mark.parametrize("multi", [False, True])
+def test_random_cases_match_scipy(policy, multi):
+    rng = np.random.default_rng(7 + multi)
+    preds, refs, ordinal = random_case(rng, 300, ragged=multi, multi=multi)
+    r = compute_alignment(
+        predictions=preds, references=refs, ordinal=ordinal, zero_policy=policy, bootstrap_samples=0,
+        return_per_question=True,
+    )
+    ps = [model_distribution(a, len(q))[0] for a, q in zip(preds, refs)]
+    ref = reference_scores(ps, refs, ordinal, policy)
+    rows = r["per_question"]
+    np.testing.assert_allclose([row["kl"] for row in rows], ref["kl"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose([row["js"] for row in rows], ref["js"], rtol=1e-9, atol=1e-12)
+    w = [row["wasserstein"] if row["wasserstein"] is not None else np.nan for row in rows]
+    np.testing.assert_allclose(w, ref["wasserstein"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose([row["match"] for row in rows], ref["match_rate"])
+    for row, p in zip(rows, ps):
+        np.testing.assert_allclose(row["model_distribution"], p, atol=1e-12)
+        assert row["entropy"] == pytest.approx(entropy(p), abs=1e-12)
+    assert r["kl_mean"] == pytest.approx(ref["kl"].mean(), rel=1e-12)
+    assert r["js_mean"] == pytest.approx(ref["js"].mean(), rel=1e-12)
+    assert r["wasserstein_mean"] == pytest.approx(np.nanmean(ref["wasserstein"]), rel=1e-12)
+    assert r["match_rate"] == pytest.approx(ref["match_rate"].mean(), rel=1e-12)
+    assert r["kl_n_infinite"] == int(np.isinf([entropy(p, q) for p, q in zip(ps, refs)]).sum()) > 0
+    assert r["n_ordinal"] == sum(ordinal)
+
+
+def test_probabilities_match_scipy_and_raise_policy():
+    rng = np.random.default_rng(3)
+    ks = rng.integers(2, 9, 200)
+    probs = [rng.dirichlet(np.ones(k)).tolist() for k in ks]
+    refs = [rng.dirichlet(np.ones(k)).tolist() for k in ks]  # no zero cells: exact KL finite
+    ordinal = [True] * len(ks)
+    r = compute_alignment(probabilities=probs, references=refs, ordinal=ordinal, zero_policy="raise",
+                          bootstrap_samples=0, return_per_question=True)
+    ref = reference_scores(probs, refs, ordinal, "raise")
+    np.testing.assert_allclose([row["kl"] for row in r["per_question"]], ref["kl"], rtol=1e-10)
+    np.testing.assert_allclose([row["js"] for row in r["per_question"]], ref["js"], rtol=1e-9)
+    np.testing.assert_allclose([row["wasserstein"] for row in r["per_question"]], ref["wasserstein"], rtol=1e-10)
+    assert r["model_input"] == "probabilities"
+    assert r["distinct_answers_mean"] is None and r["kl_participant_ci_low"] is None
+
+
+def test_hand_worked_example_from_the_card():
+    # question 1: answers 0,0,0,1 -> p = (3/4, 1/4), human q = (0.6, 0.4)
+    kl1 = 0.75 * math.log(0.75 / 0.6) + 0.25 * math.log(0.25 / 0.4)
+    # question 2 (ordinal): answers 2,2,1,2 -> p = (0, 1/4, 3/4), q = (0.1, 0.2, 0.7); 0 log 0 = 0
+    kl2 = 0.25 * math.log(0.25 / 0.2) + 0.75 * math.log(0.75 / 0.7)
+    m1 = (0.675, 0.325)
+    js1 = math.sqrt(
+        0.5 * (0.75 * math.log2(0.75 / m1[0]) + 0.25 * math.log2(0.25 / m1[1]))
+        + 0.5 * (0.6 * math.log2(0.6 / m1[0]) + 0.4 * math.log2(0.4 / m1[1]))
+    )
+    w2 = (abs(0.0 - 0.1) + abs(0.25 - 0.3)) / (3 - 1)  # |CDF gaps| at positions 0 and 1
+    r = compute_alignment(
+        predictions=[[0, 0, 0, 1], [2, 2, 1, 2]], references=[[0.6, 0.4], [0.1, 0.2, 0.7]],
+        ordinal=[False, True], zero_policy="paper", bootstrap_samples=0, return_per_question=True,
+    )
+    assert kl1 == pytest.approx(0.049857, abs=1e-6) and kl2 == pytest.approx(0.107531, abs=1e-6)
+    assert r["kl_mean"] == pytest.approx((kl1 + kl2) / 2, abs=1e-15)
+    assert r["per_question"][0]["js"] == pytest.approx(js1, abs=1e-12)
+    assert r["wasserstein_mean"] == pytest.approx(0.075, abs=1e-15) == w2
+    assert r["match_rate"] == 1.0
+    assert r["entropy_mean"] == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert (r["distinct_answers_mean"], r["unanimous_share"], r["participants_mean"]) == (2.0, 0.0, 4.0)
+
+
+def test_zero_cells_by_hand():
+    # the model picks option 2, which no human chose: exact KL is infinite
+    p, q = [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]
+    eps = 1e-3
+    ps = [(x + eps) / (1 + 3 * eps) for x in p]
+    qs = [(x + eps) / (1 + 3 * eps) for x in q]
+    smoothed = sum(a * math.log(a / b) for a, b in zip(ps, qs))
+    r = compute_alignment(probabilities=[p], references=[q], bootstrap_samples=0)
+    assert r["kl_mean"] == pytest.approx(smoothed, rel=1e-12)
+    assert r["kl_n_infinite"] == 1
+    # the paper's rule: infinity -> largest finite KL of the call + 1
+    finite = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    r = compute_alignment(
+        probabilities=[p, [0.5, 0.5, 0.0]], references=[q, [0.25, 0.75, 0.0]], zero_policy="paper",
+        bootstrap_samples=0, return_per_question=True,
+    )
+    assert [row["kl"] for row in r["per_question"]] == pytest.approx([finite + 1.0, finite])
+    assert [row["kl_infinite"] for row in r["per_question"]] == [True, False]
+    with pytest.raises(ValueError, match=r"question 0 \(id 'a'\).*infinite.*option 2"):
+        compute_alignment(probabilities=[p], references=[q], zero_policy="raise", question_ids=["a"])
+    with pytest.raises(ValueError, match="every question has an infinite KL"):
+        compute_alignment(probabilities=[p], references=[q], zero_policy="paper")
+    # zero cells in both distributions are fine and contribute nothing
+    r = compute_alignment(probabilities=[[0.5, 0.5, 0.0]], references=[[0.5, 0.5, 0.0]], zero_policy="raise",
+                          bootstrap_samples=0)
+    assert r["kl_mean"] == 0.0 and r["js_mean"] == 0.0
+
+
+def test_argmax_ties_are_shared():
+    # model tie {0, 1} vs human {1}: half a match; human tie {0, 1} vs model {0}: half a match
+    r = compute_alignment(
+        predictions=[[0, 1], [0, 0, 1]], references=[[0.2, 0.5, 0.3], [0.5, 0.5]], bootstrap_samples=0,
+        return_per_question=True,
+    )
+    assert [row["match"] for row in r["per_question"]] == [0.5, 0.5]
+    assert r["per_question"][0]["model_top_options"] == [0, 1] and r["per_question"][0]["model_argmax"] == 0
+    assert r["per_question"][1]["human_top_options"] == [0, 1]
+    assert r["match_rate"] == 0.5
+
+
+def test_multiple_choice_counts_each_option_one_over_len():
+    r = compute_alignment(
+        predictions=[[[0, 1], 1, [1, 2], [2]]], references=[[0.2, 0.5, 0.3]], bootstrap_samples=0,
+        return_per_question=True,
+    )
+    row = r["per_question"][0]
+    assert row["model_distribution"] == pytest.approx([0.5 / 4, 2.0 / 4, 1.5 / 4])
+    assert row["distinct_answers"] == 4  # {0,1}, {1}, {1,2}, {2}
+    assert r["unanimous_share"] == 0.0
+
+
+def test_diversity():
+    r = compute_alignment(
+        predictions=[[1, 1, 1], [0, 1, 2], [2, 2, 0]], references=[[0.2, 0.5, 0.3]] * 3, bootstrap_samples=0
+    )
+    assert r["distinct_answers_mean"] == pytest.approx((1 + 3 + 2) / 3)
+    assert r["unanimous_share"] == pytest.approx(1 / 3)
+    expected = np.mean([0.0, math.log(3), entropy([1 / 3, 0, 2 / 3])])
+    assert r["entropy_mean"] == pytest.approx(expected)
+    assert r["human_entropy_mean"] == pytest.approx(entropy([0.2, 0.5, 0.3]))
+
+
+def test_numpy_answer_matrix_is_accepted():
+    rng = np.random.default_rng(1)
+    matrix = rng.integers(0, 4, size=(50, 20))
+    refs = [rng.dirichlet(np.ones(4)).tolist() for _ in range(50)]
+    a = compute_alignment(predictions=matrix, references=refs, bootstrap_samples=50, seed=3)
+    b = compute_alignment(predictions=matrix.tolist(), references=refs, bootstrap_samples=50, seed=3)
+    assert a == b
+
+
+# --------------------------------------------------------------------------------------
+# Preference bias
+# --------------------------------------------------------------------------------------
+
+
+def demo(**groups):
+    names = {"female": "sex", "male": "sex", "a18": "age", "a30": "age", "a50": "age"}
+    label = {"a18": "18-29", "a30": "30-49", "a50": "50+"}
+    return [
+        {"group_type": names[g], "group": label.get(g, g), "distribution": d, "n": 100, "year": 2022}
+        for g, d in groups.items()
+    ]
+
+
+def test_bias_profile_by_hand():
+    references = [[0.7, 0.3], [0.2, 0.8], [0.5, 0.5], [0.4, 0.6], [0.1, 0.9]]
+    predictions = [
+        [0, 0, 1],  # model prefers 0, human 0: matched
+        [0, 0, 0],  # model 0, human 1: mismatched
+        [1, 1, 0],  # model 1, human tie {0, 1}: half matched
+        [0, 1],  # model tie {0, 1}, human 1: half matched
+        [1],  # no demographics
+    ]
+    demographics = [
+        # option 0: female 0.8 > male 0.6 -> female; age: 18-29 0.5, 30-49 0.7, 50+ 0.9 -> 50+
+        demo(female=[0.8, 0.2], male=[0.6, 0.4], a18=[0.5, 0.5], a30=[0.7, 0.3], a50=[0.9, 0.1]),
+        # option 0: female 0.3 = male 0.3 -> tie; only one age group -> age not counted
+        demo(female=[0.3, 0.7], male=[0.3, 0.7], a30=[0.5, 0.5]),
+        # option 1: male 0.6 > female 0.4 -> male; age 18-29 0.7 = 30-49 0.7 > 50+ 0.2 -> tie
+        demo(female=[0.6, 0.4], male=[0.4, 0.6], a18=[0.3, 0.7], a30=[0.3, 0.7], a50=[0.8, 0.2]),
+        # options {0, 1} together have share 1 for everyone -> tie in both families
+        demo(female=[0.5, 0.5], male=[0.2, 0.8], a18=[0.1, 0.9], a50=[0.6, 0.4]),
+        [],
+    ]
+    dims = [["EVI"], ["EVI", "PDI"], ["PDI"], [], None]
+    r = compute_alignment(
+        predictions=predictions, references=references, demographics=demographics, value_dimensions=dims,
+        bootstrap_samples=0, return_per_question=True,
+    )
+    assert [row["preferred_group_sex"] for row in r["per_question"]] == ["female", "tie", "male", "tie", None]
+    assert [row["preferred_group_age"] for row in r["per_question"]] == ["50+", None, "tie", "tie", None]
+    assert [row["match"] for row in r["per_question"]][:4] == [1.0, 0.0, 0.5, 0.5]
+    bp = r["bias_profile"]
+    assert bp["n"] == {"sex": 4, "age": 3}
+    assert bp["all"]["sex"] == {"female": 1.0, "male": 1.0, "tie": 2.0}
+    assert bp["matched"]["sex"] == {"female": 1.0, "male": 0.5, "tie": 0.5}
+    assert bp["mismatched"]["sex"] == {"female": 0.0, "male": 0.5, "tie": 1.5}
+    assert bp["all"]["age"] == {"18-29": 0.0, "30-49": 0.0, "50+": 1.0, "tie": 2.0}
+    assert bp["matched"]["age"] == {"18-29": 0.0, "30-49": 0.0, "50+": 1.0, "tie": 1.0}
+    assert r["n_with_demographics"] == 4
+    evi = r["per_dimension"]["EVI"]["bias_profile"]
+    assert evi["all"]["sex"] == {"female": 1.0, "male": 0.0, "tie": 1.0}
+    assert evi["mismatched"]["sex"] == {"female": 0.0, "male": 0.0, "tie": 1.0}
+    assert evi["all"]["age"] == {"18-29": 0.0, "30-49": 0.0, "50+": 1.0, "tie": 0.0}
+    pdi = r["per_dimension"]["PDI"]["bias_profile"]
+    assert pdi["all"]["sex"] == {"female": 0.0, "male": 1.0, "tie": 1.0}
+    assert set(r["per_dimension"]) == {"EVI", "PDI"}
+
+
+# --------------------------------------------------------------------------------------
+# Per-dimension aggregates and output shape
+# --------------------------------------------------------------------------------------
+
+
+def test_per_dimension_means_and_json():
+    rng = np.random.default_rng(11)
+    preds, refs, ordinal = random_case(rng, 120)
+    tags = ["EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI"]
+    dims = [sorted(set(rng.choice(tags, size=int(rng.integers(0, 3))).tolist())) for _ in preds]
+    r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, value_dimensions=dims,
+                          bootstrap_samples=100, question_ids=[f"q{i}" for i in range(120)],
+                          return_per_question=True)
+    json.dumps(r, allow_nan=False)  # plain numbers only, no NaN or infinity
+    ps = [model_distribution(a, len(q))[0] for a, q in zip(preds, refs)]
+    ref = reference_scores(ps, refs, ordinal)
+    for dim, stats in r["per_dimension"].items():
+        sel = np.array([dim in d for d in dims])
+        assert stats["n_questions"] == sel.sum()
+        assert stats["kl_mean"] == pytest.approx(ref["kl"][sel].mean(), rel=1e-12)
+        assert stats["js_mean"] == pytest.approx(ref["js"][sel].mean(), rel=1e-12)
+        assert stats["match_rate"] == pytest.approx(ref["match_rate"][sel].mean(), rel=1e-12)
+        w = ref["wasserstein"][sel]
+        if np.isfinite(w).any():
+            assert stats["wasserstein_mean"] == pytest.approx(np.nanmean(w), rel=1e-12)
+        else:
+            assert stats["wasserstein_mean"] is None and stats["wasserstein_ci_low"] is None
+    assert r["per_question"][5]["id"] == "q5"
+    expected_keys = {
+        "kl_mean", "kl_ci_low", "kl_ci_high", "kl_participant_ci_low", "kl_participant_ci_high", "kl_n_infinite",
+        "js_mean", "js_ci_low", "js_ci_high", "js_participant_ci_low", "js_participant_ci_high",
+        "wasserstein_mean", "wasserstein_ci_low", "wasserstein_ci_high", "wasserstein_participant_ci_low",
+        "wasserstein_participant_ci_high", "match_rate", "match_rate_ci_low", "match_rate_ci_high",
+        "match_rate_participant_ci_low", "match_rate_participant_ci_high", "entropy_mean", "human_entropy_mean",
+        "distinct_answers_mean", "unanimous_share", "participants_mean", "n_questions", "n_ordinal",
+        "n_with_demographics", "bias_profile", "per_dimension", "settings", "metric_version", "model_input",
+        "per_question",
+    }
+    assert set(r) == expected_keys
+
+
+# --------------------------------------------------------------------------------------
+# Bootstraps, replayed from the same random streams
+# --------------------------------------------------------------------------------------
+
+
+def percentile_interval(values, confidence=0.95):
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    tail = (1 - confidence) / 2 * 100
+    return np.percentile(values, [tail, 100 - tail])
+
+
+def test_question_bootstrap_replayed():
+    rng = np.random.default_rng(5)
+    preds, refs, ordinal = random_case(rng, 60)
+    dims = [["EVI"] if i % 3 == 0 else ["PDI"] for i in range(60)]
+    B, seed = 400, 17
+    r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, value_dimensions=dims,
+                          bootstrap_samples=B, participant_bootstrap_samples=0, seed=seed, confidence=0.9)
+    ps = [model_distribution(a, len(q))[0] for a, q in zip(preds, refs)]
+    ref = reference_scores(ps, refs, ordinal)
+    draws = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0]).integers(0, 60, size=(B, 60))
+    evi = np.array([d == ["EVI"] for d in dims])
+    ordinal = np.array(ordinal)
+    for stat, key in [("kl", "kl"), ("js", "js"), ("match_rate", "match_rate")]:
+        reps = ref[stat][draws].mean(axis=1)
+        np.testing.assert_allclose([r[f"{key}_ci_low"], r[f"{key}_ci_high"]], percentile_interval(reps, 0.9),
+                                   rtol=1e-5)
+        sub = [ref[stat][d[evi[d]]].mean() if evi[d].any() else np.nan for d in draws]
+        stats = r["per_dimension"]["EVI"]
+        np.testing.assert_allclose([stats[f"{key}_ci_low"], stats[f"{key}_ci_high"]],
+                                   percentile_interval(sub, 0.9), rtol=1e-5)
+    reps = [np.nanmean(ref["wasserstein"][d[ordinal[d]]]) for d in draws]
+    np.testing.assert_allclose([r["wasserstein_ci_low"], r["wasserstein_ci_high"]], percentile_interval(reps, 0.9),
+                               rtol=1e-5)
+    assert r["kl_participant_ci_low"] is None
+    assert r["kl_ci_low"] <= r["kl_mean"] <= r["kl_ci_high"]
+
+
+def replay_participant_bootstrap(preds, refs, ordinal, B, seed, policy):
+    P = max(len(a) for a in preds)
+    draws = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1]).integers(0, P, size=(B, P))
+    out = {s: [] for s in ("kl", "js", "wasserstein", "match_rate")}
+    for row in draws:
+        w = np.bincount(row, minlength=P).astype(float)
+        ps, qs, ords = [], [], []
+        for a, q, o in zip(preds, refs, ordinal):
+            p, total = model_distribution(a, len(q), w[: len(a)])
+            if total > 0:  # a question whose participants were none drawn is left out
+                ps.append(p)
+                qs.append(q)
+                ords.append(o)
+        ref = reference_scores(ps, qs, ords, policy)
+        for s in out:
+            out[s].append(np.nanmean(ref[s]) if np.isfinite(ref[s]).any() else np.nan)
+    return out
+
+
+@pytest.mark.parametrize(
+    "policy, ragged, multi",
+    [("smoothing", False, False), ("paper", False, False), ("smoothing", True, True), ("paper", True, False)],
+)
+def test_participant_bootstrap_replayed(policy, ragged, multi):
+    rng = np.random.default_rng(21)
+    preds, refs, ordinal = random_case(rng, 25, participants=8, ragged=ragged, multi=multi)
+    B, seed = 100, 4
+    r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, zero_policy=policy,
+                          bootstrap_samples=0, participant_bootstrap_samples=B, seed=seed)
+    reps = replay_participant_bootstrap(preds, refs, ordinal, B, seed, policy)
+    for stat, key in [("kl", "kl"), ("js", "js"), ("wasserstein", "wasserstein"), ("match_rate", "match_rate")]:
+        got = [r[f"{key}_participant_ci_low"], r[f"{key}_participant_ci_high"]]
+        np.testing.assert_allclose(got, percentile_interval(reps[stat]), rtol=2e-4, atol=2e-5)
+    assert r["kl_ci_low"] is None  # question bootstrap off
+
+
+def test_bootstrap_is_seeded():
+    rng = np.random.default_rng(2)
+    preds, refs, ordinal = random_case(rng, 30)
+    a = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, bootstrap_samples=200, seed=1)
+    b = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, bootstrap_samples=200, seed=1)
+    c = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, bootstrap_samples=200, seed=2)
+    assert a == b
+    assert a["kl_ci_low"] != c["kl_ci_low"]
+    assert a["settings"] == {"zero_policy": "smoothing", "smoothing": 1e-3, "bootstrap_samples": 200,
+                             "participant_bootstrap_samples": 200, "confidence": 0.95, "seed": 1}
+
+
+# --------------------------------------------------------------------------------------
+# Bad input: ValueError naming the question and the value
+# --------------------------------------------------------------------------------------
+
+GOOD = {"predictions": [[0, 1, 1], [2, 0]], "references": [[0.5, 0.5], [0.2, 0.3, 0.5]], "question_ids": ["a", "b"]}
+
+
+def with_(**changes):
+    kwargs = {**GOOD, **changes}
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (with_(references=[[0.5, 0.5]]), r"predictions has 2 entries but references has 1"),
+        (with_(ordinal=[True]), r"ordinal has 1 entries but references has 2"),
+        (with_(value_dimensions=[["EVI"]]), r"value_dimensions has 1 entries"),
+        (with_(references=[[0.5, 0.5], [0.2, float("nan"), 0.8]]), r"question 1 \(id 'b'\).*NaN"),
+        (with_(references=[[0.5, 0.5], [0.6, -0.1, 0.5]]), r"question 1 \(id 'b'\).*negative share -0.1"),
+        (with_(references=[[0.5, 0.5], [0.2, 0.3, 0.6]]), r"question 1 \(id 'b'\).*sums to 1.1, not 1"),
+        (with_(references=[[0.5, 0.5], [1.0]]), r"question 1 \(id 'b'\).*at least 2 options"),
+        (with_(references=[[0.5, 0.5], "abc"]), r"question 1 \(id 'b'\).*list of floats"),
+        (with_(references=[[0.5, 0.5], [0.5, "x", 0.5]]), r"question 1 \(id 'b'\).*list of numbers"),
+        (with_(predictions=[[0, 1, 2], [2, 0]]),
+         r"question 0 \(id 'a'\): participant 2 answered option 2, outside 0..1"),
+        (with_(predictions=[[0, 1], [-1, 0]]), r"question 1 \(id 'b'\): participant 0 answered option -1"),
+        (with_(predictions=[[0, 1], []]), r"question 1 \(id 'b'\): the answer list is empty"),
+        (with_(predictions=[[0, 1.5], [1]]), r"question 0 \(id 'a'\): participant 1 answered 1.5"),
+        (with_(predictions=[[0, 1], [True, 0]]), r"question 1 \(id 'b'\): participant 0 answered True"),
+        (with_(predictions=[[0, 1], [[0, 1], []]]), r"question 1 \(id 'b'\): participant 1 gave an empty"),
+        (with_(predictions=[[0, 1], [[0, 0], 1]]), r"question 1 \(id 'b'\): participant 0 answered \[0, 0\].*twice"),
+        (with_(predictions=[[0, 1], [[0, 5], 1]]), r"question 1 \(id 'b'\): participant 0 answered option 5"),
+        (with_(predictions=[[0, "1"], [1]]), r"question 0 \(id 'a'\): participant 1 answered '1'"),
+        (with_(predictions=[[0, 1], None]), r"question 1 \(id 'b'\): the answers .*must be a list, got None"),
+        (with_(predictions=None, probabilities=[[0.5, 0.5], [0.5, 0.5]]), r"question 1 \(id 'b'\).*have 2 entries"),
+        (with_(predictions=None, probabilities=[[0.5, 0.5], [0.1, 0.1, 0.1]]), r"question 1 \(id 'b'\).*sums to 0.3"),
+        (with_(predictions=None, probabilities=[[0.5, 0.5], [0.5, float("nan"), 0.5]]), r"question 1 \(id 'b'\).*NaN"),
+        (with_(probabilities=[[0.5, 0.5], [0.2, 0.3, 0.5]]), r"exactly one of predictions"),
+        (with_(predictions=None), r"exactly one of predictions"),
+        (with_(ordinal=[True, "yes"]), r"question 1 \(id 'b'\): ordinal='yes'"),
+        (with_(value_dimensions=[["EVI"], ["XYZ"]]), r"question 1 \(id 'b'\): unknown value dimension 'XYZ'"),
+        (with_(value_dimensions=[["EVI"], "EVI"]), r"question 1 \(id 'b'\): value_dimensions='EVI'"),
+        (with_(num_options=[2, 4]), r"question 1 \(id 'b'\): num_options=4"),
+        (with_(demographics=[[], [{"group_type": "sex", "group": "other", "distribution": [0.2, 0.3, 0.5]}]]),
+         r"question 1 \(id 'b'\): unknown demographic group 'sex'/'other'"),
+        (with_(demographics=[[], [{"group_type": "sex", "distribution": [0.2, 0.3, 0.5]}]]),
+         r"question 1 \(id 'b'\): demographic entry .* needs the keys"),
+        (with_(demographics=[demo(female=[0.5, 0.6]), []]), r"question 0 \(id 'a'\), sex/female.*sums to 1.1"),
+        (with_(demographics=[demo(female=[0.5, -0.5, 1.0]), []]),
+         r"question 0 \(id 'a'\): the sex/female distribution"),
+        (with_(demographics=[[], demo(a18=[0.2, float("nan"), 0.8])]), r"question 1 \(id 'b'\), age/18-29.*NaN"),
+        (with_(demographics=[demo(male=[0.5, 0.5]) * 2, []]),
+         r"question 0 \(id 'a'\): demographic group sex/male appears twice"),
+        (with_(question_ids=["a", 7]), r"question 1: question_ids\[1\]=7"),
+        (with_(zero_policy="none"), r"zero_policy='none'; choose one of"),
+        (with_(smoothing=0.0), r"smoothing=0.0 must be a positive"),
+        (with_(bootstrap_samples=-1), r"bootstrap_samples=-1"),
+        (with_(confidence=1.5), r"confidence=1.5"),
+        (with_(references=[]), r"references is empty"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_question(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        compute_alignment(**kwargs)
+
+
+def test_question_named_by_index_without_ids():
+    with pytest.raises(ValueError, match=r"^question 1: participant 0 answered option 3"):
+        compute_alignment(predictions=[[0], [3]], references=[[0.5, 0.5], [0.5, 0.5]])
+
+
+def test_sum_tolerance_is_1e_6():
+    ok = compute_alignment(probabilities=[[0.5, 0.5]], references=[[0.5 + 4e-7, 0.5]], bootstrap_samples=0)
+    assert ok["n_questions"] == 1
+    with pytest.raises(ValueError, match="tolerance 1e-06"):
+        compute_alignment(probabilities=[[0.5, 0.5]], references=[[0.5 + 2e-6, 0.5]])
+
+
+def test_edge_sizes_give_defined_numbers():
+    # one question, one participant: every replicate is the data itself
+    r = compute_alignment(predictions=[[1]], references=[[0.3, 0.7]], bootstrap_samples=50)
+    json.dumps(r, allow_nan=False)
+    assert r["kl_ci_low"] == pytest.approx(r["kl_mean"]) == pytest.approx(r["kl_ci_high"])
+    assert r["kl_participant_ci_low"] == pytest.approx(r["kl_mean"], rel=1e-5)
+    assert r["wasserstein_mean"] is None and r["wasserstein_ci_low"] is None
+    assert r["wasserstein_participant_ci_low"] is None
+    assert r["per_dimension"] == {} and r["unanimous_share"] == 1.0
+    assert r["bias_profile"]["n"] == {"sex": 0, "age": 0}
+
+
+def test_evaluate_style_inputs_from_numpy():
+    # references as a 2-D array, ordinal as a bool array: the same numbers as lists
+    rng = np.random.default_rng(4)
+    refs = rng.dirichlet(np.ones(5), 30)
+    preds = rng.integers(0, 5, (30, 12))
+    ordinal = rng.random(30) < 0.5
+    a = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, bootstrap_samples=20)
+    b = compute_alignment(predictions=preds.tolist(), references=refs.tolist(), ordinal=ordinal.tolist(),
+                          bootstrap_samples=20)
+    assert a == b
