@@ -23,17 +23,22 @@ more questions in (b) and (c), --threads 1 on a machine shared with other jobs).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import time
 from collections import Counter
 
-import torch
+# Before torch loads (as simulator/__init__.py does): spinning OpenMP threads slow torch down
+# many times on a shared or small CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from simulator.backends.transformers_backend import TransformersBackend, render_chat
-from simulator.logprob import logprob_distributions
-from simulator.questions import Question
-from simulator.types import GenerationConfig, GenerationRequest
+import torch  # noqa: E402
+
+from simulator.backends.transformers_backend import TransformersBackend, render_chat  # noqa: E402
+from simulator.logprob import logprob_distributions  # noqa: E402
+from simulator.questions import Question  # noqa: E402
+from simulator.types import GenerationConfig, GenerationRequest  # noqa: E402
 
 TEMPLATE = (
     "I want you to act as a citizen from {country}. You should obtain an answer from {n} choices. You should "

@@ -46,12 +46,9 @@ GOD = make_question("gss.god", "Do you believe in God?", ["Yes", "No"])
 
 @pytest.fixture(scope="module")
 def embedded() -> TransformersBackend:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_transformers_backend.py: shared 2-core machines
     backend = TransformersBackend()
     yield backend
     backend.close()
-    torch.set_num_threads(threads)
 
 
 def brute_force(backend: TransformersBackend, messages, labels: list[str]) -> list[float]:
