@@ -89,7 +89,19 @@ def _bias_by_dimension(metric: dict[str, Any]) -> dict[str, dict[str, dict[str, 
 
 
 def _ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Diversity gain of each plan over `none` among runs sharing model, culture and questions."""
+    """Diversity gain of each plan over `none` among runs sharing model, culture and questions.
+
+    The headline is the paper's: the metric's distinct answers per question (among parsed
+    answers, over the questions with at least one) and its gain over `none`. Next to it,
+    because plans parse at different rates and a count of distinct answers grows with the
+    number of answers counted, each plan's parse rate and the rarefied distinct answers
+    (``simulator.diversity``: the same number of parsed answers per question in every plan).
+    ``shuffle_options`` says whether options were shuffled per participant: shuffling turns a
+    position-biased model's answers into near-uniform ones in every plan, `none` included, so
+    the diversity ablation runs in source order unless asked (``culturesim ablate --shuffle``).
+    """
+    from simulator.diversity import compare_plans
+
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         c = run["config"]
@@ -107,7 +119,18 @@ def _ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
             table[plan] = {"distinct_answers_mean": distinct, "entropy_mean": m["metric"].get("entropy_mean"),
                            "unanimous_share": m["metric"].get("unanimous_share"), "gain_over_none_pct": gain,
                            "kl_mean": m["metric"].get("kl_mean")}
+        equal = compare_plans({plan: m["rows"] for plan, m in plans.items()})
+        for plan, row in equal["plans"].items():
+            table[plan].update(row)
+        settings = {plan: m["config"].get("plan_settings") or {} for plan, m in plans.items()}
+        shuffles = {s.get("shuffle_options") for s in settings.values()}
         return {"baseline": "none", "plans": table,
+                "shuffle_options": shuffles.pop() if len(shuffles) == 1 else sorted(shuffles, key=str),
+                "participants": plans["none"]["config"].get("participants"),
+                "max_new_tokens": plans["none"]["config"].get("max_new_tokens"),
+                "max_beams": settings["none"].get("max_beams"),
+                "questions": equal["questions"], "rarefied_questions": equal["rarefied_questions"],
+                "rarefied_m_mean": equal["rarefied_m_mean"],
                 "paper_reference": {"all": 79.8, "memory": 76.5, "unit": "% gain in distinct answers over none"}}
     return None
 
@@ -371,9 +394,17 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
     if report.get("ablation"):
         parts.append("<h2 id=ablation>Diversity ablation</h2>")
         parts.append(_img(figs, "ablation", "ablation"))
-        parts.append(_table(["plan", "distinct answers", "gain over none (%)", "entropy", "unanimous share", "KL"],
-                            [[p, v["distinct_answers_mean"], v["gain_over_none_pct"], v["entropy_mean"],
-                              v["unanimous_share"], v["kl_mean"]] for p, v in report["ablation"]["plans"].items()], "ablation"))
+        ab = report["ablation"]
+        parts.append(f"<p>{ab['participants']} participants, {ab['questions']} questions, options "
+                     f"{'shuffled per participant' if ab['shuffle_options'] is True else 'in source order' if ab['shuffle_options'] is False else 'mixed'}"
+                     f", max_new_tokens {ab['max_new_tokens']}, beams up to {ab['max_beams']}. Distinct answers are counted among "
+                     f"parsed answers; the rarefied figure counts them among the same number of parsed answers per question in "
+                     f"every plan (on average {fmt(ab['rarefied_m_mean'], 2)}, over {ab['rarefied_questions']} questions).</p>")
+        parts.append(_table(["plan", "distinct answers", "gain over none (%)", "parse rate", "parsed per question",
+                             "rarefied distinct", "rarefied gain (%)", "entropy", "unanimous share", "KL"],
+                            [[p, v["distinct_answers_mean"], v["gain_over_none_pct"], v["parse_rate"],
+                              v["parsed_per_question_mean"], v["rarefied_distinct_mean"], v["rarefied_gain_over_none_pct"],
+                              v["entropy_mean"], v["unanimous_share"], v["kl_mean"]] for p, v in ab["plans"].items()], "ablation"))
     if report.get("language_ablation"):
         la = report["language_ablation"]
         parts.append("<h2 id=language>Language ablation</h2>")
