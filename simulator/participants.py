@@ -81,7 +81,9 @@ class PlanSettings:
     top_p_range: tuple[float, float] = (0.9, 1.0)
     """Ours (paper: 1.0): top_p drawn uniformly from this closed range (config plan)."""
     shuffle_options: bool = True
-    """Shuffle answer options per participant (all plans; numeric scales are never shuffled)."""
+    """Shuffle answer options per participant (all plans; numeric scales are never shuffled).
+    ``culturesim ablate`` keeps the source order unless asked: shuffling is a diversity source of
+    its own, not one of the paper's modifications (see ``simulator.ablation``)."""
     ccsv_critiques: int = 3
     """CCSV: critiques sampled per initial answer (the "collective" critique)."""
     ccsv_revisions: int = 3
