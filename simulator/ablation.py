@@ -129,7 +129,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{plan}: distinct answers {fmt(row['distinct_answers_mean'])}, gain over none "
               f"{fmt(row['gain_over_none_pct'], 1)}%; parse rate {fmt(row['parse_rate'])}; rarefied distinct "
               f"{fmt(row['rarefied_distinct_mean'])} (m={fmt(ablation['rarefied_m_mean'], 2)}), gain "
-              f"{fmt(row['rarefied_gain_over_none_pct'], 1)}%")
+              f"{fmt(row['rarefied_gain_over_none_pct'], 1)}%; questions ahead/behind/level "
+              f"{row['questions_ahead']}/{row['questions_behind']}/{row['questions_level']}")
     if report.get("language_ablation"):
         print(json.dumps(report["language_ablation"], indent=1))
     print(f"report: {args.out / 'report' / 'report.html'}")

@@ -64,7 +64,9 @@ def answer_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, Counter[tuple[
 def compare_plans(rows_by_plan: Mapping[str, Iterable[Mapping[str, Any]]], baseline: str = "none",
                   min_answers: int = 2) -> dict[str, Any]:
     """Per plan: parse rate, parsed answers per question, and distinct answers per question
-    both raw and rarefied to the same ``m`` per question across plans, with gains over ``baseline``.
+    both raw and rarefied to the same ``m`` per question across plans, with gains over
+    ``baseline``; and on how many questions the plan has more, fewer or as many distinct
+    answers as the baseline (a gain carried by one or two questions is not a finding).
 
     Raw figures are over the questions every plan asked; the rarefied figure is over the
     questions where every plan has at least ``min_answers`` parsed answers (with one answer
@@ -93,6 +95,12 @@ def compare_plans(rows_by_plan: Mapping[str, Iterable[Mapping[str, Any]]], basel
             "distinct_answers_all_questions_mean": sum(raw) / len(raw) if raw else None,
             "rarefied_distinct_mean": sum(rare) / len(rare) if rare else None,
         }
+    base_raw = [len(counts[baseline].get(q, ())) for q in common]
+    for plan in rows:
+        raw = [len(counts[plan].get(q, ())) for q in common]
+        table[plan]["questions_ahead"] = sum(a > b for a, b in zip(raw, base_raw))
+        table[plan]["questions_behind"] = sum(a < b for a, b in zip(raw, base_raw))
+        table[plan]["questions_level"] = sum(a == b for a, b in zip(raw, base_raw))
     base = table[baseline]["rarefied_distinct_mean"]
     for row in table.values():
         value = row["rarefied_distinct_mean"]

@@ -401,9 +401,11 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
                      f"parsed answers; the rarefied figure counts them among the same number of parsed answers per question in "
                      f"every plan (on average {fmt(ab['rarefied_m_mean'], 2)}, over {ab['rarefied_questions']} questions).</p>")
         parts.append(_table(["plan", "distinct answers", "gain over none (%)", "parse rate", "parsed per question",
-                             "rarefied distinct", "rarefied gain (%)", "entropy", "unanimous share", "KL"],
+                             "rarefied distinct", "rarefied gain (%)", "questions ahead / behind / level", "entropy",
+                             "unanimous share", "KL"],
                             [[p, v["distinct_answers_mean"], v["gain_over_none_pct"], v["parse_rate"],
                               v["parsed_per_question_mean"], v["rarefied_distinct_mean"], v["rarefied_gain_over_none_pct"],
+                              f"{v['questions_ahead']} / {v['questions_behind']} / {v['questions_level']}",
                               v["entropy_mean"], v["unanimous_share"], v["kl_mean"]] for p, v in ab["plans"].items()], "ablation"))
     if report.get("language_ablation"):
         la = report["language_ablation"]

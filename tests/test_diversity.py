@@ -53,6 +53,7 @@ def test_compare_plans_equal_sample_size():
     assert out["plans"]["more"]["rarefied_distinct_mean"] == pytest.approx(_brute([3, 1], 2)) == pytest.approx(1.5)
     assert out["plans"]["more"]["rarefied_gain_over_none_pct"] == pytest.approx(-25.0)
     assert out["rarefied_m_mean"] == 2
+    assert (out["plans"]["more"]["questions_ahead"], out["plans"]["more"]["questions_level"]) == (0, 1)
 
 
 def test_answer_counts_multiple_choice_as_sets():
