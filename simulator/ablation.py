@@ -13,9 +13,12 @@ of the paper's three modifications (prompt/location, generation config, memory),
 source of diversity of its own: a model that answers by position (SmolLM2-135M picks the
 first listed option far more than any other) gives near-uniform answers over the source
 options under any plan once each participant sees its own order, ``none`` included. The
-baseline then is already as diverse as its parsed answers allow, and the ablation measures
-the shuffle rather than the modifications (measured on the embedded model: 1.8 distinct
-answers per question for both ``none`` and ``all`` with shuffling). Holding the option
+baseline then is already about as diverse as its parsed answers allow, and the ablation
+measures the shuffle rather than the modifications. Measured on the embedded model (20
+participants, 10 WVS questions, 96 new tokens, beams up to 2, seed 0; 62% of ``none``'s
+parsed answers pick the first listed option, against 31% if positions were chosen evenly):
+in source order ``none`` 2.30 and ``all`` 2.60 distinct answers per question (+13.0%);
+with shuffling ``none`` 2.80 and ``all`` 2.90 (+3.6%). Holding the option
 order fixed, as the paper's template lists the options, leaves ``none`` what the paper's
 ``none`` is (the plain template at the default sampling config), and each plan still switches
 exactly its own modification. The report records the setting (``ablation.shuffle_options``).
