@@ -4,10 +4,10 @@ Same model (the embedded SmolLM2-135M on CPU), same DEF-style prompts (the paper
 per-participant location), same per-participant generation configs, same run:
 
 (a) DEF config sampling as the simulator draws it (num_beams 1..5, sampling, temperature
-    0.7-1.3, top_p 0.9-1.0): our batched ``TransformersBackend`` vs a naive loop calling
-    ``model.generate`` once per participant with that participant's settings.
-(b) the same with num_beams=1 for everyone (per-participant temperature and top_p only), where
-    all participants share one ``generate`` call.
+    0.7-1.3, top_p 0.9-1.0): our batched ``TransformersBackend`` (one decoding loop for all
+    participants, ``simulator.backends.decoding``) vs a naive loop calling ``model.generate``
+    once per participant with that participant's settings.
+(b) the same with num_beams=1 for everyone (per-participant temperature and top_p only).
 (c) the option log-probability estimator vs DEF sampling on the same questions: seconds and
     tokens per question.
 
@@ -178,16 +178,13 @@ def main() -> None:
         configs = participant_configs(args.participants, args.new_tokens, args.seed, beams=True)
         beams = dict(sorted(Counter(c.num_beams for c in configs).items()))
         beam_questions = QUESTIONS[: args.beam_questions]
-        print(f"(a) DEF config sampling, {len(beam_questions)} question(s): participants per num_beams {beams}; one "
-              f"generate call per beam count (transformers needs one num_beams per call), temperature/top_p per row")
+        print(f"(a) DEF config sampling, {len(beam_questions)} question(s): participants per num_beams {beams}; "
+              f"{sum(c.num_beams for c in configs)} decoding rows in one loop (beams, temperature, top_p per request)")
         run_case(backend, beam_questions, configs, "(a)")
-        print(f"(a) why less: the {len(configs)} participants need {len(beams)} generate calls (one per beam count) "
-              f"and {sum(c.num_beams for c in configs)} decoding rows instead of {len(configs)}; the naive loop also "
-              "decodes each participant's beams as a small batch")
 
     configs = participant_configs(args.participants, args.new_tokens, args.seed, beams=False)
     print(f"(b) sampling only (num_beams=1, per-participant temperature/top_p), {len(questions)} question(s): "
-          "all participants in one generate call")
+          "all participants in one decoding loop")
     sampled_s, sampled_tokens = run_case(backend, questions, configs, "(b)")
 
     results = logprob_distributions(backend, questions, prompt_builder=lambda q: def_prompt(q, None))

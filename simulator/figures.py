@@ -93,14 +93,19 @@ def bias_heatmaps(profile: Mapping[str, Mapping[str, Mapping[str, float]]], titl
     group_names = [g for _, g in GROUPS]
     for ax, kind in zip(axes[0], kinds):
         dims = [d for d in DIMENSIONS if d in profile[kind]]
-        matrix = np.array([[float(profile[kind][d].get(g, 0.0)) for d in dims] for g in group_names]) if dims else np.zeros((5, 0))
+        ax.set_title(f"{kind} questions", fontsize=9)
+        if not dims:
+            ax.text(0.5, 0.5, "no question here has sex and age\nbreakdowns of the human answers", ha="center",
+                    va="center", fontsize=9, transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        matrix = np.array([[float(profile[kind][d].get(g, 0.0)) for d in dims] for g in group_names])
         im = ax.imshow(matrix, aspect="auto", cmap="Blues")
         ax.set_xticks(range(len(dims)), dims, fontsize=8)
         ax.set_yticks(range(len(group_names)), group_names, fontsize=8)
         for i in range(matrix.shape[0]):
             for j in range(matrix.shape[1]):
                 ax.text(j, i, f"{matrix[i, j]:g}", ha="center", va="center", fontsize=7)
-        ax.set_title(f"{kind} questions", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title or "Preference bias: whose answer the model's preferred option is most typical of", fontsize=10)
     fig.tight_layout()

@@ -79,6 +79,9 @@ def load_questions(
 ) -> list[Question]:
     """Questions of one culture, filtered, in dataset order (stable across runs).
 
+    ``limit`` keeps that many questions spread over the survey's topics (``spread_over_topics``),
+    not the first ones by id.
+
     ``language`` None keeps the culture's native-language rows (for US: English); pass
     ``"en"`` for the English parallel rows of a non-English culture.
     """
@@ -108,5 +111,30 @@ def load_questions(
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit={limit!r} must be >= 1")
-        questions = questions[:limit]
+        questions = spread_over_topics(questions, limit)
     return questions
+
+
+def _round_robin(groups: list[list[Question]]) -> list[Question]:
+    """Every group's first item, then every group's second item, and so on."""
+    out: list[Question] = []
+    for depth in range(max((len(g) for g in groups), default=0)):
+        out.extend(g[depth] for g in groups if depth < len(g))
+    return out
+
+
+def spread_over_topics(questions: list[Question], n: int) -> list[Question]:
+    """``n`` questions spread over the survey's sources and topics, returned in dataset order.
+
+    Why: the dataset is ordered by id, so the first ten US questions are all GSS abortion items;
+    a short run should instead sample the survey's breadth. Within each source (GSS, WVS) the
+    topics take turns (topics in dataset order, each giving its next question); the sources then
+    take turns; the first ``n`` of that sequence are kept. Deterministic: the same filters and
+    ``n`` always give the same questions, and a larger ``n`` keeps every question a smaller one chose.
+    """
+    by_source: dict[str, dict[str, list[Question]]] = {}
+    for q in questions:
+        by_source.setdefault(q.source or "", {}).setdefault(q.topic or "", []).append(q)
+    sequence = _round_robin([_round_robin(list(topics.values())) for topics in by_source.values()])
+    chosen = {q.id for q in sequence[:n]}
+    return [q for q in questions if q.id in chosen]

@@ -45,7 +45,10 @@ def _unique_labels(labels: list[str]) -> list[str]:
     return out
 
 
-def _insensitivity(rows: list[dict[str, Any]], questions: dict[str, Any], judge_backend: Any = None) -> dict[str, Any]:
+def insensitivity_for_run(rows: Sequence[dict[str, Any]], questions: dict[str, Any], judge_backend: Any = None
+                          ) -> dict[str, Any]:
+    """The six insensitivity dimensions for every response of a run (rules, then the optional
+    judge), summarised; ``questions`` maps question id to Question. The Space uses it too."""
     from simulator import insensitivity as ins
 
     assessments, items = [], []
@@ -55,9 +58,12 @@ def _insensitivity(rows: list[dict[str, Any]], questions: dict[str, Any], judge_
         if q is None:
             continue
         order = row.get("option_order") or list(range(q.num_options))
-        shown = [q.options[i] for i in order]
-        a = ins.assess_response(row.get("raw_text") or "", row.get("status", "no_answer"), q.question, shown,
-                                q.question_type, row.get("positions") or (), q.language, key=row.get("key", ""))
+        # Uploaded responses may carry an option order that does not fit the question: show the
+        # options in their own order then.
+        shown = [q.options[i] for i in order if isinstance(i, int) and 0 <= i < q.num_options] or list(q.options)
+        a = ins.assess_response(str(row.get("raw_text") or ""), str(row.get("status") or "no_answer"), q.question,
+                                shown, q.question_type, row.get("positions") or (), q.language,
+                                key=str(row.get("key", "")))
         if row.get("key") in conflicts:
             a.cells["CV"] = ins.Cell(True, "rule", "same participant, different answers to parallel questions")
         assessments.append(a)
@@ -72,8 +78,9 @@ def _insensitivity(rows: list[dict[str, Any]], questions: dict[str, Any], judge_
     }
 
 
-def _bias_by_dimension(metric: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    """{matched|mismatched: {dimension: {group: count}}} from the metric's per-dimension profiles."""
+def bias_by_dimension(metric: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """{matched|mismatched: {dimension: {group: count}}} from the metric's per-dimension profiles
+    (what the bias heatmaps draw)."""
     out: dict[str, dict[str, dict[str, float]]] = {"matched": {}, "mismatched": {}}
     for dim, stats in (metric.get("per_dimension") or {}).items():
         profile = stats.get("bias_profile") or {}
@@ -153,7 +160,10 @@ def _language_ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def _culture_map(runs: list[dict[str, Any]], dataset_dir: Path | None) -> dict[str, Any] | None:
+def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | None) -> dict[str, Any] | None:
+    """The culture map: every dataset culture's human WVS answers and each run (``label``,
+    ``metric``, ``questions``) placed on the value dimensions, projected with PCA; on failure a
+    dict with ``error``. The Space draws its map from this too."""
     from simulator.culture_map import dimension_positions, load_polarity, project
     from simulator.questions import dataset_cultures, load_questions
 
@@ -270,10 +280,10 @@ def build_report(
             "per_question": [{k: p.get(k) for k in ("id", "kl", "js", "wasserstein", "match", "model_distribution",
                                                     "human_distribution", "distinct_answers")} for p in m.get("per_question") or []],
             "bias_profile": m.get("bias_profile"),
-            "bias_by_dimension": _bias_by_dimension(m),
-            "insensitivity": _insensitivity(run["rows"], qmap, judge_backend),
+            "bias_by_dimension": bias_by_dimension(m),
+            "insensitivity": insensitivity_for_run(run["rows"], qmap, judge_backend),
         })
-    report["culture_map"] = _culture_map(runs, Path(dataset_dir) if dataset_dir else None)
+    report["culture_map"] = culture_map_for_runs(runs, Path(dataset_dir) if dataset_dir else None)
     report["ablation"] = _ablation(runs)
     report["language_ablation"] = _language_ablation(runs)
     report["human_ceiling"] = _ceiling(runs, Path(panel) if panel else None)

@@ -947,59 +947,17 @@ def run_label(scores: dict[str, Any]) -> str:
     return f"{model} [{run.get('plan') or '?'}]"
 
 
-def _culture_map_figure(label: str, questions: Sequence[Question], per_question: Sequence[dict[str, Any]],
+def _culture_map_figure(label: str, metric: dict[str, Any], questions: Sequence[Question],
                         dataset_dir: str | Path | None) -> Any:
-    from simulator import culture_map, figures
+    from simulator import figures
+    from simulator.report import culture_map_for_runs
 
-    polarity = culture_map.load_polarity()
-    entities: dict[str, dict[str, float]] = {}
-    frame = dataset_frame(dataset_dir)
-    for culture, rows in frame[frame["is_native_language"].astype(bool)].groupby("culture"):
-        qs = [Question.from_record(r) for r in rows.to_dict("records")]
-        positions = culture_map.dimension_positions(qs, [q.human_distribution for q in qs], polarity)
-        entities[f"{culture} humans"] = {d: v["position"] for d, v in positions.items()}
-    by_id = {q.id: q for q in questions}
-    scored = [(by_id[r["id"]], r["model_distribution"]) for r in per_question if r.get("id") in by_id]
-    run_positions = culture_map.dimension_positions([q for q, _ in scored], [d for _, d in scored], polarity)
-    humans = list(entities)
-    entities[label] = {d: v["position"] for d, v in run_positions.items()}
-    shared = [d for d in VALUE_DIMENSIONS if all(d in e for e in entities.values())]
-    if len(shared) < 2:
-        raise ValueError(
-            f"the run's questions place it on {len(run_positions)} value dimension(s) "
-            f"({', '.join(run_positions) or 'none'}); the map needs two shared with the human populations. "
-            "Ask more questions (or select them by value dimension)."
-        )
-    return figures.culture_map(culture_map.project(entities), humans=humans)
-
-
-def _insensitivity_summary(rows: Sequence[dict[str, Any]], questions: Sequence[Question]) -> dict[str, Any]:
-    from simulator.insensitivity import assess_response, summarise
-
-    by_id = {q.id: q for q in questions}
-    assessments = []
-    for r in rows:
-        q = by_id.get(r.get("question_id"))
-        if q is None:
-            continue
-        order = r.get("option_order") or list(range(q.num_options))
-        shown = [q.options[i] for i in order if 0 <= i < q.num_options]
-        assessments.append(assess_response(str(r.get("raw_text") or ""), str(r.get("status")), q.question,
-                                           shown or list(q.options), q.question_type, r.get("positions") or (),
-                                           q.language, key=str(r.get("key", ""))))
-    return summarise(assessments)
-
-
-def _bias_profile(per_dimension: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    profile: dict[str, dict[str, dict[str, float]]] = {"matched": {}, "mismatched": {}}
-    for dim, stats in per_dimension.items():
-        bias = stats.get("bias_profile") or {}
-        for kind in profile:
-            groups: dict[str, float] = {}
-            for family_counts in (bias.get(kind) or {}).values():
-                groups.update({g: n for g, n in family_counts.items() if g != "tie"})
-            profile[kind][dim] = groups
-    return profile
+    projection = culture_map_for_runs([{"label": label, "metric": metric, "questions": list(questions)}],
+                                      Path(dataset_dir) if dataset_dir else None)
+    if not projection or "points" not in projection or label not in projection["points"]:
+        reason = (projection or {}).get("error") or "the run's questions cover no value dimension"
+        raise ValueError(f"{reason}. Ask more questions (or select them by value dimension).")
+    return figures.culture_map(projection, humans=projection["humans"])
 
 
 def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: Sequence[dict[str, Any]],
@@ -1007,6 +965,7 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
     """The run's figures (``simulator.figures``), each drawn from the metric's numbers; a
     figure that cannot be drawn for this run says why instead."""
     from simulator import figures
+    from simulator.report import bias_by_dimension, insensitivity_for_run
 
     metric = scores.get("metric") or {}
     label = run_label(scores)
@@ -1016,12 +975,13 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
         "dimensions": lambda: figures.dimension_bars({label: metric["per_dimension"]}),
         "questions": lambda: figures.question_distribution(
             {label: [r["kl"] for r in per_question if r["kl"] is not None]}),
-        "culture_map": lambda: _culture_map_figure(label, questions, per_question, dataset_dir),
+        "culture_map": lambda: _culture_map_figure(label, metric, questions, dataset_dir),
         "bias": lambda: figures.bias_heatmaps(
-            _bias_profile(metric["per_dimension"]),
+            bias_by_dimension(metric),
             title=f"Preference bias of {label}" + ("" if any(q.demographics for q in questions) else
                                                    f" (no sex/age data for {', '.join(cultures)}: counts are 0)")),
-        "insensitivity": lambda: figures.insensitivity_radar({label: _insensitivity_summary(rows, questions)}),
+        "insensitivity": lambda: figures.insensitivity_radar(
+            {label: insensitivity_for_run(rows, {q.id: q for q in questions})["summary"]}),
     }
     out: dict[str, Any] = {}
     for name, make in makers.items():

@@ -364,9 +364,10 @@ def test_uploaded_run_is_scored_by_the_metric(tiny_dataset: Path, tmp_path: Path
     for name, fig in result.figures.items():
         texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts) + " ".join(ax.get_title() for ax in fig.axes)
         assert "Not drawn" not in texts, (name, texts)
-    # the culture map places both human populations of the dataset and the run (curated polarities)
+    # the culture map places both human populations of the dataset (their WVS answers, as in the report)
+    # and the run (curated polarities)
     labels = {t.get_text() for t in result.figures["culture_map"].axes[0].texts}
-    assert labels == {"US humans", "CN humans", "uploaded responses [all]"}
+    assert labels == {"US (human, WVS)", "CN (human, WVS)", "uploaded responses [all]"}
     bars = result.figures["dimensions"].axes[0].patches
     per_dim = metric["per_dimension"]
     assert sorted(round(b.get_height(), 6) for b in bars) == sorted(round(per_dim[d]["kl_mean"], 6) for d in per_dim)

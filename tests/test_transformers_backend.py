@@ -1,5 +1,6 @@
-"""The transformers backend: loading decisions (no GPU needed), per-row decoding, and real
-generation with the embedded SmolLM2 model on CPU."""
+"""The transformers backend: loading decisions (no GPU needed), per-row decoding settings, and
+real generation with the embedded SmolLM2 model on CPU (beam search checked token for token
+against transformers' own ``generate``)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,11 @@ import torch
 from transformers import AutoConfig, LlamaConfig, TemperatureLogitsWarper, TopPLogitsWarper
 
 from simulator.backends import get_backend
+from simulator.backends.decoding import RowSampling, reorder_rows
 from simulator.backends.transformers_backend import (
     BITSANDBYTES_REQUIREMENT,
     FOUR_BIT_AUTO_THRESHOLD,
     GPTQ_REQUIREMENTS,
-    RowwiseLogitsProcessor,
-    RowwiseMaxNewTokens,
     TransformersBackend,
     CPU_MEMORY_BUDGET_MB,
     MemoryModel,
@@ -204,29 +204,33 @@ def hf_filtered(row: torch.Tensor, temperature: float, top_p: float) -> torch.Te
     return expected[0]
 
 
+def sampler(temperature, top_p, greedy=None, min_new=None, eos=(0,)) -> RowSampling:
+    n = len(temperature)
+    return RowSampling(eos_token_ids=list(eos), min_new_tokens=min_new or [0] * n, temperature=temperature,
+                       top_p=top_p, greedy=greedy or [False] * n)
+
+
 @pytest.mark.parametrize("vocab", [50, 1000, 5000])  # flat-ish rows: nuclei beyond the first and second tiers
-def test_rowwise_processor_filters_like_transformers_warpers_row_by_row(vocab):
+def test_row_sampling_filters_like_transformers_warpers_row_by_row(vocab):
     torch.manual_seed(0)
     scores = torch.randn(4, vocab)
     temperatures, top_ps = [0.7, 1.0, 1.6, 1.2], [0.9, 0.5, 1.0, 0.97]
-    processor = RowwiseLogitsProcessor(
-        prompt_length=4, eos_token_ids=[0], min_new_tokens=[0] * 4, temperature=temperatures, top_p=top_ps
-    )
-    ours = processor(torch.zeros(4, 6, dtype=torch.long), scores.clone())
+    rows = sampler(temperatures, top_ps)
+    ours = rows.filter_top_p(rows.warp(scores.clone(), generated=2), torch.arange(4))
     for row, (t, p) in enumerate(zip(temperatures, top_ps)):
         expected = hf_filtered(scores[row], t, p)
         assert torch.equal(torch.isinf(ours[row]), torch.isinf(expected))
         finite = torch.isfinite(expected)
         assert torch.allclose(ours[row][finite], expected[finite])
     if vocab > 1000:
-        assert torch.isfinite(ours[3]).sum() > RowwiseLogitsProcessor.CANDIDATE_TIERS[-1]  # the full sort was needed
+        assert torch.isfinite(ours[3]).sum() > RowSampling.CANDIDATE_TIERS[-1]  # the full sort was needed
     elif vocab == 1000:
-        assert torch.isfinite(ours[3]).sum() > RowwiseLogitsProcessor.CANDIDATE_TIERS[0]  # the second tier was needed
+        assert torch.isfinite(ours[3]).sum() > RowSampling.CANDIDATE_TIERS[0]  # the second tier was needed
 
 
 @pytest.mark.parametrize("vocab", [12, 1000, 5000])
-def test_rowwise_processor_draws_from_the_transformers_distribution(vocab):
-    """select=True draws the token itself; its frequencies must match softmax of transformers' warped scores."""
+def test_row_sampling_draws_from_the_transformers_distribution(vocab):
+    """choose() draws the token; its frequencies must match softmax of transformers' warped scores."""
     from scipy.stats import chisquare
 
     torch.manual_seed(1)
@@ -235,13 +239,9 @@ def test_rowwise_processor_draws_from_the_transformers_distribution(vocab):
     draws = 3000
     temperature = [t for t, _ in settings for _ in range(draws)]
     top_p = [p for _, p in settings for _ in range(draws)]
-    processor = RowwiseLogitsProcessor(
-        prompt_length=1, eos_token_ids=[0], min_new_tokens=[0] * len(temperature), temperature=temperature,
-        top_p=top_p, greedy=[False] * len(temperature), select=True,
-    )
-    out = processor(torch.zeros(len(temperature), 2, dtype=torch.long), base.repeat(len(temperature), 1))
-    assert (torch.isfinite(out).sum(dim=-1) == 1).all()  # exactly one token chosen per row
-    chosen = out.argmax(dim=-1)
+    rows = sampler(temperature, top_p)
+    everyone = torch.arange(len(temperature))
+    chosen = rows.choose(rows.warp(base.repeat(len(temperature), 1), generated=1), everyone)
     for k, (t, p) in enumerate(settings):
         expected = hf_filtered(base, t, p).softmax(dim=-1).double()
         counts = torch.bincount(chosen[k * draws : (k + 1) * draws], minlength=vocab).double()
@@ -258,39 +258,31 @@ def test_rowwise_processor_draws_from_the_transformers_distribution(vocab):
         assert chisquare(f_obs[keep].numpy(), f_exp.numpy()).pvalue > 1e-4
 
 
-def test_rowwise_processor_greedy_rows_and_min_new_tokens_with_beams():
-    scores = torch.tensor([[0.1, 3.0, 2.0, 0.5]] * 4)  # 2 requests x 2 beams; eos = token 1
-    processor = RowwiseLogitsProcessor(
-        prompt_length=5,
-        eos_token_ids=[1],
-        min_new_tokens=[3, 0],
-        temperature=[1.0, 1.0],
-        top_p=[1.0, 1.0],
-        greedy=[True, False],
-    )
-    out = processor(torch.zeros(4, 6, dtype=torch.long), scores.clone())  # 1 token generated so far
-    # request 0 (rows 0-1): EOS forbidden (1 < 3), then greedy: only the best remaining token (2).
-    for row in (0, 1):
-        assert out[row, 2] == 2.0 and torch.isinf(out[row, [0, 1, 3]]).all()
-    # request 1 (rows 2-3): untouched.
-    assert torch.equal(out[2:], scores[2:])
-    later = processor(torch.zeros(4, 9, dtype=torch.long), scores.clone())  # 4 generated: EOS allowed
-    assert later[0, 1] == 3.0
-    # select=True (single beam): a greedy row chooses the argmax, EOS excluded before min_new_tokens.
-    selecting = RowwiseLogitsProcessor(
-        prompt_length=5, eos_token_ids=[1], min_new_tokens=[3, 3], temperature=[1.0, 1.0], top_p=[1.0, 1.0],
-        greedy=[True, True], select=True,
-    )
-    picked = selecting(torch.zeros(2, 6, dtype=torch.long), scores[:2].clone())
-    assert picked.argmax(dim=-1).tolist() == [2, 2]
-    assert torch.isfinite(picked).sum().item() == 2
+def test_row_sampling_greedy_rows_min_new_tokens_and_row_selection():
+    scores = torch.tensor([[0.1, 3.0, 2.0, 0.5]] * 3)  # eos = token 1
+    rows = sampler([1.0, 1.0, 2.0], [1.0, 1.0, 1.0], greedy=[True, True, False], min_new=[3, 0, 0], eos=(1,))
+    early = rows.warp(scores.clone(), generated=1)
+    assert torch.isinf(early[0, 1]) and early[1, 1] == 3.0  # EOS forbidden only below min_new_tokens
+    assert torch.allclose(early[2], scores[2] / 2.0)  # temperature per row
+    assert rows.choose(early[:2], torch.tensor([0, 1])).tolist() == [2, 1]  # greedy: argmax of what is allowed
+    assert rows.warp(scores.clone(), generated=3)[0, 1] == 3.0  # EOS allowed from min_new_tokens on
+    rows.keep(torch.tensor([2, 0]))  # the batch dropped row 1 and swapped the others
+    assert rows.temperature.tolist() == [2.0, 1.0] and rows.min_new.tolist() == [0, 3]
+    with pytest.raises(ValueError, match="one value per row"):
+        RowSampling(eos_token_ids=[1], min_new_tokens=[0, 0], temperature=[1.0], top_p=[1.0], greedy=[False])
 
 
-def test_rowwise_max_new_tokens_stops_each_request_at_its_limit():
-    criterion = RowwiseMaxNewTokens(prompt_length=3, max_new_tokens=[2, 5])
-    assert criterion(torch.zeros(2, 5, dtype=torch.long), None).tolist() == [True, False]
-    # Beam search passes batch x candidates rows.
-    assert criterion(torch.zeros(4, 8, dtype=torch.long), None).tolist() == [True, True, True, True]
+def test_reorder_rows_copies_only_what_moves_and_compacts():
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    keys = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 2, 3, 2).contiguous()
+    cache.update(keys, keys + 10, layer_idx=0)
+    reorder_rows(cache, torch.tensor([0, 0, 3, 2]), rows=4)  # beams: row 1 copies row 0, rows 2 and 3 swap
+    assert cache.layers[0].keys[:, 0, 0, 0].tolist() == [0.0, 0.0, 3.0, 2.0]
+    assert cache.layers[0].values[:, 0, 0, 0].tolist() == [10.0, 10.0, 13.0, 12.0]
+    reorder_rows(cache, torch.tensor([2, 3]), rows=4)  # a request left: the batch shrinks
+    assert cache.layers[0].keys[:, 0, 0, 0].tolist() == [3.0, 2.0]
 
 
 SMOLLM2_SHAPE = LlamaConfig(
@@ -302,35 +294,36 @@ def test_memory_model_from_the_model_shape():
     memory = MemoryModel.from_config(SMOLLM2_SHAPE, "float32")
     assert memory.kv_bytes_per_token == 30 * 2 * 3 * 64 * 4
     assert memory.score_bytes_per_token_pair == 9 * 2 * 4 + 4
-    assert memory.row_bytes(100, 28) == 128 * 46080 + 100 * 100 * 76
+    # 2 prompts of 100 tokens prefilled once each, 5 rows (beams) of 128-token caches.
+    assert memory.chunk_bytes(100, 28, requests=2, rows=5) == 5 * 128 * 46080 + 2 * 100 * 100 * 76
     assert MemoryModel.from_config(SMOLLM2_SHAPE, "bfloat16").kv_bytes_per_token == 30 * 2 * 3 * 64 * 2
 
 
-def test_plan_chunks_bounds_rows_and_pads_little():
+def test_plan_chunks_bounds_requests_and_pads_little():
     lengths = [50, 10, 40, 20, 30]
-    chunks = plan_chunks(lengths, num_beams=1, max_new_tokens=[8] * 5, batch_size=2)
-    assert chunks == [[1, 3], [4, 2], [0]]  # shortest prompts first, two rows each
-    # num_beams=3 with batch_size=7: two requests (six rows) per chunk.
-    assert [len(c) for c in plan_chunks(lengths, num_beams=3, max_new_tokens=[8] * 5, batch_size=7)] == [2, 2, 1]
-    # A batch smaller than the beams still makes progress, one request at a time.
-    assert [len(c) for c in plan_chunks(lengths, num_beams=5, max_new_tokens=[8] * 5, batch_size=2)] == [1] * 5
+    chunks = plan_chunks(lengths, num_beams=[1] * 5, max_new_tokens=[8] * 5, batch_size=2)
+    assert chunks == [[1, 3], [4, 2], [0]]  # shortest prompts first, two requests each
+    # Beam counts mix freely in one chunk: batch_size counts participants, not rows.
+    assert plan_chunks(lengths, num_beams=[5, 1, 3, 2, 4], max_new_tokens=[8] * 5, batch_size=16) == [[1, 3, 4, 2, 0]]
+    with pytest.raises(ValueError, match="one of each per request"):
+        plan_chunks(lengths, num_beams=[1], max_new_tokens=[8] * 5, batch_size=2)
 
 
 def test_plan_chunks_keeps_a_default_cpu_run_within_the_memory_budget():
     memory = MemoryModel.from_config(SMOLLM2_SHAPE, "float32")
     budget = CPU_MEMORY_BUDGET_MB * 2**20
     # A first DEF question: ~150-token prompts, 512 new tokens, 16 participants -> one chunk.
-    assert plan_chunks([150] * 16, num_beams=1, max_new_tokens=[512] * 16, batch_size=16, memory=memory,
+    assert plan_chunks([150] * 16, num_beams=[1] * 16, max_new_tokens=[512] * 16, batch_size=16, memory=memory,
                        budget_bytes=budget) == [list(range(16))]
     # A full memory (15 earlier answers, ~1750-token prompts), with beams: split to stay in budget.
     for beams in (1, 3, 5):
-        chunks = plan_chunks([1750] * 16, num_beams=beams, max_new_tokens=[512] * 16, batch_size=16,
+        chunks = plan_chunks([1750] * 16, num_beams=[beams] * 16, max_new_tokens=[512] * 16, batch_size=16,
                              memory=memory, budget_bytes=budget)
         assert sorted(i for c in chunks for i in c) == list(range(16))
-        assert all(len(c) * beams * memory.row_bytes(1750, 512) <= budget for c in chunks if len(c) > 1)
+        assert all(memory.chunk_bytes(1750, 512, len(c), len(c) * beams) <= budget for c in chunks if len(c) > 1)
         assert len(chunks) > 1
     # One request above the budget on its own still runs (alone).
-    assert plan_chunks([9000, 9000], num_beams=1, max_new_tokens=[512] * 2, batch_size=16, memory=memory,
+    assert plan_chunks([9000, 9000], num_beams=[1, 1], max_new_tokens=[512] * 2, batch_size=16, memory=memory,
                        budget_bytes=budget) == [[0], [1]]
 
 
@@ -420,6 +413,31 @@ def test_mixed_configs_come_back_complete_and_in_order(embedded):
     # Order: each greedy answer is what that prompt gives on its own.
     alone = [embedded.generate([g])[0].text for g in greedy]
     assert [results[i].text for i in (0, 2, 5, 8)] == alone
+
+
+@pytest.mark.slow
+def test_beam_search_matches_transformers_generate_token_for_token(embedded):
+    """Mixed beam counts decode in one loop, yet each answer is exactly what ``model.generate`` gives for
+    that prompt alone with its own num_beams (greedy beam search: no randomness to hide behind). The short
+    answers end by EOS, so finished hypotheses and early stopping are exercised, the long ones by length."""
+    prompts = ["What is the capital of France?", QUESTION, "Name three fruits."]
+    requests = [ask(p, f"{k}:{b}", max_new_tokens=24, num_beams=b, do_sample=False)
+                for k, p in enumerate(prompts) for b in (1, 2, 3, 5)]
+    ours = embedded.generate(requests)
+    for request, result in zip(requests, ours):
+        text, special = render_chat(embedded.tokenizer, request.messages)
+        inputs = embedded.tokenizer(text, add_special_tokens=special, return_tensors="pt")
+        with torch.inference_mode():
+            out = embedded.model.generate(**inputs, max_new_tokens=24, num_beams=request.config.num_beams,
+                                          do_sample=False, repetition_penalty=1.0, length_penalty=1.0,
+                                          pad_token_id=embedded.tokenizer.pad_token_id)
+        expected = out[0, inputs["input_ids"].shape[1]:].tolist()
+        cut = next((k for k, t in enumerate(expected) if t in embedded.eos_token_ids), None)
+        expected = expected if cut is None else expected[: cut + 1]  # the EOS counts, padding after it does not
+        assert result.error is None, result.error
+        assert result.text == embedded.tokenizer.decode(expected, skip_special_tokens=True), request.key
+        assert result.output_tokens == len(expected), request.key
+    assert any(r.output_tokens < 24 for r in ours) and any(r.output_tokens == 24 for r in ours)
 
 
 @pytest.mark.slow

@@ -2,22 +2,21 @@
 
 The DEF method gives every simulated participant its own generation config (temperature, top_p,
 num_beams, do_sample). Generating one participant at a time leaves a CPU or GPU mostly idle, and
-transformers' ``generate`` only takes one temperature and one top_p per call. So requests are
-grouped by what really has to match inside one ``generate`` call (the number of beams, and for
-beam search whether it samples), and everything else is applied per row by a logits processor:
-per-row temperature, top_p, min_new_tokens, and greedy rows (argmax) inside a sampling call.
-``generate`` itself runs with neutral temperature=1, top_p=1, top_k=0 so its own warpers never
-touch the logits.
+transformers' ``generate`` takes one num_beams, temperature and top_p per call. So generation
+runs through ``simulator.backends.decoding.decode``: one loop in which every participant of a
+chunk (greedy, sampling, beam search and beam sampling alike) shares each forward pass, and
+temperature, top_p, min/max_new_tokens and the beam count are per request.
 
-Chunks: a request with ``num_beams=b`` occupies ``b`` rows of the decoding batch; ``batch_size``
-bounds rows (the same knob is ``concurrency``: requests in flight for the remote backends), and
-on CPU a memory budget bounds each chunk's KV cache plus prefill attention scores, so long
-memory-plan prompts and 512-token answers cannot push a run past 2 GB (``plan_chunks``).
+Chunks: ``batch_size`` bounds the requests (participants) in one chunk (the same knob is
+``concurrency``: requests in flight for the remote backends); a request with ``num_beams=b``
+occupies ``b`` decoding rows. On CPU a memory budget bounds each chunk's KV cache plus prefill
+attention scores, so long memory-plan prompts and 512-token answers cannot push a run past
+2 GB (``plan_chunks``). On CUDA a chunk that runs out of memory is split in halves and retried.
 
 Reproducibility: with a seed, torch is seeded per chunk from (seed, the chunk's request keys and
 per-request seeds), so generating the same batch again gives the same text; the runner relies on
-this to resume a run. Note that torch's global RNG is what gets seeded (``generate`` samples with
-it), and that outputs depend on which requests share a chunk.
+this to resume a run. Note that torch's global RNG is what gets seeded, and that outputs depend
+on which requests share a chunk.
 
 Quantisation: the choice (none, bitsandbytes NF4, or the checkpoint's own GPTQ/other method) is a
 pure function, ``choose_quantization``, so it is tested without a GPU; see its docstring.
@@ -30,24 +29,16 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    LogitsProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from simulator.backends.base import Backend
+from simulator.backends.decoding import DecodeRequest, decode
 from simulator.embedded import EMBEDDED_MODEL, embedded_model_path
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
@@ -259,173 +250,6 @@ def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[str
     return "\n\n".join(lines) + "\n\nassistant:", True
 
 
-# --------------------------------------------------------------------------- per-row decoding
-
-
-def _per_row(values: torch.Tensor, rows: int) -> torch.Tensor:
-    """Expand per-request values to ``rows`` (batch x beams, or batch x kept candidates)."""
-    factor = rows // values.shape[0]
-    if factor * values.shape[0] != rows:
-        raise RuntimeError(f"{rows} decoding rows is not a multiple of {values.shape[0]} requests")
-    return values.repeat_interleave(factor, dim=0) if factor > 1 else values
-
-
-class RowwiseLogitsProcessor(LogitsProcessor):
-    """Per-request min_new_tokens, temperature, top_p and greedy rows inside one ``generate`` call.
-
-    Order as in transformers: forbid EOS before ``min_new_tokens``, divide by temperature, keep
-    the top_p nucleus (the smallest set of most likely tokens whose mass reaches top_p, exactly
-    transformers' ``TopPLogitsWarper`` rule), then pick. With beams the rows are
-    ``batch * num_beams``; the per-request tensors are repeated to match.
-
-    ``select=True`` (single-beam calls): the processor draws the next token itself (argmax for
-    greedy rows, a draw from the nucleus for sampling rows, from torch's global RNG) and returns
-    scores where only that token is finite; ``generate`` then runs greedy and takes it. This lets
-    greedy and sampling participants share one call, and it is cheaper than transformers' own
-    path: the nucleus is found among the 256, then 2048 most likely tokens with ``topk`` (a full
-    sort of a 49k vocabulary is a large part of a small model's decoding step); rows whose
-    nucleus is larger still fall back to a full sort.
-
-    ``select=False`` (beam sampling): the processor only filters (temperature, top_p); transformers
-    draws the beams' candidates from the filtered scores.
-    """
-
-    CANDIDATE_TIERS = (256, 2048)
-    """Candidate counts tried in turn before a full sort of the vocabulary."""
-
-    def __init__(
-        self,
-        *,
-        prompt_length: int,
-        eos_token_ids: Sequence[int],
-        min_new_tokens: Sequence[int],
-        temperature: Sequence[float] | None = None,
-        top_p: Sequence[float] | None = None,
-        greedy: Sequence[bool] | None = None,
-        select: bool = False,
-        min_tokens_to_keep: int = 1,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        self.prompt_length = prompt_length
-        self.eos = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long, device=device)
-        self.min_new = torch.tensor(list(min_new_tokens), dtype=torch.long, device=device)
-        self.max_min_new = int(self.min_new.max()) if len(self.min_new) else 0
-        self.sample = temperature is not None
-        self.select = select
-        if self.sample:
-            n = len(temperature)
-            self.temperature = torch.tensor(list(temperature), dtype=torch.float32, device=device)
-            self.top_p = torch.tensor(list(top_p or [1.0] * n), dtype=torch.float32, device=device)
-            self.greedy = torch.tensor(list(greedy or [False] * n), dtype=torch.bool, device=device)
-            self.any_top_p = bool((self.top_p < 1.0).any())
-            self.any_greedy = bool(self.greedy.any())
-        self.min_tokens_to_keep = min_tokens_to_keep
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        rows = scores.shape[0]
-        generated = input_ids.shape[1] - self.prompt_length
-        if generated < self.max_min_new and len(self.eos):
-            block = _per_row(self.min_new, rows) > generated
-            eos_scores = scores[:, self.eos]
-            scores = scores.clone()
-            scores[:, self.eos] = torch.where(block[:, None], torch.full_like(eos_scores, -math.inf), eos_scores)
-        if not self.sample:
-            return scores
-        scores = scores / _per_row(self.temperature, rows)[:, None].to(scores.dtype)
-        top_p = _per_row(self.top_p, rows)
-        greedy = _per_row(self.greedy, rows)
-        if self.select:
-            chosen = self._choose(scores, top_p, greedy)
-            picked = torch.full_like(scores, -math.inf)
-            return picked.scatter_(1, chosen[:, None], 0.0)
-        if self.any_top_p:
-            scores = self._filter_top_p(scores, top_p)
-        if self.any_greedy:
-            best = scores.argmax(dim=-1, keepdim=True)
-            only_best = torch.full_like(scores, -math.inf).scatter(1, best, scores.gather(1, best))
-            scores = torch.where(greedy[:, None], only_best, scores)
-        return scores
-
-    def _candidates(
-        self, scores: torch.Tensor, top_p: torch.Tensor, k: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The ``k`` best tokens per row, which of them the nucleus keeps, and whether the nucleus
-        lies entirely among them (``covered``)."""
-        k = min(k, scores.shape[-1])
-        values, indices = scores.topk(k, dim=-1)  # sorted, most likely first
-        probs = (values - scores.logsumexp(dim=-1, keepdim=True)).exp()
-        cumulative = probs.cumsum(dim=-1)
-        # transformers removes a token when the mass of the tokens below it, itself included, is
-        # <= 1 - top_p, i.e. when the mass strictly above it is >= top_p.
-        keep = (cumulative - probs) < top_p[:, None].to(probs.dtype)
-        keep[:, : self.min_tokens_to_keep] = True
-        covered = (cumulative[:, -1] >= top_p) | (k == scores.shape[-1])
-        return indices, probs, keep, covered
-
-    def _nucleus(self, scores: torch.Tensor, top_p: torch.Tensor, rows: torch.Tensor, on_covered: Any) -> torch.Tensor:
-        """Find the nucleus of ``rows`` among ever more candidates; ``on_covered(rows, indices,
-        probs, keep)`` handles the rows found; returns the rows left for a full sort."""
-        for k in self.CANDIDATE_TIERS:
-            if not len(rows):
-                break
-            indices, probs, keep, covered = self._candidates(scores[rows], top_p[rows], k)
-            if bool(covered.any()):
-                on_covered(rows[covered], indices[covered], probs[covered], keep[covered])
-            rows = rows[~covered]
-        return rows
-
-    def _filter_top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-        out = scores.clone()
-
-        def mask(rows: torch.Tensor, indices: torch.Tensor, probs: torch.Tensor, keep: torch.Tensor) -> None:
-            kept = torch.zeros((len(rows), scores.shape[-1]), dtype=torch.bool, device=scores.device)
-            out[rows] = scores[rows].masked_fill(~kept.scatter_(1, indices, keep), -math.inf)
-
-        rest = self._nucleus(scores, top_p, (top_p < 1).nonzero().flatten(), mask)
-        if len(rest):
-            out[rest] = self._sort_top_p(scores[rest], top_p[rest])
-        return out
-
-    def _sort_top_p(self, scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-        # transformers' TopPLogitsWarper with one top_p per row.
-        sorted_logits, sorted_indices = torch.sort(scores, descending=False)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove_sorted = cumulative <= (1 - top_p.to(cumulative.dtype))[:, None]
-        remove_sorted[:, -self.min_tokens_to_keep :] = False
-        remove = remove_sorted.scatter(1, sorted_indices, remove_sorted)
-        return scores.masked_fill(remove, -math.inf)
-
-    def _choose(self, scores: torch.Tensor, top_p: torch.Tensor, greedy: torch.Tensor) -> torch.Tensor:
-        chosen = scores.argmax(dim=-1)
-        sampling = ~greedy
-        if not bool(sampling.any()):
-            return chosen
-
-        def draw(rows: torch.Tensor, indices: torch.Tensor, probs: torch.Tensor, keep: torch.Tensor) -> None:
-            picks = torch.multinomial(probs * keep, 1)
-            chosen[rows] = indices.gather(1, picks).flatten()
-
-        rest = self._nucleus(scores, top_p, (sampling & (top_p < 1)).nonzero().flatten(), draw)
-        if len(rest):
-            chosen[rest] = torch.multinomial(self._sort_top_p(scores[rest], top_p[rest]).softmax(dim=-1), 1).flatten()
-        unfiltered = (sampling & (top_p >= 1)).nonzero().flatten()
-        if len(unfiltered):
-            chosen[unfiltered] = torch.multinomial(scores[unfiltered].softmax(dim=-1), 1).flatten()
-        return chosen
-
-
-class RowwiseMaxNewTokens(StoppingCriteria):
-    """Stop each request at its own ``max_new_tokens`` (the call's limit is the chunk's largest)."""
-
-    def __init__(self, prompt_length: int, max_new_tokens: Sequence[int], device: torch.device | str = "cpu") -> None:
-        self.prompt_length = prompt_length
-        self.max_new = torch.tensor(list(max_new_tokens), dtype=torch.long, device=device)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        generated = input_ids.shape[1] - self.prompt_length
-        return _per_row(self.max_new, input_ids.shape[0]).to(input_ids.device) <= generated
-
-
 # --------------------------------------------------------------------------- chunk planning
 
 CPU_MEMORY_BUDGET_MB = 768.0
@@ -464,39 +288,49 @@ class MemoryModel:
             score_bytes_per_token_pair=heads * 2 * 4 + 4,
         )
 
-    def row_bytes(self, prompt_tokens: int, new_tokens: int) -> int:
-        kv = (prompt_tokens + new_tokens) * self.kv_bytes_per_token
-        return kv + prompt_tokens * prompt_tokens * self.score_bytes_per_token_pair
+    def chunk_bytes(self, prompt_tokens: int, new_tokens: int, requests: int, rows: int) -> int:
+        """A chunk of ``requests`` prompts (padded to ``prompt_tokens``) decoding ``rows`` rows.
+
+        Each prompt is prefilled once (its attention scores), then every row (a request's beams)
+        holds a KV cache of prompt plus new tokens.
+        """
+        kv = rows * (prompt_tokens + new_tokens) * self.kv_bytes_per_token
+        return kv + requests * prompt_tokens * prompt_tokens * self.score_bytes_per_token_pair
 
 
 def plan_chunks(
     lengths: Sequence[int],
     *,
-    num_beams: int,
+    num_beams: Sequence[int],
     max_new_tokens: Sequence[int],
     batch_size: int,
     memory: MemoryModel | None = None,
     budget_bytes: float | None = None,
 ) -> list[list[int]]:
-    """Split one group (indices into ``lengths``) into chunks for ``generate``.
+    """Split requests (indices into ``lengths``) into chunks for one decoding loop each.
 
     Requests are taken shortest prompt first (less padding); a chunk holds at most
-    ``batch_size`` decoding rows (a request takes ``num_beams`` rows) and, when a memory model and
-    budget are given, at most ``budget_bytes`` of estimated KV cache plus prefill scores (rows are
-    padded to the chunk's longest prompt and run to its largest ``max_new_tokens``). A request that
-    alone exceeds the budget still gets a chunk of its own.
+    ``batch_size`` requests whatever their beam counts and, when a memory model and budget are
+    given, at most ``budget_bytes`` of estimated KV cache plus prefill scores (prompts are padded
+    to the chunk's longest, and every row is counted at the chunk's largest ``max_new_tokens``).
+    A request that alone exceeds the budget still gets a chunk of its own.
     """
+    if not len(lengths) == len(num_beams) == len(max_new_tokens):
+        raise ValueError(
+            f"plan_chunks got {len(lengths)} lengths, {len(num_beams)} beam counts and {len(max_new_tokens)} "
+            "max_new_tokens; pass one of each per request"
+        )
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    per_chunk = max(1, batch_size // num_beams)
     chunks: list[list[int]] = []
     current: list[int] = []
     for i in order:
         candidate = current + [i]
-        fits = len(candidate) <= per_chunk
+        fits = len(candidate) <= batch_size
         if fits and memory is not None and budget_bytes is not None and current:
             longest = max(lengths[j] for j in candidate)
             new = max(max_new_tokens[j] for j in candidate)
-            fits = len(candidate) * num_beams * memory.row_bytes(longest, new) <= budget_bytes
+            rows = sum(num_beams[j] for j in candidate)
+            fits = memory.chunk_bytes(longest, new, len(candidate), rows) <= budget_bytes
         if fits:
             current = candidate
         else:
@@ -667,7 +501,6 @@ class TransformersBackend(Backend):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
         prompts: dict[int, list[int]] = {}
-        groups: dict[tuple[int, bool | None], list[int]] = {}
         for i, request in enumerate(requests):
             try:
                 _validate(request.config)
@@ -675,26 +508,20 @@ class TransformersBackend(Backend):
                 prompts[i] = self.tokenizer(text, add_special_tokens=special)["input_ids"]
             except Exception as exc:  # noqa: BLE001 - one bad request must not sink the batch
                 results[i] = GenerationResult(text="", error=f"{type(exc).__name__}: {exc}")
-                continue
-            beams = request.config.num_beams
-            # Greedy and sampled single-beam rows share a call (greedy = argmax row); beam search and
-            # beam sampling choose candidates differently (top-k vs multinomial) so they cannot.
-            key = (beams, None if beams == 1 else _samples(request.config))
-            groups.setdefault(key, []).append(i)
+        members = sorted(prompts)
         budget = self.memory_budget_mb * 2**20 if self.memory_budget_mb is not None else None
-        for (beams, _), members in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-            planned = plan_chunks(
-                [len(prompts[i]) for i in members],
-                num_beams=beams,
-                max_new_tokens=[requests[i].config.max_new_tokens for i in members],
-                batch_size=self.batch_size,
-                memory=self.memory_model,
-                budget_bytes=budget,
-            )
-            for positions in planned:
-                chunk = [members[k] for k in positions]
-                for i, result in zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])):
-                    results[i] = result
+        planned = plan_chunks(
+            [len(prompts[i]) for i in members],
+            num_beams=[requests[i].config.num_beams for i in members],
+            max_new_tokens=[requests[i].config.max_new_tokens for i in members],
+            batch_size=self.batch_size,
+            memory=self.memory_model,
+            budget_bytes=budget,
+        )
+        for positions in planned:
+            chunk = [members[k] for k in positions]
+            for i, result in zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])):
+                results[i] = result
         return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
 
     def _run_safely(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
@@ -718,77 +545,42 @@ class TransformersBackend(Backend):
 
     def _run_chunk(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
         started = time.perf_counter()
-        device = self.device
-        configs = [r.config for r in requests]
-        beams = configs[0].num_beams
-        prompt_length = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(prompts), prompt_length), pad, dtype=torch.long)
-        attention = torch.zeros((len(prompts), prompt_length), dtype=torch.long)
-        for row, ids in enumerate(prompts):
-            if ids:
-                input_ids[row, prompt_length - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-                attention[row, prompt_length - len(ids) :] = 1
-        input_ids, attention = input_ids.to(device), attention.to(device)
-
-        max_new = [c.max_new_tokens for c in configs]
-        sampling = [_samples(c) for c in configs]
-        any_sampling = any(sampling)
-        select = beams == 1
-        processor = RowwiseLogitsProcessor(
-            prompt_length=prompt_length,
-            eos_token_ids=self.eos_token_ids,
-            min_new_tokens=[c.min_new_tokens or 0 for c in configs],
-            temperature=[c.temperature if s and c.temperature is not None else 1.0 for c, s in zip(configs, sampling)]
-            if any_sampling
-            else None,
-            top_p=[c.top_p if s and c.top_p is not None else 1.0 for c, s in zip(configs, sampling)],
-            greedy=[not s for s in sampling],
-            select=select,
-            min_tokens_to_keep=1 if beams == 1 else len(self.eos_token_ids) + 1,
-            device=device,
-        )
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=max(max_new),
-            num_beams=beams,
-            num_return_sequences=1,
-            # Single beam: the processor picks each token (greedy or sampled per row) and generate
-            # runs greedy over its one finite score. Beams: transformers' beam search / beam
-            # sampling over the processor's per-row filtered scores.
-            do_sample=any_sampling and not select,
-            pad_token_id=pad,
-            eos_token_id=self.eos_token_ids or None,
-            logits_processor=LogitsProcessorList([processor]),
-            stopping_criteria=StoppingCriteriaList([RowwiseMaxNewTokens(prompt_length, max_new, device)]),
-            # Neutral values override the checkpoint's own sampling defaults: a participant's
-            # GenerationConfig is the whole configuration.
-            repetition_penalty=1.0,
-            length_penalty=1.0,
-            no_repeat_ngram_size=0,
-        )
-        if any_sampling and not select:
-            kwargs.update(temperature=1.0, top_p=1.0, top_k=0, typical_p=1.0)
+        jobs = []
+        for request, prompt in zip(requests, prompts):
+            c = request.config
+            sample = _samples(c)
+            jobs.append(
+                DecodeRequest(
+                    prompt=prompt,
+                    max_new_tokens=c.max_new_tokens,
+                    min_new_tokens=c.min_new_tokens or 0,
+                    num_beams=c.num_beams,
+                    sample=sample,
+                    temperature=c.temperature if sample and c.temperature is not None else 1.0,
+                    top_p=c.top_p if sample and c.top_p is not None else 1.0,
+                )
+            )
         seed = chunk_seed(self.seed, requests)
         if seed is not None:
             torch.manual_seed(seed)
+        model = self.model
         with torch.inference_mode():
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+            decoded = decode(
+                model,
+                jobs,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_ids=self.eos_token_ids,
+            )
         elapsed = time.perf_counter() - started
-
-        eos = set(self.eos_token_ids)
         results = []
-        for row, (ids, limit) in enumerate(zip(prompts, max_new)):
-            generated = output[row, prompt_length:].tolist()[:limit]
-            cut = next((k for k, tok in enumerate(generated) if tok in eos), None)
-            # The EOS token that ended the answer was generated (it cost a step) and is counted;
-            # padding after it is not.
-            produced = generated if cut is None else generated[: cut + 1]
-            text_ids = generated if cut is None else generated[:cut]
+        for prompt, answer in zip(prompts, decoded):
+            # The EOS token that ended the answer was generated (it cost a step) and is counted.
+            text_ids = answer.tokens[:-1] if answer.ended_by_eos else answer.tokens
             results.append(
                 GenerationResult(
                     text=self.tokenizer.decode(text_ids, skip_special_tokens=True),
-                    input_tokens=len(ids),
-                    output_tokens=len(produced),
+                    input_tokens=len(prompt),
+                    output_tokens=len(answer.tokens),
                     latency_s=elapsed,
                 )
             )
@@ -802,8 +594,6 @@ __all__ = [
     "GPTQ_REQUIREMENTS",
     "LoadPlan",
     "MemoryModel",
-    "RowwiseLogitsProcessor",
-    "RowwiseMaxNewTokens",
     "SUPPORTED_PARAMS",
     "TransformersBackend",
     "check_quantization_packages",
