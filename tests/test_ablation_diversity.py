@@ -14,7 +14,8 @@ The direction held in both, but per question ``all`` was ahead on 8 of 20, behin
 level on 10 (sign test on the 10 that differ: p = 0.11 two-sided), and re-scoring random
 subsets of 12 of the 20 participants gives ``all > none`` in 56% (seed 0) and 73% (seed 1)
 of subsets; with 10 participants on 3 questions, 19% and 56%. This test's own size
-(8 participants, 3 questions) gave 2.0 vs 2.0. A test asserting the direction at a size CI
+(8 participants, 3 questions) gave 2.0 vs 2.0, and 1.67 vs 1.50 after the decoder rewrite
+on main (a331768). A test asserting the direction at a size CI
 can afford would pass or fail by luck; asserting it would be forcing it.
 
 What it does assert, on a real run: the ablation keeps the options in source order in
