@@ -164,11 +164,45 @@ class RowSampling:
 
         rest = self._nucleus(scores, top_p, (sampling & (top_p < 1)).nonzero().flatten(), 1, draw)
         if len(rest):
-            chosen[rest] = torch.multinomial(self._sort_top_p(scores[rest], top_p[rest], 1).softmax(dim=-1), 1).flatten()
+            chosen[rest] = self._draw_from_wide_nucleus(scores[rest], top_p[rest])
         unfiltered = (sampling & (top_p >= 1)).nonzero().flatten()
         if len(unfiltered):
-            chosen[unfiltered] = torch.multinomial(scores[unfiltered].softmax(dim=-1), 1).flatten()
+            chosen[unfiltered] = _race(scores[unfiltered].softmax(dim=-1))
         return chosen
+
+    @staticmethod
+    def _draw_from_wide_nucleus(scores: torch.Tensor, top_p: torch.Tensor, max_rounds: int = 64) -> torch.Tensor:
+        """A draw from each row's nucleus when it is too wide for the candidate tiers, without sorting.
+
+        Rejection sampling: draw from the whole distribution and keep the token if it is in the
+        nucleus (the mass of the tokens more likely than it is below top_p), else draw again. The
+        kept draw has exactly the nucleus' renormalised distribution; a round fails with
+        probability 1 - (nucleus mass), at most 1 - top_p, so a round or two suffices. Rows still
+        rejected after ``max_rounds`` (a top_p far below the nucleus mass, impossible here since
+        the tiers handle narrow nuclei) fall back to the sort.
+        """
+        probs = scores.softmax(dim=-1)
+        chosen = torch.zeros(len(probs), dtype=torch.long, device=probs.device)
+        pending = torch.arange(len(probs), device=probs.device)
+        for _ in range(max_rounds):
+            p = probs[pending]
+            picks = _race(p)
+            picked = p.gather(1, picks[:, None])
+            above = (p * (p > picked)).sum(dim=-1)
+            inside = above < top_p[pending].to(above.dtype)
+            chosen[pending[inside]] = picks[inside]
+            pending = pending[~inside]
+            if not len(pending):
+                return chosen
+        fallback = RowSampling._sort_top_p(scores[pending], top_p[pending], 1).softmax(dim=-1)
+        chosen[pending] = _race(fallback)
+        return chosen
+
+
+def _race(probs: torch.Tensor) -> torch.Tensor:
+    """One draw per row in proportion to ``probs`` (the exponential race: argmax of p / E with
+    E ~ Exp(1), from -log(1 - U)); on wide rows several times cheaper than torch.multinomial."""
+    return (probs / -torch.log1p(-torch.rand_like(probs))).argmax(dim=-1)
 
 
 # --------------------------------------------------------------------------- requests and beams
