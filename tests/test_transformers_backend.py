@@ -285,6 +285,30 @@ def test_reorder_rows_copies_only_what_moves_and_compacts():
     assert cache.layers[0].keys[:, 0, 0, 0].tolist() == [3.0, 2.0]
 
 
+def test_reserved_layer_writes_in_place_and_skips_the_shared_prompt_when_beams_move():
+    from transformers import DynamicCache
+
+    from simulator.backends.decoding import ReservedLayer
+
+    cache = DynamicCache()
+    cache.layers = [ReservedLayer(capacity=6)]
+    prompt = torch.arange(2, dtype=torch.float32).view(2, 1, 1, 1).expand(2, 1, 3, 2).contiguous()  # 3 tokens
+    keys, _ = cache.update(prompt, prompt + 10, layer_idx=0)
+    assert keys.shape == (2, 1, 3, 2) and cache.get_seq_length() == 3
+    storage = cache.layers[0]._keys.data_ptr()
+    step = torch.tensor([5.0, 7.0]).view(2, 1, 1, 1).expand(2, 1, 1, 2)
+    keys, values = cache.update(step, step + 10, layer_idx=0)
+    assert keys.shape == (2, 1, 4, 2) and cache.layers[0]._keys.data_ptr() == storage  # no copy per token
+    # Row 1 becomes a copy of row 0 from position 3 on; the first 3 (the shared prompt) are left alone.
+    reorder_rows(cache, torch.tensor([0, 0]), rows=2, shared_prefix=3)
+    layer = cache.layers[0]
+    assert layer.keys[:, 0, :, 0].tolist() == [[0.0, 0.0, 0.0, 5.0], [1.0, 1.0, 1.0, 5.0]]
+    assert layer.values[1, 0, 3, 0].item() == 15.0
+    with pytest.raises(RuntimeError, match="reserve more"):
+        for _ in range(3):
+            cache.update(step, step, layer_idx=0)
+
+
 SMOLLM2_SHAPE = LlamaConfig(
     hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3
 )

@@ -389,12 +389,14 @@ def new_cache(model: Any, capacity: int) -> Any:
     return cache
 
 
-def reorder_rows(cache: Any, index: torch.Tensor, rows: int) -> None:
+def reorder_rows(cache: Any, index: torch.Tensor, rows: int, shared_prefix: int = 0) -> None:
     """Make row ``i`` of every cached layer a copy of row ``index[i]``.
 
     When the batch keeps its size, only the rows that change are copied, in place (beam search
     moves a few rows per step; copying the whole cache each step is what makes beam search slow
-    on a CPU); otherwise the cache is rebuilt with ``index_select``.
+    on a CPU); otherwise the cache is rebuilt with ``index_select``. ``shared_prefix``: positions
+    that are already equal in every source and destination row (the padded prompt, when rows only
+    move between beams of one request); ``ReservedLayer`` skips copying them.
     """
     layers = getattr(cache, "layers", None)
     same_size = len(index) == rows
@@ -407,8 +409,9 @@ def reorder_rows(cache: Any, index: torch.Tensor, rows: int) -> None:
             for layer in layers:
                 if layer.keys is None or not getattr(layer, "is_initialized", True) or layer.keys.numel() == 0:
                     continue
-                layer.keys[changed] = layer.keys[src]
-                layer.values[changed] = layer.values[src]
+                start = shared_prefix if isinstance(layer, ReservedLayer) else 0
+                layer.keys[changed, :, start:] = layer.keys[src, :, start:]
+                layer.values[changed, :, start:] = layer.values[src, :, start:]
             return
     cache.reorder_cache(index)
 
@@ -510,7 +513,8 @@ def decode(
             break
         rows = logits.shape[0]
         index = torch.tensor(source, dtype=torch.long, device=device)
-        reorder_rows(cache, index, rows)
+        # Beams move only within their request, whose rows share the padded prompt.
+        reorder_rows(cache, index, rows, shared_prefix=prompt_length)
         if len(index) != rows:  # requests left; beams only move within their request (same mask, same settings)
             mask = mask[index]
             sampling.keep(index)
