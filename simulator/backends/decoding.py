@@ -199,10 +199,17 @@ class RowSampling:
         return chosen
 
 
+def _race_keys(probs: torch.Tensor) -> torch.Tensor:
+    """Exponential-race keys p / E, E ~ Exp(1) drawn as -log(1 - U): the largest key is a draw in
+    proportion to ``probs``, and the k largest are k draws without replacement (the Gumbel top-k
+    trick, as torch.multinomial samples). Several times cheaper than torch.multinomial or
+    torch's exponential_ on rows as wide as a vocabulary."""
+    return probs / -torch.log1p(-torch.rand_like(probs))
+
+
 def _race(probs: torch.Tensor) -> torch.Tensor:
-    """One draw per row in proportion to ``probs`` (the exponential race: argmax of p / E with
-    E ~ Exp(1), from -log(1 - U)); on wide rows several times cheaper than torch.multinomial."""
-    return (probs / -torch.log1p(-torch.rand_like(probs))).argmax(dim=-1)
+    """One draw per row in proportion to ``probs``."""
+    return _race_keys(probs).argmax(dim=-1)
 
 
 # --------------------------------------------------------------------------- requests and beams
@@ -254,11 +261,8 @@ class _Beams:
         vocab = log_probs.shape[-1]
         flat = (log_probs + self.running_scores[:, None]).reshape(-1)
         if self.sample:
-            # k draws without replacement in proportion to softmax(flat), as torch.multinomial makes
-            # them (the exponential-race form of the Gumbel top-k trick), with exponentials from
-            # -log(1 - U): several times cheaper than torch's own exponential_ on a 250k-wide row.
-            races = flat.softmax(dim=-1) / -torch.log1p(-torch.rand_like(flat))
-            picks = races.topk(self.k).indices
+            # k draws without replacement in proportion to softmax(flat).
+            picks = _race_keys(flat.softmax(dim=-1)).topk(self.k).indices
             cand_scores = flat[picks]
         else:
             cand_scores, picks = flat.topk(self.k)
@@ -314,13 +318,13 @@ class _Beams:
         self.done = not self.improvable or bool(hits.all())
         return src[order], tokens[order]
 
-    def result(self) -> Decoded:
+    def result(self, eos: set[int]) -> Decoded:
         if bool(self.pool_finished.any()):
             best = int(self.pool_scores.argmax())
             tokens = self.pool[best, : int(self.pool_lengths[best])].tolist()
         else:  # never finished (cannot happen once max_new_tokens is reached); the best running beam
             tokens = self.running[int(self.running_scores.argmax())].tolist()
-        return Decoded(tokens=tokens)
+        return Decoded(tokens=tokens, ended_by_eos=bool(tokens) and tokens[-1] in eos)
 
 
 class ReservedLayer(DynamicLayer):
@@ -429,7 +433,6 @@ def decode(
     """Decode every request to completion with one forward pass per step over all live rows."""
     device = next(model.parameters()).device
     n = len(requests)
-    eos = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long, device=device)
     eos_set = set(int(e) for e in eos_token_ids)
     prompt_length = max(len(r.prompt) for r in requests)
     input_ids = torch.full((n, prompt_length), pad_token_id, dtype=torch.long)
@@ -500,11 +503,10 @@ def decode(
                 next_tokens.append(token)
                 continue
             beam = state[i]
-            src, tokens = beam.step(filtered[offset: offset + beams[i]], step, eos)
+            src, tokens = beam.step(filtered[offset: offset + beams[i]], step, sampling.eos)
             offset += beams[i]
             if beam.done:
-                results[i] = beam.result()
-                results[i].ended_by_eos = bool(results[i].tokens) and results[i].tokens[-1] in eos_set
+                results[i] = beam.result(eos_set)
                 continue
             next_live.append(i)
             source.extend((start + src).tolist())

@@ -566,10 +566,9 @@ class TransformersBackend(Backend):
         seed = chunk_seed(self.seed, requests)
         if seed is not None:
             torch.manual_seed(seed)
-        model = self.model
         with torch.inference_mode():
             decoded = decode(
-                model,
+                self.model,
                 jobs,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_ids=self.eos_token_ids,
