@@ -83,7 +83,7 @@ class PlanSettings:
     shuffle_options: bool = True
     """Shuffle answer options per participant (all plans; numeric scales are never shuffled).
     ``culturesim ablate`` keeps the source order unless asked: shuffling is a diversity source of
-    its own, not one of the paper's modifications (see ``simulator.ablation``)."""
+    its own, not one of the paper's modifications (see ``simulator.analysis.ablation``)."""
     ccsv_critiques: int = 3
     """CCSV: critiques sampled per initial answer (the "collective" critique)."""
     ccsv_revisions: int = 3

@@ -7,7 +7,7 @@ import pandas as pd
 from scipy.stats import entropy
 
 from metrics.cultural_alignment import compute_alignment
-from simulator.ceiling import human_ceiling, split_half_distributions
+from simulator.analysis.ceiling import human_ceiling, split_half_distributions
 from simulator.questions import load_questions
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from katan import katan  # noqa: F401 - fixture
-from simulator import insensitivity as ins
+from simulator.analysis import insensitivity as ins
 
 OPTIONS = ["Very important", "Rather important", "Not very important", "Not at all important"]
 QUESTION = "How important is family in your life?"

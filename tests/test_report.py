@@ -10,7 +10,7 @@ import pytest
 
 from simulator.participants import PlanSettings
 from simulator.questions import load_questions
-from simulator.report import build_report, fmt
+from simulator.analysis.report import build_report, fmt
 from simulator.runner import simulate
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -14,7 +14,7 @@ from simulator.backends import get_backend
 from simulator.cli import main as cli_main
 from simulator.questions import Question, load_questions
 from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record, simulate
-from simulator.scoring import SCORES_FILE, collect_answers, load_responses, load_run_questions, score_run
+from simulator.analysis.scoring import SCORES_FILE, collect_answers, load_responses, load_run_questions, score_run
 
 EPS = 1e-3  # the metric's default additive smoothing for KL
 

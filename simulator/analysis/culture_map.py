@@ -19,7 +19,7 @@ import yaml
 
 from simulator.questions import VALUE_DIMENSIONS, Question
 
-POLARITY_FILE = Path(__file__).resolve().parent.parent / "dataset_builder" / "curation" / "polarity.yaml"
+POLARITY_FILE = Path(__file__).resolve().parents[2] / "dataset_builder" / "curation" / "polarity.yaml"
 
 
 def load_polarity(path: str | Path = POLARITY_FILE) -> dict[str, dict[str, int]]:

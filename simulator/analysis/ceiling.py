@@ -23,7 +23,7 @@ from dataset_builder.demographics import WEIGHT
 from simulator.questions import Question
 
 CEILING_VERSION = "1.0"
-DEFAULT_PANEL = Path(__file__).resolve().parent.parent.parent / "shared" / "sources" / "gss" / "gss_panel_2016_2018_2020.parquet"
+DEFAULT_PANEL = Path(__file__).resolve().parents[3] / "shared" / "sources" / "gss" / "gss_panel_2016_2018_2020.parquet"
 
 
 def _weighted_distribution(codes: np.ndarray, weights: np.ndarray, option_codes: Sequence[int]) -> np.ndarray:

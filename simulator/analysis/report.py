@@ -3,7 +3,7 @@
 Produces ``report.json`` (every number), ``report.html`` (stands alone: figures embedded as
 PNG data, no server needed) and ``figures/*.png``. The HTML tables are rendered from the same
 dict that is written to report.json, so the two cannot disagree. All scoring goes through the
-metric module (via ``simulator.scoring``); this module only arranges numbers and pictures.
+metric module (via ``simulator.analysis.scoring``); this module only arranges numbers and pictures.
 
 Sections: preference distribution (KL/JS/Wasserstein per question and per value dimension,
 with CIs), cultural variation map, preference bias (sex x age profile), insensitivity (six
@@ -49,7 +49,7 @@ def insensitivity_for_run(rows: Sequence[dict[str, Any]], questions: dict[str, A
                           ) -> dict[str, Any]:
     """The six insensitivity dimensions for every response of a run (rules, then the optional
     judge), summarised; ``questions`` maps question id to Question. The Space uses it too."""
-    from simulator import insensitivity as ins
+    from simulator.analysis import insensitivity as ins
 
     assessments, items = [], []
     conflicts = ins.paired_conflicts(rows)
@@ -102,12 +102,12 @@ def _ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     answers, over the questions with at least one) and its gain over `none`. Next to it,
     because plans parse at different rates and a count of distinct answers grows with the
     number of answers counted, each plan's parse rate and the rarefied distinct answers
-    (``simulator.diversity``: the same number of parsed answers per question in every plan).
+    (``simulator.analysis.diversity``: the same number of parsed answers per question in every plan).
     ``shuffle_options`` says whether options were shuffled per participant: shuffling turns a
     position-biased model's answers into near-uniform ones in every plan, `none` included, so
     the diversity ablation runs in source order unless asked (``culturesim ablate --shuffle``).
     """
-    from simulator.diversity import compare_plans
+    from simulator.analysis.diversity import compare_plans
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
@@ -164,7 +164,7 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
     """The culture map: every dataset culture's human WVS answers and each run (``label``,
     ``metric``, ``questions``) placed on the value dimensions, projected with PCA; on failure a
     dict with ``error``. The Space draws its map from this too."""
-    from simulator.culture_map import dimension_positions, load_polarity, project
+    from simulator.analysis.culture_map import dimension_positions, load_polarity, project
     from simulator.questions import dataset_cultures, load_questions
 
     polarity = load_polarity()
@@ -196,7 +196,7 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
 
 
 def _ceiling(runs: list[dict[str, Any]], panel: Path | None) -> dict[str, Any] | None:
-    from simulator.ceiling import DEFAULT_PANEL, human_ceiling
+    from simulator.analysis.ceiling import DEFAULT_PANEL, human_ceiling
 
     panel = panel or DEFAULT_PANEL
     questions = {q.id: q for run in runs for q in run["questions"] if q.source == "GSS"}
@@ -241,8 +241,8 @@ def build_report(
     bootstrap_samples: int = 1000,
 ) -> dict[str, Any]:
     """Analyse the runs; write report.json, report.html and figures/; return the report dict."""
-    from simulator import figures
-    from simulator.scoring import load_config, load_responses, load_run_questions, score_run
+    from simulator.analysis import figures
+    from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run
 
     if not run_dirs:
         raise ValueError("Give at least one RUN_DIR (a folder written by `culturesim simulate`).")

@@ -25,7 +25,7 @@ exactly its own modification. The report records the setting (``ablation.shuffle
 
 Because a count of distinct answers grows with the number of answers counted and the plans
 parse at different rates, the report also gives each plan's parse rate and its distinct
-answers at equal sample size (``simulator.diversity``).
+answers at equal sample size (``simulator.analysis.diversity``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import argparse
 import json
 from pathlib import Path
 
-from simulator.report import build_report, fmt
+from simulator.analysis.report import build_report, fmt
 
 DEFAULT_PLANS = "none,prompt,config,memory,all"
 

@@ -1,0 +1,212 @@
+"""Results: the scores table, the figures and the report of a scored run folder.
+
+The Space adds no scoring of its own: scores come from ``simulator.analysis.scoring.score_run``
+(the ``cultural_alignment`` metric), figures from ``simulator.analysis.figures`` and the report
+from ``simulator.analysis.report``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # the Space renders figures off-screen, in worker threads
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from simulator.questions import Question  # noqa: E402
+
+import space.common  # noqa: E402,F401  (Agg backend and fonts before any figure)
+from space.explore import _wrap  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------
+# Results: scores, figures, report
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobResult:
+    """A scored run folder, ready to show."""
+
+    run_dir: Path
+    scores: dict[str, Any]
+    table: pd.DataFrame
+    summary: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+SCORE_COLUMNS = ["scope", "statistic", "value", "ci low", "ci high", "questions"]
+SCORE_STATS = (("kl", "kl_mean"), ("js", "js_mean"), ("wasserstein", "wasserstein_mean"), ("match_rate", "match_rate"))
+
+
+def scores_table(scores: dict[str, Any]) -> pd.DataFrame:
+    """The metric's headline numbers with their 95% bootstrap CIs, one row per statistic and
+    scope (all questions, then each value dimension), then the diversity numbers."""
+    metric = scores.get("metric") or {}
+    records = []
+
+    def add(scope: str, stats: dict[str, Any]) -> None:
+        for stat, key in SCORE_STATS:
+            if stats.get(key) is None:
+                continue
+            records.append({"scope": scope, "statistic": stat, "value": stats[key],
+                            "ci low": stats.get(f"{stat}_ci_low"), "ci high": stats.get(f"{stat}_ci_high"),
+                            "questions": stats.get("n_questions")})
+
+    add("all questions", metric)
+    for dim, stats in (metric.get("per_dimension") or {}).items():
+        add(dim, stats)
+    for key in ("distinct_answers_mean", "entropy_mean", "human_entropy_mean", "unanimous_share"):
+        if metric.get(key) is not None:
+            records.append({"scope": "diversity", "statistic": key, "value": metric[key], "ci low": None,
+                            "ci high": None, "questions": metric.get("n_questions")})
+    table = pd.DataFrame.from_records(records, columns=SCORE_COLUMNS)
+    for column in ("value", "ci low", "ci high"):
+        table[column] = table[column].map(lambda v: None if v is None else round(float(v), 4))
+    return table
+
+
+def _note_figure(title: str, message: str) -> Any:
+    """A figure that says why a chart cannot be drawn for this run (shown instead of a blank)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 2.6), dpi=110)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, _wrap(message, 70).replace("…", ""), ha="center", va="center", fontsize=9, wrap=True,
+            transform=ax.transAxes)
+    return fig
+
+
+FIGURE_TITLES = {
+    "dimensions": "KL divergence per value dimension",
+    "culture_map": "Cultural variation map",
+    "bias": "Preference bias (sex x age)",
+    "insensitivity": "Insensitivity radar",
+    "questions": "KL divergence per question",
+}
+_FIGURE_LOCK = threading.Lock()  # pyplot keeps global state; the Space draws from several threads
+
+
+def run_label(scores: dict[str, Any]) -> str:
+    run = scores.get("run") or {}
+    model = str(run.get("model") or "model").rsplit("/", 1)[-1]
+    return f"{model} [{run.get('plan') or '?'}]"
+
+
+def _culture_map_figure(label: str, metric: dict[str, Any], questions: Sequence[Question],
+                        dataset_dir: str | Path | None) -> Any:
+    from simulator.analysis import figures
+    from simulator.analysis.report import culture_map_for_runs
+
+    projection = culture_map_for_runs([{"label": label, "metric": metric, "questions": list(questions)}],
+                                      Path(dataset_dir) if dataset_dir else None)
+    if not projection or "points" not in projection or label not in projection["points"]:
+        reason = (projection or {}).get("error") or "the run's questions cover no value dimension"
+        raise ValueError(f"{reason}. Ask more questions (or select them by value dimension).")
+    return figures.culture_map(projection, humans=projection["humans"])
+
+
+def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: Sequence[dict[str, Any]],
+                   dataset_dir: str | Path | None = None) -> dict[str, Any]:
+    """The run's figures (``simulator.analysis.figures``), each drawn from the metric's numbers; a
+    figure that cannot be drawn for this run says why instead."""
+    from simulator.analysis import figures
+    from simulator.analysis.report import bias_by_dimension, insensitivity_for_run
+
+    metric = scores.get("metric") or {}
+    label = run_label(scores)
+    per_question = metric.get("per_question") or []
+    cultures = sorted({q.culture for q in questions})
+    makers: dict[str, Callable[[], Any]] = {
+        "dimensions": lambda: figures.dimension_bars({label: metric["per_dimension"]}),
+        "questions": lambda: figures.question_distribution(
+            {label: [r["kl"] for r in per_question if r["kl"] is not None]}),
+        "culture_map": lambda: _culture_map_figure(label, metric, questions, dataset_dir),
+        "bias": lambda: figures.bias_heatmaps(
+            bias_by_dimension(metric),
+            title=f"Preference bias of {label}" + ("" if any(q.demographics for q in questions) else
+                                                   f" (no sex/age data for {', '.join(cultures)}: counts are 0)")),
+        "insensitivity": lambda: figures.insensitivity_radar(
+            {label: insensitivity_for_run(rows, {q.id: q for q in questions})["summary"]}),
+    }
+    out: dict[str, Any] = {}
+    for name, make in makers.items():
+        with _FIGURE_LOCK:
+            try:
+                if not metric:
+                    raise ValueError("no question has a usable answer, so there is nothing to score")
+                out[name] = make()
+            except (ValueError, KeyError, FileNotFoundError) as exc:
+                log.info("figure %s not drawn: %s", name, exc)
+                out[name] = _note_figure(FIGURE_TITLES[name], f"Not drawn for this run: {exc}")
+            plt.close("all")  # the Figures stay usable; pyplot forgets them
+    return out
+
+
+def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
+                 bootstrap_samples: int = 500) -> tuple[list[Path], str]:
+    """The run's ``report.html`` and ``report.json`` from ``simulator.analysis.report.build_report``,
+    and a note; ``([], why)`` when no report could be written for this run.
+
+    HOOK: if ``simulator.analysis.report`` is not installed the Space offers responses and scores only.
+    """
+    try:
+        from simulator.analysis import report
+    except ModuleNotFoundError as exc:
+        if exc.name != "simulator.analysis.report":
+            raise
+        return [], "no report module (simulator.analysis.report) in this build"
+    run_dir = Path(run_dir)
+    out = run_dir / "report"
+    try:
+        with _FIGURE_LOCK:
+            report.build_report([run_dir], out, dataset_dir=dataset_dir, bootstrap_samples=bootstrap_samples)
+            plt.close("all")
+    except Exception as exc:  # noqa: BLE001 - a failed report must not hide the scores already shown
+        log.warning("report for %s not written: %s", run_dir, exc)
+        return [], f"no report: {exc}"
+    files = [p for p in (out / "report.html", out / "report.json") if p.exists()]
+    return files, "report written"
+
+
+def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, bootstrap_samples: int = 500) -> JobResult:
+    """Score a run folder through ``simulator.analysis.scoring.score_run`` and draw its figures (the
+    report is :func:`report_files`, separate because it takes longer)."""
+    from simulator.analysis.scoring import load_responses, load_run_questions, score_run
+
+    run_dir = Path(run_dir)
+    scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, seed=0, return_per_question=True, write=True)
+    questions = load_run_questions(run_dir)
+    rows = load_responses(run_dir)
+    responses = scores["responses"]
+    metric = scores.get("metric") or {}
+    run = scores["run"]
+    summary = (
+        f"**{run.get('model') or 'model'}** · plan {run.get('plan')} · culture {run.get('culture')} · "
+        f"{responses['rows']} responses, {responses['questions_scored']} questions scored "
+        f"(share not usable: {_fmt(responses.get('non_ok_share'))}) · **KL {_fmt(metric.get('kl_mean'))}** "
+        f"[95% CI {_fmt(metric.get('kl_ci_low'))}, {_fmt(metric.get('kl_ci_high'))}] · "
+        f"JS {_fmt(metric.get('js_mean'))} · "
+        f"match rate {_fmt(metric.get('match_rate'))} · distinct answers per question "
+        f"{_fmt(metric.get('distinct_answers_mean'))}"
+    )
+    result = JobResult(run_dir, scores, scores_table(scores), summary)
+    result.figures = result_figures(scores, questions, rows, dataset_dir)
+    result.files = [p for p in (run_dir / "responses.jsonl", run_dir / "scores.json") if p.exists()]
+    return result
