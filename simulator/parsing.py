@@ -5,7 +5,8 @@ distribution. Models (small ones above all) ignore the requested ``Answer:`` for
 option list, copy a number from an earlier answer next to a different option text,
 contradict themselves, or refuse. The parser therefore prefers precision to recall: it
 accepts an answer only where the text names one clearly, and otherwise says *why* it did
-not (``no_answer``, ``invalid_option``, ``multiple_for_single``, ``refusal``), so those rows
+not (``no_answer``, ``invalid_option``, ``multiple_for_single``, ``number_text_disagree``,
+``refusal``), so those rows
 are counted and reported rather than silently guessed. The rules below were fitted on real
 SmolLM2-135M outputs (tests/data/smollm2_outputs.jsonl, hand-labelled).
 
@@ -27,14 +28,15 @@ Precedence (the first rule that yields something wins):
      "Two", "第二个") decides, with a list for several ("1, 3 and 4", "1、3", one per line;
      "All of them"/"以上都是" for multiple choice).
      Its attached option text must agree: "4. Not very important" where 4 is "Rather
-     important" names two options (``multiple_for_single``; for multiple choice
-     ``invalid_option``), and so does a different option named later in the same sentence
-     ("4, which is 'Not at all important'");
+     important" names two options (``number_text_disagree``, for every question type), and
+     so does a different option named later in the same sentence ("4, which is 'Not at all
+     important'");
    - otherwise option texts (case-insensitive; where options overlap the longest match wins,
      so "Not very important" is never read as "Very important"), then numbers ("I'd go with
      option 3"); for scales numbers come first ("7", "7/10", "7 out of 10", "8分"; the range
      "1 to 10" and denominators are not answers). An immediately negated reference ("not 1")
-     is skipped; a number attached to a text ("Rather important (1)") must agree.
+     is skipped; a number attached to a text ("Rather important (1)") must agree
+     (else ``number_text_disagree``).
 
    The first label that resolves wins. For single choice, later labels before the
    explanation and before a hallucinated next turn ("Request: ...", "I want you to act as")
@@ -54,8 +56,11 @@ Precedence (the first rule that yields something wins):
       "... is not a valid option") or inside a question.
 
 Statuses: one distinct option -> ``ok`` (any number for ``multiple_choice``); several for a
-single-choice or scale question -> ``multiple_for_single``; a number outside 1..k (or the
-scale) -> ``invalid_option``; nothing usable -> ``no_answer``. ``ai_disclosure`` is reported
+single-choice or scale question -> ``multiple_for_single``; a number and an option text in
+the same answer that name different options ("1. No" where 1 is "Yes", typically a number
+copied from an earlier answer in memory) -> ``number_text_disagree`` (parser 1.0 called this
+``multiple_for_single`` too; readers accept both); a number outside 1..k (or the scale) ->
+``invalid_option``; nothing usable -> ``no_answer``. ``ai_disclosure`` is reported
 whenever a self-disclosure appears, answer or not.
 
 Known limits: paraphrases ("I'm proud" for "Very proud"), semantic negation beyond a few
@@ -88,7 +93,7 @@ __all__ = [
     "has_ai_disclosure",
 ]
 
-PARSER_VERSION = "1.0"
+PARSER_VERSION = "1.1"
 """Bump whenever the mapping from text to status/positions changes; recorded in every run."""
 
 MAX_PARSE_CHARS = 32_000
@@ -101,10 +106,15 @@ QUESTION_TYPES = ("single_choice", "multiple_choice", "scale")
 
 
 class ParseStatus(str, Enum):
+    """What the parser concluded about one response (the ``status`` of a response row)."""
+
     OK = "ok"
     NO_ANSWER = "no_answer"
     INVALID_OPTION = "invalid_option"
     MULTIPLE_FOR_SINGLE = "multiple_for_single"
+    """Several different options for a single-choice or scale question ("2 and 3")."""
+    NUMBER_TEXT_DISAGREE = "number_text_disagree"
+    """An option number and an option text that name different options ("1. No" where 1 is "Yes")."""
     REFUSAL = "refusal"
 
 
@@ -630,7 +640,7 @@ def _resolve(segment: str, ctx: _Ctx) -> _Found:
                 if n.start >= t.end and s[t.end:n.start].strip(_ATTACH_CHARS + "[") == "":
                     p = ctx.position(n.value)
                     if p is not None and p != t.value:
-                        return _Found("multiple", (), "text_number_conflict")
+                        return _Found("disagree", (), "text_number_conflict")
     return _collect(ctx, chosen, chosen[0].kind)
 
 
@@ -690,7 +700,7 @@ def _resolve_leading(s: str, refs: list[_Ref], ctx: _Ctx) -> _Found:
             if t.value not in positions:
                 conflict = True
     if conflict:  # single choice: two options named; multiple choice: an item that names no one option
-        return _Found("invalid" if ctx.multi else "multiple", (), "number_text_conflict")
+        return _Found("disagree", (), "number_text_conflict")
     return _decide(ctx, positions, invalid, "number")
 
 
@@ -766,6 +776,7 @@ _STATUS = {
     "ok": ParseStatus.OK,
     "invalid": ParseStatus.INVALID_OPTION,
     "multiple": ParseStatus.MULTIPLE_FOR_SINGLE,
+    "disagree": ParseStatus.NUMBER_TEXT_DISAGREE,
 }
 # A hallucinated next turn: what follows it answers a question nobody asked.
 _CONTINUATION_RE = re.compile(

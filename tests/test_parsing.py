@@ -245,8 +245,9 @@ def test_only_the_first_max_parse_chars_are_read():
 
 
 def test_public_types():
-    assert PARSER_VERSION == "1.0"
-    assert [s.value for s in ParseStatus] == ["ok", "no_answer", "invalid_option", "multiple_for_single", "refusal"]
+    assert PARSER_VERSION == "1.1"
+    assert [s.value for s in ParseStatus] == ["ok", "no_answer", "invalid_option", "multiple_for_single",
+                                              "number_text_disagree", "refusal"]
     assert ParseStatus.OK == "ok"
     res = parse_response("Answer: 2. Very important\nExplanation: Family comes first. Always.", IMP)
     assert res == ParseResult(ParseStatus.OK, (1,), "answer_line_number", False, "2. Very important",
