@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from simulator.argtypes import add_hidden_alias, nonnegative_int
+
 REPORT_VERSION = "1.0"
 log = logging.getLogger(__name__)
 
@@ -435,12 +437,15 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders written by `culturesim simulate`")
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="run folders written by culturesim simulate (several: compared side by side)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for report.html, report.json, figures/")
-    parser.add_argument("--judge-backend", default=None, help="backend for the insensitivity judge (off by default)")
+    parser.add_argument("--judge-backend", default=None, help="backend for the optional LLM judge of the insensitivity dimensions rules cannot decide (default: off)")
     parser.add_argument("--judge-model", default=None, help="model for the judge backend")
-    parser.add_argument("--judge-base-url", default=None, help="base URL for an openai/anthropic judge")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for the CIs")
+    parser.add_argument("--judge-base-url", default=None, help="server URL for an openai-compatible judge backend")
+    parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
+                        help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
+    add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -456,7 +461,7 @@ def main(args: argparse.Namespace) -> int:
         judge = get_backend(args.judge_backend, **kwargs)
     try:
         report = build_report(args.run_dirs, args.out, judge_backend=judge,
-                              bootstrap_samples=args.bootstrap)
+                              bootstrap_samples=args.bootstrap_samples)
     finally:
         if judge is not None:
             judge.close()
