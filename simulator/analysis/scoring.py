@@ -266,8 +266,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _num(value: Any) -> str:
-    """Three significant digits: what a reader compares, not float noise."""
-    return "n/a" if value is None else f"{value:.3g}"
+    """Three decimals, as in the report: what a reader compares, not float noise."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _interval(m: dict[str, Any], stat: str) -> str:
