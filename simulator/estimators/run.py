@@ -81,6 +81,18 @@ def check_plan(estimator: str, plan: str) -> None:
         )
 
 
+def check_backend(estimator: str, backend: Backend) -> bool:
+    """Whether ``backend`` is read locally (transformers); raise ValueError when it cannot serve ``estimator``."""
+    local = getattr(backend, "name", "") == "transformers"
+    supported = frozenset(getattr(backend, "supported_params", frozenset()))
+    if estimator == "logprob" and not local and "top_logprobs" not in supported:
+        raise ValueError(
+            f"--estimator logprob needs the transformers backend or an OpenAI-compatible server (--backend openai); "
+            f"the {getattr(backend, 'name', '?')} backend returns no log-probabilities. Use --estimator verbalized."
+        )
+    return local
+
+
 def _labels(rendered: Any) -> tuple[str, ...]:
     """Per SOURCE option, the number the participant sees before it."""
     labels = [""] * len(rendered.order)
@@ -107,12 +119,7 @@ class _EstimatorRun:
         self.culture = questions[0].culture
         self.plan_name = plan_name
         self.supported = frozenset(getattr(backend, "supported_params", frozenset()))
-        self.local = getattr(backend, "name", "") == "transformers"
-        if estimator == "logprob" and not self.local and "top_logprobs" not in self.supported:
-            raise ValueError(
-                f"--estimator logprob needs the transformers backend or an OpenAI-compatible server (--backend openai); "
-                f"the {getattr(backend, 'name', '?')} backend returns no log-probabilities. Use --estimator verbalized."
-            )
+        self.local = check_backend(estimator, backend)
 
     def order(self, p: Any, q: Question) -> tuple[int, ...]:
         return option_order(q, self.seed, p.participant_id, self.settings.shuffle_options)
@@ -237,6 +244,7 @@ def simulate_estimator(
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
     settings = settings or PlanSettings()
+    check_backend(estimator, backend)
     out = Path(out_dir)
     config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection,
                           estimator=estimator)
