@@ -65,7 +65,7 @@ def load_yaml_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CurationError(f"Curated file {path} is missing; it is part of the repository.")
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 
 
 def load_review(path: Path = REVIEW_FILE) -> dict[str, dict[str, str]]:

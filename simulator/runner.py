@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator import __version__
+from simulator.argtypes import positive_int
 from simulator.backends import available_backends, get_backend
 from simulator.backends.base import Backend, RemoteBackend
 from simulator.baselines import CcsvItem, run_ccsv
@@ -643,25 +644,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="transformers", choices=available_backends(), help="model backend (default: transformers)")
     g.add_argument("--model", default=None, help="model id or path (default for transformers: the embedded SmolLM2-135M-Instruct)")
     g.add_argument("--base-url", default=None, help="server URL for the openai backend (vLLM, TGI, SGLang, ...)")
-    g.add_argument("--batch-size", type=int, default=None, help="local batch size (transformers)")
-    g.add_argument("--concurrency", type=int, default=None, help="requests in flight (remote backends)")
+    g.add_argument("--batch-size", type=positive_int, default=None, help="local batch size (transformers)")
+    g.add_argument("--concurrency", type=positive_int, default=None, help="requests in flight (remote backends)")
     g.add_argument("--device", default=None, help="torch device for transformers (default: auto)")
     g.add_argument("--dtype", default=None, help="torch dtype for transformers (e.g. float32, bfloat16)")
-    g.add_argument("--max-new-tokens", type=int, default=512, help="generated tokens per answer (paper: 512)")
+    g.add_argument("--max-new-tokens", type=positive_int, default=512, help="generated tokens per answer (paper: 512)")
     g = parser.add_argument_group("questions")
     g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")
     g.add_argument("--language", default=None, help="question language (default: the culture's native language)")
-    g.add_argument("--questions", type=int, default=None, metavar="N", help="ask the first N questions (default: all)")
+    g.add_argument("--questions", type=positive_int, default=None, metavar="N", help="ask the first N questions (default: all)")
     g.add_argument("--dimensions", type=_csv, default=None, help=f"value dimensions, comma separated ({','.join(VALUE_DIMENSIONS)})")
     g.add_argument("--topics", type=_csv, default=None, help="topics, comma separated")
     g.add_argument("--question-ids", type=_csv, default=None, help="question ids, comma separated")
     g.add_argument("--dataset-dir", type=Path, default=None, help="built dataset folder (default: dataset_builder/dataset)")
     g = parser.add_argument_group("plan")
     g.add_argument("--plan", default="all", help=f"diversity plan: {', '.join(plan_names())} (default: all = DEF)")
-    g.add_argument("--participants", type=int, default=20, help="simulated participants (paper: 20)")
+    g.add_argument("--participants", type=positive_int, default=20, help="simulated participants (paper: 20)")
     g.add_argument("--seed", type=int, default=None, help="run seed (default: random, recorded; on --resume the recorded one)")
-    g.add_argument("--max-beams", type=int, default=d.max_beams, help=f"config plan: num_beams in 1..max (paper: {d.max_beams})")
-    g.add_argument("--max-memory", type=int, default=d.max_memory, help=f"memory plan: cap in 1..max (paper: {d.max_memory})")
+    g.add_argument("--max-beams", type=positive_int, default=d.max_beams, help=f"config plan: num_beams in 1..max (paper: {d.max_beams})")
+    g.add_argument("--max-memory", type=positive_int, default=d.max_memory, help=f"memory plan: cap in 1..max (paper: {d.max_memory})")
     g.add_argument("--temperature-range", type=_float_range, default=d.temperature_range,
                    help="config plan: temperature LO,HI (default 0.7,1.3; paper: 1)")
     g.add_argument("--top-p-range", type=_float_range, default=d.top_p_range, help="config plan: top_p LO,HI (default 0.9,1.0; paper: 1)")
@@ -672,7 +673,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ccsv-revisions", type=int, default=d.ccsv_revisions, help="ccsv: revisions voted on")
     g.add_argument("--ccsv-votes", type=int, default=d.ccsv_votes, help="ccsv: self-votes")
     g = parser.add_argument_group("run")
-    g.add_argument("--out", type=Path, required=True, help="run folder (must be new or empty, unless --resume)")
+    g.add_argument("--out", type=Path, required=True, help="run folder to write (must be new or empty, unless --resume)")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     g.add_argument("--shard", default=None, help="run only shard K/N of the participants (K 1-based: p %% N == K-1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from simulator.argtypes import add_hidden_alias, nonnegative_int
+
 REPORT_VERSION = "1.0"
 log = logging.getLogger(__name__)
 
@@ -195,16 +197,15 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
     return projection
 
 
-def _ceiling(runs: list[dict[str, Any]], panel: Path | None) -> dict[str, Any] | None:
-    from simulator.analysis.ceiling import DEFAULT_PANEL, human_ceiling
+def _ceiling(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    from simulator.analysis.ceiling import human_ceiling
 
-    panel = panel or DEFAULT_PANEL
     questions = {q.id: q for run in runs for q in run["questions"] if q.source == "GSS"}
     if not questions:
         return None
-    if not Path(panel).exists():
-        return {"error": f"GSS panel microdata not found at {panel}; the ceiling needs ../shared/sources"}
-    ceiling = human_ceiling(list(questions.values()), panel)
+    ceiling = human_ceiling(list(questions.values()))
+    if not ceiling["per_question"]:
+        return {"error": "the runs' GSS questions carry no human_ceiling columns (a dataset older than 2.0)"}
     by_id = {p["id"]: p for p in ceiling["per_question"]}
     comparison = {}
     for run in runs:
@@ -237,7 +238,6 @@ def build_report(
     out_dir: str | Path,
     judge_backend: Any = None,
     dataset_dir: str | Path | None = None,
-    panel: str | Path | None = None,
     bootstrap_samples: int = 1000,
 ) -> dict[str, Any]:
     """Analyse the runs; write report.json, report.html and figures/; return the report dict."""
@@ -286,7 +286,7 @@ def build_report(
     report["culture_map"] = culture_map_for_runs(runs, Path(dataset_dir) if dataset_dir else None)
     report["ablation"] = _ablation(runs)
     report["language_ablation"] = _language_ablation(runs)
-    report["human_ceiling"] = _ceiling(runs, Path(panel) if panel else None)
+    report["human_ceiling"] = _ceiling(runs)
 
     figs: dict[str, str] = {}
     fdir = out / "figures"
@@ -437,13 +437,15 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders written by `culturesim simulate`")
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="run folders written by culturesim simulate (several: compared side by side)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for report.html, report.json, figures/")
-    parser.add_argument("--judge-backend", default=None, help="backend for the insensitivity judge (off by default)")
+    parser.add_argument("--judge-backend", default=None, help="backend for the optional LLM judge of the insensitivity dimensions rules cannot decide (default: off)")
     parser.add_argument("--judge-model", default=None, help="model for the judge backend")
-    parser.add_argument("--judge-base-url", default=None, help="base URL for an openai/anthropic judge")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for the CIs")
-    parser.add_argument("--panel", type=Path, default=None, help="GSS panel parquet for the human ceiling")
+    parser.add_argument("--judge-base-url", default=None, help="server URL for an openai-compatible judge backend")
+    parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
+                        help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
+    add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -458,8 +460,8 @@ def main(args: argparse.Namespace) -> int:
             kwargs["base_url"] = args.judge_base_url
         judge = get_backend(args.judge_backend, **kwargs)
     try:
-        report = build_report(args.run_dirs, args.out, judge_backend=judge, panel=args.panel,
-                              bootstrap_samples=args.bootstrap)
+        report = build_report(args.run_dirs, args.out, judge_backend=judge,
+                              bootstrap_samples=args.bootstrap_samples)
     finally:
         if judge is not None:
             judge.close()
