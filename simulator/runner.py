@@ -65,6 +65,7 @@ from simulator.participants import (
     parse_plan,
     plan_names,
 )
+from simulator.presentation import Presentation
 from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
 from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
@@ -279,8 +280,9 @@ class _Exchange:
 
 class _Run:
     def __init__(self, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
-                 participants: list[Participant], max_new_tokens: int) -> None:
+                 participants: list[Participant], max_new_tokens: int, presentation: Presentation | None = None) -> None:
         self.questions = questions
+        self.presentation = presentation
         self.backend = backend
         self.kind, self.mods = parse_plan(plan)
         self.seed = seed
@@ -294,6 +296,9 @@ class _Run:
         self.templates = CAO_TEMPLATES if self.kind == "cao" else DEF_TEMPLATES
 
     def render(self, p: Participant, q: Question) -> RenderedQuestion:
+        if self.presentation is not None:
+            return self.presentation.render(q, self.culture, self.seed, p.participant_id, p.location,
+                                            self.settings.shuffle_options, self.templates)
         order = option_order(q, self.seed, p.participant_id, self.settings.shuffle_options)
         return render_question(q, self.culture, order, p.location, self.templates)
 
@@ -353,7 +358,7 @@ class _Run:
         if e.error and not e.text.strip():
             status, positions, method, disclosure = "error", (), "none", False
         else:
-            parsed = parse_response(e.text, r.options, q.question_type, scale=r.scale, language=q.language)
+            parsed = parse_response(r.parser_text(e.text), r.options, q.question_type, scale=r.scale, language=q.language)
             status, positions, method, disclosure = parsed.status.value, parsed.positions, parsed.method, parsed.ai_disclosure
         row = {
             "key": f"{p.participant_id}:{q.id}",
@@ -378,6 +383,8 @@ class _Run:
             "error": e.error,
             "timing": {"latency_s": round(e.latency_s, 4), "finished_at": _now()},
         }
+        if self.presentation is not None:
+            row["presentation"] = {"order": self.presentation.order, "labels": r.labels, "variant": r.variant}
         row.update(e.extra)
         return row
 
@@ -411,6 +418,7 @@ def build_config(
     max_new_tokens: int,
     shard: tuple[int, int] | None,
     selection: dict[str, Any] | None = None,
+    presentation: Presentation | None = None,
     estimator: str = "sampling",
 ) -> dict[str, Any]:
     """The run's ``config.json``: everything that determines its rows, and no secret.
@@ -461,6 +469,8 @@ def build_config(
         "created_at": _now(),
         "command": redact_argv(sys.argv),
     }
+    if presentation is not None:  # only where used: older run folders stay resumable
+        config["presentation"] = presentation.to_dict()
     if estimator != "sampling":
         from simulator.estimators.run import estimator_config
 
@@ -482,11 +492,13 @@ def simulate(
     progress: bool = True,
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     selection: dict[str, Any] | None = None,
+    presentation: Presentation | None = None,
 ) -> RunSummary:
     """Run (or resume) a simulation into ``out_dir``; see the module docstring.
 
     ``on_rows`` is called after each step with the rows just written (for live views).
     ``selection`` records how the questions were chosen (culture, filters, dataset path).
+    ``presentation`` changes option order, labels or wording (``simulator.presentation``).
     """
     started = time.perf_counter()
     questions = list(questions)
@@ -500,11 +512,12 @@ def simulate(
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
     out = Path(out_dir)
-    config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection)
+    config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection,
+                          presentation)
     existing_rows = _prepare_dir(out, config, resume, questions)
     ids = config["participant_ids"]
     people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
-    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens)
+    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens, presentation)
     if config["config_diversity"]["modification_on"] and config["config_diversity"]["unavailable"]:
         log.warning("config diversity: %s", config["config_diversity"]["note"])
 
