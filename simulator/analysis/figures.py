@@ -51,9 +51,10 @@ def _wrap(label: str, width: int = 24) -> str:
     return "\n".join(textwrap.wrap(str(label), width)) or str(label)
 
 
-def _legend_below(fig: Figure, ax: Any, ncol: int | None = None) -> None:
+def _legend_below(fig: Figure, ax: Any, ncol: int | None = None, extra: Sequence[Any] = ()) -> None:
     """A legend under the plot, where long run labels cannot cover data or leave the canvas."""
     handles, labels = ax.get_legend_handles_labels()
+    handles, labels = handles + list(extra), labels + [h.get_label() for h in extra]
     if handles:
         fig.legend(handles, [_wrap(lb, 40) for lb in labels], loc="outside lower center", fontsize=8,
                    ncol=ncol or min(len(handles), 2), frameon=False)
@@ -94,14 +95,13 @@ def dimension_bars(per_run: Mapping[str, Mapping[str, Mapping[str, Any]]], metri
     labels = []
     for d in dims:
         counts = sorted({int(per_run[r].get(d, {}).get("n_questions") or 0) for r in runs if d in per_run[r]})
-        labels.append(f"{d}\nn={'/'.join(str(c) for c in counts)}")
+        labels.append(f"{d}\nn={', '.join(str(c) for c in counts)}")
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel(f"mean {metric.upper()} (lower = closer to humans)")
     ax.set_title(f"{metric.upper()} divergence per value dimension (95% bootstrap CI over questions)", fontsize=10)
-    if single:
-        ax.bar([np.nan], [np.nan], color="white", edgecolor="grey", hatch="///", label="one question: no interval")
+    extra = [Patch(facecolor="white", edgecolor="grey", hatch="///", label="one question: no interval")] if single else []
     if len(runs) > 1 or single:
-        _legend_below(fig, ax)
+        _legend_below(fig, ax, extra=extra)
     ax.set_ylim(bottom=0)
     return fig
 
@@ -189,7 +189,7 @@ def _place_labels(fig: Figure, ax: Any, points: Mapping[str, tuple[float, float]
     for label, (x, y) in sorted(points.items(), key=crowding):
         best = None
         for dx, dy, ha, va in offsets:
-            text = ax.annotate(_wrap(label, 22), (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8,
+            text = ax.annotate(_wrap(label, 36), (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8,
                                ha=ha, va=va)
             text.set_in_layout(False)  # placed by measurement: the layout must not move the axes after
             box = text.get_window_extent(renderer)
@@ -201,7 +201,7 @@ def _place_labels(fig: Figure, ax: Any, points: Mapping[str, tuple[float, float]
                 break
             text.remove()
         if best is None:  # nowhere free: the first position, connected to its point by a line
-            text = ax.annotate(_wrap(label, 22), (x, y), textcoords="offset points", xytext=(7, 22), fontsize=8,
+            text = ax.annotate(_wrap(label, 36), (x, y), textcoords="offset points", xytext=(7, 22), fontsize=8,
                                ha="left", va="bottom", arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
             text.set_in_layout(False)
             best = (text, text.get_window_extent(renderer))
@@ -289,7 +289,7 @@ def insensitivity_radar(per_run: Mapping[str, Mapping[str, Mapping[str, Any]]]) 
     ax.set_xticks(angles, labels, fontsize=8)
     ax.tick_params(axis="x", pad=10)
     ax.set_ylim(0, 1)
-    ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["0.25", "0.5", "0.75", "1"], fontsize=7, color="grey")
+    ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["0.25", "0.5", "0.75", ""], fontsize=7, color="grey")  # 1: the rim
     ax.set_rlabel_position(90)  # between QC (60 degrees) and RP (120 degrees), on no dimension's line
     for d in undefined_anywhere:
         ax.plot([angles[dims.index(d)]] * 2, [0, 1], color="lightgrey", lw=1, ls=":")
@@ -322,9 +322,21 @@ def layout_problems(fig: Figure) -> list[str]:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     canvas = fig.bbox
+    hidden = set()  # texts that exist but are not drawn: axes switched off, ticks outside the view
+    for ax in fig.axes:
+        if not ax.axison:
+            hidden.update(id(t) for axis in (ax.xaxis, ax.yaxis) for t in axis.findobj(Text))
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            span = (high - low) or 1.0
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                loc = tick.get_loc()
+                if loc is None or not low - 1e-9 * span <= loc <= high + 1e-9 * span:
+                    hidden.update({id(tick.label1), id(tick.label2)})
     texts = []
     for t in fig.findobj(Text):
-        if not t.get_visible() or not t.get_text().strip():
+        if id(t) in hidden or not t.get_visible() or not t.get_text().strip():
             continue
         box = t.get_window_extent(renderer)
         if box.width <= 0 or box.height <= 0:
