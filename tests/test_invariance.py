@@ -5,6 +5,7 @@ the sampling-noise reference, a position-biased one does not)."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -204,3 +205,59 @@ def test_movement_against_the_sampling_noise_yardstick_by_simulation():
     # the yardstick is the JS between the two baselines, question by question
     noise = inv._js(base_a, base_b, QS)
     assert real["noise_mean"] == pytest.approx(np.mean([noise[x.id] for x in QS]))
+
+
+# --------------------------------------------------------------------------------------
+# The battery on the embedded model, end to end
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_battery_on_the_embedded_model(tmp_path, capsys):
+    """A real, tiny battery (3 questions, 4 participants, 24 new tokens): every run is an
+    ordinary run folder shown as its condition says, and the reported numbers are recounted
+    here from the rows (the JS with scipy)."""
+    from simulator.cli import main as cli_main
+
+    ids = "wvs7.US.Q1.en,gss2022.cappun.en,wvs7.US.Q46.en"
+    assert cli_main(["invariance", "--question-ids", ids, "--participants", "4", "--max-new-tokens", "24",
+                     "--perturbations", "order,labels,reverse", "--orders", "1", "--label-styles", "letters",
+                     "--bootstrap", "100", "--out", str(tmp_path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "position-bias index" in printed and "movement under order" in printed and "sampling noise" in printed
+    result = json.loads((tmp_path / "invariance.json").read_text())
+    assert set(result["runs"]) == {"base-a", "base-b", "order-1", "labels-letters", "reverse"}
+    assert set(result["movement"]) == {"order", "labels", "reverse"}
+    rows = {name: [json.loads(x) for x in (tmp_path / name / "responses.jsonl").read_text().splitlines()]
+            for name in result["runs"]}
+    seeds = {name: json.loads((tmp_path / name / "config.json").read_text())["seed"] for name in result["runs"]}
+    assert sorted(seeds.values()) == [0, 1, 2, 3, 4]
+    for r in rows["labels-letters"]:
+        assert "\nA. " in r["prompt"][-1]["content"] and r["presentation"]["labels"] == "letters"
+    for r in rows["reverse"]:
+        assert r["option_order"] == sorted(r["option_order"], reverse=True)
+    for r in rows["base-a"] + rows["base-b"]:
+        assert r["option_order"] == sorted(r["option_order"])
+
+    def dist(name, qid, k):
+        counts = np.zeros(k)
+        for r in rows[name]:
+            if r["question_id"] == qid and r["status"] == "ok":
+                counts[r["option_indices"][0]] += 1
+        return counts / counts.sum() if counts.sum() else None
+
+    from simulator.questions import load_questions
+    qs = {x.id: x for x in load_questions(culture="US", ids=ids.split(","))}
+    m = result["movement"]["reverse"]
+    for pq_row in m.get("per_question", []):
+        k = qs[pq_row["id"]].num_options
+        a, b, c = (dist(n, pq_row["id"], k) for n in ("base-a", "base-b", "reverse"))
+        assert pq_row["noise"] == pytest.approx(jensenshannon(a, b, base=2), abs=1e-9)
+        assert pq_row["movement"] == pytest.approx(
+            (jensenshannon(c, a, base=2) + jensenshannon(c, b, base=2)) / 2, abs=1e-9)
+    pb = result["position_bias"]
+    if pb:
+        single = [r for r in rows["order-1"] if r["status"] == "ok" and len(r["positions"]) == 1]
+        assert pb["answers"] == len(single)
+        first = sum(r["positions"][0] == 0 for r in single) / len(single)
+        assert pb["positions"][0]["observed_share"] == pytest.approx(first)
