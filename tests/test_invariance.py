@@ -261,3 +261,41 @@ def test_battery_on_the_embedded_model(tmp_path, capsys):
         assert pb["answers"] == len(single)
         first = sum(r["positions"][0] == 0 for r in single) / len(single)
         assert pb["positions"][0]["observed_share"] == pytest.approx(first)
+
+
+def test_battery_over_http_with_paraphrases_renders_every_condition(tmp_path, monkeypatch):
+    """The whole battery through the runner against llm-katan's echo server (fast): each
+    condition's prompts are what it says, the paraphrase run shows only variants, and the
+    analysis reports what it could (echoed prompts parse to few answers) without failing."""
+    from katan import start_katan
+    from simulator.backends import get_backend
+    from simulator.questions import load_questions
+
+    for env in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(env, raising=False)
+    qs = load_questions(culture="US", ids=["wvs7.US.Q1.en", "gss2022.cappun.en"])
+    para = Paraphrases({"wvs7.US.Q1.en": (("wvs7.US.Q1.en~p0", "How much does family matter in your life?"),)})
+    conditions = inv.plan_conditions(["order", "labels", "reverse", "paraphrase"], orders=1)
+    with start_katan() as server:
+        backend = get_backend("openai", model="katan-echo", base_url=server.openai_url)
+        try:
+            inv.run_battery(tmp_path, qs, backend, conditions, participants=5, seed=10, max_new_tokens=8,
+                            paraphrases=para, progress=False)
+        finally:
+            backend.close()
+    rows = {c.name: [json.loads(x) for x in (tmp_path / c.name / "responses.jsonl").read_text().splitlines()]
+            for c in conditions}
+    for r in rows["paraphrase"]:
+        prompt = r["prompt"][-1]["content"]
+        if r["question_id"] == "wvs7.US.Q1.en":
+            assert r["presentation"]["variant"] == "wvs7.US.Q1.en~p0" and "How much does family matter" in prompt
+        else:  # no variant: the source wording
+            assert r["presentation"]["variant"] is None
+    assert all("\nFavor\nOppose" in r["prompt"][-1]["content"] for r in rows["labels-text"]
+               if r["question_id"] == "gss2022.cappun.en")
+    assert len({tuple(r["option_order"]) for r in rows["order-1"] if r["question_id"] == "wvs7.US.Q1.en"}) > 1
+    result = inv.analyse(tmp_path, conditions, qs, bootstrap=50)
+    assert set(result["movement"]) == {"order", "labels", "reverse", "paraphrase"}
+    assert result["movement"]["paraphrase"]["questions"] <= 1
+    inv.write_result(tmp_path, result)
+    assert (tmp_path / "invariance.md").read_text().startswith("invariance battery:")
