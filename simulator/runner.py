@@ -419,11 +419,14 @@ def build_config(
     shard: tuple[int, int] | None,
     selection: dict[str, Any] | None = None,
     presentation: Presentation | None = None,
+    estimator: str = "sampling",
 ) -> dict[str, Any]:
     """The run's ``config.json``: everything that determines its rows, and no secret.
 
     With ``backend=None`` the backend-dependent keys (``model``, ``backend``,
     ``config_diversity``) are None: enough to check a resume before loading a model.
+    Runs of another ``estimator`` than sampling (``simulator.estimators``) carry an
+    ``estimator`` entry; sampling runs have none (readers default to sampling).
     """
     kind, mods = parse_plan(plan)
     supported = frozenset(getattr(backend, "supported_params", frozenset()))
@@ -468,6 +471,10 @@ def build_config(
     }
     if presentation is not None:  # only where used: older run folders stay resumable
         config["presentation"] = presentation.to_dict()
+    if estimator != "sampling":
+        from simulator.estimators.run import estimator_config
+
+        config["estimator"] = estimator_config(estimator)
     return config
 
 
@@ -679,6 +686,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     g.add_argument("--shard", default=None, help="run only shard K/N of the participants (K 1-based: p %% N == K-1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--estimator", default="sampling", choices=("sampling", "logprob", "verbalized"),
+                   help="how answers are read: sampling (DEF participants' answers, default), logprob (option "
+                        "probabilities), verbalized (stated shares); see simulator/estimators")
 
 
 def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -735,6 +745,11 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         ccsv_votes=args.ccsv_votes,
     )
     canonical_plan(args.plan)  # validate before loading anything
+    estimator = getattr(args, "estimator", "sampling")
+    if estimator != "sampling":
+        from simulator.estimators.run import check_plan
+
+        check_plan(estimator, args.plan)
     questions = load_questions(
         culture=args.culture,
         language=args.language,
@@ -749,6 +764,8 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     shard_participants(args.participants, shard)
     presentation = None
     if getattr(args, "paraphrases", None):
+        if estimator != "sampling":
+            raise ValueError(f"--paraphrases works with --estimator sampling only, not {estimator!r}")
         presentation = Presentation(paraphrases=Paraphrases.load(args.paraphrases, questions))
     selection = {
         "culture": args.culture,
@@ -761,16 +778,23 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     }
     # Check a resume before loading the model (the backend's own keys are compared later).
     partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection,
-                           presentation)
+                           presentation, estimator=estimator)
     check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
     own = backend is None
     if backend is None:
         backend = get_backend(args.backend, **backend_kwargs(args.backend, args, seed))
+    run = simulate
+    if estimator != "sampling":
+        import functools
+
+        from simulator.estimators.run import simulate_estimator
+
+        run = functools.partial(simulate_estimator, estimator=estimator)
     try:
-        summary = simulate(
+        summary = run(
             out, questions, backend, plan=args.plan, participants=args.participants, seed=seed, settings=settings,
             max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume, progress=not args.no_progress,
-            selection=selection, presentation=presentation,
+            selection=selection, **({"presentation": presentation} if presentation is not None else {}),
         )
     finally:
         if own:
