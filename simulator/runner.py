@@ -65,7 +65,7 @@ from simulator.participants import (
     parse_plan,
     plan_names,
 )
-from simulator.presentation import Presentation
+from simulator.presentation import Paraphrases, Presentation
 from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
 from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
@@ -676,6 +676,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--do-sample-prob", type=float, default=d.do_sample_prob,
                    help="config plan: probability a participant samples (default 1 = paper's do_sample true)")
     g.add_argument("--no-shuffle", action="store_true", help="keep the source option order (default: shuffle per participant)")
+    g.add_argument("--paraphrases", type=Path, default=None,
+                   help="folder from `culturesim dataset expand`: each participant gets a variant (or the source wording)")
     g.add_argument("--ccsv-critiques", type=int, default=d.ccsv_critiques, help="ccsv: critiques per answer")
     g.add_argument("--ccsv-revisions", type=int, default=d.ccsv_revisions, help="ccsv: revisions voted on")
     g.add_argument("--ccsv-votes", type=int, default=d.ccsv_votes, help="ccsv: self-votes")
@@ -760,6 +762,11 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     if args.participants < 1:
         raise ValueError(f"--participants {args.participants} must be >= 1")
     shard_participants(args.participants, shard)
+    presentation = None
+    if getattr(args, "paraphrases", None):
+        if estimator != "sampling":
+            raise ValueError(f"--paraphrases works with --estimator sampling only, not {estimator!r}")
+        presentation = Presentation(paraphrases=Paraphrases.load(args.paraphrases, questions))
     selection = {
         "culture": args.culture,
         "language": args.language,
@@ -771,7 +778,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     }
     # Check a resume before loading the model (the backend's own keys are compared later).
     partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection,
-                           estimator=estimator)
+                           presentation, estimator=estimator)
     check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
     own = backend is None
     if backend is None:
@@ -787,7 +794,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         summary = run(
             out, questions, backend, plan=args.plan, participants=args.participants, seed=seed, settings=settings,
             max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume, progress=not args.no_progress,
-            selection=selection,
+            selection=selection, **({"presentation": presentation} if presentation is not None else {}),
         )
     finally:
         if own:
