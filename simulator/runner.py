@@ -55,6 +55,7 @@ from simulator.argtypes import positive_int
 from simulator.backends import available_backends, get_backend
 from simulator.backends.base import Backend, RemoteBackend
 from simulator.baselines import CcsvItem, run_ccsv
+from simulator.eta import StepEta, format_seconds, memory_loads
 from simulator.memory import MEMORY_VERSION, Memory, memory_rng
 from simulator.parsing import PARSER_VERSION, parse_response
 from simulator.participants import (
@@ -536,9 +537,13 @@ def simulate(
     counts: Counter[str] = Counter(r["status"] for r in have.values())
     tokens = 0
     bar = _progress(total, len(have), config["plan"], progress)
+    # Later steps cost more (memory prompts grow): the ETA models that (simulator.eta).
+    eta = StepEta(memory_loads(len(questions), [p.memory_cap for p in people if p.memory_cap is not None]))
+    resumed_steps = {i for i, q in enumerate(questions) if all((pid, q.id) in have for pid in ids)}
     try:
         with open(out / RESPONSES_FILE, "ab") as fh:
             for step, q in enumerate(questions):
+                step_started = time.perf_counter()
                 missing = [pid for pid in ids if (pid, q.id) not in have]
                 rows_by_pid: dict[int, dict[str, Any]] = {pid: have[(pid, q.id)] for pid in ids if (pid, q.id) in have}
                 new_rows: list[dict[str, Any]] = []
@@ -561,6 +566,8 @@ def simulate(
                     counts.update(r["status"] for r in new_rows)
                     tokens += sum(r["tokens"]["output"] for r in new_rows)
                     bar.update(len(new_rows))
+                    eta.record(step, time.perf_counter() - step_started)
+                    bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
                     if on_rows:
                         on_rows(new_rows)
                 for pid in ids:
@@ -575,8 +582,9 @@ def simulate(
 def _progress(total: int, done: int, plan: str, enabled: bool):
     from tqdm import tqdm  # plain tqdm: what gr.Progress(track_tqdm=True) follows in the Space
 
+    # tqdm's own time-left assumes equal rows; the postfix carries simulator.eta's estimate instead.
     return tqdm(total=total, initial=done, desc=f"simulate [{plan}]", unit="row", disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1)
+                dynamic_ncols=True, smoothing=0.1, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
 
 def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
