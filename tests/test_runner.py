@@ -34,7 +34,7 @@ from simulator.runner import (
 )
 from simulator.types import GenerationRequest, GenerationResult
 
-STATUSES = {"ok", "no_answer", "invalid_option", "multiple_for_single", "refusal", "error"}
+STATUSES = {"ok", "no_answer", "invalid_option", "multiple_for_single", "number_text_disagree", "refusal", "error"}
 ROW_KEYS = {"key", "participant_id", "question_id", "step", "persona", "generation_config", "prompt", "option_order",
             "raw_text", "parsed", "option_indices", "positions", "status", "parse_method", "tokens", "attempts",
             "error", "timing"}

@@ -102,7 +102,7 @@ def assess_response(
         cells["IU"] = Cell(None)
 
     # QC: the number and range of choices.
-    if status in ("invalid_option", "multiple_for_single"):
+    if status in ("invalid_option", "multiple_for_single", "number_text_disagree"):
         cells["QC"] = Cell(True, "rule", f"status {status}")
     elif status == "ok":
         cells["QC"] = Cell(False, "rule", f"{len(positions)} valid option(s) for a {question_type} question")

@@ -17,25 +17,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.argtypes import add_hidden_alias, nonnegative_int
 from simulator.questions import Question
 from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
 
 __all__ = [
+    "MIN_ANSWERS_PER_QUESTION",
+    "MIN_QUESTIONS_PER_DIMENSION",
+    "PARSE_RATE_WARNING",
     "SCORES_FILE",
+    "STATUSES",
     "RunAnswers",
     "add_arguments",
     "collect_answers",
+    "collect_distributions",
     "load_config",
     "load_responses",
     "load_run_questions",
     "main",
+    "run_estimator",
     "score_run",
+    "summary_lines",
+    "support_warnings",
 ]
 
 log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.json"
-STATUSES = ("ok", "no_answer", "invalid_option", "multiple_for_single", "refusal", "error")
+STATUSES = ("ok", "no_answer", "invalid_option", "multiple_for_single", "number_text_disagree", "refusal", "error")
+"""Every response status a run folder may hold. ``number_text_disagree`` (parser 1.1) was
+written as ``multiple_for_single`` by parser 1.0; old runs keep reading (both are non-answers)."""
+
+# What the numbers rest on: below these a number is flagged (report, `culturesim score`).
+PARSE_RATE_WARNING = 0.5
+"""Warn when fewer than this share of a run's responses parsed to an answer."""
+MIN_ANSWERS_PER_QUESTION = 5
+"""A question's model distribution resting on fewer parsed answers than this is flagged."""
+MIN_QUESTIONS_PER_DIMENSION = 3
+"""A per-dimension mean resting on fewer questions than this is flagged (one question: no interval)."""
 
 
 def load_config(run_dir: str | Path) -> dict[str, Any]:
@@ -88,6 +107,8 @@ class RunAnswers:
     status_counts: dict[str, int] = field(default_factory=dict)
     rows: int = 0
     expected_rows: int = 0
+    question_status: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per question id (every question of the run), its rows' status counts."""
 
 
 def collect_answers(rows: list[dict[str, Any]], questions: list[Question]) -> RunAnswers:
@@ -99,6 +120,10 @@ def collect_answers(rows: list[dict[str, Any]], questions: list[Question]) -> Ru
         if row["status"] == "ok" and row["question_id"] in by_question:
             by_question[row["question_id"]].append(row)
     kept, predictions, who, unanswered = [], [], [], []
+    per_question_status: dict[str, Counter[str]] = {q.id: Counter() for q in questions}
+    for row in rows:
+        if row["question_id"] in per_question_status:
+            per_question_status[row["question_id"]][row["status"]] += 1
     for q in questions:
         ok = sorted(by_question[q.id], key=lambda r: r["participant_id"])
         answers = []
@@ -114,7 +139,84 @@ def collect_answers(rows: list[dict[str, Any]], questions: list[Question]) -> Ru
         kept.append(q)
         predictions.append(answers)
         who.append([int(r["participant_id"]) for r in ok])
-    return RunAnswers(kept, predictions, who, unanswered, dict(counts), len(rows))
+    return RunAnswers(kept, predictions, who, unanswered, dict(counts), len(rows),
+                      question_status={k: dict(v) for k, v in per_question_status.items()})
+
+
+def _dropped_reason(status_counts: dict[str, int]) -> str:
+    """Why a question has no score: its responses by status ("no parsed answer: 6 no_answer, 2 refusal")."""
+    if not status_counts:
+        return "no response rows"
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(status_counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"no parsed answer ({parts})"
+
+
+def support_warnings(responses: dict[str, Any], metric: dict[str, Any] | None, dropped: bool = True) -> list[str]:
+    """Plain-language warnings where a number rests on too few answers or questions (the
+    thresholds are the module constants, stated in every warning). ``dropped``: include the
+    questions left out for lack of a parsed answer (off where they are listed already)."""
+    out = []
+    rate = responses.get("parse_rate")
+    if rate is not None and rate < PARSE_RATE_WARNING:
+        out.append(f"Only {rate:.0%} of responses parsed to an answer (below {PARSE_RATE_WARNING:.0%}): the model "
+                   "distributions rest on few answers each, and on the responses the parser could read.")
+    if not responses.get("complete", True):
+        out.append(f"The run is incomplete: {responses.get('rows')} of {responses.get('expected_rows')} rows present.")
+    left_out = responses.get("questions_dropped") or []
+    if left_out and dropped:
+        out.append(f"{len(left_out)} question(s) had no parsed answer and are left out of every score: "
+                   + ", ".join(d["id"] for d in left_out) + ".")
+    few = sorted(q for q, n in (responses.get("answers_per_question") or {}).items() if n < MIN_ANSWERS_PER_QUESTION)
+    if few:
+        out.append(f"{len(few)} scored question(s) rest on fewer than {MIN_ANSWERS_PER_QUESTION} parsed answers: "
+                   + ", ".join(few) + ".")
+    thin = sorted(d for d, st in ((metric or {}).get("per_dimension") or {}).items()
+                  if (st.get("n_questions") or 0) < MIN_QUESTIONS_PER_DIMENSION)
+    if thin:
+        out.append(f"{len(thin)} value dimension(s) rest on fewer than {MIN_QUESTIONS_PER_DIMENSION} questions "
+                   f"({', '.join(thin)}); one question gives no interval.")
+    return out
+
+
+def collect_distributions(rows: list[dict[str, Any]], questions: list[Question]) -> RunAnswers:
+    """For ``logprob`` and ``verbalized`` runs: per question, the mean of the ok rows'
+    distributions (source order) over participants, i.e. over their option orders and
+    personas; ``predictions`` then holds one probability vector per question."""
+    sums: dict[str, list[float]] = {}
+    who: dict[str, list[int]] = {q.id: [] for q in questions}
+    sizes = {q.id: q.num_options for q in questions}
+    counts: Counter[str] = Counter()
+    for row in sorted(rows, key=lambda r: r["participant_id"]):
+        counts[row["status"]] += 1
+        qid = row["question_id"]
+        if row["status"] != "ok" or qid not in sizes:
+            continue
+        dist = row.get("distribution")
+        if not isinstance(dist, list) or len(dist) != sizes[qid] or any(not isinstance(x, (int, float)) or x < 0 for x in dist):
+            raise ValueError(f"Row {row.get('key')!r}: distribution {dist!r} does not fit question {qid!r} ({sizes[qid]} options)")
+        total = float(sum(dist))
+        if total <= 0:
+            raise ValueError(f"Row {row.get('key')!r}: distribution sums to {total}, not 1")
+        acc = sums.setdefault(qid, [0.0] * sizes[qid])
+        for i, x in enumerate(dist):
+            acc[i] += x / total
+        who[qid].append(int(row["participant_id"]))
+    kept, predictions, participants, unanswered = [], [], [], []
+    for q in questions:
+        if not who[q.id]:
+            unanswered.append(q.id)
+            continue
+        mean = [x / len(who[q.id]) for x in sums[q.id]]
+        norm = sum(mean)
+        kept.append(q)
+        predictions.append([x / norm for x in mean])
+        participants.append(who[q.id])
+    return RunAnswers(kept, predictions, participants, unanswered, dict(counts), len(rows))
+
+
+def run_estimator(config: dict[str, Any]) -> str:
+    """``sampling``, ``logprob`` or ``verbalized``: how a run read the model (config.json)."""
+    return str((config.get("estimator") or {}).get("name") or "sampling")
 
 
 def score_run(
@@ -137,7 +239,8 @@ def score_run(
     config = load_config(run_dir)
     rows = load_responses(run_dir)
     qs = questions if questions is not None else load_run_questions(run_dir)
-    answers = collect_answers(rows, qs)
+    estimator = run_estimator(config)
+    answers = collect_answers(rows, qs) if estimator == "sampling" else collect_distributions(rows, qs)
     expected = len(config.get("participant_ids") or []) * len(config["question_ids"])
     answers.expected_rows = expected
     total = max(answers.rows, 1)
@@ -149,19 +252,29 @@ def score_run(
         "status_counts": {s: answers.status_counts.get(s, 0) for s in shares},
         "status_shares": shares,
         "non_ok_share": 1.0 - shares.get("ok", 0.0) if answers.rows else None,
+        "parse_rate": shares.get("ok", 0.0) if answers.rows else None,
         "questions_scored": len(answers.questions),
         "questions_unanswered": answers.unanswered,
+        "answers_per_question": {q.id: len(p) for q, p in zip(answers.questions, answers.predictions)},
+        "questions_dropped": [{"id": qid, "reason": _dropped_reason(answers.question_status.get(qid, {}))}
+                              for qid in answers.unanswered],
+        "thresholds": {"parse_rate_warning": PARSE_RATE_WARNING, "min_answers_per_question": MIN_ANSWERS_PER_QUESTION,
+                       "min_questions_per_dimension": MIN_QUESTIONS_PER_DIMENSION},
     }
     if not answers.rows == expected:
         log.warning("%s: %d of %d rows present; scoring what is there", run_dir, answers.rows, expected)
     if answers.questions:
+        model_side = {"predictions" if estimator == "sampling" else "probabilities": answers.predictions}
         metric = compute_alignment(
-            predictions=answers.predictions,
+            **model_side,
             references=[list(q.human_distribution) for q in answers.questions],
             ordinal=[q.ordinal for q in answers.questions],
             value_dimensions=[list(q.value_dimensions) for q in answers.questions],
             demographics=[list(q.demographics) for q in answers.questions],
             question_ids=[q.id for q in answers.questions],
+            response_statuses=[answers.question_status.get(q.id, {}) for q in answers.questions],
+            human_nonsubstantive_share=[getattr(q, "human_nonsubstantive_share", None) for q in answers.questions],
+            human_ceiling=[getattr(q, "human_ceiling", None) for q in answers.questions],
             bootstrap_samples=bootstrap_samples,
             seed=seed,
             return_per_question=return_per_question,
@@ -175,6 +288,7 @@ def score_run(
             "model": config.get("model"),
             "backend": (config.get("backend") or {}).get("backend"),
             "plan": config.get("plan"),
+            "estimator": estimator,
             "culture": config.get("culture"),
             "languages": config.get("languages"),
             "participants": config.get("participants"),
@@ -193,18 +307,52 @@ def score_run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, help="run folder written by `culturesim simulate` (or `merge`)")
-    parser.add_argument("--bootstrap-samples", type=int, default=1000, help="bootstrap replicates for the CIs (0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run folder written by culturesim simulate (or merge)")
+    parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
+                        help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
+    add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default: 0)")
+
+
+def _num(value: Any) -> str:
+    """Three decimals, as in the report: what a reader compares, not float noise."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _interval(m: dict[str, Any], stat: str) -> str:
+    lo, hi = m.get(f"{stat}_ci_low"), m.get(f"{stat}_ci_high")
+    return f" [{_num(lo)}, {_num(hi)}]" if lo is not None and hi is not None else ""
+
+
+def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None) -> list[str]:
+    """The short summary ``culturesim score`` prints: what the scores rest on, the headline
+    numbers rounded, and the warnings (``support_warnings``)."""
+    r, m = result["responses"], result["metric"] or {}
+    rate = r.get("parse_rate")
+    n_asked = r["questions_scored"] + len(r["questions_unanswered"])
+    per_q = list((r.get("answers_per_question") or {}).values())
+    lines = [f"{r['status_counts'].get('ok', 0)} of {r['rows']} responses parsed to an answer"
+             f" ({'n/a' if rate is None else f'{rate:.0%}'}); {r['questions_scored']} of {n_asked} questions scored"
+             + (f", {sum(per_q) / len(per_q):.1f} parsed answers per scored question ({min(per_q)} to {max(per_q)})"
+                if per_q else "")]
+    missed = {k: v for k, v in r["status_counts"].items() if k != "ok" and v}
+    if missed:
+        lines.append("  not parsed: " + ", ".join(f"{k} {v}" for k, v in sorted(missed.items(), key=lambda kv: -kv[1])))
+    for d in r.get("questions_dropped") or []:
+        lines.append(f"  dropped: {d['id']} ({d['reason']})")
+    if m:
+        lines.append(f"  KL {_num(m.get('kl_mean'))}{_interval(m, 'kl')}, JS {_num(m.get('js_mean'))}{_interval(m, 'js')}, "
+                     f"Wasserstein {_num(m.get('wasserstein_mean'))}, match rate {_num(m.get('match_rate'))}"
+                     f"{_interval(m, 'match_rate')}")
+        lines.append("  (KL, JS, Wasserstein: lower = closer to the human answers; match rate: higher = better; "
+                     "[95% bootstrap interval over questions])")
+    lines += [f"warning: {w}" for w in support_warnings(r, result["metric"], dropped=False)]
+    if scores_path is not None:
+        lines.append(f"scores: {scores_path}")
+    return lines
 
 
 def main(args: argparse.Namespace) -> int:
     result = score_run(args.run_dir, bootstrap_samples=args.bootstrap_samples, seed=args.seed)
-    r, m = result["responses"], result["metric"] or {}
-    kl = m.get("kl_mean")
-    print(
-        f"{args.run_dir / SCORES_FILE}: {r['questions_scored']} questions scored, {r['rows']} rows "
-        f"(non-ok share {r['non_ok_share'] if r['non_ok_share'] is not None else 'n/a'}); "
-        f"kl_mean {kl if kl is not None else 'n/a'}, match_rate {m.get('match_rate', 'n/a')}"
-    )
+    print("\n".join(summary_lines(result, args.run_dir / SCORES_FILE)))
     return 0
