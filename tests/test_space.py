@@ -20,6 +20,8 @@ import gradio
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from simulator.backends.base import BackendUnavailable
 import yaml
 from scipy.spatial.distance import jensenshannon
 
@@ -239,12 +241,15 @@ def test_claude_job_that_cannot_connect_keeps_the_key_out(tiny_dataset: Path, tm
 
     monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     key = "sk-ant-test-SECRET123"
-    updates = list(logic.run_job(_claude_job(), tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
-                                 api_key=key, dataset_dir=tiny_dataset))
-    last = updates[-1]
-    assert last.finished and [r["status"] for r in last.rows] == ["error"]
-    assert "the backend failed on 1" in last.message and "Connection" in last.message
-    assert "SECRET123" not in " ".join(u.message for u in updates) + last.table().to_csv()
+    updates = []
+    # Nothing answers at all: the job stops with one message (no failed rows written for it).
+    with pytest.raises(BackendUnavailable) as info:
+        for update in logic.run_job(_claude_job(), tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
+                                    api_key=key, dataset_dir=tiny_dataset):
+            updates.append(update)
+    shown = logic.user_message(info.value)
+    assert "connection refused" in shown
+    assert "SECRET123" not in " ".join(u.message for u in updates) + shown
     leaks = [p for p in (tmp_path / "runs").rglob("*") if p.is_file() and b"SECRET123" in p.read_bytes()]
     assert not leaks
 
