@@ -403,7 +403,7 @@ def _loading(model: str, source: str, gguf: str | None, load: Any) -> Any:
 class TransformersBackend(Backend):
     """A local causal LM (the embedded SmolLM2 by default, a local path, or a Hub id).
 
-    ``.model`` and ``.tokenizer`` are public so other estimators (``simulator.logprob``) reuse the
+    ``.model`` and ``.tokenizer`` are public so other estimators (``simulator.estimators.logprob``) reuse the
     loaded weights.
     """
 
