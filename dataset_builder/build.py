@@ -21,12 +21,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder import card, gss, microdata, wvs
+from dataset_builder import card, gss, gss_text, lint, microdata, wvs
 from dataset_builder.review import (
     DIMENSIONS_FILE,
     GSS_TEXT_FILE,
+    LINT_ALLOW_FILE,
     REVIEW_FILE,
     WVS_ENGLISH_FILE,
+    WVS_NATIVE_FILE,
     CurationError,
     is_numeric_scale,
     is_ordinal,
@@ -55,6 +57,37 @@ def _clean_text(text: str) -> str:
 def _capitalise(label: str) -> str:
     label = label.strip()
     return label[:1].upper() + label[1:]
+
+
+# Codebook shorthand in GSS answer labels, written out in the respondent's voice.
+_SHORTHAND = [
+    (re.compile(r"^yes, respondent does$"), "yes, I do"),
+    (re.compile(r"\bneither r nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
+    (re.compile(r"\bneither i nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
+    (re.compile(r"\bthan fair share\b"), "than my fair share"),
+    (re.compile(r"\broughly fair share\b"), "roughly my fair share"),
+    (re.compile(r"\bi\b"), "I"),
+    (re.compile(r"\bi'"), "I'"),
+    (re.compile(r"\bu\.s\."), "U.S."),
+    (re.compile(r"^r does\b"), "I do"),
+    (re.compile(r"^r is\b"), "I am"),
+    (re.compile(r"^r has\b"), "I have"),
+    (re.compile(r"\bneither r nor\b"), "neither I nor"),
+    (re.compile(r"\br would\b"), "I would"),
+    (re.compile(r"\br\b"), "I"),
+    (re.compile(r"\bafrican-american\b"), "African-American"),
+    (re.compile(r"\bamerican\b"), "American"),
+    (re.compile(r"\bchristian\b"), "Christian"),
+    (re.compile(r"\bgod\b"), "God"),
+]
+
+
+def _option_text(label: str) -> str:
+    """A GSS answer label in sentence case, codebook shorthand written out."""
+    text = label.strip()
+    for pattern, repl in _SHORTHAND:
+        text = pattern.sub(repl, text)
+    return _capitalise(text)
 
 
 NONSUBSTANTIVE_LABELS = ("don't know", "no answer", "skipped on web", "can't choose", "refused", "uncodeable")
@@ -135,13 +168,32 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
         override = text_overrides.get(var_name) or {}
         if override.get("options") and len(override["options"]) != len(var.options):
             raise CurationError(f"{GSS_TEXT_FILE.name}: {var_name} gives {len(override['options'])} options for {len(var.options)} codes")
-        options = [_capitalise(o) for o in (override.get("options") or var.options)]
+        options = [_option_text(o) for o in (override.get("options") or var.options)]
         if override:
             _report(report, "repaired", item, "repair", "curated_text", override["reason"])
             row_repairs.append(f"curated_text: {override['reason']}")
+        if override.get("question"):
+            question = _clean_text(override["question"])
+        else:
+            question, text_rules = gss_text.normalise(_clean_text(var.question or var.label), len(var.question))
+            if text_rules:
+                detail = f"questionnaire text normalised by rule ({', '.join(text_rules)})"
+                _report(report, "repaired", item, "repair", "questionnaire_text", detail)
+                row_repairs.append(f"questionnaire_text: {detail}")
         codes = list(var.codes)
         numeric = is_numeric_scale(var.options)
         ordinal = numeric or is_ordinal(var.options)
+        if override.get("ordinal") is not None:
+            ordinal = bool(override["ordinal"])
+        residual = [i for i, o in enumerate(options) if ordinal and lint.is_residual(o)]
+        if residual:
+            dropped = [options[i] for i in residual]
+            detail = (f"residual answer(s) {dropped} outside the ordered scale dropped; the distribution is "
+                      "renormalised over the scale's answers")
+            _report(report, "repaired", item, "repair", "residual_answer", detail)
+            row_repairs.append(f"residual_answer: {detail}")
+            keep = [i for i in range(len(options)) if i not in residual]
+            options, codes = [options[i] for i in keep], [codes[i] for i in keep]
         answered = np.isin(column, codes)
         if answered.sum() < gss.MIN_RESPONDENTS:
             _report(report, "excluded", item, "microdata", "too_few_respondents",
@@ -162,7 +214,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
                 "source": "GSS",
                 "source_year": int(year),
                 "source_variable": var_name,
-                "question": _clean_text(override.get("question") or var.question or var.label),
+                "question": question,
                 "options": options,
                 "option_codes": codes,
                 "question_type": "scale" if numeric else "single_choice",
@@ -186,7 +238,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
 
 
 def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
-    src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE)
+    src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE, WVS_NATIVE_FILE)
     items, issues = wvs.adapt_all(src)
     for issue in issues:
         entry = {"item": issue.item, "stage": "repair", "rule": issue.kind, "reason": issue.detail}
@@ -282,35 +334,59 @@ def write_parquet(rows: list[dict[str, Any]], out: Path) -> dict[str, int]:
     return counts
 
 
-def build(sources: Path = DEFAULT_SOURCES, out: Path = DEFAULT_OUT, card_copy: Path | None = None) -> dict[str, Any]:
-    """Build the dataset folder; return the build report."""
-    sources, out = Path(sources), Path(out)
+def collect(sources: Path = DEFAULT_SOURCES) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every row the sources give after the rules, the review and the repairs; and the report so far."""
+    sources = Path(sources)
     if not (sources / "gss").is_dir() or not (sources / "wvs7").is_dir():
         raise FileNotFoundError(f"Sources not found at {sources}: expected gss/ and wvs7/ (see ../shared/sources/README.md)")
-    started = time.perf_counter()
     report: dict[str, Any] = {"builder_version": BUILDER_VERSION, "excluded": [], "repaired": []}
     review, tags = load_review(), load_tags()
     rows = [r for year in gss.YEARS for r in gss_rows(sources, review, tags, report, year)]
     rows += wvs_rows(sources, review, tags, report)
-    validate(rows)
+    return rows, report
+
+
+def finish(rows: list[dict[str, Any]], report: dict[str, Any], out: Path = DEFAULT_OUT,
+           card_copy: Path | None = None) -> dict[str, Any]:
+    """Validate and lint ``rows``; write the folder, or only build_report.json and raise on a finding."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    validate(rows)
+    findings = lint.lint(rows, load_yaml_file(LINT_ALLOW_FILE))
+    report["lint_findings"] = [f.to_dict() for f in findings]
+    report["lint_findings_by_kind"] = dict(sorted(Counter(f.kind for f in findings).items()))
+    report["excluded"].sort(key=lambda e: (e["item"], e["rule"]))
+    report["repaired"].sort(key=lambda e: (e["item"], e["rule"]))
+    report["excluded_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["excluded"]).items()))
+    report["repaired_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["repaired"]).items()))
+    if findings:
+        _write_report(report, out)
+        raise lint.LintError(findings)
     counts = write_parquet(rows, out)
     report["rows_per_config"] = counts
     report["rows"] = len(rows)
     report["distinct_human_distributions"] = len({(r["source"], r["source_variable"], r["culture"], r["source_year"])
                                                   for r in rows})
-    report["excluded_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["excluded"]).items()))
-    report["repaired_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["repaired"]).items()))
-    report["excluded"].sort(key=lambda e: e["item"])
-    report["repaired"].sort(key=lambda e: (e["item"], e["rule"]))
-    with open(out / "build_report.json", "w", encoding="utf-8") as fh:
-        json.dump(report, fh, ensure_ascii=False, indent=1, sort_keys=True)
-        fh.write("\n")
+    _write_report(report, out)
     text = card.render(rows, report)
     (out / "README.md").write_text(text, encoding="utf-8")
     if card_copy is not None:
         Path(card_copy).write_text(text, encoding="utf-8")
-    log.info("built %d rows (%s) in %.1fs -> %s", len(rows), counts, time.perf_counter() - started, out)
+    return report
+
+
+def _write_report(report: dict[str, Any], out: Path) -> None:
+    with open(out / "build_report.json", "w", encoding="utf-8") as fh:
+        json.dump(report, fh, ensure_ascii=False, indent=1, sort_keys=True)
+        fh.write("\n")
+
+
+def build(sources: Path = DEFAULT_SOURCES, out: Path = DEFAULT_OUT, card_copy: Path | None = None) -> dict[str, Any]:
+    """Build the dataset folder; return the build report. Raises ``LintError`` on any lint finding."""
+    started = time.perf_counter()
+    rows, report = collect(sources)
+    report = finish(rows, report, out, card_copy)
+    log.info("built %d rows (%s) in %.1fs -> %s", len(rows), report["rows_per_config"], time.perf_counter() - started, out)
     return report
 
 

@@ -21,7 +21,9 @@ CURATION_DIR = Path(__file__).resolve().parent / "curation"
 REVIEW_FILE = CURATION_DIR / "review.yaml"
 DIMENSIONS_FILE = CURATION_DIR / "value_dimensions.yaml"
 WVS_ENGLISH_FILE = CURATION_DIR / "wvs_english.yaml"
+WVS_NATIVE_FILE = CURATION_DIR / "wvs_native.yaml"
 GSS_TEXT_FILE = CURATION_DIR / "gss_text.yaml"
+LINT_ALLOW_FILE = CURATION_DIR / "lint_allow.yaml"
 
 # Ordered answer scales, recognised by the words of their options (GSS labels are lower case).
 _ORDINAL_PATTERNS = [

@@ -159,8 +159,8 @@ def test_injected_defects_never_pass_silently(wvs_sources):
     }
     for kind, record in cases.items():
         items, issues = _inject(wvs_sources, "US", record)
-        found = [i for i in issues if i.item == "wvs7.US.Q1"]
-        assert found and found[0].kind == kind, (kind, found)
+        found = [i for i in issues if i.item == "wvs7.US.Q1" and i.kind == kind]
+        assert found, (kind, [i for i in issues if i.item == "wvs7.US.Q1"])
         if kind == "wrong_language":
             # Not a copy of another country's record: repaired from the English wording by question id.
             assert found[0].action == "repaired"

@@ -84,6 +84,11 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "normalised_<stat>_participant_ci_high": "upper end of its participant-bootstrap interval",
     "n_normalised_<stat>": "questions where the normalised score is defined (a baseline above the floor)",
     "floor_exact_share": "share of questions whose JS floor was enumerated exactly (the rest: seeded Monte Carlo; KL and Wasserstein floors are always exact)",
+    "refusals": "refusal channel, a separate error never mixed into the divergences: n_questions, model_non_answer_share_mean (share of responses with no valid answer, by status in by_status), human_nonsubstantive_share_mean (don't know / no answer / refused among those asked), error_mean = model - human (0 is best; above 0: the model declines more than people), its question-bootstrap error_ci_low/_high, abs_error_mean (lower is better); None without response_statuses",
+    "ceiling_<stat>_mean": "human split-half ceiling: mean divergence between two random halves of the real respondents, over the questions that have one (the dataset's; None where absent); shown beside the model's score, not a target a P-participant run can be compared to directly",
+    "ceiling_<stat>_sd_mean": "mean spread (sd over random splits) of the split-half ceiling",
+    "<stat>_mean_on_ceiling_questions": "the model's plug-in mean divergence over the same questions as ceiling_<stat>_mean, lower is better",
+    "n_with_ceiling": "questions with a human split-half ceiling",
     "kl_n_infinite": "questions whose exact KL is infinite (the model chose an option no human chose), before the zero-cell policy",
     "entropy_mean": "mean entropy (nats) of the model distributions; higher = more varied answers",
     "human_entropy_mean": "mean entropy (nats) of the human distributions, for comparison with entropy_mean",
@@ -152,6 +157,9 @@ def compute_alignment(
     seed: int | None = 0,
     return_per_question: bool = False,
     participant_bootstrap_samples: int | None = None,
+    response_statuses: Any = None,
+    human_nonsubstantive_share: Any = None,
+    human_ceiling: Any = None,
 ) -> dict[str, Any]:
     """Score a model's answer distributions against human ones (see the module README).
 
@@ -165,6 +173,11 @@ def compute_alignment(
     ``participant_bootstrap_samples`` (default: ``min(bootstrap_samples, 200)``) sets the replicates
     of the participant bootstrap alone; 0 switches it off (it costs about
     ``B x questions x options`` float operations, a few seconds for 100,000 questions).
+
+    ``response_statuses`` (per question a dict status -> number of responses, e.g. ``{"ok": 18,
+    "refusal": 2}``) and ``human_nonsubstantive_share`` (per question a float or None) give the
+    refusal channel; ``human_ceiling`` (per question None or a dict with kl, js, wasserstein
+    and their ``_sd``) the human split-half ceiling reported beside the scores.
 
     Returns a flat JSON-serialisable dict; every key is documented in the README
     ("Output Values"). Undefined values are ``None``, never NaN or infinity.
@@ -184,9 +197,11 @@ def compute_alignment(
         predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
     )
     point = _point_estimates(data, settings)
+    point.update(_channels(response_statuses, human_nonsubstantive_share, human_ceiling, data))
     point.update(_floors(data, settings))
     point.update(_normalised_parts(data, point))
-    seeds = np.random.SeedSequence(seed).spawn(2)
+    seeds = np.random.SeedSequence(seed).spawn(3)
+    settings["_channel_rng"] = np.random.default_rng(seeds[2])
     pboot = None
     with _one_blas_thread():
         qboot = _question_bootstrap(data, point, settings, np.random.default_rng(seeds[0]))
@@ -824,12 +839,132 @@ def _bias_outcomes(data: _Data, model_top: np.ndarray) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------
+# Refusal channel and human ceiling (inputs beside the distributions)
+# --------------------------------------------------------------------------------------
+
+#: Statuses that are not the model's answer behaviour (a backend failure): left out of the
+#: non-answer share's numerator and denominator.
+NON_RESPONSE_EXCLUDED = ("error",)
+_CEILING_KEYS = ("kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd")
+
+
+def _optional_share(value: Any, what: str, i: int, ids) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{_where(i, ids)}: {what}={value!r} must be a number or None")
+    value = float(value)
+    if math.isnan(value):
+        return math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{_where(i, ids)}: {what}={value!r} must be a share in [0, 1] (or None)")
+    return value
+
+
+def _channels(statuses: Any, human_share: Any, ceiling: Any, data: "_Data") -> dict[str, Any]:
+    """Per question: the model's non-answer share (responses without a valid answer, by status,
+    over all responses except NON_RESPONSE_EXCLUDED), the human non-substantive share and the
+    human split-half ceiling, as arrays with NaN where not given."""
+    n, ids = data.n, data.ids
+    out: dict[str, Any] = {"non_answer": np.full(n, np.nan), "by_status": {}, "human_ns": np.full(n, np.nan)}
+    for name, value in (("response_statuses", statuses), ("human_nonsubstantive_share", human_share),
+                        ("human_ceiling", ceiling)):
+        if value is not None and _length(value, name) != n:
+            raise ValueError(f"{name} has {_length(value, name)} entries but references has {n}; "
+                             "give one entry per question, in the same order")
+    if statuses is not None:
+        rows = []
+        for i, counts in enumerate(statuses):
+            if counts is None:
+                rows.append({})
+                continue
+            if not isinstance(counts, dict) or not all(isinstance(k, str) for k in counts):
+                raise ValueError(f"{_where(i, ids)}: response_statuses entry {counts!r} must be a dict "
+                                 "status -> number of responses, e.g. {'ok': 18, 'refusal': 2}")
+            for status, c in counts.items():
+                if not _is_int(c) or c < 0:
+                    raise ValueError(f"{_where(i, ids)}: response_statuses[{status!r}]={c!r} must be an int >= 0")
+            rows.append({k: int(v) for k, v in counts.items() if k not in NON_RESPONSE_EXCLUDED})
+        names = sorted({k for row in rows for k in row if k != "ok"})
+        for name in names:
+            out["by_status"][name] = np.full(n, np.nan)
+        for i, row in enumerate(rows):
+            total = sum(row.values())
+            if total == 0:
+                continue
+            out["non_answer"][i] = 1.0 - row.get("ok", 0) / total
+            for name in names:
+                out["by_status"][name][i] = row.get(name, 0) / total
+    if human_share is not None:
+        out["human_ns"] = np.array([_optional_share(v, "human_nonsubstantive_share", i, ids)
+                                    for i, v in enumerate(human_share)])
+    for key in _CEILING_KEYS:
+        out[f"ceiling_{key}"] = np.full(n, np.nan)
+    if ceiling is not None:
+        for i, entry in enumerate(ceiling):
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                raise ValueError(f"{_where(i, ids)}: human_ceiling entry {entry!r} must be a dict with keys "
+                                 f"{', '.join(_CEILING_KEYS)} (or None)")
+            for key in _CEILING_KEYS:
+                v = entry.get(key)
+                if v is None:
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
+                    raise ValueError(f"{_where(i, ids)}: human_ceiling[{key!r}]={v!r} must be a number >= 0 or None")
+                out[f"ceiling_{key}"][i] = float(v)
+    return out
+
+
+def _percentile_of_means(values: np.ndarray, B: int, conf: float, rng: np.random.Generator) -> tuple:
+    """Question-bootstrap percentile interval of the mean of values (1-D)."""
+    if B == 0 or len(values) == 0:
+        return None, None
+    draws = rng.integers(0, len(values), size=(B, len(values)))
+    return _interval(values[draws].mean(axis=1), conf)
+
+
+def _refusal_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, Any] | None:
+    has = mask & np.isfinite(point["non_answer"])
+    if not has.any():
+        return None
+    both = has & np.isfinite(point["human_ns"])
+    err = point["non_answer"] - point["human_ns"]
+    low, high = _percentile_of_means(err[both], settings["bootstrap_samples"], settings["confidence"],
+                                     settings["_channel_rng"])
+    return {
+        "n_questions": int(has.sum()),
+        "n_with_human_share": int(both.sum()),
+        "model_non_answer_share_mean": _mean(point["non_answer"], has),
+        "model_non_answer_share_mean_matched": _mean(point["non_answer"], both),
+        "human_nonsubstantive_share_mean": _mean(point["human_ns"], both),
+        "error_mean": _mean(err, both),
+        "error_ci_low": low,
+        "error_ci_high": high,
+        "abs_error_mean": _mean(np.abs(err), both),
+        "by_status": {name: _mean(v, has) for name, v in point["by_status"].items()},
+    }
+
+
+def _ceiling_stats(point: dict, mask: np.ndarray, ordinal: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for stat in _DIVERGENCES:
+        sel = mask & np.isfinite(point[f"ceiling_{stat}"]) & (ordinal if stat == "wasserstein" else True)
+        out[f"ceiling_{stat}_mean"] = _mean(point[f"ceiling_{stat}"], sel)
+        out[f"ceiling_{stat}_sd_mean"] = _mean(point[f"ceiling_{stat}_sd"], sel & np.isfinite(point[f"ceiling_{stat}_sd"]))
+        out[f"{stat}_mean_on_ceiling_questions"] = _mean(point[stat], sel)
+    out["n_with_ceiling"] = int((mask & np.isfinite(point["ceiling_js"])).sum())
+    return out
+
+
+# --------------------------------------------------------------------------------------
 # Floors and baselines: expected divergence of P answers drawn from a distribution
 # --------------------------------------------------------------------------------------
 
 #: Exact enumeration of the multinomial outcomes when a question has at most this many
 #: (C(P + k - 1, k - 1) compositions of P answers into k options); Monte Carlo above it.
-FLOOR_EXACT_LIMIT = 2000
+FLOOR_EXACT_LIMIT = 256
 #: Monte Carlo draws per question for the Jensen-Shannon expectation above FLOOR_EXACT_LIMIT
 #: (with the exactly known JS divergence as control variate, see _expected_js).
 FLOOR_MC_DRAWS = 64
@@ -853,8 +988,11 @@ def _binomial_pmf(P: int, r: np.ndarray) -> np.ndarray:
     """(..., P + 1) float64: Binomial(P, r) probabilities of 0..P for every entry of r."""
     c = np.arange(P + 1, dtype=np.float64)
     log_choose = gammaln(P + 1.0) - gammaln(c + 1.0) - gammaln(P - c + 1.0)
-    r = np.clip(r, 0.0, 1.0)[..., None]
-    return np.exp(log_choose + xlogy(c, r) + xlog1py(P - c, -r))
+    r = np.clip(r, 1e-300, 1.0 - 1e-16)[..., None]  # r = 0 or 1 then give 1 at c = 0 or P (within 1e-15)
+    out = c * np.log(r)
+    out += (P - c) * np.log1p(-r)
+    out += log_choose
+    return np.exp(out, out=out)
 
 
 def _js_terms(P: int, q: np.ndarray) -> np.ndarray:
@@ -913,27 +1051,29 @@ def _expected_divergences(
         out["js"] = js
         out["js_exact"] = np.ones(m, dtype=bool)
     else:
-        counts = _multinomial_draws(P, r, FLOOR_MC_DRAWS, rng)  # (m, k, R)
-        jsd = np.take_along_axis(terms, counts, axis=2).sum(axis=1)  # (m, R)
+        counts = _multinomial_draws(P, r, FLOOR_MC_DRAWS, rng)  # (R, m, k)
+        counts += (np.arange(m * k) * (P + 1)).reshape(m, k)
+        jsd = np.take(terms.ravel(), counts).sum(axis=2)  # (R, m)
         js = np.sqrt(np.maximum(jsd, 0.0) / _LN2)
         slope = 0.5 / np.sqrt(np.maximum(jsd_mean, 1e-300) * _LN2)  # d sqrt(J / ln 2) / dJ at E[J]
-        out["js"] = js.mean(axis=1) - slope * (jsd.mean(axis=1) - jsd_mean)
+        out["js"] = js.mean(axis=0) - slope * (jsd.mean(axis=0) - jsd_mean)
         out["js_exact"] = np.zeros(m, dtype=bool)
     return out
 
 
 def _multinomial_draws(P: int, r: np.ndarray, R: int, rng: np.random.Generator) -> np.ndarray:
-    """(m, k, R) int64 counts of P answers drawn from each row of r, by conditional binomials."""
+    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF: R sorted
+    sets of P uniforms, shared by the rows (common random numbers: each row's draws are exact
+    multinomial draws; rows' Monte Carlo errors are correlated, which does not bias them)."""
     m, k = r.shape
-    counts = np.empty((m, k, R), dtype=np.int64)
-    left = np.full((m, R), P, dtype=np.int64)
-    rest = np.ones(m)
-    for o in range(k - 1):
-        share = np.clip(np.divide(r[:, o], rest, out=np.zeros(m), where=rest > 1e-12), 0.0, 1.0)
-        counts[:, o, :] = rng.binomial(left, share[:, None])
-        left -= counts[:, o, :]
-        rest = rest - r[:, o]
-    counts[:, k - 1, :] = left
+    u = np.sort(rng.random((R, P)), axis=1)
+    cum = np.cumsum(r, axis=1)
+    cum[:, -1] = 1.0 + 1e-9  # every uniform falls at or below the last edge
+    counts = np.empty((R, m, k), dtype=np.int64)
+    for j in range(R):
+        below = np.searchsorted(u[j], cum, side="right")  # (m, k): uniforms <= each edge
+        counts[j, :, 0] = below[:, 0]
+        np.subtract(below[:, 1:], below[:, :-1], out=counts[j, :, 1:])
     return counts
 
 
@@ -1354,7 +1494,8 @@ def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
     return _num(values[mask].mean()) if mask.any() else None
 
 
-def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.ndarray, conf: float) -> dict:
+def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.ndarray, settings: dict) -> dict:
+    conf = settings["confidence"]
     ordinal = mask & data.ordinal
     means = {
         "kl": _mean(point["kl"], mask),
@@ -1395,6 +1536,8 @@ def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.n
         out[f"normalised_{stat}_participant_ci_low"], out[f"normalised_{stat}_participant_ci_high"] = low, high
         out[f"n_normalised_{stat}"] = int(ok.sum())
     out["floor_exact_share"] = _mean(point["floor_exact"].astype(np.float64), mask)
+    out.update(_ceiling_stats(point, mask, data.ordinal))
+    out["refusals"] = _refusal_stats(point, mask, settings)
     out["kl_n_infinite"] = int(point["kl_infinite"][mask].sum())
     out["entropy_mean"] = _mean(point["entropy"], mask)
     out["human_entropy_mean"] = _mean(point["human_entropy"], mask)
@@ -1430,15 +1573,15 @@ def _bias_profile(point: dict, mask: np.ndarray) -> dict:
 def _assemble(data: _Data, point: dict, qboot, pboot, settings: dict) -> dict[str, Any]:
     conf = settings["confidence"]
     everything = np.ones(data.n, dtype=bool)
-    overall = _block_stats(data, point, qboot, pboot, 0, everything, conf)
+    overall = _block_stats(data, point, qboot, pboot, 0, everything, settings)
     result: dict[str, Any] = {"metric_version": METRIC_VERSION, "model_input": data.model_input}
     result.update({k: v for k, v in overall.items() if k != "bias_profile"})
     result["bias_profile"] = overall["bias_profile"]
     result["per_dimension"] = {
-        dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], conf)
+        dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], settings)
         for c, dim in enumerate(data.dims)
     }
-    result["settings"] = dict(settings)
+    result["settings"] = {k: v for k, v in settings.items() if not k.startswith("_")}
     return result
 
 
@@ -1525,6 +1668,12 @@ def _per_question(data: _Data, point: dict, pboot=None, settings: dict | None = 
         for name, values in extra.items():
             row[name] = values[i]
         row["floor_exact"] = floor_exact[i]
+        row["non_answer_share"] = _num(point["non_answer"][i])
+        row["non_answer_by_status"] = {s: _num(v[i]) for s, v in point["by_status"].items()} if row["non_answer_share"] is not None else None
+        row["human_nonsubstantive_share"] = _num(point["human_ns"][i])
+        row["non_answer_error"] = _num(point["non_answer"][i] - point["human_ns"][i])
+        for key in _CEILING_KEYS:
+            row[f"ceiling_{key}"] = _num(point[f"ceiling_{key}"][i])
         rows.append(row)
     return rows
 
@@ -1819,6 +1968,9 @@ def _build_metric_class() -> type:
             confidence=0.95,
             seed=0,
             return_per_question=False,
+            response_statuses=None,
+            human_nonsubstantive_share=None,
+            human_ceiling=None,
         ):
             model_side = {"probabilities" if self.config_name == "probabilities" else "predictions": predictions}
             return compute_alignment(
@@ -1835,6 +1987,9 @@ def _build_metric_class() -> type:
                 confidence=confidence,
                 seed=seed,
                 return_per_question=return_per_question,
+                response_statuses=response_statuses,
+                human_nonsubstantive_share=human_nonsubstantive_share,
+                human_ceiling=human_ceiling,
                 **model_side,
             )
 
