@@ -98,6 +98,9 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "n_questions": "questions scored",
     "n_ordinal": "ordinal questions (those with a Wasserstein distance)",
     "n_with_demographics": "questions with demographic distributions",
+    "demographic_gaps": "per divergence and family: group_mean {group: mean divergence of the model from that group's distribution} (lower = closer) and pairs {'a_vs_b': gap = mean over questions of D(model, b) - D(model, a) (> 0: the model is closer to group a), its question-bootstrap ci_low/ci_high, a sign-flip permutation p_value (small: the lean is more than chance), n_questions, closer_to}; None without two groups of a family",
+    "bias_profile_counts": "the same profile by the paper's own rule: the group with the most respondents choosing the preferred option (share x the group's n; questions where every group gives n)",
+    "bias_profile_rule": "which rule bias_profile uses: 'within_group_shares' (the default; it does not favour larger groups)",
     "bias_profile": "demographic preference profile (default rule: within-group shares): per family, counts of questions whose preferred option is most typical of each group",
     "per_dimension": "the same statistics per value dimension tag",
     "settings": "the arguments used (zero policy, smoothing, bootstrap sizes, confidence, seed)",
@@ -200,8 +203,10 @@ def compute_alignment(
     point.update(_channels(response_statuses, human_nonsubstantive_share, human_ceiling, data))
     point.update(_floors(data, settings))
     point.update(_normalised_parts(data, point))
-    seeds = np.random.SeedSequence(seed).spawn(3)
+    seeds = np.random.SeedSequence(seed).spawn(4)
     settings["_channel_rng"] = np.random.default_rng(seeds[2])
+    settings["_gap_rng"] = np.random.default_rng(seeds[3])
+    point.update(_group_divergences(data, settings))
     pboot = None
     with _one_blas_thread():
         qboot = _question_bootstrap(data, point, settings, np.random.default_rng(seeds[0]))
@@ -242,6 +247,7 @@ class _Data:
     demo: np.ndarray | None  # float64 (n, len(_SLOTS), kmax), zero where a group is absent
     demo_present: np.ndarray | None  # bool (n, len(_SLOTS))
     has_demo: np.ndarray  # bool (n,) non-empty demographics
+    demo_n: np.ndarray | None  # float64 (n, len(_SLOTS)) respondents per group, NaN where not given
     ids: list[str] | None
     model_input: str
     answers: _Answers | None = None
@@ -392,7 +398,7 @@ def _prepare(
 
     ordinal_arr = _ordinal(ordinal, n, ids)
     dims, dim_matrix = _dimensions(value_dimensions, n, ids)
-    demo, demo_present, has_demo = _demographics(demographics, ks, kmax, ids)
+    demo, demo_present, has_demo, demo_n = _demographics(demographics, ks, kmax, ids)
     return _Data(
         n=n,
         ks=ks,
@@ -404,6 +410,7 @@ def _prepare(
         demo=demo,
         demo_present=demo_present,
         has_demo=has_demo,
+        demo_n=demo_n,
         ids=ids,
         model_input=model_input,
         answers=answers,
@@ -647,10 +654,11 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
     n = len(ks)
     has = np.zeros(n, dtype=bool)
     if demographics is None:
-        return None, None, has
+        return None, None, has, None
     qs: list[int] = []
     slots: list[int] = []
     dists: list[Any] = []
+    sizes: list[Any] = []
     for i, groups in enumerate(demographics):
         if not isinstance(groups, (list, tuple)):
             if groups is None:
@@ -666,6 +674,7 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         try:
             slots.extend([_SLOT_INDEX[(entry["group_type"], entry["group"])] for entry in groups])
             dists.extend([entry["distribution"] for entry in groups])
+            sizes.extend([entry.get("n") for entry in groups])
         except (KeyError, TypeError, IndexError):
             for entry in groups:
                 _check_demographic_entry(i, entry, ids)
@@ -673,8 +682,9 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         qs.extend([i] * (len(dists) - len(qs)))
     demo = np.zeros((n, len(_SLOTS), kmax))
     present = np.zeros((n, len(_SLOTS)), dtype=bool)
+    demo_n = np.full((n, len(_SLOTS)), np.nan)
     if not qs:
-        return demo, present, has
+        return demo, present, has, demo_n
     q = np.asarray(qs, dtype=np.int64)
     slot = np.asarray(slots, dtype=np.int64)
     key = q * len(_SLOTS) + slot
@@ -712,7 +722,15 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         _check_distribution_rows(block, q[sel], "the demographic distribution", ids, name_row)
         demo[q[sel], slot[sel], :k] = block / block.sum(axis=1, keepdims=True)
     present[q, slot] = True
-    return demo, present, has
+    for r, size in enumerate(sizes):
+        if size is None:
+            continue
+        if not _is_int(size) or size < 0:
+            family, group = _SLOTS[int(slot[r])]
+            raise ValueError(f"{_where(int(q[r]), ids)}: the {family}/{group} group's n={size!r} must be an int >= 0 "
+                             "(respondents behind that distribution) or left out")
+        demo_n[q[r], slot[r]] = float(size)
+    return demo, present, has, demo_n
 
 
 def _check_demographic_entry(i: int, entry: Any, ids) -> None:
@@ -820,21 +838,37 @@ def _replace_infinite(kl: np.ndarray) -> np.ndarray:
 
 def _bias_outcomes(data: _Data, model_top: np.ndarray) -> dict[str, np.ndarray]:
     """Per question and group family: index of the group where the model's preferred option(s)
-    have the highest share, len(groups) for a tie, -1 where the family is not counted."""
+    have the highest share (``bias_<family>``, the default rule) or, by the paper's own rule,
+    the most respondents (share x the group's n: ``bias_counts_<family>``; a question counts
+    only if every group present gives its n), len(groups) for a tie, -1 where the family is not
+    counted."""
     out = {}
+    for rule in ("shares", "counts"):
+        out.update(_bias_rule(data, model_top, rule))
+    return out
+
+
+def _bias_rule(data: _Data, model_top: np.ndarray, rule: str) -> dict[str, np.ndarray]:
+    out = {}
+    prefix = "bias_" if rule == "shares" else "bias_counts_"
     if data.demo is not None:
         shares = np.einsum("nsk,nk->ns", data.demo, model_top.astype(np.float64))  # (n, slots)
+        if rule == "counts":
+            shares = shares * np.nan_to_num(data.demo_n, nan=-1.0)
     for family, slots in _FAMILY_SLOTS.items():
         outcome = np.full(data.n, -1, dtype=np.int64)
         if data.demo is not None:
             present = data.demo_present[:, slots]
+            if rule == "counts":
+                sized = ~np.isnan(data.demo_n[:, slots])
+                present = present & (sized | ~present).all(axis=1, keepdims=True)
             share = np.where(present, shares[:, slots], -np.inf)
             best = share.max(axis=1, keepdims=True)
             winners = present & (share >= best - TIE_TOLERANCE)
             counted = present.sum(axis=1) >= 2
             n_win = winners.sum(axis=1)
             outcome = np.where(counted, np.where(n_win == 1, winners.argmax(axis=1), len(slots)), -1)
-        out[f"bias_{family}"] = outcome
+        out[f"{prefix}{family}"] = outcome
     return out
 
 
@@ -955,6 +989,104 @@ def _ceiling_stats(point: dict, mask: np.ndarray, ordinal: np.ndarray) -> dict[s
         out[f"ceiling_{stat}_sd_mean"] = _mean(point[f"ceiling_{stat}_sd"], sel & np.isfinite(point[f"ceiling_{stat}_sd"]))
         out[f"{stat}_mean_on_ceiling_questions"] = _mean(point[stat], sel)
     out["n_with_ceiling"] = int((mask & np.isfinite(point["ceiling_js"])).sum())
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Demographic gaps on whole distributions
+# --------------------------------------------------------------------------------------
+
+#: Group pairs compared within each family: (family, a, b); a gap > 0 means the model is closer to a.
+GAP_PAIRS = [(family, a, b) for family, groups in DEMOGRAPHIC_GROUPS.items() for a, b in itertools.combinations(groups, 2)]
+
+
+def _group_divergences(data: "_Data", settings: dict) -> dict[str, Any]:
+    """Per question and group: the divergence of the model distribution from that group's
+    distribution (``group_<stat>``, (n, slots), NaN where the group is absent, where the exact KL
+    is infinite, and Wasserstein of non-ordinal questions); per question and (stat, pair) the gap
+    D(model, b) - D(model, a) (``gap_values``, (n, 3 x pairs)) and where it is defined."""
+    n = data.n
+    out: dict[str, Any] = {}
+    for stat in _DIVERGENCES:
+        out[f"group_{stat}"] = np.full((n, len(_SLOTS)), np.nan)
+    if data.demo is not None and data.has_demo.any():
+        for slot in range(len(_SLOTS)):
+            present = data.demo_present[:, slot]
+            if not present.any():
+                continue
+            div = _divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings)
+            for stat in _DIVERGENCES:
+                v = np.where(present & np.isfinite(div[stat]), div[stat], np.nan)
+                out[f"group_{stat}"][:, slot] = v
+    cols = []
+    for stat in _DIVERGENCES:
+        for family, a, b in GAP_PAIRS:
+            cols.append(out[f"group_{stat}"][:, _SLOT_INDEX[(family, b)]] - out[f"group_{stat}"][:, _SLOT_INDEX[(family, a)]])
+    gaps = np.stack(cols, axis=1)
+    out["gap_valid"] = np.isfinite(gaps)
+    out["gap_values"] = np.where(out["gap_valid"], gaps, 0.0)
+    return out
+
+
+def _gap_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, Any] | None:
+    """Per divergence, family and group pair: the mean gap over the questions where both groups
+    are given, its question-bootstrap percentile interval and a two-sided sign-flip permutation
+    p-value (under "the model is as close to a as to b", each question's gap is as likely
+    positive as negative), with (1 + extreme flips) / (1 + flips). Per group, the mean divergence
+    over the questions with that group. None when no question has two groups of a family."""
+    valid = point["gap_valid"] & mask[:, None]
+    if not valid.any():
+        return None
+    rows = np.flatnonzero(valid.any(axis=1))
+    g = point["gap_values"][rows].astype(np.float64)
+    v = valid[rows].astype(np.float64)
+    count = v.sum(axis=0)
+    mean = np.divide(g.sum(axis=0), count, out=np.full(g.shape[1], np.nan), where=count > 0)
+    B, conf, rng = settings["bootstrap_samples"], settings["confidence"], settings["_gap_rng"]
+    lows = highs = pvals = np.full(g.shape[1], np.nan)
+    if B > 0:
+        m = len(rows)
+        boot = np.empty((B, g.shape[1]))
+        extreme = np.zeros(g.shape[1])
+        gf, vf = g.astype(np.float32), v.astype(np.float32)
+        step = max(1, (1 << 21) // m)
+        for b0 in range(0, B, step):
+            b1 = min(B, b0 + step)
+            draws = rng.integers(0, m, size=(b1 - b0, m)) + (np.arange(b1 - b0) * m)[:, None]
+            counts = np.bincount(draws.ravel(), minlength=(b1 - b0) * m).reshape(b1 - b0, m).astype(np.float32)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot[b0:b1] = (counts @ gf) / (counts @ vf)
+            signs = rng.integers(0, 2, size=(b1 - b0, m)).astype(np.float32) * 2 - 1
+            flipped = np.abs((signs @ gf) / np.where(count > 0, count, 1.0))
+            extreme += (flipped >= np.abs(mean) - 1e-9).sum(axis=0)
+        lows, highs = np.full(g.shape[1], np.nan), np.full(g.shape[1], np.nan)
+        for c in range(g.shape[1]):
+            lows[c], highs[c] = (np.nan if x is None else x for x in _interval(boot[:, c], conf))
+        pvals = (1.0 + extreme) / (1.0 + B)
+    out: dict[str, Any] = {}
+    for si, stat in enumerate(_DIVERGENCES):
+        per_family: dict[str, Any] = {}
+        for family, groups in DEMOGRAPHIC_GROUPS.items():
+            group_means = {}
+            for group in groups:
+                col = point[f"group_{stat}"][:, _SLOT_INDEX[(family, group)]]
+                group_means[group] = _mean(col, mask & np.isfinite(col))
+            pairs = {}
+            for pi, (fam, a, b) in enumerate(GAP_PAIRS):
+                if fam != family:
+                    continue
+                c = si * len(GAP_PAIRS) + pi
+                gap = _num(mean[c]) if count[c] > 0 else None
+                pairs[f"{a}_vs_{b}"] = {
+                    "gap": gap,
+                    "ci_low": _num(lows[c]) if gap is not None else None,
+                    "ci_high": _num(highs[c]) if gap is not None else None,
+                    "p_value": _num(pvals[c]) if gap is not None else None,
+                    "n_questions": int(count[c]),
+                    "closer_to": None if gap is None or gap == 0 else (a if gap > 0 else b),
+                }
+            per_family[family] = {"group_mean": group_means, "pairs": pairs}
+        out[stat] = per_family
     return out
 
 
@@ -1538,6 +1670,7 @@ def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.n
     out["floor_exact_share"] = _mean(point["floor_exact"].astype(np.float64), mask)
     out.update(_ceiling_stats(point, mask, data.ordinal))
     out["refusals"] = _refusal_stats(point, mask, settings)
+    out["demographic_gaps"] = _gap_stats(point, mask, settings)
     out["kl_n_infinite"] = int(point["kl_infinite"][mask].sum())
     out["entropy_mean"] = _mean(point["entropy"], mask)
     out["human_entropy_mean"] = _mean(point["human_entropy"], mask)
@@ -1551,14 +1684,16 @@ def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.n
     out["n_ordinal"] = int(ordinal.sum())
     out["n_with_demographics"] = int((mask & data.has_demo).sum())
     out["bias_profile"] = _bias_profile(point, mask)
+    out["bias_profile_counts"] = _bias_profile(point, mask, "bias_counts_")
+    out["bias_profile_rule"] = "within_group_shares"
     return out
 
 
-def _bias_profile(point: dict, mask: np.ndarray) -> dict:
+def _bias_profile(point: dict, mask: np.ndarray, prefix: str = "bias_") -> dict:
     profile: dict[str, Any] = {"n": {}, "all": {}, "matched": {}, "mismatched": {}}
     match = point["match"]
     for family, groups in DEMOGRAPHIC_GROUPS.items():
-        outcome = point[f"bias_{family}"]
+        outcome = point[f"{prefix}{family}"]
         counted = mask & (outcome >= 0)
         names = list(groups) + ["tie"]
         all_counts = np.bincount(outcome[counted], minlength=len(names)).astype(np.float64)
@@ -1575,8 +1710,7 @@ def _assemble(data: _Data, point: dict, qboot, pboot, settings: dict) -> dict[st
     everything = np.ones(data.n, dtype=bool)
     overall = _block_stats(data, point, qboot, pboot, 0, everything, settings)
     result: dict[str, Any] = {"metric_version": METRIC_VERSION, "model_input": data.model_input}
-    result.update({k: v for k, v in overall.items() if k != "bias_profile"})
-    result["bias_profile"] = overall["bias_profile"]
+    result.update(overall)
     result["per_dimension"] = {
         dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], settings)
         for c, dim in enumerate(data.dims)
@@ -1665,9 +1799,18 @@ def _per_question(data: _Data, point: dict, pboot=None, settings: dict | None = 
         for family, groups in DEMOGRAPHIC_GROUPS.items():
             code = bias[family][i]
             row[f"preferred_group_{family}"] = None if code < 0 else (groups[code] if code < len(groups) else "tie")
+            code = int(point[f"bias_counts_{family}"][i])
+            row[f"preferred_group_{family}_counts"] = (
+                None if code < 0 else (groups[code] if code < len(groups) else "tie")
+            )
         for name, values in extra.items():
             row[name] = values[i]
         row["floor_exact"] = floor_exact[i]
+        row["divergence_by_group"] = (
+            {stat: {f"{f}/{g}": _num(point[f"group_{stat}"][i, s]) for s, (f, g) in enumerate(_SLOTS)
+                    if data.demo_present[i, s]} for stat in _DIVERGENCES}
+            if data.has_demo[i] else None
+        )
         row["non_answer_share"] = _num(point["non_answer"][i])
         row["non_answer_by_status"] = {s: _num(v[i]) for s, v in point["by_status"].items()} if row["non_answer_share"] is not None else None
         row["human_nonsubstantive_share"] = _num(point["human_ns"][i])
