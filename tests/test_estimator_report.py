@@ -99,7 +99,7 @@ def test_four_readings_side_by_side_with_the_gap(tmp_path):
     page = (tmp_path / "report" / "report.html").read_text()
     table = re.search(r'<table class="estimators">(.*?)</table>', page, re.S).group(1)
     for row in section["readings"]:
-        assert f"<td>{fmt(row['js_mean'])}</td>" in table
+        assert f">{fmt(row['js_mean'])}</td>" in table
     assert '<table class="estimator-gaps">' in page
     assert report["ablation"] is None  # a logprob run with plan none is not the diversity ablation's `none`
 
