@@ -55,6 +55,7 @@ from simulator.argtypes import positive_int
 from simulator.backends import available_backends, get_backend
 from simulator.backends.base import Backend, RemoteBackend
 from simulator.baselines import CcsvItem, run_ccsv
+from simulator.eta import StepEta, format_seconds, memory_loads
 from simulator.memory import MEMORY_VERSION, Memory, memory_rng
 from simulator.parsing import PARSER_VERSION, parse_response
 from simulator.participants import (
@@ -65,7 +66,7 @@ from simulator.participants import (
     parse_plan,
     plan_names,
 )
-from simulator.presentation import Presentation
+from simulator.presentation import Paraphrases, Presentation
 from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
 from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
@@ -536,9 +537,13 @@ def simulate(
     counts: Counter[str] = Counter(r["status"] for r in have.values())
     tokens = 0
     bar = _progress(total, len(have), config["plan"], progress)
+    # Later steps cost more (memory prompts grow): the ETA models that (simulator.eta).
+    eta = StepEta(memory_loads(len(questions), [p.memory_cap for p in people if p.memory_cap is not None]))
+    resumed_steps = {i for i, q in enumerate(questions) if all((pid, q.id) in have for pid in ids)}
     try:
         with open(out / RESPONSES_FILE, "ab") as fh:
             for step, q in enumerate(questions):
+                step_started = time.perf_counter()
                 missing = [pid for pid in ids if (pid, q.id) not in have]
                 rows_by_pid: dict[int, dict[str, Any]] = {pid: have[(pid, q.id)] for pid in ids if (pid, q.id) in have}
                 new_rows: list[dict[str, Any]] = []
@@ -561,6 +566,8 @@ def simulate(
                     counts.update(r["status"] for r in new_rows)
                     tokens += sum(r["tokens"]["output"] for r in new_rows)
                     bar.update(len(new_rows))
+                    eta.record(step, time.perf_counter() - step_started)
+                    bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
                     if on_rows:
                         on_rows(new_rows)
                 for pid in ids:
@@ -575,8 +582,9 @@ def simulate(
 def _progress(total: int, done: int, plan: str, enabled: bool):
     from tqdm import tqdm  # plain tqdm: what gr.Progress(track_tqdm=True) follows in the Space
 
+    # tqdm's own time-left assumes equal rows; the postfix carries simulator.eta's estimate instead.
     return tqdm(total=total, initial=done, desc=f"simulate [{plan}]", unit="row", disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1)
+                dynamic_ncols=True, smoothing=0.1, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
 
 def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
@@ -676,6 +684,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--do-sample-prob", type=float, default=d.do_sample_prob,
                    help="config plan: probability a participant samples (default 1 = paper's do_sample true)")
     g.add_argument("--no-shuffle", action="store_true", help="keep the source option order (default: shuffle per participant)")
+    g.add_argument("--paraphrases", type=Path, default=None,
+                   help="folder from `culturesim dataset expand`: each participant gets a variant (or the source wording)")
     g.add_argument("--ccsv-critiques", type=int, default=d.ccsv_critiques, help="ccsv: critiques per answer")
     g.add_argument("--ccsv-revisions", type=int, default=d.ccsv_revisions, help="ccsv: revisions voted on")
     g.add_argument("--ccsv-votes", type=int, default=d.ccsv_votes, help="ccsv: self-votes")
@@ -760,6 +770,11 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     if args.participants < 1:
         raise ValueError(f"--participants {args.participants} must be >= 1")
     shard_participants(args.participants, shard)
+    presentation = None
+    if getattr(args, "paraphrases", None):
+        if estimator != "sampling":
+            raise ValueError(f"--paraphrases works with --estimator sampling only, not {estimator!r}")
+        presentation = Presentation(paraphrases=Paraphrases.load(args.paraphrases, questions))
     selection = {
         "culture": args.culture,
         "language": args.language,
@@ -771,7 +786,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     }
     # Check a resume before loading the model (the backend's own keys are compared later).
     partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection,
-                           estimator=estimator)
+                           presentation, estimator=estimator)
     check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
     own = backend is None
     if backend is None:
@@ -787,7 +802,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         summary = run(
             out, questions, backend, plan=args.plan, participants=args.participants, seed=seed, settings=settings,
             max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume, progress=not args.no_progress,
-            selection=selection,
+            selection=selection, **({"presentation": presentation} if presentation is not None else {}),
         )
     finally:
         if own:

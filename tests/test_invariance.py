@@ -5,6 +5,7 @@ the sampling-noise reference, a position-biased one does not)."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -204,3 +205,97 @@ def test_movement_against_the_sampling_noise_yardstick_by_simulation():
     # the yardstick is the JS between the two baselines, question by question
     noise = inv._js(base_a, base_b, QS)
     assert real["noise_mean"] == pytest.approx(np.mean([noise[x.id] for x in QS]))
+
+
+# --------------------------------------------------------------------------------------
+# The battery on the embedded model, end to end
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_battery_on_the_embedded_model(tmp_path, capsys):
+    """A real, tiny battery (3 questions, 4 participants, 24 new tokens): every run is an
+    ordinary run folder shown as its condition says, and the reported numbers are recounted
+    here from the rows (the JS with scipy)."""
+    from simulator.cli import main as cli_main
+
+    ids = "wvs7.US.Q1.en,gss2022.cappun.en,wvs7.US.Q46.en"
+    assert cli_main(["invariance", "--question-ids", ids, "--participants", "4", "--max-new-tokens", "24",
+                     "--perturbations", "order,labels,reverse", "--orders", "1", "--label-styles", "letters",
+                     "--bootstrap", "100", "--out", str(tmp_path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "position-bias index" in printed and "movement under order" in printed and "sampling noise" in printed
+    result = json.loads((tmp_path / "invariance.json").read_text())
+    assert set(result["runs"]) == {"base-a", "base-b", "order-1", "labels-letters", "reverse"}
+    assert set(result["movement"]) == {"order", "labels", "reverse"}
+    rows = {name: [json.loads(x) for x in (tmp_path / name / "responses.jsonl").read_text().splitlines()]
+            for name in result["runs"]}
+    seeds = {name: json.loads((tmp_path / name / "config.json").read_text())["seed"] for name in result["runs"]}
+    assert sorted(seeds.values()) == [0, 1, 2, 3, 4]
+    for r in rows["labels-letters"]:
+        assert "\nA. " in r["prompt"][-1]["content"] and r["presentation"]["labels"] == "letters"
+    for r in rows["reverse"]:
+        assert r["option_order"] == sorted(r["option_order"], reverse=True)
+    for r in rows["base-a"] + rows["base-b"]:
+        assert r["option_order"] == sorted(r["option_order"])
+
+    def dist(name, qid, k):
+        counts = np.zeros(k)
+        for r in rows[name]:
+            if r["question_id"] == qid and r["status"] == "ok":
+                counts[r["option_indices"][0]] += 1
+        return counts / counts.sum() if counts.sum() else None
+
+    from simulator.questions import load_questions
+    qs = {x.id: x for x in load_questions(culture="US", ids=ids.split(","))}
+    m = result["movement"]["reverse"]
+    for pq_row in m.get("per_question", []):
+        k = qs[pq_row["id"]].num_options
+        a, b, c = (dist(n, pq_row["id"], k) for n in ("base-a", "base-b", "reverse"))
+        assert pq_row["noise"] == pytest.approx(jensenshannon(a, b, base=2), abs=1e-9)
+        assert pq_row["movement"] == pytest.approx(
+            (jensenshannon(c, a, base=2) + jensenshannon(c, b, base=2)) / 2, abs=1e-9)
+    pb = result["position_bias"]
+    if pb:
+        single = [r for r in rows["order-1"] if r["status"] == "ok" and len(r["positions"]) == 1]
+        assert pb["answers"] == len(single)
+        first = sum(r["positions"][0] == 0 for r in single) / len(single)
+        assert pb["positions"][0]["observed_share"] == pytest.approx(first)
+
+
+def test_battery_over_http_with_paraphrases_renders_every_condition(tmp_path, monkeypatch):
+    """The whole battery through the runner against llm-katan's echo server (fast): each
+    condition's prompts are what it says, the paraphrase run shows only variants, and the
+    analysis reports what it could (echoed prompts parse to few answers) without failing."""
+    from katan import start_katan
+    from simulator.backends import get_backend
+    from simulator.questions import load_questions
+
+    for env in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(env, raising=False)
+    qs = load_questions(culture="US", ids=["wvs7.US.Q1.en", "gss2022.cappun.en"])
+    para = Paraphrases({"wvs7.US.Q1.en": (("wvs7.US.Q1.en~p0", "How much does family matter in your life?"),)})
+    conditions = inv.plan_conditions(["order", "labels", "reverse", "paraphrase"], orders=1)
+    with start_katan() as server:
+        backend = get_backend("openai", model="katan-echo", base_url=server.openai_url)
+        try:
+            inv.run_battery(tmp_path, qs, backend, conditions, participants=5, seed=10, max_new_tokens=8,
+                            paraphrases=para, progress=False)
+        finally:
+            backend.close()
+    rows = {c.name: [json.loads(x) for x in (tmp_path / c.name / "responses.jsonl").read_text().splitlines()]
+            for c in conditions}
+    for r in rows["paraphrase"]:
+        prompt = r["prompt"][-1]["content"]
+        if r["question_id"] == "wvs7.US.Q1.en":
+            assert r["presentation"]["variant"] == "wvs7.US.Q1.en~p0" and "How much does family matter" in prompt
+        else:  # no variant: the source wording
+            assert r["presentation"]["variant"] is None
+    assert all("\nFavor\nOppose" in r["prompt"][-1]["content"] for r in rows["labels-text"]
+               if r["question_id"] == "gss2022.cappun.en")
+    assert len({tuple(r["option_order"]) for r in rows["order-1"] if r["question_id"] == "wvs7.US.Q1.en"}) > 1
+    result = inv.analyse(tmp_path, conditions, qs, bootstrap=50)
+    assert set(result["movement"]) == {"order", "labels", "reverse", "paraphrase"}
+    assert result["movement"]["paraphrase"]["questions"] <= 1
+    inv.write_result(tmp_path, result)
+    assert (tmp_path / "invariance.md").read_text().startswith("invariance battery:")

@@ -179,3 +179,39 @@ def test_normalised_is_one_for_human_draws_and_zero_for_uniform_answers(P):
         # single runs of 60 questions scatter, but stay near their target
         assert np.abs(np.array(perfect[s]) - 1).max() < 0.35, s
         assert np.abs(np.array(random_[s])).max() < 0.35, s
+
+
+def test_refusal_channel_by_hand():
+    """Non-answer shares by status, against the human non-substantive share: a separate error."""
+    refs = [[0.5, 0.5], [0.2, 0.8], [0.6, 0.4]]
+    preds = [[0, 1, 1], [1, 1], [0]]
+    statuses = [{"ok": 3, "refusal": 1}, {"ok": 2, "no_answer": 1, "refusal": 1, "error": 5}, {"ok": 1}]
+    human = [0.05, None, 0.1]
+    r = compute_alignment(predictions=preds, references=refs, response_statuses=statuses,
+                          human_nonsubstantive_share=human, bootstrap_samples=0, return_per_question=True)
+    ref = r["refusals"]
+    assert ref["n_questions"] == 3 and ref["n_with_human_share"] == 2
+    assert ref["model_non_answer_share_mean"] == pytest.approx((0.25 + 0.5 + 0.0) / 3)  # errors left out
+    assert ref["by_status"]["refusal"] == pytest.approx((0.25 + 0.25 + 0) / 3)
+    assert ref["by_status"]["no_answer"] == pytest.approx(0.25 / 3)
+    assert ref["error_mean"] == pytest.approx(((0.25 - 0.05) + (0 - 0.1)) / 2)
+    assert ref["abs_error_mean"] == pytest.approx((0.2 + 0.1) / 2)
+    assert r["per_question"][1]["non_answer_error"] is None
+    assert r["per_question"][0]["non_answer_by_status"] == {"no_answer": 0.0, "refusal": 0.25}
+    # the divergences do not see the refusals
+    plain = compute_alignment(predictions=preds, references=refs, bootstrap_samples=0)
+    assert plain["kl_mean"] == r["kl_mean"] and plain["refusals"] is None
+
+
+def test_human_ceiling_reported_beside():
+    refs = [[0.5, 0.5], [0.2, 0.8]]
+    preds = [[0, 1, 1], [1, 1, 0]]
+    ceiling = [{"kl": 0.01, "js": 0.05, "wasserstein": 0.02, "kl_sd": 0.005, "js_sd": 0.01, "wasserstein_sd": 0.01},
+               None]
+    r = compute_alignment(predictions=preds, references=refs, ordinal=[True, True], human_ceiling=ceiling,
+                          bootstrap_samples=0)
+    assert r["n_with_ceiling"] == 1 and r["ceiling_js_mean"] == 0.05 and r["ceiling_kl_sd_mean"] == 0.005
+    one = compute_alignment(predictions=preds[:1], references=refs[:1], bootstrap_samples=0)
+    assert r["js_mean_on_ceiling_questions"] == pytest.approx(one["js_mean"])
+    with pytest.raises(ValueError, match=r"question 1: human_ceiling\['js'\]=-1"):
+        compute_alignment(predictions=preds, references=refs, human_ceiling=[None, {"js": -1}])

@@ -30,7 +30,8 @@ What is reported (``invariance.json``, ``invariance.md``):
   questions) with a 95% question-bootstrap interval. An excess whose interval lies above 0
   is movement beyond sampling noise. Order, labels and paraphrase use the questions that are
   not numeric scales (a numeric scale keeps its order and numbers in every condition); reverse
-  uses the ordered ones among them (agree/disagree, importance, frequency items). A question
+  uses the ordered ones among them (agree/disagree, importance, frequency items), paraphrase
+  those with at least one accepted variant. A question
   enters only where each run compared has at least one parsed answer. Distances between
   distributions of a few answers are biased upwards and the bias shrinks with the number of
   answers, so the parse rate of each run is reported beside it: a perturbation that halves
@@ -336,7 +337,10 @@ def analyse(out: str | Path, conditions: Sequence[Condition], questions: Sequenc
     shown = [q for q in qs if q.question_type != "scale"]
     ordered = [q for q in shown if q.ordinal]
     base_a, base_b = runs["base-a"], runs["base-b"]
-    eligible = {"order": shown, "labels": shown, "reverse": ordered, "paraphrase": shown}
+    rephrased = {r["question_id"] for c in conditions if c.perturbation == "paraphrase" for r in runs[c.name].rows
+                 if (r.get("presentation") or {}).get("variant")}
+    eligible = {"order": shown, "labels": shown, "reverse": ordered,
+                "paraphrase": [q for q in shown if q.id in rephrased]}
     movement: dict[str, Any] = {}
     for pert in PERTURBATIONS:
         members = [runs[c.name] for c in conditions if c.perturbation == pert]
