@@ -322,8 +322,12 @@ def _length(value: Any, name: str) -> int:
     return len(value)
 
 
+_PREPARE_OPTIONAL = ("ordinal", "value_dimensions", "demographics", "question_ids", "num_options")
+
+
 def _prepare(
-    predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
+    predictions=None, probabilities=None, references=None, ordinal=None, value_dimensions=None, demographics=None,
+    question_ids=None, num_options=None,
 ) -> _Data:
     if references is None:
         raise ValueError("references is required: one human distribution (list of floats) per question")
@@ -353,9 +357,16 @@ def _prepare(
     ids = None
     if question_ids is not None:
         ids = []
+        seen: dict[str, int] = {}
         for i, qid in enumerate(question_ids):
             if not isinstance(qid, str):
                 raise ValueError(f"question {i}: question_ids[{i}]={qid!r} must be a string")
+            if qid in seen:
+                raise ValueError(
+                    f"question {i} (id {qid!r}): question id {qid!r} is also question {seen[qid]}; ids must be "
+                    "unique (score each question once, or give repeated askings distinct ids)"
+                )
+            seen[qid] = i
             ids.append(qid)
 
     ks = _lengths(references, "the human distribution (a list of floats)", ids)
@@ -494,7 +505,7 @@ def _ingest_answers(predictions: Any, ks: np.ndarray, ids) -> _Answers:
             pos = next(p for p, a in enumerate(flat) if not _is_int(a))
             _raise_bad_answer(flat, pos, question, lengths, ids)
         else:
-            question, participant, option, weight = _ingest_mixed(predictions, ids, multi_distinct)
+            question, participant, option, weight = _ingest_mixed(predictions, ks, ids, multi_distinct)
 
     bad = (option < 0) | (option >= ks[question])
     if bad.any():
@@ -539,7 +550,7 @@ def _raise_bad_answer(flat: list, pos: int, question: np.ndarray, lengths: np.nd
     )
 
 
-def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
+def _ingest_mixed(predictions, ks: np.ndarray, ids, multi_distinct: dict[int, int]):
     """Slow path: answers that mix ints and lists of ints (multiple choice)."""
     qs: list[int] = []
     ps: list[int] = []
@@ -549,6 +560,11 @@ def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
         responses = set()
         has_list = False
         for j, a in enumerate(answers):
+            if _is_int(a) and not 0 <= a < ks[i]:
+                raise ValueError(
+                    f"{_where(i, ids)}: participant {j} answered option {a}, outside 0..{ks[i] - 1} (the human "
+                    f"distribution has {ks[i]} options); answers are 0-based option indices"
+                )
             if _is_int(a):
                 qs.append(i)
                 ps.append(j)
@@ -571,6 +587,11 @@ def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
                 if not _is_int(o):
                     raise ValueError(
                         f"{_where(i, ids)}: participant {j} answered {chosen!r}; {o!r} is not an int option index"
+                    )
+                if not 0 <= o < ks[i]:
+                    raise ValueError(
+                        f"{_where(i, ids)}: participant {j} answered option {o}, outside 0..{ks[i] - 1} (the human "
+                        f"distribution has {ks[i]} options); answers are 0-based option indices"
                     )
             if len(set(int(o) for o in chosen)) != len(chosen):
                 raise ValueError(
@@ -2082,15 +2103,27 @@ def _build_metric_class() -> type:
                 return None
             return not isinstance(self.selected_feature_format["predictions"].feature, datasets.Value)
 
+        def _validate(self, predictions, references) -> None:
+            """The checks of compute_alignment, before evaluate stores the batch in Arrow (which
+            would turn True into 1, answer strings into a format dump and huge ints into an
+            OverflowError): the same ValueErrors, naming the question of this batch."""
+            if predictions is None or references is None:
+                return
+            side = "probabilities" if self.config_name == "probabilities" else "predictions"
+            _prepare(**{side: predictions}, references=references, **dict.fromkeys(_PREPARE_OPTIONAL))
+
         def add_batch(self, *, predictions=None, references=None, **kwargs):
             """Add a batch of questions (see the inputs below); per-question options such as
             ordinal go to compute(), covering all questions added, in order."""
+            self._validate(predictions, references)
             if self.config_name != "probabilities":
                 predictions = _prepare_evaluate_predictions(predictions, self._stored_as_lists())
             return super().add_batch(predictions=predictions, references=references, **kwargs)
 
         def add(self, *, prediction=None, reference=None, **kwargs):
             """Add one question (see the inputs below)."""
+            if prediction is not None and reference is not None:
+                self._validate([prediction], [reference])
             if self.config_name != "probabilities" and prediction is not None:
                 prediction = _prepare_evaluate_predictions([prediction], self._stored_as_lists())[0]
             return super().add(prediction=prediction, reference=reference, **kwargs)

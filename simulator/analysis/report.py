@@ -99,7 +99,9 @@ def bias_by_dimension(metric: dict[str, Any]) -> dict[str, dict[str, dict[str, f
                 for group, count in (profile.get(kind, {}).get(family) or {}).items():
                     if group != "tie":
                         groups[group] = float(count)
-            if any(groups.values()):
+            # kept when some question of the dimension has sex/age data, even if none is of this
+            # kind: zero matched questions is a count of 0, not "no demographic data"
+            if any((profile.get("n") or {}).get(family, 0) for family in ("sex", "age")):
                 out[kind][dim] = groups
     return out
 
