@@ -56,7 +56,14 @@ def run_label(config: dict[str, Any]) -> str:
     model = str(config.get("model") or "model").split("/")[-1]
     langs = config.get("languages") or []
     lang = f" {'/'.join(langs)}" if langs else ""
-    return f"{model} · {config.get('plan')} · {config.get('culture')}{lang}"
+    estimator = (config.get("estimator") or {}).get("name")
+    how = f" · {estimator}" if estimator else ""
+    return f"{model}{how} · {config.get('plan')} · {config.get('culture')}{lang}"
+
+
+def _sampled(run: dict[str, Any]) -> bool:
+    """Whether a run's rows are parsed answers (not a logprob/verbalized distribution per row)."""
+    return not (run["config"].get("estimator") or {}).get("name")
 
 
 def _unique_labels(labels: list[str]) -> list[str]:
@@ -390,13 +397,16 @@ def build_report(
                                                     "human_distribution", "distinct_answers")} for p in m.get("per_question") or []],
             "bias_profile": m.get("bias_profile"),
             "bias_by_dimension": bias_by_dimension(m),
-            "insensitivity": insensitivity_for_run(run["rows"], qmap, judge_backend),
+            "insensitivity": insensitivity_for_run(run["rows"] if _sampled(run) else [], qmap, judge_backend),
         })
     for r in report["runs"]:
         r["warnings"] += _insensitivity_warnings(r["insensitivity"]["summary"])
     report["culture_map"] = culture_map_for_runs(runs, Path(dataset_dir) if dataset_dir else None)
-    report["ablation"] = _ablation(runs)
-    report["language_ablation"] = _language_ablation(runs)
+    report["ablation"] = _ablation([r for r in runs if _sampled(r)])
+    report["language_ablation"] = _language_ablation([r for r in runs if _sampled(r)])
+    from simulator.analysis.estimators import compare_estimators
+
+    report["estimators"] = compare_estimators(runs, bootstrap_samples=bootstrap_samples)
     report["human_ceiling"] = _ceiling(runs)
 
     figs: dict[str, str] = {}
@@ -686,6 +696,9 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         parts.append(_table(["language", "KL", "JS", "match rate", "distinct answers"],
                             [[lang, la[lang]["kl_mean"], la[lang]["js_mean"], la[lang]["match_rate"],
                               la[lang]["distinct_answers_mean"]] for lang in (la["native_language"], "en")], "language"))
+    from simulator.analysis.estimators import estimators_html
+
+    parts.append(estimators_html(report.get("estimators"), _table))
     ceiling = report.get("human_ceiling")
     parts.append("<h2 id=ceiling>Human ceiling</h2>")
     if ceiling and "comparison" in ceiling:
