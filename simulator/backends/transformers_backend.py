@@ -66,7 +66,7 @@ class LoadPlan:
     device: str
     dtype: str
     quantization: str
-    """``none``, ``bnb-nf4`` (bitsandbytes 4-bit NF4, bfloat16 compute) or the checkpoint's own
+    """``none``, ``bnb-nf4`` (bitsandbytes 4-bit NF4, bfloat16 compute; float16 on a T4) or the checkpoint's own
     ``quant_method`` (``gptq``, ``awq``, ...) for pre-quantised checkpoints."""
 
 
@@ -124,17 +124,40 @@ def choose_quantization(
     return "none"
 
 
-def choose_dtype(dtype: str | None, device: str, quantization: str) -> str:
-    """``None`` -> float32 on CPU, float16 for GPTQ (its kernels' dtype), bfloat16 otherwise."""
+BF16_MIN_CAPABILITY = (8, 0)
+"""bfloat16 needs compute capability 8.0 (Ampere); a T4 (7.5) or V100 (7.0) has none."""
+
+
+def choose_dtype(dtype: str | None, device: str, quantization: str,
+                 compute_capability: tuple[int, int] | None = None) -> str:
+    """``None`` -> float32 on CPU, float16 for GPTQ (its kernels' dtype) and on GPUs without
+    bfloat16 (compute capability below 8.0: T4, V100), bfloat16 otherwise.
+
+    ``compute_capability`` is the CUDA device's; None on a CUDA device means "unknown", taken as
+    bfloat16-capable. An explicit ``bfloat16`` on a GPU without it is refused.
+    """
+    no_bf16 = device != "cpu" and compute_capability is not None and tuple(compute_capability) < BF16_MIN_CAPABILITY
     if dtype is not None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} is not supported; choose one of {', '.join(DTYPES)} or leave it unset.")
+        if dtype == "bfloat16" and no_bf16:
+            raise ValueError(
+                f"dtype='bfloat16' on a GPU of compute capability {compute_capability[0]}.{compute_capability[1]}, "
+                "which has no bfloat16 (it needs 8.0, Ampere or newer); use float16 or leave dtype unset."
+            )
         return dtype
     if device == "cpu":
         return "float32"
-    if quantization == "gptq":
+    if quantization == "gptq" or no_bf16:
         return "float16"
     return "bfloat16"
+
+
+def cuda_capability(device: str) -> tuple[int, int] | None:
+    """The compute capability of a CUDA ``device`` (None for other devices)."""
+    if not device.startswith("cuda"):
+        return None
+    return tuple(torch.cuda.get_device_capability(device if ":" in device else None))  # type: ignore[return-value]
 
 
 def plan_load(
@@ -154,7 +177,8 @@ def plan_load(
         checkpoint_quantization=checkpoint_quantization,
         gguf=gguf,
     )
-    return LoadPlan(device=resolved, dtype=choose_dtype(dtype, resolved, quantization), quantization=quantization)
+    dtype = choose_dtype(dtype, resolved, quantization, cuda_capability(resolved))
+    return LoadPlan(device=resolved, dtype=dtype, quantization=quantization)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -448,7 +472,8 @@ class TransformersBackend(Backend):
             load_kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=torch.bfloat16,
+                # bfloat16 compute where the GPU has it, float16 on a T4 (choose_dtype)
+                bnb_4bit_compute_dtype=torch.float16 if self.plan.dtype == "float16" else torch.bfloat16,
             )
         if self.plan.device != "cpu" or self.plan.quantization != "none":
             target = self.plan.device
