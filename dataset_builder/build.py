@@ -61,7 +61,9 @@ def _capitalise(label: str) -> str:
 
 # Codebook shorthand in GSS answer labels, written out in the respondent's voice.
 _SHORTHAND = [
+    (re.compile(r"\s*\((?:phone mode only|vol\.?)[^)]*\)?\s*$"), ""),  # volunteered-only marker of the codebook
     (re.compile(r"^yes, respondent does$"), "yes, I do"),
+    (re.compile(r"^yes, respondent belongs$"), "yes, I belong"),
     (re.compile(r"\bneither r nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
     (re.compile(r"\bneither i nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
     (re.compile(r"\bthan fair share\b"), "than my fair share"),

@@ -825,8 +825,9 @@ def main(args: argparse.Namespace) -> int:
         if judge is not None:
             judge.close()
     for run in report["runs"]:
-        o = run["overall"]
+        o, sup = run["overall"], run["support"]
         print(f"{run['label']}: KL {fmt(o['kl_mean'])} [{fmt(o['kl_ci_low'])}, {fmt(o['kl_ci_high'])}], "
-              f"JS {fmt(o['js_mean'])}, match {fmt(o['match_rate'])}")
+              f"JS {fmt(o['js_mean'])}, match rate {fmt(o['match_rate'])}; parse rate {_pct(sup.get('parse_rate'))}, "
+              f"{len(sup['questions_dropped'])} question(s) dropped, {len(run['warnings'])} warning(s) in the report")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
