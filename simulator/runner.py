@@ -544,6 +544,7 @@ def simulate(
         with open(out / RESPONSES_FILE, "ab") as fh:
             for step, q in enumerate(questions):
                 step_started = time.perf_counter()
+                step_load = sum(map(len, run.memories.values())) / len(run.memories) if run.memories else 0.0
                 missing = [pid for pid in ids if (pid, q.id) not in have]
                 rows_by_pid: dict[int, dict[str, Any]] = {pid: have[(pid, q.id)] for pid in ids if (pid, q.id) in have}
                 new_rows: list[dict[str, Any]] = []
@@ -566,7 +567,7 @@ def simulate(
                     counts.update(r["status"] for r in new_rows)
                     tokens += sum(r["tokens"]["output"] for r in new_rows)
                     bar.update(len(new_rows))
-                    eta.record(step, time.perf_counter() - step_started)
+                    eta.record(step, time.perf_counter() - step_started, step_load)
                     bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
                     if on_rows:
                         on_rows(new_rows)
