@@ -21,6 +21,9 @@ import io
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -342,25 +345,80 @@ def _figure_png(fig: Any, path: Path) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def comparability(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Whether the runs ask one culture the same questions (by ``parallel_id``, so a language
+    ablation's runs count as the same questions), and if not, which differ and how."""
+    def qset(run: dict[str, Any]) -> frozenset[str]:
+        return frozenset(q.parallel_id or q.id for q in run["questions"])
+
+    first = runs[0]
+    cultures = sorted({str(r["config"].get("culture")) for r in runs})
+    differ = []
+    for run in runs[1:]:
+        shared = len(qset(run) & qset(first))
+        if run["config"].get("culture") != first["config"].get("culture") or qset(run) != qset(first):
+            differ.append({"dir": run["dir"], "culture": run["config"].get("culture"), "questions": len(qset(run)),
+                           "shared_with_first": shared})
+    return {"comparable": not differ, "first": {"dir": first["dir"], "culture": first["config"].get("culture"),
+                                                "questions": len(qset(first))},
+            "cultures": cultures, "differing_runs": differ}
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the finished report from ``staging`` into ``out`` (replacing an older report's files)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in sorted(staging.iterdir()):
+        dest = out / item.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        os.replace(item, dest)
+    staging.rmdir()
+
+
 def build_report(
     run_dirs: Sequence[str | Path],
     out_dir: str | Path,
     judge_backend: Any = None,
     dataset_dir: str | Path | None = None,
     bootstrap_samples: int = 1000,
+    allow_mixed: bool = False,
 ) -> dict[str, Any]:
-    """Analyse the runs; write report.json, report.html and figures/; return the report dict."""
+    """Analyse the runs; write report.json, report.html and figures/; return the report dict.
+
+    Nothing is written into the run folders, and nothing half-done into ``out_dir``: the report
+    is made in a hidden folder beside it and moved in when complete. Runs of different cultures
+    or question sets are refused (their numbers side by side would compare different questions)
+    unless ``allow_mixed``; then ``report["comparability"]`` and the page say which runs differ.
+    """
+    if not run_dirs:
+        raise ValueError("Give at least one RUN_DIR (a folder written by `culturesim simulate`).")
+    final = Path(out_dir)
+    for run_dir in run_dirs:
+        if final.resolve() == Path(run_dir).resolve() or Path(run_dir).resolve() in final.resolve().parents:
+            raise ValueError(f"--out {final} is inside the run folder {run_dir}; a report never writes into its "
+                             "inputs: choose another --out")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        report = _build_report(run_dirs, staging, judge_backend, dataset_dir, bootstrap_samples, allow_mixed)
+        _publish(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("report for %d run(s) written to %s", len(report["runs"]), final)
+    return report
+
+
+def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any, dataset_dir: str | Path | None,
+                  bootstrap_samples: int, allow_mixed: bool) -> dict[str, Any]:
     from simulator.analysis import figures
     from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
 
-    if not run_dirs:
-        raise ValueError("Give at least one RUN_DIR (a folder written by `culturesim simulate`).")
-    out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     runs = []
     for run_dir in run_dirs:
         config = load_config(run_dir)
-        scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, return_per_question=True, write=True)
+        scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, return_per_question=True, write=False)
         if not scores.get("metric"):
             raise ValueError(f"{run_dir} has no scorable answers (status counts: {scores['responses']['status_counts']})")
         questions = load_run_questions(run_dir)
@@ -369,8 +427,17 @@ def build_report(
                      "run": scores.get("run") or {}})
     for run, label in zip(runs, _unique_labels([r["label"] for r in runs])):
         run["label"] = label
+    mix = comparability(runs)
+    if not mix["comparable"] and not allow_mixed:
+        first = mix["first"]
+        parts = "; ".join(f"{d['dir']}: {d['culture']}, {d['questions']} questions, {d['shared_with_first']} shared"
+                          for d in mix["differing_runs"])
+        raise ValueError(f"the runs do not ask one culture the same questions: {first['dir']} is {first['culture']} with "
+                         f"{first['questions']} questions, but {parts}. Side by side their numbers would compare "
+                         "different questions. Give runs of one culture and question set, or pass --allow-mixed to "
+                         "report them anyway (the report then says which runs differ)")
 
-    report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": []}
+    report: dict[str, Any] = {"report_version": REPORT_VERSION, "comparability": mix, "runs": []}
     for run in runs:
         m = run["metric"]
         qmap = {q.id: q for q in run["questions"]}
@@ -436,7 +503,6 @@ def build_report(
     with open(out / "report.json", "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=1, ensure_ascii=False, default=_jsonable)
     (out / "report.html").write_text(render_html(report, figs), encoding="utf-8")
-    log.info("report for %d run(s) written to %s", len(runs), out)
     return report
 
 
@@ -475,6 +541,17 @@ def _img(figs: dict[str, str], name: str, alt: str) -> str:
     if name not in figs:
         return ""
     return f'<figure><img class="figure" data-figure="{name}" alt="{html.escape(alt)}" src="data:image/png;base64,{figs[name]}"></figure>'
+
+
+def _mixed_notice(mix: dict[str, Any] | None) -> str:
+    if not mix or mix.get("comparable", True):
+        return ""
+    first = mix["first"]
+    items = "".join(f"<li>{html.escape(str(d['dir']))}: {html.escape(str(d['culture']))}, {d['questions']} questions, "
+                    f"{d['shared_with_first']} shared with the first run</li>" for d in mix["differing_runs"])
+    return (f'<div class="mixed-runs"><p><strong>These runs are not directly comparable.</strong> The first run '
+            f"({html.escape(str(first['dir']))}) asks {html.escape(str(first['culture']))} {first['questions']} questions; "
+            f"these differ in culture or questions, so each run's numbers rest on its own questions:</p><ul>{items}</ul></div>")
 
 
 _CSS = (
@@ -614,6 +691,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>culturesim report</title><style>",
         _CSS, "</style></head><body>",
         "<h1>culturesim report</h1>",
+        _mixed_notice(report.get("comparability")),
         "<p>How close a language model's answers to survey questions come to real respondents' answers: each run "
         "asks the model the questions as many simulated participants, counts the parsed answers per question into "
         "a distribution and compares it with the human one. Every abbreviation is defined in the "
@@ -724,6 +802,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
                         help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
     add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="report runs of different cultures or question sets side by side anyway (refused by "
+                             "default; the report then says which runs differ)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -739,7 +820,7 @@ def main(args: argparse.Namespace) -> int:
         judge = get_backend(args.judge_backend, **kwargs)
     try:
         report = build_report(args.run_dirs, args.out, judge_backend=judge,
-                              bootstrap_samples=args.bootstrap_samples)
+                              bootstrap_samples=args.bootstrap_samples, allow_mixed=args.allow_mixed)
     finally:
         if judge is not None:
             judge.close()
