@@ -445,5 +445,8 @@ def main(args: argparse.Namespace) -> int:
           f"({summary['questions_with_variants']} of {summary['questions']} questions), {summary['asked']} asked, "
           f"{summary['from_cache']} from cache; rejected by check: "
           + (", ".join(f"{k} {v}" for k, v in summary["rejected_by_check"].items()) or "none"))
-    print(f"load it with: datasets.load_dataset({str(args.out)!r}, {CONFIG_NAME!r}, split='test')")
+    if summary["accepted"]:
+        print(f"load it with: datasets.load_dataset({str(args.out)!r}, {CONFIG_NAME!r}, split='test')")
+    else:
+        print(f"no variant accepted: the reasons are in {Path(args.out) / REVIEW_FILE}")
     return 0
