@@ -98,6 +98,9 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "n_questions": "questions scored",
     "n_ordinal": "ordinal questions (those with a Wasserstein distance)",
     "n_with_demographics": "questions with demographic distributions",
+    "demographic_gaps": "per divergence and family: group_mean {group: mean divergence of the model from that group's distribution} (lower = closer) and pairs {'a_vs_b': gap = mean over questions of D(model, b) - D(model, a) (> 0: the model is closer to group a), its question-bootstrap ci_low/ci_high, a sign-flip permutation p_value (small: the lean is more than chance), n_questions, closer_to}; None without two groups of a family",
+    "bias_profile_counts": "the same profile by the paper's own rule: the group with the most respondents choosing the preferred option (share x the group's n; questions where every group gives n)",
+    "bias_profile_rule": "which rule bias_profile uses: 'within_group_shares' (the default; it does not favour larger groups)",
     "bias_profile": "demographic preference profile (default rule: within-group shares): per family, counts of questions whose preferred option is most typical of each group",
     "per_dimension": "the same statistics per value dimension tag",
     "settings": "the arguments used (zero policy, smoothing, bootstrap sizes, confidence, seed)",
@@ -200,8 +203,10 @@ def compute_alignment(
     point.update(_channels(response_statuses, human_nonsubstantive_share, human_ceiling, data))
     point.update(_floors(data, settings))
     point.update(_normalised_parts(data, point))
-    seeds = np.random.SeedSequence(seed).spawn(3)
+    seeds = np.random.SeedSequence(seed).spawn(4)
     settings["_channel_rng"] = np.random.default_rng(seeds[2])
+    settings["_gap_rng"] = np.random.default_rng(seeds[3])
+    point.update(_group_divergences(data, settings))
     pboot = None
     with _one_blas_thread():
         qboot = _question_bootstrap(data, point, settings, np.random.default_rng(seeds[0]))
@@ -242,6 +247,7 @@ class _Data:
     demo: np.ndarray | None  # float64 (n, len(_SLOTS), kmax), zero where a group is absent
     demo_present: np.ndarray | None  # bool (n, len(_SLOTS))
     has_demo: np.ndarray  # bool (n,) non-empty demographics
+    demo_n: np.ndarray | None  # float64 (n, len(_SLOTS)) respondents per group, NaN where not given
     ids: list[str] | None
     model_input: str
     answers: _Answers | None = None
@@ -316,8 +322,12 @@ def _length(value: Any, name: str) -> int:
     return len(value)
 
 
+_PREPARE_OPTIONAL = ("ordinal", "value_dimensions", "demographics", "question_ids", "num_options")
+
+
 def _prepare(
-    predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
+    predictions=None, probabilities=None, references=None, ordinal=None, value_dimensions=None, demographics=None,
+    question_ids=None, num_options=None,
 ) -> _Data:
     if references is None:
         raise ValueError("references is required: one human distribution (list of floats) per question")
@@ -347,9 +357,16 @@ def _prepare(
     ids = None
     if question_ids is not None:
         ids = []
+        seen: dict[str, int] = {}
         for i, qid in enumerate(question_ids):
             if not isinstance(qid, str):
                 raise ValueError(f"question {i}: question_ids[{i}]={qid!r} must be a string")
+            if qid in seen:
+                raise ValueError(
+                    f"question {i} (id {qid!r}): question id {qid!r} is also question {seen[qid]}; ids must be "
+                    "unique (score each question once, or give repeated askings distinct ids)"
+                )
+            seen[qid] = i
             ids.append(qid)
 
     ks = _lengths(references, "the human distribution (a list of floats)", ids)
@@ -392,7 +409,7 @@ def _prepare(
 
     ordinal_arr = _ordinal(ordinal, n, ids)
     dims, dim_matrix = _dimensions(value_dimensions, n, ids)
-    demo, demo_present, has_demo = _demographics(demographics, ks, kmax, ids)
+    demo, demo_present, has_demo, demo_n = _demographics(demographics, ks, kmax, ids)
     return _Data(
         n=n,
         ks=ks,
@@ -404,6 +421,7 @@ def _prepare(
         demo=demo,
         demo_present=demo_present,
         has_demo=has_demo,
+        demo_n=demo_n,
         ids=ids,
         model_input=model_input,
         answers=answers,
@@ -487,7 +505,7 @@ def _ingest_answers(predictions: Any, ks: np.ndarray, ids) -> _Answers:
             pos = next(p for p, a in enumerate(flat) if not _is_int(a))
             _raise_bad_answer(flat, pos, question, lengths, ids)
         else:
-            question, participant, option, weight = _ingest_mixed(predictions, ids, multi_distinct)
+            question, participant, option, weight = _ingest_mixed(predictions, ks, ids, multi_distinct)
 
     bad = (option < 0) | (option >= ks[question])
     if bad.any():
@@ -532,7 +550,7 @@ def _raise_bad_answer(flat: list, pos: int, question: np.ndarray, lengths: np.nd
     )
 
 
-def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
+def _ingest_mixed(predictions, ks: np.ndarray, ids, multi_distinct: dict[int, int]):
     """Slow path: answers that mix ints and lists of ints (multiple choice)."""
     qs: list[int] = []
     ps: list[int] = []
@@ -542,6 +560,11 @@ def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
         responses = set()
         has_list = False
         for j, a in enumerate(answers):
+            if _is_int(a) and not 0 <= a < ks[i]:
+                raise ValueError(
+                    f"{_where(i, ids)}: participant {j} answered option {a}, outside 0..{ks[i] - 1} (the human "
+                    f"distribution has {ks[i]} options); answers are 0-based option indices"
+                )
             if _is_int(a):
                 qs.append(i)
                 ps.append(j)
@@ -564,6 +587,11 @@ def _ingest_mixed(predictions, ids, multi_distinct: dict[int, int]):
                 if not _is_int(o):
                     raise ValueError(
                         f"{_where(i, ids)}: participant {j} answered {chosen!r}; {o!r} is not an int option index"
+                    )
+                if not 0 <= o < ks[i]:
+                    raise ValueError(
+                        f"{_where(i, ids)}: participant {j} answered option {o}, outside 0..{ks[i] - 1} (the human "
+                        f"distribution has {ks[i]} options); answers are 0-based option indices"
                     )
             if len(set(int(o) for o in chosen)) != len(chosen):
                 raise ValueError(
@@ -647,10 +675,11 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
     n = len(ks)
     has = np.zeros(n, dtype=bool)
     if demographics is None:
-        return None, None, has
+        return None, None, has, None
     qs: list[int] = []
     slots: list[int] = []
     dists: list[Any] = []
+    sizes: list[Any] = []
     for i, groups in enumerate(demographics):
         if not isinstance(groups, (list, tuple)):
             if groups is None:
@@ -666,6 +695,7 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         try:
             slots.extend([_SLOT_INDEX[(entry["group_type"], entry["group"])] for entry in groups])
             dists.extend([entry["distribution"] for entry in groups])
+            sizes.extend([entry.get("n") for entry in groups])
         except (KeyError, TypeError, IndexError):
             for entry in groups:
                 _check_demographic_entry(i, entry, ids)
@@ -673,8 +703,9 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         qs.extend([i] * (len(dists) - len(qs)))
     demo = np.zeros((n, len(_SLOTS), kmax))
     present = np.zeros((n, len(_SLOTS)), dtype=bool)
+    demo_n = np.full((n, len(_SLOTS)), np.nan)
     if not qs:
-        return demo, present, has
+        return demo, present, has, demo_n
     q = np.asarray(qs, dtype=np.int64)
     slot = np.asarray(slots, dtype=np.int64)
     key = q * len(_SLOTS) + slot
@@ -712,7 +743,20 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         _check_distribution_rows(block, q[sel], "the demographic distribution", ids, name_row)
         demo[q[sel], slot[sel], :k] = block / block.sum(axis=1, keepdims=True)
     present[q, slot] = True
-    return demo, present, has
+    types = set(map(type, sizes))
+    bad = None
+    if not types <= {int, type(None)}:  # the slow path names the first n that is not an int
+        bad = next((r for r, x in enumerate(sizes) if x is not None and not _is_int(x)), None)
+    if bad is None:
+        values = np.fromiter((np.nan if x is None else x for x in sizes), dtype=np.float64, count=len(sizes))
+        negative = np.flatnonzero(values < 0)
+        bad = int(negative[0]) if len(negative) else None
+        demo_n[q, slot] = values
+    if bad is not None:
+        family, group = _SLOTS[int(slot[bad])]
+        raise ValueError(f"{_where(int(q[bad]), ids)}: the {family}/{group} group's n={sizes[bad]!r} must be an int "
+                         ">= 0 (respondents behind that distribution) or left out")
+    return demo, present, has, demo_n
 
 
 def _check_demographic_entry(i: int, entry: Any, ids) -> None:
@@ -742,14 +786,17 @@ def _top_sets(dist: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return masked >= masked.max(axis=1, keepdims=True) - TIE_TOLERANCE
 
 
-def _divergences(p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict) -> dict:
+def _divergences(
+    p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict, raw: bool = True
+) -> dict:
     """Per row: KL(p || q) under the smoothing policy or exact (``kl``, infinite where p > 0 = q
     unless smoothed), the exact KL (``kl_raw``), the JS distance and the normalised Wasserstein
     (NaN for non-ordinal rows). p and q are (n, kmax) zero padded."""
     kmax = q.shape[1]
     valid = np.arange(kmax)[None, :] < ks[:, None]
-    kl_raw = rel_entr(p, q).sum(axis=1)
-    if settings["zero_policy"] == "smoothing":
+    smoothing = settings["zero_policy"] == "smoothing"
+    kl_raw = rel_entr(p, q).sum(axis=1) if raw or not smoothing else None
+    if smoothing:
         eps = settings["smoothing"]
         scale = 1.0 / (1.0 + ks * eps)
         ps = np.where(valid, (p + eps) * scale[:, None], 0.0)
@@ -820,21 +867,37 @@ def _replace_infinite(kl: np.ndarray) -> np.ndarray:
 
 def _bias_outcomes(data: _Data, model_top: np.ndarray) -> dict[str, np.ndarray]:
     """Per question and group family: index of the group where the model's preferred option(s)
-    have the highest share, len(groups) for a tie, -1 where the family is not counted."""
+    have the highest share (``bias_<family>``, the default rule) or, by the paper's own rule,
+    the most respondents (share x the group's n: ``bias_counts_<family>``; a question counts
+    only if every group present gives its n), len(groups) for a tie, -1 where the family is not
+    counted."""
     out = {}
+    for rule in ("shares", "counts"):
+        out.update(_bias_rule(data, model_top, rule))
+    return out
+
+
+def _bias_rule(data: _Data, model_top: np.ndarray, rule: str) -> dict[str, np.ndarray]:
+    out = {}
+    prefix = "bias_" if rule == "shares" else "bias_counts_"
     if data.demo is not None:
         shares = np.einsum("nsk,nk->ns", data.demo, model_top.astype(np.float64))  # (n, slots)
+        if rule == "counts":
+            shares = shares * np.nan_to_num(data.demo_n, nan=-1.0)
     for family, slots in _FAMILY_SLOTS.items():
         outcome = np.full(data.n, -1, dtype=np.int64)
         if data.demo is not None:
             present = data.demo_present[:, slots]
+            if rule == "counts":
+                sized = ~np.isnan(data.demo_n[:, slots])
+                present = present & (sized | ~present).all(axis=1, keepdims=True)
             share = np.where(present, shares[:, slots], -np.inf)
             best = share.max(axis=1, keepdims=True)
             winners = present & (share >= best - TIE_TOLERANCE)
             counted = present.sum(axis=1) >= 2
             n_win = winners.sum(axis=1)
             outcome = np.where(counted, np.where(n_win == 1, winners.argmax(axis=1), len(slots)), -1)
-        out[f"bias_{family}"] = outcome
+        out[f"{prefix}{family}"] = outcome
     return out
 
 
@@ -959,6 +1022,104 @@ def _ceiling_stats(point: dict, mask: np.ndarray, ordinal: np.ndarray) -> dict[s
 
 
 # --------------------------------------------------------------------------------------
+# Demographic gaps on whole distributions
+# --------------------------------------------------------------------------------------
+
+#: Group pairs compared within each family: (family, a, b); a gap > 0 means the model is closer to a.
+GAP_PAIRS = [(family, a, b) for family, groups in DEMOGRAPHIC_GROUPS.items() for a, b in itertools.combinations(groups, 2)]
+
+
+def _group_divergences(data: "_Data", settings: dict) -> dict[str, Any]:
+    """Per question and group: the divergence of the model distribution from that group's
+    distribution (``group_<stat>``, (n, slots), NaN where the group is absent, where the exact KL
+    is infinite, and Wasserstein of non-ordinal questions); per question and (stat, pair) the gap
+    D(model, b) - D(model, a) (``gap_values``, (n, 3 x pairs)) and where it is defined."""
+    n = data.n
+    out: dict[str, Any] = {}
+    for stat in _DIVERGENCES:
+        out[f"group_{stat}"] = np.full((n, len(_SLOTS)), np.nan)
+    if data.demo is not None and data.has_demo.any():
+        for slot in range(len(_SLOTS)):
+            present = data.demo_present[:, slot]
+            if not present.any():
+                continue
+            div = _divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings, raw=False)
+            for stat in _DIVERGENCES:
+                v = np.where(present & np.isfinite(div[stat]), div[stat], np.nan)
+                out[f"group_{stat}"][:, slot] = v
+    cols = []
+    for stat in _DIVERGENCES:
+        for family, a, b in GAP_PAIRS:
+            cols.append(out[f"group_{stat}"][:, _SLOT_INDEX[(family, b)]] - out[f"group_{stat}"][:, _SLOT_INDEX[(family, a)]])
+    gaps = np.stack(cols, axis=1)
+    out["gap_valid"] = np.isfinite(gaps)
+    out["gap_values"] = np.where(out["gap_valid"], gaps, 0.0)
+    return out
+
+
+def _gap_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, Any] | None:
+    """Per divergence, family and group pair: the mean gap over the questions where both groups
+    are given, its question-bootstrap percentile interval and a two-sided sign-flip permutation
+    p-value (under "the model is as close to a as to b", each question's gap is as likely
+    positive as negative), with (1 + extreme flips) / (1 + flips). Per group, the mean divergence
+    over the questions with that group. None when no question has two groups of a family."""
+    valid = point["gap_valid"] & mask[:, None]
+    if not valid.any():
+        return None
+    rows = np.flatnonzero(valid.any(axis=1))
+    g = point["gap_values"][rows].astype(np.float64)
+    v = valid[rows].astype(np.float64)
+    count = v.sum(axis=0)
+    mean = np.divide(g.sum(axis=0), count, out=np.full(g.shape[1], np.nan), where=count > 0)
+    B, conf, rng = settings["bootstrap_samples"], settings["confidence"], settings["_gap_rng"]
+    lows = highs = pvals = np.full(g.shape[1], np.nan)
+    if B > 0:
+        m = len(rows)
+        boot = np.empty((B, g.shape[1]))
+        extreme = np.zeros(g.shape[1])
+        gf, vf = g.astype(np.float32), v.astype(np.float32)
+        step = max(1, (1 << 21) // m)
+        for b0 in range(0, B, step):
+            b1 = min(B, b0 + step)
+            draws = rng.integers(0, m, size=(b1 - b0, m)) + (np.arange(b1 - b0) * m)[:, None]
+            counts = np.bincount(draws.ravel(), minlength=(b1 - b0) * m).reshape(b1 - b0, m).astype(np.float32)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot[b0:b1] = (counts @ gf) / (counts @ vf)
+            signs = rng.integers(0, 2, size=(b1 - b0, m)).astype(np.float32) * 2 - 1
+            flipped = np.abs((signs @ gf) / np.where(count > 0, count, 1.0))
+            extreme += (flipped >= np.abs(mean) - 1e-9).sum(axis=0)
+        lows, highs = np.full(g.shape[1], np.nan), np.full(g.shape[1], np.nan)
+        for c in range(g.shape[1]):
+            lows[c], highs[c] = (np.nan if x is None else x for x in _interval(boot[:, c], conf))
+        pvals = (1.0 + extreme) / (1.0 + B)
+    out: dict[str, Any] = {}
+    for si, stat in enumerate(_DIVERGENCES):
+        per_family: dict[str, Any] = {}
+        for family, groups in DEMOGRAPHIC_GROUPS.items():
+            group_means = {}
+            for group in groups:
+                col = point[f"group_{stat}"][:, _SLOT_INDEX[(family, group)]]
+                group_means[group] = _mean(col, mask & np.isfinite(col))
+            pairs = {}
+            for pi, (fam, a, b) in enumerate(GAP_PAIRS):
+                if fam != family:
+                    continue
+                c = si * len(GAP_PAIRS) + pi
+                gap = _num(mean[c]) if count[c] > 0 else None
+                pairs[f"{a}_vs_{b}"] = {
+                    "gap": gap,
+                    "ci_low": _num(lows[c]) if gap is not None else None,
+                    "ci_high": _num(highs[c]) if gap is not None else None,
+                    "p_value": _num(pvals[c]) if gap is not None else None,
+                    "n_questions": int(count[c]),
+                    "closer_to": None if gap is None or gap == 0 else (a if gap > 0 else b),
+                }
+            per_family[family] = {"group_mean": group_means, "pairs": pairs}
+        out[stat] = per_family
+    return out
+
+
+# --------------------------------------------------------------------------------------
 # Floors and baselines: expected divergence of P answers drawn from a distribution
 # --------------------------------------------------------------------------------------
 
@@ -967,7 +1128,7 @@ def _ceiling_stats(point: dict, mask: np.ndarray, ordinal: np.ndarray) -> dict[s
 FLOOR_EXACT_LIMIT = 256
 #: Monte Carlo draws per question for the Jensen-Shannon expectation above FLOOR_EXACT_LIMIT
 #: (with the exactly known JS divergence as control variate, see _expected_js).
-FLOOR_MC_DRAWS = 64
+FLOOR_MC_DRAWS = 32
 #: The floors' Monte Carlo stream is seeded by this constant, not by ``seed``, so a floor does
 #: not move when only the bootstrap seed changes.
 FLOOR_SEED = 20250401
@@ -1005,73 +1166,108 @@ def _js_terms(P: int, q: np.ndarray) -> np.ndarray:
 
 
 def _expected_divergences(
-    r: np.ndarray, q: np.ndarray, P: int, ordinal: np.ndarray, settings: dict, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Expected KL, JS and Wasserstein of the empirical distribution of P answers drawn from r
-    (m, k), scored against q (m, k) exactly as the point estimates are.
+    q: np.ndarray, P: int, ordinal: np.ndarray, settings: dict, rng: np.random.Generator
+) -> dict[str, dict[str, np.ndarray]]:
+    """For questions with k options and P answers each (q: (m, k) human distributions): the
+    expected KL, JS and Wasserstein of the empirical distribution of P answers drawn from q
+    itself (``floor``) and from the uniform distribution (``uniform``), scored against q exactly
+    as the point estimates are.
 
     KL and Wasserstein are sums of per-option (per-cumulative-step) terms, so their expectations
     need only the binomial marginals: exact for any k and P. The JS distance is the square root
     of such a sum, which needs the joint multinomial: exact enumeration up to FLOOR_EXACT_LIMIT
-    outcomes, else FLOOR_MC_DRAWS seeded draws per question with the (exactly known) JS
-    divergence as control variate."""
+    outcomes, else FLOOR_MC_DRAWS seeded draws with the (exactly known) JS divergence as control
+    variate. Uniform draws are the same for every question, so their tables are built once."""
     m, k = q.shape
-    out: dict[str, np.ndarray] = {}
-    pmf = _binomial_pmf(P, r)  # (m, k, P + 1)
     x = np.arange(P + 1) / P
-    if settings["zero_policy"] == "smoothing":
+    terms = _js_terms(P, q)  # (m, k, P + 1), shared by both kinds
+    cum_q = np.cumsum(q, axis=1)[:, :-1]
+    gaps = np.abs(x[None, None, :] - cum_q[:, :, None])  # (m, k - 1, P + 1); rows of ordinal questions used
+    smoothing = settings["zero_policy"] == "smoothing"
+    if smoothing:
         eps = settings["smoothing"]
         alpha, beta = 1.0 / (1.0 + k * eps), eps / (1.0 + k * eps)
         a = alpha * x + beta
-        qs = (q + eps) * alpha
-        out["kl"] = (pmf @ (a * np.log(a))).sum(axis=1) - ((alpha * r + beta) * np.log(qs)).sum(axis=1)
+        h = a * np.log(a)
+        log_qs = np.log((q + eps) * alpha)
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cross = np.where(r > 0, r * np.log(np.where(q > 0, q, 0.0)), 0.0)
-        out["kl"] = (pmf @ xlogy(x, x)).sum(axis=1) - cross.sum(axis=1)  # inf where r > 0 = q
-    cum_r, cum_q = np.cumsum(r, axis=1)[:, :-1], np.cumsum(q, axis=1)[:, :-1]
-    gaps = np.abs(x[None, None, :] - cum_q[:, :, None])
-    w = (_binomial_pmf(P, cum_r) * gaps).sum(axis=(1, 2)) / (k - 1)
-    out["wasserstein"] = np.where(ordinal, w, np.nan)
-    terms = _js_terms(P, q)
-    jsd_mean = (pmf * terms).sum(axis=(1, 2))  # exact E[JS divergence] in nats
-    if _n_compositions(P, k) <= FLOOR_EXACT_LIMIT:
+        h = xlogy(x, x)
+        with np.errstate(divide="ignore"):
+            log_q = np.log(q)
+    exact = _n_compositions(P, k) <= FLOOR_EXACT_LIMIT
+    if exact:
         comps = _compositions(P, k)
         log_weight = gammaln(P + 1.0) - gammaln(comps + 1.0).sum(axis=1)  # (M,)
-        js = np.empty(m)
-        step = max(1, (1 << 20) // (len(comps) * k))
-        for s0 in range(0, m, step):
-            sl = slice(s0, s0 + step)
-            jsd = np.zeros((len(terms[sl]), len(comps)))
-            logp = np.broadcast_to(log_weight, jsd.shape).copy()
-            for o in range(k):
-                jsd += terms[sl, o, :][:, comps[:, o]]
-                logp += xlogy(comps[None, :, o], r[sl, o, None])
-            js[sl] = (np.exp(logp) * np.sqrt(np.maximum(jsd, 0.0) / _LN2)).sum(axis=1)
+    uniform_r = np.full((1, k), 1.0 / k)
+    results: dict[str, dict[str, np.ndarray]] = {}
+    for kind in ("floor", "uniform"):
+        r = q if kind == "floor" else uniform_r  # (m, k) or (1, k), broadcast against q
+        pmf = _binomial_pmf(P, r)  # (m or 1, k, P + 1)
+        out: dict[str, np.ndarray] = {}
+        if smoothing:
+            out["kl"] = (pmf @ h).sum(axis=1) - ((alpha * r + beta) * log_qs).sum(axis=1)
+        else:
+            with np.errstate(invalid="ignore"):
+                cross = np.where(r > 0, r * log_q, 0.0)  # -inf where r > 0 = q: an infinite expectation
+            out["kl"] = (pmf @ h).sum(axis=1) - cross.sum(axis=1)
+        out["wasserstein"] = np.full(m, np.nan)
+        if ordinal.any():  # only ordinal questions have a Wasserstein distance
+            cum_r = np.cumsum(r if kind == "uniform" else r[ordinal], axis=1)[:, :-1]
+            w = (_binomial_pmf(P, cum_r) * gaps[ordinal]).sum(axis=(1, 2)) / (k - 1)
+            out["wasserstein"][ordinal] = w
+        jsd_mean = (pmf * terms).sum(axis=(1, 2))  # exact E[JS divergence] in nats
+        if exact:
+            js = np.empty(m)
+            step = max(1, (1 << 20) // (len(comps) * k))
+            for s0 in range(0, m, step):
+                sl = slice(s0, s0 + step)
+                jsd = np.zeros((len(terms[sl]), len(comps)))
+                for o in range(k):
+                    jsd += terms[sl, o, :][:, comps[:, o]]
+                if kind == "floor":
+                    logp = np.broadcast_to(log_weight, jsd.shape).copy()
+                    for o in range(k):
+                        logp += xlogy(comps[None, :, o], q[sl, o, None])
+                else:
+                    logp = (log_weight - P * math.log(k))[None, :]
+                js[sl] = (np.exp(logp) * np.sqrt(np.maximum(jsd, 0.0) / _LN2)).sum(axis=1)
+        else:
+            if kind == "floor":
+                counts = _multinomial_draws(P, q, FLOOR_MC_DRAWS, rng)  # (R, m, k)
+                counts += (np.arange(m * k) * (P + 1)).reshape(m, k)
+                jsd = np.take(terms.ravel(), counts).sum(axis=2).T  # (m, R)
+            else:
+                shared = rng.multinomial(P, np.full(k, 1.0 / k), size=FLOOR_MC_DRAWS)  # (R, k)
+                jsd = np.zeros((m, FLOOR_MC_DRAWS))
+                for o in range(k):
+                    jsd += terms[:, o, :][:, shared[:, o]]
+            root = np.sqrt(np.maximum(jsd, 0.0) / _LN2)
+            slope = 0.5 / np.sqrt(np.maximum(jsd_mean, 1e-300) * _LN2)  # d sqrt(J / ln 2) / dJ at E[J]
+            js = root.mean(axis=1) - slope * (jsd.mean(axis=1) - jsd_mean)
         out["js"] = js
-        out["js_exact"] = np.ones(m, dtype=bool)
-    else:
-        counts = _multinomial_draws(P, r, FLOOR_MC_DRAWS, rng)  # (R, m, k)
-        counts += (np.arange(m * k) * (P + 1)).reshape(m, k)
-        jsd = np.take(terms.ravel(), counts).sum(axis=2)  # (R, m)
-        js = np.sqrt(np.maximum(jsd, 0.0) / _LN2)
-        slope = 0.5 / np.sqrt(np.maximum(jsd_mean, 1e-300) * _LN2)  # d sqrt(J / ln 2) / dJ at E[J]
-        out["js"] = js.mean(axis=0) - slope * (jsd.mean(axis=0) - jsd_mean)
-        out["js_exact"] = np.zeros(m, dtype=bool)
-    return out
+        out["js_exact"] = np.full(m, exact)
+        results[kind] = out
+    return results
 
 
 def _multinomial_draws(P: int, r: np.ndarray, R: int, rng: np.random.Generator) -> np.ndarray:
-    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF: R sorted
-    sets of P uniforms, shared by the rows (common random numbers: each row's draws are exact
-    multinomial draws; rows' Monte Carlo errors are correlated, which does not bias them)."""
+    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF. Each draw j
+    sorts P uniforms once; every row rotates them by its own uniform shift (modulo 1, a
+    Cranley-Patterson rotation), so each row's P answers are exact independent draws and the
+    rows' Monte Carlo errors do not line up, while one sorted array serves all rows."""
     m, k = r.shape
     u = np.sort(rng.random((R, P)), axis=1)
+    shift = rng.random((R, m))
     cum = np.cumsum(r, axis=1)
     cum[:, -1] = 1.0 + 1e-9  # every uniform falls at or below the last edge
     counts = np.empty((R, m, k), dtype=np.int64)
     for j in range(R):
-        below = np.searchsorted(u[j], cum, side="right")  # (m, k): uniforms <= each edge
+        # (u + s) mod 1 <= c  <=>  u <= c - s (and u > 1 - s) when c >= s, else 1 - s < u <= 1 + c - s
+        s_j = shift[j][:, None]
+        e = cum - s_j
+        wrap = np.searchsorted(u[j], 1.0 - shift[j], side="right")[:, None]  # uniforms <= 1 - s
+        below = np.searchsorted(u[j], np.where(e >= 0, e, 1.0 + e), side="right")
+        below = np.where(e >= 0, below + (P - wrap), below - wrap)
         counts[j, :, 0] = below[:, 0]
         np.subtract(below[:, 1:], below[:, :-1], out=counts[j, :, 1:])
     return counts
@@ -1101,8 +1297,8 @@ def _floors(data: "_Data", settings: dict) -> dict[str, np.ndarray]:
             sel = idx[lengths[idx] == P]
             q = data.human[sel, :k]
             rng = np.random.default_rng([FLOOR_SEED, k, P])
-            for kind, r in (("floor", q), ("uniform", np.full_like(q, 1.0 / k))):
-                e = _expected_divergences(r, q, int(P), data.ordinal[sel], settings, rng)
+            both = _expected_divergences(q, int(P), data.ordinal[sel], settings, rng)
+            for kind, e in both.items():
                 for stat in ("kl", "js", "wasserstein"):
                     out[f"{kind}_{stat}"][sel] = np.where(np.isfinite(e[stat]), e[stat], np.nan)
                 if kind == "floor":
@@ -1538,6 +1734,7 @@ def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.n
     out["floor_exact_share"] = _mean(point["floor_exact"].astype(np.float64), mask)
     out.update(_ceiling_stats(point, mask, data.ordinal))
     out["refusals"] = _refusal_stats(point, mask, settings)
+    out["demographic_gaps"] = _gap_stats(point, mask, settings)
     out["kl_n_infinite"] = int(point["kl_infinite"][mask].sum())
     out["entropy_mean"] = _mean(point["entropy"], mask)
     out["human_entropy_mean"] = _mean(point["human_entropy"], mask)
@@ -1551,14 +1748,16 @@ def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.n
     out["n_ordinal"] = int(ordinal.sum())
     out["n_with_demographics"] = int((mask & data.has_demo).sum())
     out["bias_profile"] = _bias_profile(point, mask)
+    out["bias_profile_counts"] = _bias_profile(point, mask, "bias_counts_")
+    out["bias_profile_rule"] = "within_group_shares"
     return out
 
 
-def _bias_profile(point: dict, mask: np.ndarray) -> dict:
+def _bias_profile(point: dict, mask: np.ndarray, prefix: str = "bias_") -> dict:
     profile: dict[str, Any] = {"n": {}, "all": {}, "matched": {}, "mismatched": {}}
     match = point["match"]
     for family, groups in DEMOGRAPHIC_GROUPS.items():
-        outcome = point[f"bias_{family}"]
+        outcome = point[f"{prefix}{family}"]
         counted = mask & (outcome >= 0)
         names = list(groups) + ["tie"]
         all_counts = np.bincount(outcome[counted], minlength=len(names)).astype(np.float64)
@@ -1575,8 +1774,7 @@ def _assemble(data: _Data, point: dict, qboot, pboot, settings: dict) -> dict[st
     everything = np.ones(data.n, dtype=bool)
     overall = _block_stats(data, point, qboot, pboot, 0, everything, settings)
     result: dict[str, Any] = {"metric_version": METRIC_VERSION, "model_input": data.model_input}
-    result.update({k: v for k, v in overall.items() if k != "bias_profile"})
-    result["bias_profile"] = overall["bias_profile"]
+    result.update(overall)
     result["per_dimension"] = {
         dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], settings)
         for c, dim in enumerate(data.dims)
@@ -1665,9 +1863,18 @@ def _per_question(data: _Data, point: dict, pboot=None, settings: dict | None = 
         for family, groups in DEMOGRAPHIC_GROUPS.items():
             code = bias[family][i]
             row[f"preferred_group_{family}"] = None if code < 0 else (groups[code] if code < len(groups) else "tie")
+            code = int(point[f"bias_counts_{family}"][i])
+            row[f"preferred_group_{family}_counts"] = (
+                None if code < 0 else (groups[code] if code < len(groups) else "tie")
+            )
         for name, values in extra.items():
             row[name] = values[i]
         row["floor_exact"] = floor_exact[i]
+        row["divergence_by_group"] = (
+            {stat: {f"{f}/{g}": _num(point[f"group_{stat}"][i, s]) for s, (f, g) in enumerate(_SLOTS)
+                    if data.demo_present[i, s]} for stat in _DIVERGENCES}
+            if data.has_demo[i] else None
+        )
         row["non_answer_share"] = _num(point["non_answer"][i])
         row["non_answer_by_status"] = {s: _num(v[i]) for s, v in point["by_status"].items()} if row["non_answer_share"] is not None else None
         row["human_nonsubstantive_share"] = _num(point["human_ns"][i])
@@ -1744,7 +1951,11 @@ positions divided by (options - 1), so also in [0, 1]. It averages them over que
 value dimension with percentile bootstrap confidence intervals (over questions, and over
 participants when answers are given), reports the argmax match rate, the demographic preference
 profile (which sex and age group the model's preferred options are most typical of) and the
-diversity of the simulated participants' answers.
+diversity of the simulated participants' answers. Per question it also gives the sampling-noise
+floor (the expected divergence of as many answers drawn from the human distribution) and the
+uniform baseline, and from them the normalised alignment score (1 = a perfect simulator of this
+size, 0 = random answers); bias-corrected participant intervals for the divergence with
+unlimited participants; the refusal channel; and demographic gaps with permutation p-values.
 
 Two configurations: "default" takes the participants' answers (option indices) as predictions;
 "probabilities" takes one probability vector per question as predictions.
@@ -1783,6 +1994,12 @@ Args:
     confidence (`float`, default 0.95): two-sided level of the intervals.
     seed (`int`, default 0): seeds both bootstraps; same inputs and seed, same intervals.
     return_per_question (`bool`, default False): add a "per_question" list of dicts.
+    response_statuses (`list[dict[str, int]]`, optional): per question, responses by status
+        ({"ok": 18, "refusal": 2}); gives the refusal channel ("error" rows are left out).
+    human_nonsubstantive_share (`list[float | None]`, optional): per question, the human share of
+        don't know / refused / skipped answers.
+    human_ceiling (`list[dict | None]`, optional): per question, the human split-half ceiling
+        {"kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd"}.
 
 Returns:
     A flat dict of plain Python numbers (None where undefined) and small dicts:
@@ -1797,6 +2014,14 @@ Returns:
     bias_profile {"n": {family: int}, "all" | "matched" | "mismatched": {family: {group: count,
     "tie": count}}}; per_dimension {tag: the same statistics for the questions with that tag};
     settings (the arguments used); metric_version; model_input; per_question when asked.
+    Also: <stat>_bc_mean (bias-corrected, for unlimited participants) with the bias-corrected
+    <stat>_participant_ci_low / _high and <stat>_participant_se; floor_<stat>_mean (what a
+    perfect simulator of this size scores) and uniform_<stat>_mean (random answers);
+    normalised_<stat> ((D_uniform - D_model) / (D_uniform - D_floor): 1 perfect, 0 random,
+    higher is better) with question and participant intervals; refusals (non-answer share vs
+    the human non-substantive share); ceiling_<stat>_mean; demographic_gaps (gap between groups
+    with CI and permutation p-value); bias_profile_counts (the paper's counts rule). One line
+    per key: OUTPUT_GLOSSARY.
 
 Examples:
 
@@ -1939,15 +2164,27 @@ def _build_metric_class() -> type:
                 return None
             return not isinstance(self.selected_feature_format["predictions"].feature, datasets.Value)
 
+        def _validate(self, predictions, references) -> None:
+            """The checks of compute_alignment, before evaluate stores the batch in Arrow (which
+            would turn True into 1, answer strings into a format dump and huge ints into an
+            OverflowError): the same ValueErrors, naming the question of this batch."""
+            if predictions is None or references is None:
+                return
+            side = "probabilities" if self.config_name == "probabilities" else "predictions"
+            _prepare(**{side: predictions}, references=references, **dict.fromkeys(_PREPARE_OPTIONAL))
+
         def add_batch(self, *, predictions=None, references=None, **kwargs):
             """Add a batch of questions (see the inputs below); per-question options such as
             ordinal go to compute(), covering all questions added, in order."""
+            self._validate(predictions, references)
             if self.config_name != "probabilities":
                 predictions = _prepare_evaluate_predictions(predictions, self._stored_as_lists())
             return super().add_batch(predictions=predictions, references=references, **kwargs)
 
         def add(self, *, prediction=None, reference=None, **kwargs):
             """Add one question (see the inputs below)."""
+            if prediction is not None and reference is not None:
+                self._validate([prediction], [reference])
             if self.config_name != "probabilities" and prediction is not None:
                 prediction = _prepare_evaluate_predictions([prediction], self._stored_as_lists())[0]
             return super().add(prediction=prediction, reference=reference, **kwargs)
