@@ -207,9 +207,24 @@ def cache_key(question: Any, model: str, backend: str, index: int, temperature: 
 
 
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
-    from simulator.runner import read_rows
-
-    return {r["key"]: r for r in read_rows(path, repair=True)}
+    """The cached answers by key; a truncated last line (an interrupted write) is cut off."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        log.warning("%s: dropping a truncated last line left by an interrupted run", path)
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+    out = {}
+    for number, line in enumerate(data[:end].splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {number} is not valid JSON ({exc}); delete the file to ask again") from exc
+            out[row["key"]] = row
+    return out
 
 
 def _request_seed(question_id: str, index: int, seed: int) -> int:
