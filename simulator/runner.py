@@ -789,7 +789,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="remote backends: tries per request, retries included (default: 6); a request still failing "
                         "is written as an `error` row that --resume asks again")
     g = parser.add_argument_group("questions")
-    g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")
+    g.add_argument("--culture", default="US",
+                   help="dataset config of the questions: a culture (US, CN, JP, EG) or US_2024 for the GSS 2024 wave (default: US)")
     g.add_argument("--language", default=None, help="question language (default: the culture's native language)")
     g.add_argument("--questions", type=positive_int, default=None, metavar="N", help="ask the first N questions (default: all)")
     g.add_argument("--dimensions", type=_csv, default=None, help=f"value dimensions, comma separated ({','.join(VALUE_DIMENSIONS)})")
