@@ -604,7 +604,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
     try:
         with RowWriter(out / RESPONSES_FILE) as writer:
             for step, q in enumerate(questions):
-                step_started = time.perf_counter()
+                step_started, step_cpu = time.perf_counter(), time.process_time()
                 step_load = sum(map(len, run.memories.values())) / len(run.memories) if run.memories else 0.0
                 generated = False
                 for start in range(0, len(ids), WINDOW):
@@ -637,7 +637,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
                             run.remember_text(step, q, pid, text)
                     generated = generated or bool(missing)
                 if generated:
-                    eta.record(step, time.perf_counter() - step_started, step_load)
+                    eta.record(step, time.perf_counter() - step_started, step_load, time.process_time() - step_cpu)
                     bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
     finally:
         bar.close()
