@@ -32,6 +32,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("score",): ("simulator.analysis.scoring", "score a run's responses against the human distributions"),
     ("report",): ("simulator.analysis.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
     ("ablate",): ("simulator.analysis.ablation", "diversity-plan and language ablations on the same questions"),
+    ("harness-path",): ("simulator.harness.cli", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
     ("metric", "publish"): ("metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
     ("space", "launch"): ("space.cli", "launch the Gradio Space locally"),
     ("space", "publish"): ("space.publish", "upload the Space folder to the Hugging Face Hub"),
