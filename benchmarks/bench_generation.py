@@ -36,7 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from simulator.backends.transformers_backend import TransformersBackend, render_chat  # noqa: E402
-from simulator.logprob import logprob_distributions  # noqa: E402
+from simulator.estimators.logprob import logprob_distributions  # noqa: E402
 from simulator.questions import Question  # noqa: E402
 from simulator.types import GenerationConfig, GenerationRequest  # noqa: E402
 

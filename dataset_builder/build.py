@@ -17,16 +17,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder import card, gss, wvs
-from dataset_builder.demographics import PanelDemographics
+from dataset_builder import card, gss, gss_text, lint, microdata, wvs
 from dataset_builder.review import (
     DIMENSIONS_FILE,
     GSS_TEXT_FILE,
+    LINT_ALLOW_FILE,
     REVIEW_FILE,
     WVS_ENGLISH_FILE,
+    WVS_NATIVE_FILE,
     CurationError,
     is_numeric_scale,
     is_ordinal,
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "dataset"
 DEFAULT_SOURCES = REPO_ROOT.parent / "shared" / "sources"
-BUILDER_VERSION = "1.0"
+BUILDER_VERSION = "2.0"
 
 
 class ValidationError(ValueError):
@@ -57,72 +59,186 @@ def _capitalise(label: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def gss_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
+# Codebook shorthand in GSS answer labels, written out in the respondent's voice.
+_SHORTHAND = [
+    (re.compile(r"^yes, respondent does$"), "yes, I do"),
+    (re.compile(r"\bneither r nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
+    (re.compile(r"\bneither i nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
+    (re.compile(r"\bthan fair share\b"), "than my fair share"),
+    (re.compile(r"\broughly fair share\b"), "roughly my fair share"),
+    (re.compile(r"\bi\b"), "I"),
+    (re.compile(r"\bi'"), "I'"),
+    (re.compile(r"\bu\.s\."), "U.S."),
+    (re.compile(r"^r does\b"), "I do"),
+    (re.compile(r"^r is\b"), "I am"),
+    (re.compile(r"^r has\b"), "I have"),
+    (re.compile(r"\bneither r nor\b"), "neither I nor"),
+    (re.compile(r"\br would\b"), "I would"),
+    (re.compile(r"\br\b"), "I"),
+    (re.compile(r"\bafrican-american\b"), "African-American"),
+    (re.compile(r"\bamerican\b"), "American"),
+    (re.compile(r"\bchristian\b"), "Christian"),
+    (re.compile(r"\bgod\b"), "God"),
+]
+
+
+def _option_text(label: str) -> str:
+    """A GSS answer label in sentence case, codebook shorthand written out."""
+    text = label.strip()
+    for pattern, repl in _SHORTHAND:
+        text = pattern.sub(repl, text)
+    return _capitalise(text)
+
+
+NONSUBSTANTIVE_LABELS = ("don't know", "no answer", "skipped on web", "can't choose", "refused", "uncodeable")
+# Not asked (inapplicable) or not in the file: not part of "those asked".
+NOT_ASKED_LABELS = ("iap", "not available in this year", "not available in this release", "Total")
+
+
+def nonsubstantive_share(var: gss.GssVariable) -> float | None:
+    """Share of those asked who gave no substantive answer, from the documentation's counts.
+
+    The year files code don't know, no answer, refused and skipped as plain NA (indistinguishable
+    from not asked), so the unweighted tabulation is the only source: non-substantive labels over
+    substantive plus non-substantive answers. None when the tabulation lists no such label.
+    """
+    counts = (var.raw.get("counts_by_year") or {}).get(var.year) or {}
+    present = [lbl for lbl in NONSUBSTANTIVE_LABELS if lbl in counts]
+    if not present:
+        return None
+    ns = sum(int(counts[lbl] or 0) for lbl in present)
+    asked = ns + sum(var.counts)
+    return ns / asked if asked else None
+
+
+def _report(report: dict, kind: str, item: str, stage: str, rule: str, reason: str) -> None:
+    report[kind].append({"item": item, "stage": stage, "rule": rule, "reason": reason})
+
+
+def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = gss.YEAR) -> list[dict[str, Any]]:
+    """One row per reviewed GSS variable of ``year``, estimated from that year's microdata."""
     repairs: dict[str, str] = {}
-    kept, excluded = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl", repairs)
+    prefix = f"gss{year}"
+    kept, excluded = gss.candidates(sources / "gss" / "gss_variables_2018_2024.jsonl", repairs, year)
     for var, (rule, detail) in sorted(excluded.items()):
-        report["excluded"].append({"item": f"gss2022.{var}", "stage": "rule", "rule": rule, "reason": detail})
+        _report(report, "excluded", f"{prefix}.{var}", "rule", rule, detail)
     missing = sorted(v for v in kept if f"gss:{v}" not in review)
+    if missing and year != gss.YEAR:  # TEMPORARY until the 2024-only items are reviewed
+        for v in missing:
+            _report(report, "excluded", f"{prefix}.{v}", "review", "not_reviewed", "asked only in 2024; not yet reviewed")
+            kept.pop(v)
+        missing = []
     if missing:
         raise CurationError(
-            f"{len(missing)} GSS candidates have no review decision in {REVIEW_FILE.name}: {missing[:20]}"
+            f"{len(missing)} GSS {year} candidates have no review decision in {REVIEW_FILE.name}: {missing[:20]}"
         )
     text_overrides = load_yaml_file(GSS_TEXT_FILE)
-    panel = PanelDemographics(sources / "gss" / "gss_panel_2016_2018_2020.parquet")
-    rows = []
+    frame = microdata.read_year_file(sources / "gss" / f"gss{year}.rds")
+    masks = microdata.group_masks(frame)
+    weights_all = frame[microdata.WEIGHT].to_numpy(dtype=float)
+    rows, halves = [], []
     for var_name in sorted(kept):
         var = kept[var_name]
+        item = f"{prefix}.{var_name}"
         decision = review[f"gss:{var_name}"]
         if decision["decision"] == "exclude":
-            report["excluded"].append(
-                {"item": f"gss2022.{var_name}", "stage": "review", "rule": "curated", "reason": decision["reason"]}
-            )
+            _report(report, "excluded", item, "review", decision.get("rule", "curated"), decision["reason"])
             continue
+        if var_name not in frame.columns:
+            _report(report, "excluded", item, "microdata", "not_in_microdata",
+                    f"the variable is documented for {year} but is not a column of gss{year}.rds")
+            continue
+        row_repairs: list[str] = []
         if var_name in repairs:
-            report["repaired"].append({"item": f"gss2022.{var_name}", "stage": "repair", "rule": "mode_only_option",
-                                       "reason": repairs[var_name]})
+            _report(report, "repaired", item, "repair", "mode_only_option", repairs[var_name])
+            row_repairs.append(f"mode_only_option: {repairs[var_name]}")
+        column = frame[var_name].to_numpy(dtype=float)
+        present = ~np.isnan(column)
+        check = microdata.check_codes(column[present], var.codes, var.counts)
+        if check.action == "excluded":
+            _report(report, "excluded", item, "microdata", "code_mismatch", check.detail)
+            continue
+        if check.action == "repaired":
+            column = column + check.shift
+            _report(report, "repaired", item, "microdata", "code_shift", check.detail)
+            row_repairs.append(f"code_shift: {check.detail}")
         tag = tags.get(f"gss:{var_name}")
         if tag is None:
             raise CurationError(f"GSS item {var_name!r} is included but has no entry 'gss:{var_name}' in {DIMENSIONS_FILE.name}")
         override = text_overrides.get(var_name) or {}
         if override.get("options") and len(override["options"]) != len(var.options):
             raise CurationError(f"{GSS_TEXT_FILE.name}: {var_name} gives {len(override['options'])} options for {len(var.options)} codes")
-        options = [_capitalise(o) for o in (override.get("options") or var.options)]
+        options = [_option_text(o) for o in (override.get("options") or var.options)]
         if override:
-            report["repaired"].append({"item": f"gss2022.{var_name}", "stage": "repair", "rule": "curated_text",
-                                       "reason": override["reason"]})
+            _report(report, "repaired", item, "repair", "curated_text", override["reason"])
+            row_repairs.append(f"curated_text: {override['reason']}")
+        if override.get("question"):
+            question = _clean_text(override["question"])
+        else:
+            question, text_rules = gss_text.normalise(_clean_text(var.question or var.label), len(var.question))
+            if text_rules:
+                detail = f"questionnaire text normalised by rule ({', '.join(text_rules)})"
+                _report(report, "repaired", item, "repair", "questionnaire_text", detail)
+                row_repairs.append(f"questionnaire_text: {detail}")
+        codes = list(var.codes)
         numeric = is_numeric_scale(var.options)
+        ordinal = numeric or is_ordinal(var.options)
+        if override.get("ordinal") is not None:
+            ordinal = bool(override["ordinal"])
+        residual = [i for i, o in enumerate(options) if ordinal and lint.is_residual(o)]
+        if residual:
+            dropped = [options[i] for i in residual]
+            detail = (f"residual answer(s) {dropped} outside the ordered scale dropped; the distribution is "
+                      "renormalised over the scale's answers")
+            _report(report, "repaired", item, "repair", "residual_answer", detail)
+            row_repairs.append(f"residual_answer: {detail}")
+            keep = [i for i in range(len(options)) if i not in residual]
+            options, codes = [options[i] for i in keep], [codes[i] for i in keep]
+        answered = np.isin(column, codes)
+        if answered.sum() < gss.MIN_RESPONDENTS:
+            _report(report, "excluded", item, "microdata", "too_few_respondents",
+                    f"{int(answered.sum())} substantive answers among the weighted {year} cross-section")
+            continue
+        answers = column[answered].astype(int)
+        weights = weights_all[answered]
+        shares = microdata.weighted_shares(answers, weights, codes)
+        group_masks = [(t, g, m[answered]) for t, g, m in masks]
         topic = next((f for f in var.families if f != "Core"), var.families[0] if var.families else "General")
         rows.append(
             {
-                "id": f"gss2022.{var_name}.en",
+                "id": f"{item}.en",
                 "culture": "US",
+                "config": "US" if year == gss.YEAR else f"US_{year}",
                 "language": "en",
                 "is_native_language": True,
                 "source": "GSS",
-                "source_year": int(gss.YEAR),
+                "source_year": int(year),
                 "source_variable": var_name,
-                "question": _clean_text(override.get("question") or var.question or var.label),
+                "question": question,
                 "options": options,
-                "option_codes": var.codes,
+                "option_codes": codes,
                 "question_type": "scale" if numeric else "single_choice",
-                "ordinal": numeric or is_ordinal(var.options),
-                "human_distribution": [c / var.n for c in var.counts],
-                "human_n": var.n,
+                "ordinal": ordinal,
+                "human_distribution": (shares / shares.sum()).tolist(),
+                "human_n": int(answered.sum()),
+                "human_nonsubstantive_share": nonsubstantive_share(var),
                 "value_dimensions": list(tag.dimensions),
                 "value_dimension_rationale": tag.rationale,
                 "topic": topic,
-                "demographics": panel.groups(var_name, var.codes),
+                "demographics": microdata.demographics(answers, weights, group_masks, codes, int(year)),
                 "parallel_id": f"gss.{var_name}",
-                "repairs": ([f"mode_only_option: {repairs[var_name]}"] if var_name in repairs else [])
-                + ([f"curated_text: {override['reason']}"] if override else []),
+                "repairs": row_repairs,
             }
         )
+        halves.append(microdata.split_halves(answers, weights, codes, microdata.SPLITS, f"{item}.en"))
+    for row, ceiling in zip(rows, microdata.ceilings(halves, [r["ordinal"] for r in rows])):
+        for key, value in ceiling.items():
+            row[f"human_ceiling_{key}"] = value
     return rows
 
 
 def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
-    src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE)
+    src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE, WVS_NATIVE_FILE)
     items, issues = wvs.adapt_all(src)
     for issue in issues:
         entry = {"item": issue.item, "stage": "repair", "rule": issue.kind, "reason": issue.detail}
@@ -153,7 +269,9 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
             "question_type": item.question_type,
             "ordinal": item.ordinal,
             "human_distribution": item.distribution,
+            "config": item.country,
             "human_n": wvs.SAMPLE_SIZES[item.country],
+            "human_nonsubstantive_share": None,
             "value_dimensions": list(tag.dimensions),
             "value_dimension_rationale": tag.rationale,
             "topic": item.category,
@@ -208,41 +326,67 @@ def write_parquet(rows: list[dict[str, Any]], out: Path) -> dict[str, int]:
     for old in data.glob("*.parquet"):
         old.unlink()
     counts = {}
-    for culture in sorted({r["culture"] for r in rows}):
-        part = sorted((r for r in rows if r["culture"] == culture), key=lambda r: r["id"])
+    for config in sorted({r["config"] for r in rows}):
+        part = sorted((r for r in rows if r["config"] == config), key=lambda r: r["id"])
         table = pa.Table.from_pylist(part, schema=SCHEMA)
-        pq.write_table(table, data / f"{culture}.parquet", compression="zstd", write_statistics=False)
-        counts[culture] = len(part)
+        pq.write_table(table, data / f"{config}.parquet", compression="zstd", write_statistics=False)
+        counts[config] = len(part)
     return counts
 
 
-def build(sources: Path = DEFAULT_SOURCES, out: Path = DEFAULT_OUT, card_copy: Path | None = None) -> dict[str, Any]:
-    """Build the dataset folder; return the build report."""
-    sources, out = Path(sources), Path(out)
+def collect(sources: Path = DEFAULT_SOURCES) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every row the sources give after the rules, the review and the repairs; and the report so far."""
+    sources = Path(sources)
     if not (sources / "gss").is_dir() or not (sources / "wvs7").is_dir():
         raise FileNotFoundError(f"Sources not found at {sources}: expected gss/ and wvs7/ (see ../shared/sources/README.md)")
-    started = time.perf_counter()
     report: dict[str, Any] = {"builder_version": BUILDER_VERSION, "excluded": [], "repaired": []}
     review, tags = load_review(), load_tags()
-    rows = gss_rows(sources, review, tags, report) + wvs_rows(sources, review, tags, report)
-    validate(rows)
+    rows = [r for year in gss.YEARS for r in gss_rows(sources, review, tags, report, year)]
+    rows += wvs_rows(sources, review, tags, report)
+    return rows, report
+
+
+def finish(rows: list[dict[str, Any]], report: dict[str, Any], out: Path = DEFAULT_OUT,
+           card_copy: Path | None = None) -> dict[str, Any]:
+    """Validate and lint ``rows``; write the folder, or only build_report.json and raise on a finding."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    counts = write_parquet(rows, out)
-    report["rows_per_culture"] = counts
-    report["rows"] = len(rows)
-    report["distinct_human_distributions"] = len({(r["source"], r["source_variable"], r["culture"]) for r in rows})
+    validate(rows)
+    findings = lint.lint(rows, load_yaml_file(LINT_ALLOW_FILE))
+    report["lint_findings"] = [f.to_dict() for f in findings]
+    report["lint_findings_by_kind"] = dict(sorted(Counter(f.kind for f in findings).items()))
+    report["excluded"].sort(key=lambda e: (e["item"], e["rule"]))
+    report["repaired"].sort(key=lambda e: (e["item"], e["rule"]))
     report["excluded_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["excluded"]).items()))
     report["repaired_by_rule"] = dict(sorted(Counter(e["rule"] for e in report["repaired"]).items()))
-    report["excluded"].sort(key=lambda e: e["item"])
-    report["repaired"].sort(key=lambda e: (e["item"], e["rule"]))
-    with open(out / "build_report.json", "w", encoding="utf-8") as fh:
-        json.dump(report, fh, ensure_ascii=False, indent=1, sort_keys=True)
-        fh.write("\n")
+    if findings:
+        _write_report(report, out)
+        raise lint.LintError(findings)
+    counts = write_parquet(rows, out)
+    report["rows_per_config"] = counts
+    report["rows"] = len(rows)
+    report["distinct_human_distributions"] = len({(r["source"], r["source_variable"], r["culture"], r["source_year"])
+                                                  for r in rows})
+    _write_report(report, out)
     text = card.render(rows, report)
     (out / "README.md").write_text(text, encoding="utf-8")
     if card_copy is not None:
         Path(card_copy).write_text(text, encoding="utf-8")
-    log.info("built %d rows (%s) in %.1fs -> %s", len(rows), counts, time.perf_counter() - started, out)
+    return report
+
+
+def _write_report(report: dict[str, Any], out: Path) -> None:
+    with open(out / "build_report.json", "w", encoding="utf-8") as fh:
+        json.dump(report, fh, ensure_ascii=False, indent=1, sort_keys=True)
+        fh.write("\n")
+
+
+def build(sources: Path = DEFAULT_SOURCES, out: Path = DEFAULT_OUT, card_copy: Path | None = None) -> dict[str, Any]:
+    """Build the dataset folder; return the build report. Raises ``LintError`` on any lint finding."""
+    started = time.perf_counter()
+    rows, report = collect(sources)
+    report = finish(rows, report, out, card_copy)
+    log.info("built %d rows (%s) in %.1fs -> %s", len(rows), report["rows_per_config"], time.perf_counter() - started, out)
     return report
 
 
@@ -258,6 +402,6 @@ def main(args: argparse.Namespace) -> int:
     if card_copy is None and Path(args.out).resolve() == DEFAULT_OUT.resolve():
         card_copy = REPO_ROOT / "DATASET_CARD.md"
     report = build(args.sources, args.out, card_copy)
-    print(json.dumps({k: report[k] for k in ("rows", "rows_per_culture", "distinct_human_distributions",
+    print(json.dumps({k: report[k] for k in ("rows", "rows_per_config", "distinct_human_distributions",
                                              "excluded_by_rule", "repaired_by_rule")}, indent=1))
     return 0

@@ -18,7 +18,7 @@ CULTURE_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egy
 
 
 def _front_matter(rows: list[dict[str, Any]]) -> str:
-    cultures = sorted({r["culture"] for r in rows})
+    configs = sorted({r["config"] for r in rows})
     meta = {
         "pretty_name": "culturesim survey values",
         "license": "other",
@@ -34,7 +34,7 @@ def _front_matter(rows: list[dict[str, Any]]) -> str:
                 "data_files": [{"split": "test", "path": f"data/{c}.parquet"}],
                 **({"default": True} if c == "US" else {}),
             }
-            for c in cultures
+            for c in configs
         ],
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"

@@ -18,7 +18,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-YEAR = "2022"
+YEAR = "2022"  # the default wave; every function takes ``year``
+YEARS = ("2022", "2024")
 MIN_RESPONDENTS = 200
 MIN_OPTIONS, MAX_OPTIONS = 2, 11
 
@@ -39,10 +40,10 @@ EXCLUDED_FAMILIES: dict[str, str] = {
 MODE_VARIANT_SUFFIXES = ("nv", "_next", "_exp", "g", "v")
 
 RULES: dict[str, str] = {
-    "not_asked_2022": f"not asked in GSS {YEAR}",
+    "not_asked": "not asked in this GSS year",
     "too_few_options": f"fewer than {MIN_OPTIONS} substantive answer options",
     "too_many_options": f"more than {MAX_OPTIONS} substantive answer options (open numeric or long code list)",
-    "too_few_respondents": f"fewer than {MIN_RESPONDENTS} substantive answers in {YEAR}",
+    "too_few_respondents": f"fewer than {MIN_RESPONDENTS} substantive answers in the year",
     "excluded_family": "belongs to a GSS module that holds no attitudes (see EXCLUDED_FAMILIES)",
     "mode_variant": "near-duplicate mode/wording variant of another GSS item; the base form is kept",
     "missing_labels": "a substantive option label has no count in the tabulation",
@@ -51,7 +52,7 @@ RULES: dict[str, str] = {
 
 @dataclass
 class GssVariable:
-    """One variable of the GSS documentation file, with its 2022 substantive counts."""
+    """One variable of the GSS documentation file, with one year's substantive counts."""
 
     variable: str
     label: str
@@ -60,7 +61,8 @@ class GssVariable:
     options: list[str]
     families: list[str]
     counts: list[int] = field(default_factory=list)
-    total_2022: int = 0
+    total: int = 0
+    year: str = YEAR
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -85,7 +87,7 @@ def restore_unlabelled_points(values: list[tuple[int, str]], counts: dict[str, A
     return sorted(values + extra)
 
 
-def read_variables(path: str | Path) -> list[GssVariable]:
+def read_variables(path: str | Path, year: str = YEAR) -> list[GssVariable]:
     out = []
     with open(path, encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):
@@ -97,8 +99,8 @@ def read_variables(path: str | Path) -> list[GssVariable]:
                 log.warning("%s line %d: not JSON (%s); skipped", path, line_no, exc)
                 continue
             values = [(int(c), str(lbl)) for c, lbl in rec.get("values") or []]
-            counts_2022 = (rec.get("counts_by_year") or {}).get(YEAR) or {}
-            values = restore_unlabelled_points(values, counts_2022)
+            counts_year = (rec.get("counts_by_year") or {}).get(year) or {}
+            values = restore_unlabelled_points(values, counts_year)
             out.append(
                 GssVariable(
                     variable=rec["variable"],
@@ -107,8 +109,9 @@ def read_variables(path: str | Path) -> list[GssVariable]:
                     codes=[c for c, _ in values],
                     options=[lbl for _, lbl in values],
                     families=list(rec.get("families") or []),
-                    counts=[int(counts_2022.get(lbl, 0) or 0) for _, lbl in values],
-                    total_2022=int(counts_2022.get("Total", 0) or 0),
+                    counts=[int(counts_year.get(lbl, 0) or 0) for _, lbl in values],
+                    total=int(counts_year.get("Total", 0) or 0),
+                    year=year,
                     raw=rec,
                 )
             )
@@ -116,12 +119,12 @@ def read_variables(path: str | Path) -> list[GssVariable]:
 
 
 # Answer labels that exist only in another interview mode (volunteered on the phone) or as a
-# residual; when the 2022 tabulation lacks them, nobody could give them that year.
+# residual; when the year's tabulation lacks them, nobody could give them that year.
 _MODE_ONLY_LABEL = re.compile(r"phone mode only|volunteered|^other$|^does not apply$", re.IGNORECASE)
 
 def drop_mode_only_options(var: GssVariable) -> list[str]:
-    """Remove options absent from the 2022 tabulation because they were phone-only or residual."""
-    counts = (var.raw.get("counts_by_year") or {}).get(YEAR) or {}
+    """Remove options absent from the year's tabulation because they were phone-only or residual."""
+    counts = (var.raw.get("counts_by_year") or {}).get(var.year) or {}
     dropped = [o for o in var.options if o not in counts and _MODE_ONLY_LABEL.search(o)]
     if dropped:
         keep = [i for i, o in enumerate(var.options) if o not in dropped]
@@ -133,9 +136,9 @@ def drop_mode_only_options(var: GssVariable) -> list[str]:
 
 def rule_exclusion(var: GssVariable) -> str | None:
     """The first record-level rule the variable fails, or None."""
-    counts = (var.raw.get("counts_by_year") or {}).get(YEAR)
+    counts = (var.raw.get("counts_by_year") or {}).get(var.year)
     if not counts:
-        return "not_asked_2022"
+        return "not_asked"
     if len(var.options) < MIN_OPTIONS:
         return "too_few_options"
     if len(var.options) > MAX_OPTIONS:
@@ -172,7 +175,7 @@ def resolve_mode_variants(candidates: dict[str, GssVariable]) -> dict[str, str]:
 
 
 def candidates(
-    path: str | Path, repairs: dict[str, str] | None = None
+    path: str | Path, repairs: dict[str, str] | None = None, year: str = YEAR
 ) -> tuple[dict[str, GssVariable], dict[str, tuple[str, str]]]:
     """Variables passing the record-level rules, and {variable: (rule, detail)} for the rest.
 
@@ -180,13 +183,13 @@ def candidates(
     """
     excluded: dict[str, tuple[str, str]] = {}
     kept: dict[str, GssVariable] = {}
-    for var in read_variables(path):
+    for var in read_variables(path, year):
         dropped = drop_mode_only_options(var)
         if dropped and repairs is not None:
-            repairs[var.variable] = f"options {dropped} absent from the {YEAR} tabulation (phone-only or residual) removed"
+            repairs[var.variable] = f"options {dropped} absent from the {year} tabulation (phone-only or residual) removed"
         rule = rule_exclusion(var)
         if rule:
-            if rule != "not_asked_2022":
+            if rule != "not_asked":
                 excluded[var.variable] = (rule, RULES[rule])
             continue
         kept[var.variable] = var

@@ -21,7 +21,9 @@ CURATION_DIR = Path(__file__).resolve().parent / "curation"
 REVIEW_FILE = CURATION_DIR / "review.yaml"
 DIMENSIONS_FILE = CURATION_DIR / "value_dimensions.yaml"
 WVS_ENGLISH_FILE = CURATION_DIR / "wvs_english.yaml"
+WVS_NATIVE_FILE = CURATION_DIR / "wvs_native.yaml"
 GSS_TEXT_FILE = CURATION_DIR / "gss_text.yaml"
+LINT_ALLOW_FILE = CURATION_DIR / "lint_allow.yaml"
 
 # Ordered answer scales, recognised by the words of their options (GSS labels are lower case).
 _ORDINAL_PATTERNS = [
@@ -65,7 +67,7 @@ def load_yaml_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CurationError(f"Curated file {path} is missing; it is part of the repository.")
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 
 
 def load_review(path: Path = REVIEW_FILE) -> dict[str, dict[str, str]]:

@@ -27,6 +27,7 @@ DEMOGRAPHIC = pa.struct(
         ("group", pa.string()),
         ("year", pa.int32()),
         ("n", pa.int32()),
+        ("weight_share", pa.float64()),
         ("distribution", pa.list_(pa.float64())),
     ]
 )
@@ -47,12 +48,19 @@ SCHEMA = pa.schema(
         ("ordinal", pa.bool_()),
         ("human_distribution", pa.list_(pa.float64())),
         ("human_n", pa.int32()),
+        ("human_nonsubstantive_share", pa.float64()),
         ("value_dimensions", pa.list_(pa.string())),
         ("value_dimension_rationale", pa.string()),
         ("topic", pa.string()),
         ("demographics", pa.list_(DEMOGRAPHIC)),
         ("parallel_id", pa.string()),
         ("repairs", pa.list_(pa.string())),
+        ("human_ceiling_kl", pa.float64()),
+        ("human_ceiling_js", pa.float64()),
+        ("human_ceiling_wasserstein", pa.float64()),
+        ("human_ceiling_kl_sd", pa.float64()),
+        ("human_ceiling_js_sd", pa.float64()),
+        ("human_ceiling_wasserstein_sd", pa.float64()),
     ]
 )
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dataset_builder.lint import RESIDUAL_RE
+
 COUNTRIES: dict[str, str] = {"US": "en", "CN": "zh", "JP": "ja", "EG": "ar"}
 COUNTRY_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egypt"}
 # Unweighted national sample sizes of WVS wave 7 (WVS-7 documentation, v5/v6 release):
@@ -102,9 +104,11 @@ class WvsSources:
     codebook: dict[str, Any]
     metadata: dict[str, Any]
     english: dict[str, Any]
+    native: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, folder: str | Path, english_overrides: str | Path | None = None) -> "WvsSources":
+    def read(cls, folder: str | Path, english_overrides: str | Path | None = None,
+             native_overrides: str | Path | None = None) -> "WvsSources":
         folder = Path(folder)
         aggregates = {}
         for country in COUNTRIES:
@@ -120,7 +124,13 @@ class WvsSources:
 
             with open(english_overrides, encoding="utf-8") as fh:
                 english = yaml.safe_load(fh) or {}
-        return cls(aggregates, codebook, metadata, english)
+        native: dict[str, Any] = {}
+        if native_overrides and Path(native_overrides).exists():
+            import yaml
+
+            with open(native_overrides, encoding="utf-8") as fh:
+                native = yaml.safe_load(fh) or {}
+        return cls(aggregates, codebook, metadata, english, native)
 
     def codebook_choices(self, qid: str) -> dict[int, str]:
         choices = (self.codebook.get(qid) or {}).get("choices") or {}
@@ -168,6 +178,95 @@ def _english_override(src: WvsSources, qid: str, country: str) -> tuple[str, lis
     if not per_country:
         return None
     return per_country["question"], list(per_country["options"])
+
+
+_SCALE_PREFIX = re.compile(r"^On a scale of (\d+) to (\d+), \d+ meaning '[^']*' and \d+ meaning '[^']*',\s*")
+# Slips in the metadata's English wording, corrected (each is a grammar error, not a wording choice).
+_GRAMMAR = [
+    ("how much you trust", "how much do you trust"),
+    ("how often you or your family have experienced", "how often have you or your family experienced"),
+    ("if it in the near future", "if it were to happen in the near future"),
+    ("how often you use", "how often do you use"),
+    ("statement at it pertains", "statement as it pertains"),
+    ("religious mean?", "religious means?"),
+    ("how justifiable is death penalty?", "how justifiable is the death penalty?"),
+    ("statement: nowadays", "statement: Nowadays"),
+]
+_TERMINAL_EN = tuple("?.!")
+
+
+def full_english_question(src: "WvsSources", qid: str, n_options: int, labelled: bool) -> str | None:
+    """The metadata's full English question, without its generated scale preamble when the options say it."""
+    text = ((src.metadata.get(qid) or {}).get("question") or "").strip()
+    if not text:
+        return None
+    m = _SCALE_PREFIX.match(text)
+    if m and (labelled or int(m.group(2)) - int(m.group(1)) + 1 != n_options):
+        text = text[m.end():]
+    for wrong, right in _GRAMMAR:
+        text = text.replace(wrong, right)
+    return text[:1].upper() + text[1:]
+
+
+def english_wording(src: "WvsSources", qid: str, country: str, codes: list[int],
+                    collapsed: bool) -> tuple[tuple[str, list[str]] | None, str | None]:
+    """(English question and options, what was repaired) for one item.
+
+    A curated override wins. Otherwise the US file's own English, unless its question is a
+    fragment (a battery item without its stem, no closing punctuation) -- then the metadata's
+    full question -- and unless its options repeat one another (Q143 "A good deal" twice) --
+    then the codebook's labels.
+    """
+    override = _english_override(src, qid, country)
+    if override:
+        return override, None
+    us = src.us_english(qid, codes)
+    fallback = None if collapsed else _english_from_codebook(src, qid, codes)
+    if us is None and fallback is None:
+        return None, None
+    question, options = us or fallback  # type: ignore[misc]
+    notes = []
+    labelled = not any(o.strip().isdigit() for o in options)
+    full = full_english_question(src, qid, len(codes), labelled)
+    if full and (not question.rstrip().endswith(_TERMINAL_EN) or len(question.split()) < 4 or
+                 _SCALE_PREFIX.match(question)):
+        notes.append(f"English question {question!r} is a fragment: the full question from the WVS metadata is used")
+        question = full
+    if len({o.lower() for o in options}) != len(options):
+        choices = src.codebook_choices(qid)
+        if all(c in choices for c in codes):
+            notes.append(f"English options {options} repeat one another: the codebook's labels are used")
+            options = [_clean_label(choices[c]) for c in codes]
+    options = [_clean_label(o) for o in options]
+    return (question, options), ("; ".join(notes) or None)
+
+
+_LATIN_GLOSS = re.compile(r"[（(]\s*[A-Za-z][A-Za-z ,'-]*[）)]")
+_NATIVE_TERMINAL = tuple("?？。！!.؟:：」』”\"")
+
+
+def _repair_native(src: "WvsSources", tag: str, qid: str, language: str, question: str, issues: list[Issue]) -> str:
+    """Curated native stems, English glosses in zh/ja text, closing punctuation of battery items."""
+    entry = src.native.get(qid) or {}
+    if entry.get(language):
+        issues.append(Issue(tag, "native_stem", "repaired", str(entry.get("reason", "")).strip()))
+        return str(entry[language]).strip()
+    if language in ("zh", "ja") and _LATIN_GLOSS.search(question):
+        gloss = _LATIN_GLOSS.search(question).group(0)
+        issues.append(Issue(tag, "latin_gloss", "repaired",
+                            f"English gloss {gloss!r} left by the machine translation removed"))
+        question = _LATIN_GLOSS.sub("", question)
+    if not question.rstrip().endswith(_NATIVE_TERMINAL):
+        if language == "ar":
+            mark = "؟" if re.match(r"^(هل|كم|ما|إلى أي مدى|كيف|أي)", question) else "."
+        elif question.rstrip().endswith(("か", "吗", "呢")):
+            mark = "？"
+        else:
+            mark = "。"
+        issues.append(Issue(tag, "closing_punctuation", "repaired",
+                            f"the battery item ends without punctuation: {mark!r} added"))
+        question = question.rstrip() + mark
+    return question
 
 
 def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[Issue]) -> WvsItem | None:
@@ -264,9 +363,9 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
 
     question = (raw.get("question_text") or "").strip()
     text_lang = detect_script_language(question + " " + " ".join(options_native))
-    english = _english_override(src, qid, country) or src.us_english(qid, codes)
-    if english is None and not collapsed:
-        english = _english_from_codebook(src, qid, codes)
+    english, english_note = english_wording(src, qid, country, codes, collapsed)
+    if english_note:
+        issues.append(Issue(tag, "english_wording", "repaired", english_note))
     if text_lang != native:
         # Defect: item written in another language than the country's.
         if native == "en" and english:
@@ -278,7 +377,11 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
             issues.append(Issue(tag, "wrong_language", "excluded",
                                 f"text is in {text_lang!r}, not {native!r}, and no {native!r} wording exists to repair it"))
             return None
+    if native != "en":
+        question = _repair_native(src, tag, qid, native, question, issues)
     if native == "en":
+        if english:
+            question, options_native = english
         english = (question, options_native)
     if english and len(english[1]) != len(codes):
         issues.append(Issue(tag, "english_mismatch", "excluded",
@@ -286,6 +389,20 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
         english = None
 
     ordinal = (meta.get("answer_data_type") == "ordinal") or collapsed
+    residual_source = english[1] if english else options_native
+    residual = [i for i, o in enumerate(residual_source) if ordinal and RESIDUAL_RE.match(o.strip())]
+    if residual:
+        dropped = [residual_source[i] for i in residual]
+        keep = [i for i in range(len(codes)) if i not in residual]
+        mass = sum(distribution[i] for i in keep)
+        codes = [codes[i] for i in keep]
+        distribution = [distribution[i] / mass for i in keep]
+        options_native = [options_native[i] for i in keep]
+        if english:
+            english = (english[0], [english[1][i] for i in keep])
+        issues.append(Issue(tag, "residual_answer", "repaired",
+                            f"residual answer(s) {dropped} outside the ordered scale dropped; shares renormalised "
+                            f"over the scale ({mass:.3f} of the answers)"))
     numeric_scale = all(t.strip().isdigit() or t == options_native[0] or t == options_native[-1] for t in options_native) and len(codes) >= 7
     return WvsItem(
         country=country,

@@ -27,11 +27,13 @@ EPILOG = "Run culturesim COMMAND --help for a command's options."
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("dataset", "build"): ("dataset_builder.build", "build the Hub-ready dataset folder from ../shared/sources"),
     ("dataset", "publish"): ("dataset_builder.publish", "upload a built dataset folder to the Hugging Face Hub"),
+    ("dataset", "expand"): ("dataset_builder.expand", "rephrase each question with an LLM, reviewed in code (a paraphrases config)"),
     ("simulate",): ("simulator.runner", "run a model as many simulated survey participants (DEF)"),
     ("merge",): ("simulator.merge", "join the shards of a run split with --shard K/N"),
     ("score",): ("simulator.analysis.scoring", "score a run's responses against the human distributions"),
     ("report",): ("simulator.analysis.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
     ("ablate",): ("simulator.analysis.ablation", "diversity-plan and language ablations on the same questions"),
+    ("invariance",): ("simulator.analysis.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
     ("harness-path",): ("simulator.harness.cli", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
     ("metric", "publish"): ("metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
     ("space", "launch"): ("space.cli", "launch the Gradio Space locally"),

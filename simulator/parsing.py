@@ -38,6 +38,12 @@ Precedence (the first rule that yields something wins):
      is skipped; a number attached to a text ("Rather important (1)") must agree
      (else ``number_text_disagree``).
 
+   A label whose first sentence names nothing is read on to the end of its line, never
+   past it ("Answer: The Honorable Carlos Herrera\nChat id: ... &2" is no answer). A leading
+   number followed by a short option-like label that shares no word with the option it
+   numbers ("Answer: 4. Not very important" where 4 is "Seeing that people have more say
+   ...", copied from an earlier question in memory) is ``number_text_disagree``.
+
    The first label that resolves wins. For single choice, later labels before the
    explanation and before a hallucinated next turn ("Request: ...", "I want you to act as")
    must agree, else ``multiple_for_single``.
@@ -52,7 +58,7 @@ Precedence (the first rule that yields something wins):
       "我选择2", "7分" (scales);
    d. option texts in prose: specific options (two or more words, or three or more CJK
       characters) anywhere; one-word options ("agree", "never", "同意") only in a first-person
-      statement ("I agree", "I have never", "我是同意"); never when negated ("not ...",
+      statement ("I agree", "I have never", "I would say: Disagree.", "我是同意"); never when negated ("not ...",
       "... is not a valid option") or inside a question.
 
 Statuses: one distinct option -> ``ok`` (any number for ``multiple_choice``); several for a
@@ -401,7 +407,7 @@ _NEGATED_REF_RE = re.compile(
 )
 # A one-word option ("agree", "never", "同意") in prose only counts as a first-person statement.
 _FIRST_PERSON_BEFORE_RE = re.compile(
-    r"(?:\bi|\bi'm|\bi’m|\bi'd|\bi’d|\bi've|\bi’ve)(?:[ \t]+[A-Za-z'’]+){0,3}[ \t]+$|我[^\W\d_]{0,2}$",
+    r"(?:\bi|\bi'm|\bi’m|\bi'd|\bi’d|\bi've|\bi’ve)(?:[ \t]+[A-Za-z'’]+){0,3}[ \t]*:?[ \t]+$|我[^\W\d_]{0,2}$",
     re.IGNORECASE,
 )
 _QUESTION_END_RE = re.compile(r"[.!?。！？\n]|$")
@@ -501,6 +507,7 @@ class _Ctx:
 
     def __init__(self, options: tuple[str, ...], question_type: str, scale: tuple[int, int] | None):
         self.opts = _compile_options(options)
+        self.options = options
         self.k = len(options)
         self.multi = question_type == "multiple_choice"
         self.is_scale = question_type == "scale" or scale is not None
@@ -699,9 +706,40 @@ def _resolve_leading(s: str, refs: list[_Ref], ctx: _Ctx) -> _Found:
         for t in _text_refs(s[tail_from:_sentence_end(s, tail_from)], ctx.opts, prose=True):
             if t.value not in positions:
                 conflict = True
+    if not conflict and not ctx.multi and not ctx.is_scale and len(positions) == 1 and not invalid:
+        conflict = _foreign_label(s, refs[last], ctx.options[positions[0]])
     if conflict:  # single choice: two options named; multiple choice: an item that names no one option
         return _Found("disagree", (), "number_text_conflict")
     return _decide(ctx, positions, invalid, "number")
+
+
+_LABEL_WORD_RE = re.compile(r"[A-Za-z]+")
+_EXPLAINING_WORDS = frozenset(
+    "i i'm i'd me my we our because since as so if it this that which who think believe feel would is are was".split()
+)
+
+
+def _foreign_label(s: str, ref: _Ref, option: str) -> bool:
+    """Whether the text attached to a leading number ("4. Not very important") reads as an
+    option label of some other question, sharing no word with the option the number names.
+
+    Small models copy a whole earlier answer from their memory ("Answer: 4. Not very
+    important" on a question whose option 4 is "Seeing that people have more say ..."): the
+    number is then a copy too, not a choice. Only a short label-like tail counts: two to five
+    words (one word is often a paraphrase: "3. Rarely" for "Never, practically never"), the whole sentence, no explaining word ("because", "I", "which"), and not one content
+    word (or its first five letters) in common with the numbered option.
+    """
+    start = ref.end
+    while start < len(s) and s[start] in _ATTACH_CHARS:
+        start += 1
+    if start >= len(s) or not any(c in s[ref.end:start] for c in ".):-–—"):
+        return False
+    tail = s[start:_sentence_end(s, start)].strip().rstrip(".!;\"'”")
+    words = [w.lower() for w in _LABEL_WORD_RE.findall(tail)]
+    if not 2 <= len(words) <= 5 or len(words) != len(tail.split()) or _EXPLAINING_WORDS & set(words):
+        return False
+    # Any shared word keeps the number: "4. Not very serious" for "Not very secure" is a slip, not a copy.
+    return not {w[:5] for w in words} & {w.lower()[:5] for w in _LABEL_WORD_RE.findall(option)}
 
 
 # --------------------------------------------------------------------------------------
@@ -841,10 +879,14 @@ def _answer_from_label(t: str, end: int, ctx: _Ctx) -> tuple[_Found, int, int]:
         return _resolve(para, ctx), a, b
     cut = _sentence_end(para, 0, skip_leading_number=True)
     found = _resolve(para[:cut], ctx)
-    if found.kind == "none" and cut < len(para):
-        # The first sentence held nothing; try the rest of the paragraph ("Answer: I think so. 2").
-        found = _resolve(para, ctx)
-        return found, a, b
+    line_end = para.find("\n")
+    line_end = len(para) if line_end < 0 else line_end
+    if found.kind == "none" and cut < line_end:
+        # The first sentence held nothing; try the rest of its line ("Answer: I think so. 2").
+        # Not past the line: "Answer: The Honorable Carlos Herrera\nChat id: ... &2 ..." names
+        # no option, and a stray number in the noise below it is no answer.
+        found = _resolve(para[:line_end], ctx)
+        return found, a, a + line_end
     return found, a, a + cut
 
 

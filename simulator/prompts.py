@@ -44,6 +44,11 @@ it is); a scale with gaps in its codes (GSS ``brv5cowknum``: 0..8, 20) is number
 like any other question (``1. 0``, ..., ``10. 20``), since the parser reads contiguous
 scales only.
 
+Label styles (``labels=``, for the invariance battery; ``simulator.labels``): ``numbers`` is the
+template's; ``letters`` shows ``A. Oppose`` / ``B. Favor`` and ``RenderedQuestion.parser_text``
+turns a letter answer into the number the parser reads; ``text`` lists the bare option texts.
+Numeric scales keep their numbers in every style.
+
 The Cao et al. (2023) baseline template asks for the choice of the *average* person (see
 ``CAO_TEMPLATES``); the CCSV baseline's critique, revision and vote prompts live in
 ``simulator.baselines``.
@@ -56,12 +61,14 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from simulator.labels import LABEL_STYLES, check_label_style, letter, letters_to_numbers
 from simulator.participants import Location, country_name
 from simulator.questions import Question
 
 __all__ = [
     "CAO_TEMPLATES",
     "DEF_TEMPLATES",
+    "LABEL_STYLES",
     "PROMPT_VERSION",
     "RenderedQuestion",
     "answer_labels",
@@ -212,6 +219,14 @@ class RenderedQuestion:
     question_type: str
     option_codes: tuple[int, ...]
     """The source's codes, in source order."""
+    labels: str = "numbers"
+    """How the options were labelled: ``numbers`` (the template's), ``letters`` or ``text`` (see ``simulator.labels``)."""
+    variant: str | None = None
+    """The id of the paraphrase shown instead of the source's wording (None: the source's)."""
+
+    def parser_text(self, text: str) -> str:
+        """The response as the parser should read it: letter labels become their numbers."""
+        return letters_to_numbers(text, len(self.options)) if self.labels == "letters" else text
 
     def to_source(self, positions: Sequence[int]) -> tuple[int, ...]:
         """Displayed positions -> source option indices (sorted)."""
@@ -222,10 +237,14 @@ class RenderedQuestion:
         return tuple(self.option_codes[i] for i in self.to_source(positions))
 
 
-def _option_line(number: int, text: str, scale: bool) -> str:
-    """``2. Agree``; on a numeric scale a point that already starts with its number is shown
-    as it is (``2``, ``1 - lower``, ``7 or more``)."""
+def _option_line(number: int, text: str, scale: bool, labels: str = "numbers") -> str:
+    """``2. Agree`` (``B. Agree`` with letters, ``Agree`` bare); on a numeric scale a point
+    that already starts with its number is shown as it is (``2``, ``1 - lower``, ``7 or more``)."""
     text = text.strip()
+    if labels == "letters":
+        return f"{letter(number - 1)}. {text}"
+    if labels == "text":
+        return text
     if text == str(number) or (scale and re.match(rf"{number}(?!\d)", text)):
         return text
     return f"{number}. {text}"
@@ -237,9 +256,12 @@ def render_question(
     order: Sequence[int] | None = None,
     location: Location | str | None = None,
     templates: dict[str, dict[str, str]] = DEF_TEMPLATES,
+    labels: str = "numbers",
 ) -> RenderedQuestion:
     """Render ``question`` for a participant of ``country`` (optionally at ``location``,
-    labelled in the template's language) with options displayed in ``order``."""
+    labelled in the template's language) with options displayed in ``order`` and labelled
+    in style ``labels`` (``numbers``, ``letters`` or ``text``; numeric scales keep numbers)."""
+    check_label_style(labels)
     k = question.num_options
     order = tuple(range(k)) if order is None else tuple(order)
     if sorted(order) != list(range(k)):
@@ -249,9 +271,12 @@ def render_question(
     numbers_src, scale = display_numbers(question)
     if scale is not None and order != tuple(range(k)):
         raise ValueError(f"Question {question.id!r} is a numeric scale; its options must not be shuffled")
+    if scale is not None and labels != "numbers":
+        raise ValueError(f"Question {question.id!r} is a numeric scale; its numbers are its options (labels={labels!r} "
+                         "applies to the other questions only)")
     numbers = tuple(numbers_src) if scale is not None else tuple(range(1, k + 1))
     options = tuple(question.options[i] for i in order)
-    lines = "\n".join(_option_line(n, o, scale is not None) for n, o in zip(numbers, options))
+    lines = "\n".join(_option_line(n, o, scale is not None, labels) for n, o in zip(numbers, options))
     request = f"{question.question.strip()}\n{lines}"
     choose = spec["multiple"] if question.question_type == "multiple_choice" else spec["single"]
     place = location.label(language) if isinstance(location, Location) else location
@@ -269,4 +294,5 @@ def render_question(
         scale=scale,
         question_type=question.question_type,
         option_codes=question.option_codes,
+        labels=labels,
     )

@@ -36,6 +36,12 @@ class Question:
     source_variable: str = ""
     parallel_id: str = ""
     demographics: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    #: Share of those asked who gave no substantive answer (don't know, no answer, refused,
+    #: skipped); None where the source has none (WVS).
+    human_nonsubstantive_share: float | None = None
+    #: The weighted split-half divergence of the real respondents (keys kl, js, wasserstein,
+    #: kl_sd, js_sd, wasserstein_sd; wasserstein None for non-ordinal); None without microdata.
+    human_ceiling: dict[str, float | None] | None = field(default=None, compare=False)
 
     @property
     def num_options(self) -> int:
@@ -60,7 +66,25 @@ class Question:
             source_variable=row.get("source_variable") or "",
             parallel_id=row.get("parallel_id") or "",
             demographics=tuple(row.get("demographics") or ()),
+            human_nonsubstantive_share=_optional_float(row.get("human_nonsubstantive_share")),
+            human_ceiling=_ceiling_from_record(row),
         )
+
+
+CEILING_KEYS = ("kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd")
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _ceiling_from_record(row: dict[str, Any]) -> dict[str, float | None] | None:
+    """The ceiling from the dataset's flat ``human_ceiling_*`` columns, or a saved ``human_ceiling`` dict."""
+    saved = row.get("human_ceiling")
+    if isinstance(saved, dict):
+        return {k: _optional_float(saved.get(k)) for k in CEILING_KEYS}
+    values = {k: _optional_float(row.get(f"human_ceiling_{k}")) for k in CEILING_KEYS}
+    return values if values["kl"] is not None else None
 
 
 def dataset_cultures(dataset_dir: str | Path | None = None) -> list[str]:
@@ -77,7 +101,10 @@ def load_questions(
     ids: list[str] | None = None,
     dataset_dir: str | Path | None = None,
 ) -> list[Question]:
-    """Questions of one culture, filtered, in dataset order (stable across runs).
+    """Questions of one dataset config, filtered, in dataset order (stable across runs).
+
+    ``culture`` names the config: a culture (``US``, ``CN``, ``JP``, ``EG``; ``US`` holds GSS 2022
+    and WVS) or ``US_2024`` (the GSS 2024 wave, whose rows have culture ``US``).
 
     ``limit`` keeps that many questions spread over the survey's topics (``spread_over_topics``),
     not the first ones by id.
@@ -88,7 +115,7 @@ def load_questions(
     path = Path(dataset_dir or DEFAULT_DATASET_DIR) / "data" / f"{culture}.parquet"
     if not path.exists():
         choices = ", ".join(dataset_cultures(dataset_dir)) or "none built"
-        raise ValueError(f"No questions for culture {culture!r} in {path.parent}. Available cultures: {choices}.")
+        raise ValueError(f"No questions for culture {culture!r} in {path.parent}. Available configs: {choices}.")
     rows = pq.read_table(path).to_pylist()
     if language is None:
         native = [r for r in rows if r.get("is_native_language", True)]

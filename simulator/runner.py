@@ -55,6 +55,7 @@ from simulator.argtypes import positive_int
 from simulator.backends import available_backends, get_backend
 from simulator.backends.base import Backend, RemoteBackend
 from simulator.baselines import CcsvItem, run_ccsv
+from simulator.eta import StepEta, format_seconds, memory_loads
 from simulator.memory import MEMORY_VERSION, Memory, memory_rng
 from simulator.parsing import PARSER_VERSION, parse_response
 from simulator.participants import (
@@ -65,6 +66,7 @@ from simulator.participants import (
     parse_plan,
     plan_names,
 )
+from simulator.presentation import Paraphrases, Presentation
 from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
 from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
@@ -279,8 +281,9 @@ class _Exchange:
 
 class _Run:
     def __init__(self, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
-                 participants: list[Participant], max_new_tokens: int) -> None:
+                 participants: list[Participant], max_new_tokens: int, presentation: Presentation | None = None) -> None:
         self.questions = questions
+        self.presentation = presentation
         self.backend = backend
         self.kind, self.mods = parse_plan(plan)
         self.seed = seed
@@ -294,6 +297,9 @@ class _Run:
         self.templates = CAO_TEMPLATES if self.kind == "cao" else DEF_TEMPLATES
 
     def render(self, p: Participant, q: Question) -> RenderedQuestion:
+        if self.presentation is not None:
+            return self.presentation.render(q, self.culture, self.seed, p.participant_id, p.location,
+                                            self.settings.shuffle_options, self.templates)
         order = option_order(q, self.seed, p.participant_id, self.settings.shuffle_options)
         return render_question(q, self.culture, order, p.location, self.templates)
 
@@ -353,7 +359,7 @@ class _Run:
         if e.error and not e.text.strip():
             status, positions, method, disclosure = "error", (), "none", False
         else:
-            parsed = parse_response(e.text, r.options, q.question_type, scale=r.scale, language=q.language)
+            parsed = parse_response(r.parser_text(e.text), r.options, q.question_type, scale=r.scale, language=q.language)
             status, positions, method, disclosure = parsed.status.value, parsed.positions, parsed.method, parsed.ai_disclosure
         row = {
             "key": f"{p.participant_id}:{q.id}",
@@ -378,6 +384,8 @@ class _Run:
             "error": e.error,
             "timing": {"latency_s": round(e.latency_s, 4), "finished_at": _now()},
         }
+        if self.presentation is not None:
+            row["presentation"] = {"order": self.presentation.order, "labels": r.labels, "variant": r.variant}
         row.update(e.extra)
         return row
 
@@ -411,11 +419,15 @@ def build_config(
     max_new_tokens: int,
     shard: tuple[int, int] | None,
     selection: dict[str, Any] | None = None,
+    presentation: Presentation | None = None,
+    estimator: str = "sampling",
 ) -> dict[str, Any]:
     """The run's ``config.json``: everything that determines its rows, and no secret.
 
     With ``backend=None`` the backend-dependent keys (``model``, ``backend``,
     ``config_diversity``) are None: enough to check a resume before loading a model.
+    Runs of another ``estimator`` than sampling (``simulator.estimators``) carry an
+    ``estimator`` entry; sampling runs have none (readers default to sampling).
     """
     kind, mods = parse_plan(plan)
     supported = frozenset(getattr(backend, "supported_params", frozenset()))
@@ -431,7 +443,7 @@ def build_config(
             "backend default, not varied" if unavailable else "all sampling parameters applied"
         ),
     }
-    return {
+    config = {
         "format": "culturesim-run",
         "culturesim_version": __version__,
         "runner_version": RUNNER_VERSION,
@@ -458,6 +470,13 @@ def build_config(
         "created_at": _now(),
         "command": redact_argv(sys.argv),
     }
+    if presentation is not None:  # only where used: older run folders stay resumable
+        config["presentation"] = presentation.to_dict()
+    if estimator != "sampling":
+        from simulator.estimators.run import estimator_config
+
+        config["estimator"] = estimator_config(estimator)
+    return config
 
 
 def simulate(
@@ -474,11 +493,13 @@ def simulate(
     progress: bool = True,
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     selection: dict[str, Any] | None = None,
+    presentation: Presentation | None = None,
 ) -> RunSummary:
     """Run (or resume) a simulation into ``out_dir``; see the module docstring.
 
     ``on_rows`` is called after each step with the rows just written (for live views).
     ``selection`` records how the questions were chosen (culture, filters, dataset path).
+    ``presentation`` changes option order, labels or wording (``simulator.presentation``).
     """
     started = time.perf_counter()
     questions = list(questions)
@@ -492,11 +513,12 @@ def simulate(
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
     out = Path(out_dir)
-    config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection)
+    config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection,
+                          presentation)
     existing_rows = _prepare_dir(out, config, resume, questions)
     ids = config["participant_ids"]
     people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
-    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens)
+    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens, presentation)
     if config["config_diversity"]["modification_on"] and config["config_diversity"]["unavailable"]:
         log.warning("config diversity: %s", config["config_diversity"]["note"])
 
@@ -515,9 +537,13 @@ def simulate(
     counts: Counter[str] = Counter(r["status"] for r in have.values())
     tokens = 0
     bar = _progress(total, len(have), config["plan"], progress)
+    # Later steps cost more (memory prompts grow): the ETA models that (simulator.eta).
+    eta = StepEta(memory_loads(len(questions), [p.memory_cap for p in people if p.memory_cap is not None]))
+    resumed_steps = {i for i, q in enumerate(questions) if all((pid, q.id) in have for pid in ids)}
     try:
         with open(out / RESPONSES_FILE, "ab") as fh:
             for step, q in enumerate(questions):
+                step_started = time.perf_counter()
                 missing = [pid for pid in ids if (pid, q.id) not in have]
                 rows_by_pid: dict[int, dict[str, Any]] = {pid: have[(pid, q.id)] for pid in ids if (pid, q.id) in have}
                 new_rows: list[dict[str, Any]] = []
@@ -540,6 +566,8 @@ def simulate(
                     counts.update(r["status"] for r in new_rows)
                     tokens += sum(r["tokens"]["output"] for r in new_rows)
                     bar.update(len(new_rows))
+                    eta.record(step, time.perf_counter() - step_started)
+                    bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
                     if on_rows:
                         on_rows(new_rows)
                 for pid in ids:
@@ -554,8 +582,9 @@ def simulate(
 def _progress(total: int, done: int, plan: str, enabled: bool):
     from tqdm import tqdm  # plain tqdm: what gr.Progress(track_tqdm=True) follows in the Space
 
+    # tqdm's own time-left assumes equal rows; the postfix carries simulator.eta's estimate instead.
     return tqdm(total=total, initial=done, desc=f"simulate [{plan}]", unit="row", disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1)
+                dynamic_ncols=True, smoothing=0.1, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
 
 def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
@@ -655,6 +684,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--do-sample-prob", type=float, default=d.do_sample_prob,
                    help="config plan: probability a participant samples (default 1 = paper's do_sample true)")
     g.add_argument("--no-shuffle", action="store_true", help="keep the source option order (default: shuffle per participant)")
+    g.add_argument("--paraphrases", type=Path, default=None,
+                   help="folder from `culturesim dataset expand`: each participant gets a variant (or the source wording)")
     g.add_argument("--ccsv-critiques", type=int, default=d.ccsv_critiques, help="ccsv: critiques per answer")
     g.add_argument("--ccsv-revisions", type=int, default=d.ccsv_revisions, help="ccsv: revisions voted on")
     g.add_argument("--ccsv-votes", type=int, default=d.ccsv_votes, help="ccsv: self-votes")
@@ -663,6 +694,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     g.add_argument("--shard", default=None, help="run only shard K/N of the participants (K 1-based: p %% N == K-1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--estimator", default="sampling", choices=("sampling", "logprob", "verbalized"),
+                   help="how answers are read: sampling (DEF participants' answers, default), logprob (option "
+                        "probabilities), verbalized (stated shares); see simulator/estimators")
 
 
 def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -719,6 +753,11 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         ccsv_votes=args.ccsv_votes,
     )
     canonical_plan(args.plan)  # validate before loading anything
+    estimator = getattr(args, "estimator", "sampling")
+    if estimator != "sampling":
+        from simulator.estimators.run import check_plan
+
+        check_plan(estimator, args.plan)
     questions = load_questions(
         culture=args.culture,
         language=args.language,
@@ -731,6 +770,11 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     if args.participants < 1:
         raise ValueError(f"--participants {args.participants} must be >= 1")
     shard_participants(args.participants, shard)
+    presentation = None
+    if getattr(args, "paraphrases", None):
+        if estimator != "sampling":
+            raise ValueError(f"--paraphrases works with --estimator sampling only, not {estimator!r}")
+        presentation = Presentation(paraphrases=Paraphrases.load(args.paraphrases, questions))
     selection = {
         "culture": args.culture,
         "language": args.language,
@@ -741,16 +785,24 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         "dataset_dir": str(Path(args.dataset_dir).resolve()) if args.dataset_dir else None,
     }
     # Check a resume before loading the model (the backend's own keys are compared later).
-    partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection)
+    partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection,
+                           presentation, estimator=estimator)
     check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
     own = backend is None
     if backend is None:
         backend = get_backend(args.backend, **backend_kwargs(args.backend, args, seed))
+    run = simulate
+    if estimator != "sampling":
+        import functools
+
+        from simulator.estimators.run import simulate_estimator
+
+        run = functools.partial(simulate_estimator, estimator=estimator)
     try:
-        summary = simulate(
+        summary = run(
             out, questions, backend, plan=args.plan, participants=args.participants, seed=seed, settings=settings,
             max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume, progress=not args.no_progress,
-            selection=selection,
+            selection=selection, **({"presentation": presentation} if presentation is not None else {}),
         )
     finally:
         if own:

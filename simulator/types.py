@@ -32,6 +32,10 @@ class GenerationConfig:
     """Beams for beam (sampling) search, >= 1. transformers only."""
     seed: int | None = None
     """Per-request seed where the backend supports one (openai ``seed``); transformers seeds per batch."""
+    top_logprobs: int | None = None
+    """Return the ``top_logprobs`` most likely tokens (with log-probabilities) at every generated
+    position, in ``GenerationResult.logprobs``; None = none. openai only (the log-prob estimator's
+    remote path; OpenAI caps it at 20)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,3 +64,6 @@ class GenerationResult:
     latency_s: float = 0.0
     attempts: int = 1
     error: str | None = None
+    logprobs: list[dict[str, Any]] | None = None
+    """With ``GenerationConfig.top_logprobs``: one entry per generated token,
+    ``{"token": str, "logprob": float, "top": [[token, logprob], ...]}``."""

@@ -28,9 +28,10 @@ def rows(dataset_dir):
 
 def test_size_and_coverage(rows):
     assert len(rows) >= 1153
+    us = [r for r in rows if r["culture"] == "US" and r["source_year"] != 2024]
+    assert len(us) >= 550
     distinct = {(r["source"], r["source_variable"], r["culture"]) for r in rows}
     assert len(distinct) >= 800
-    assert len({d for d in distinct if d[2] == "US"}) >= 500
     assert {"US", "CN", "JP", "EG"} <= {r["culture"] for r in rows}
 
 
@@ -64,12 +65,18 @@ def test_value_dimension_coverage(rows):
 
 
 def test_demographics(rows):
-    with_demo = [r for r in rows if r["culture"] == "US" and r["demographics"]]
-    assert len(with_demo) >= 250
-    for r in with_demo:
-        groups = {(g["group_type"], g["group"]) for g in r["demographics"]}
-        assert groups == {("sex", "female"), ("sex", "male"), ("age", "18-29"), ("age", "30-49"), ("age", "50+")}
-        assert all(g["year"] in (2016, 2018, 2020) and g["n"] >= 30 for g in r["demographics"])
+    gss = [r for r in rows if r["source"] == "GSS"]
+    for year in (2022, 2024):
+        wave = [r for r in gss if r["source_year"] == year]
+        complete = [r for r in wave if {g["group_type"] for g in r["demographics"]} == {"sex", "age"}]
+        assert len(complete) >= 0.95 * len(wave), (year, len(complete), len(wave))
+        for r in wave:
+            groups = [(g["group_type"], g["group"]) for g in r["demographics"]]
+            assert len(groups) == len(set(groups))
+            assert set(groups) <= {("sex", "female"), ("sex", "male"), ("age", "18-29"), ("age", "30-49"), ("age", "50+")}
+            assert all(g["year"] == year and g["n"] >= 30 for g in r["demographics"]), r["id"]
+            assert sum(g["n"] for g in r["demographics"] if g["group_type"] == "sex") <= r["human_n"]
+    assert all(not r["demographics"] for r in rows if r["source"] == "WVS")
 
 
 def test_contract_on_every_row(rows):
@@ -90,7 +97,8 @@ def test_spot_checks(rows):
     fefam = by_id["gss2022.fefam.en"]
     assert fefam["human_n"] == 2348
     assert fefam["options"] == ["Strongly agree", "Agree", "Disagree", "Strongly disagree"]
-    assert fefam["human_distribution"] == pytest.approx([136 / 2348, 437 / 2348, 1000 / 2348, 775 / 2348])
+    # The weighted (wtssps) shares; the unweighted counts would give 0.0579 / 0.1861 / 0.4259 / 0.3301.
+    assert [round(x, 4) for x in fefam["human_distribution"]] == [0.0615, 0.1892, 0.4371, 0.3121]
     cn = by_id["wvs7.CN.Q1.zh"]
     assert cn["question"] == "在您的生活中，家庭有多重要？"
     assert cn["human_distribution"] == pytest.approx([0.86 / 0.99, 0.13 / 0.99, 0, 0])
@@ -123,8 +131,11 @@ def test_load_dataset(dataset_dir):
 
     us = load_dataset(str(dataset_dir), "US", split="test")
     cn = load_dataset(str(dataset_dir), "CN", split="test")
-    assert len(us) > 500 and len(cn) > 100
-    assert set(us.features) >= {"id", "human_distribution", "demographics", "value_dimensions", "parallel_id"}
+    us24 = load_dataset(str(dataset_dir), "US_2024", split="test")
+    assert len(us) > 500 and len(cn) > 100 and len(us24) > 100
+    assert set(us24["source_year"]) == {2024}
+    assert set(us.features) >= {"id", "human_distribution", "demographics", "value_dimensions", "parallel_id",
+                                "human_nonsubstantive_share", "human_ceiling_kl", "human_ceiling_wasserstein_sd"}
 
 
 def test_cli_build(tmp_path, sources):

@@ -6,11 +6,10 @@ import copy
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from dataset_builder import gss, wvs
-from dataset_builder.demographics import PanelDemographics
+from dataset_builder import microdata
 from dataset_builder.review import is_numeric_scale, is_ordinal
 
 
@@ -66,13 +65,19 @@ def test_gss_rules(sources):
 
 
 def test_gss_demographics_match_an_independent_weighted_count(sources):
-    path = sources / "gss" / "gss_panel_2016_2018_2020.parquet"
-    groups = {g["group"]: g for g in PanelDemographics(path).groups("fefam", [1, 2, 3, 4])}
+    import pyreadr
+
+    frame = microdata.read_year_file(sources / "gss" / "gss2022.rds")
+    assert len(frame) == 3544  # the cross-section: rows with a wtssps weight
+    answered = frame.fefam.isin([1, 2, 3, 4]).to_numpy()
+    codes, weights = frame.fefam.to_numpy()[answered].astype(int), frame.wtssps.to_numpy()[answered]
+    masks = [(t, g, m[answered]) for t, g, m in microdata.group_masks(frame)]
+    groups = {g["group"]: g for g in microdata.demographics(codes, weights, masks, [1, 2, 3, 4], 2022)}
     assert set(groups) == {"female", "male", "18-29", "30-49", "50+"}
-    df = pd.read_parquet(path, columns=["year", "sex", "age", "wtssall", "fefam"])
-    df = df[(df.year == 2020) & df.fefam.isin([1, 2, 3, 4]) & (df.sex == 2)]
-    expected = np.array([df.wtssall[df.fefam == c].sum() for c in (1, 2, 3, 4)]) / df.wtssall.sum()
-    assert groups["female"]["year"] == 2020
+    df = pyreadr.read_r(str(sources / "gss" / "gss2022.rds"))[None]
+    df = df[df.wtssps.notna() & df.fefam.isin([1, 2, 3, 4]) & (df.sex == 2)]
+    expected = np.array([df.wtssps[df.fefam == c].sum() for c in (1, 2, 3, 4)]) / df.wtssps.sum()
+    assert groups["female"]["year"] == 2022
     assert groups["female"]["n"] == len(df)
     np.testing.assert_allclose(groups["female"]["distribution"], expected, atol=1e-12)
 
@@ -154,8 +159,8 @@ def test_injected_defects_never_pass_silently(wvs_sources):
     }
     for kind, record in cases.items():
         items, issues = _inject(wvs_sources, "US", record)
-        found = [i for i in issues if i.item == "wvs7.US.Q1"]
-        assert found and found[0].kind == kind, (kind, found)
+        found = [i for i in issues if i.item == "wvs7.US.Q1" and i.kind == kind]
+        assert found, (kind, [i for i in issues if i.item == "wvs7.US.Q1"])
         if kind == "wrong_language":
             # Not a copy of another country's record: repaired from the English wording by question id.
             assert found[0].action == "repaired"

@@ -34,7 +34,7 @@ def test_harness_path_prints_the_task_folder() -> None:
     folder = Path(done.stdout.strip())
     assert folder == LM_EVAL_TASK_DIR
     assert {p.name for p in folder.glob("culturesim_*.yaml")} == {
-        "culturesim_us.yaml", "culturesim_cn.yaml", "culturesim_jp.yaml", "culturesim_eg.yaml"}  # fmt: skip
+        "culturesim_us.yaml", "culturesim_us_2024.yaml", "culturesim_cn.yaml", "culturesim_jp.yaml", "culturesim_eg.yaml"}  # fmt: skip
 
 
 def test_every_yaml_function_exists_in_utils() -> None:
@@ -54,6 +54,10 @@ def test_documents_are_the_def_prompt_and_option_numbers() -> None:
     assert utils.doc_to_text(docs[0]) == render_question(question, "US").text
     assert utils.doc_to_text(docs[0]) == def_logprob_prompt(question)[0][0]["content"]
     assert utils.doc_to_choice(docs[0]) == option_labels(question) == [str(k) for k in range(1, question.num_options + 1)]
+    assert docs[0][utils.PREFIX_COLUMN] == "Answer:"
+    chinese = utils.load_docs(culture="CN")["test"]
+    assert {row["language"] for row in chinese} == {"zh"}  # native rows only, not the English parallels
+    assert chinese[0][utils.PREFIX_COLUMN] == "答案：" and utils.doc_to_text(chinese[0]).startswith("我希望你扮演一名来自中国的公民")
     # An 11-point 0..10 scale keeps its numbers; "1" starts "10", so "11".."19" are asked as well.
     lifenow = next(row for row in docs if row["id"] == "gss2022.lifenow.en")
     choices = utils.doc_to_choice(lifenow)

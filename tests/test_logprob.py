@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from simulator.backends.transformers_backend import TransformersBackend, render_chat
-from simulator.logprob import ANSWER_PREFIX, LABEL_SEPARATOR, default_prompt_builder, logprob_distributions
+from simulator.estimators.logprob import ANSWER_PREFIX, LABEL_SEPARATOR, default_prompt_builder, logprob_distributions
 from simulator.questions import Question
 
 

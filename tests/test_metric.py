@@ -15,7 +15,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, wasserstein_distance
 
-from metrics.cultural_alignment import compute_alignment
+from metrics.cultural_alignment import compute_alignment, describe
 
 # --------------------------------------------------------------------------------------
 # Independent reference: one question at a time, scipy only
@@ -322,17 +322,12 @@ def test_per_dimension_means_and_json():
         else:
             assert stats["wasserstein_mean"] is None and stats["wasserstein_ci_low"] is None
     assert r["per_question"][5]["id"] == "q5"
-    expected_keys = {
-        "kl_mean", "kl_ci_low", "kl_ci_high", "kl_participant_ci_low", "kl_participant_ci_high", "kl_n_infinite",
-        "js_mean", "js_ci_low", "js_ci_high", "js_participant_ci_low", "js_participant_ci_high",
-        "wasserstein_mean", "wasserstein_ci_low", "wasserstein_ci_high", "wasserstein_participant_ci_low",
-        "wasserstein_participant_ci_high", "match_rate", "match_rate_ci_low", "match_rate_ci_high",
-        "match_rate_participant_ci_low", "match_rate_participant_ci_high", "entropy_mean", "human_entropy_mean",
-        "distinct_answers_mean", "unanimous_share", "participants_mean", "n_questions", "n_ordinal",
-        "n_with_demographics", "bias_profile", "per_dimension", "settings", "metric_version", "model_input",
-        "per_question",
-    }
-    assert set(r) == expected_keys
+    # every output key, top level, per dimension and per question, has a glossary line
+    for key in list(r) + list(next(iter(r["per_dimension"].values()))):
+        assert describe(key), f"{key} is not in OUTPUT_GLOSSARY"
+    for key in ("kl_mean", "kl_bc_mean", "floor_kl_mean", "uniform_js_mean", "normalised_wasserstein",
+                "normalised_kl_participant_ci_low", "js_participant_se"):
+        assert key in r
 
 
 # --------------------------------------------------------------------------------------
@@ -404,9 +399,18 @@ def test_participant_bootstrap_replayed(policy, ragged, multi):
     r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, zero_policy=policy,
                           bootstrap_samples=0, participant_bootstrap_samples=B, seed=seed)
     reps = replay_participant_bootstrap(preds, refs, ordinal, B, seed, policy)
-    for stat, key in [("kl", "kl"), ("js", "js"), ("wasserstein", "wasserstein"), ("match_rate", "match_rate")]:
-        got = [r[f"{key}_participant_ci_low"], r[f"{key}_participant_ci_high"]]
-        np.testing.assert_allclose(got, percentile_interval(reps[stat]), rtol=2e-4, atol=2e-5)
+    z = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
+    for stat in ("kl", "js", "wasserstein", "match_rate"):
+        values = np.asarray(reps[stat])
+        values = values[np.isfinite(values)]
+        point = r["match_rate"] if stat == "match_rate" else r[f"{stat}_mean"]
+        bc, se = 2 * point - values.mean(), values.std(ddof=1)
+        upper = math.inf if stat == "kl" else 1.0
+        expected = np.clip([bc, bc - z * se, bc + z * se], 0.0, upper)
+        got = [r["match_rate_bc" if stat == "match_rate" else f"{stat}_bc_mean"],
+               r[f"{stat}_participant_ci_low"], r[f"{stat}_participant_ci_high"]]
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-5)
+        assert r[f"{stat}_participant_se"] == pytest.approx(se, rel=2e-4, abs=2e-6)
     assert r["kl_ci_low"] is None  # question bootstrap off
 
 

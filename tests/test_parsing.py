@@ -364,3 +364,14 @@ def test_first_sentence(text, expected):
 )
 def test_has_ai_disclosure(text, expected):
     assert has_ai_disclosure(text) is expected
+
+
+def test_issue_16_demo_cases_are_in_the_labelled_corpus():
+    """The four cases found by hand in the README demo's 80 responses, with their statuses."""
+    demo = [r for r in LABELLED if "(issue 16)" in r["note"]]
+    assert sorted(r["status"] for r in demo) == ["no_answer", "number_text_disagree", "number_text_disagree", "ok"]
+    for r in demo:
+        res = _parse_row(r["text"], r)
+        assert (res.status.value, list(res.positions)) == (r["status"], r["positions"]), r["note"]
+    texts = {r["status"]: r["text"] for r in demo}
+    assert "&2" in texts["no_answer"] and texts["ok"].startswith("I would say: Disagree.")

@@ -80,11 +80,11 @@ def test_html_numbers_match_json(report):
     page = (out / "report.html").read_text()
     for run in rep["runs"]:
         for key in ("kl_mean", "js_mean", "match_rate"):
-            assert f"<td>{fmt(run['overall'][key])}</td>" in page, key
+            assert f"<td class=n>{fmt(run['overall'][key])}</td>" in page, key
         for dim, stats in run["per_dimension"].items():
-            assert re.search(rf"<td>{dim}</td><td>{stats['n_questions']}</td><td>{re.escape(fmt(stats['kl_mean']))}</td>", page)
+            assert re.search(rf"<td>{dim}</td><td class=n>{stats['n_questions']}</td><td class=n>{re.escape(fmt(stats['kl_mean']))}</td>", page)
     for label, (x, y) in rep["culture_map"]["points"].items():
-        assert f"<td>{fmt(x)}</td><td>{fmt(y)}</td>" in page
+        assert f"<td class=n>{fmt(x)}</td><td class=n>{fmt(y)}</td>" in page
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@ numbers as ``evaluate.load("metrics/cultural_alignment")`` without importing ``e
 from .cultural_alignment import (
     DEMOGRAPHIC_GROUPS,
     METRIC_VERSION,
+    OUTPUT_GLOSSARY,
     SUM_TOLERANCE,
     TIE_TOLERANCE,
     VALUE_DIMENSIONS,
     ZERO_POLICIES,
     compute_alignment,
+    describe,
 )
 
 __all__ = [
@@ -23,4 +25,6 @@ __all__ = [
     "VALUE_DIMENSIONS",
     "DEMOGRAPHIC_GROUPS",
     "ZERO_POLICIES",
+    "OUTPUT_GLOSSARY",
+    "describe",
 ]

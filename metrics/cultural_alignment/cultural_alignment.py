@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
-from scipy.special import entr, rel_entr
+from scipy.special import entr, gammaln, ndtri, rel_entr, xlog1py, xlogy
 
 __all__ = [
     "compute_alignment",
@@ -39,10 +39,12 @@ __all__ = [
     "VALUE_DIMENSIONS",
     "DEMOGRAPHIC_GROUPS",
     "ZERO_POLICIES",
+    "OUTPUT_GLOSSARY",
+    "describe",
 ]
 
 #: Bumped whenever a number this module returns could change for the same input.
-METRIC_VERSION = "1.0.0"
+METRIC_VERSION = "2.0.0"
 #: A distribution (human, model probabilities, demographic) must sum to 1 within this.
 SUM_TOLERANCE = 1e-6
 #: Two shares closer than this are tied (argmax ties, demographic ties).
@@ -53,6 +55,72 @@ DEMOGRAPHIC_GROUPS: dict[str, tuple[str, ...]] = {
     "age": ("18-29", "30-49", "50+"),
 }
 ZERO_POLICIES = ("smoothing", "paper", "raise")
+#: Default participant-bootstrap replicates (capped by bootstrap_samples): its bias-corrected
+#: intervals use only the replicates' mean and standard deviation, for which 200 suffice
+#: (Efron & Tibshirani 1993, ch. 6), and each replicate rescores every question.
+PARTICIPANT_BOOTSTRAP_DEFAULT = 200
+
+#: One line per output key: what it means and which direction is better. The report and the
+#: Space import it to label the numbers; ``<stat>`` stands for kl, js, wasserstein (and
+#: match_rate where said). Keys of ``per_dimension`` blocks are the same as the top level's.
+OUTPUT_GLOSSARY: dict[str, str] = {
+    "kl_mean": "mean KL(model || human) in nats over questions, plug-in (the participants' answers as they are), lower is better",
+    "js_mean": "mean Jensen-Shannon distance (base 2, in [0, 1]), plug-in, lower is better",
+    "wasserstein_mean": "mean normalised 1-Wasserstein distance over ordinal questions (in [0, 1]), plug-in, lower is better",
+    "match_rate": "share of questions whose model argmax is the human argmax (ties shared), higher is better",
+    "<stat>_ci_low": "lower end of the question-bootstrap percentile interval of the mean (other questions like these)",
+    "<stat>_ci_high": "upper end of the question-bootstrap percentile interval of the mean",
+    "<stat>_bc_mean": "bias-corrected mean divergence: an estimate of the divergence with unlimited participants (plug-in minus the participant bootstrap's bias estimate, clipped at 0), lower is better",
+    "match_rate_bc": "bias-corrected match rate (as <stat>_bc_mean), higher is better",
+    "<stat>_participant_ci_low": "lower end of the bias-corrected participant-bootstrap interval for the divergence with unlimited participants (coverage measured in the card)",
+    "<stat>_participant_ci_high": "upper end of that interval",
+    "<stat>_participant_se": "participant-bootstrap standard error of the plug-in mean",
+    "floor_<stat>_mean": "mean floor: the divergence a perfect simulator with this many participants scores by sampling noise alone (0 for probability vectors); the best a model can expect",
+    "uniform_<stat>_mean": "mean uniform baseline: the divergence of as many uniformly random answers; a model above it does worse than chance",
+    "normalised_<stat>": "normalised alignment score (D_uniform - D_model) / (D_uniform - D_floor), summed over questions: 1 = a perfect simulator of this size, 0 = random answers, higher is better (can leave [0, 1])",
+    "normalised_<stat>_ci_low": "lower end of its question-bootstrap percentile interval",
+    "normalised_<stat>_ci_high": "upper end of its question-bootstrap percentile interval",
+    "normalised_<stat>_participant_ci_low": "lower end of its participant-bootstrap interval (runs of the same size, the same questions)",
+    "normalised_<stat>_participant_ci_high": "upper end of its participant-bootstrap interval",
+    "n_normalised_<stat>": "questions where the normalised score is defined (a baseline above the floor)",
+    "floor_exact_share": "share of questions whose JS floor was enumerated exactly (the rest: seeded Monte Carlo; KL and Wasserstein floors are always exact)",
+    "refusals": "refusal channel, a separate error never mixed into the divergences: n_questions, model_non_answer_share_mean (share of responses with no valid answer, by status in by_status), human_nonsubstantive_share_mean (don't know / no answer / refused among those asked), error_mean = model - human (0 is best; above 0: the model declines more than people), its question-bootstrap error_ci_low/_high, abs_error_mean (lower is better); None without response_statuses",
+    "ceiling_<stat>_mean": "human split-half ceiling: mean divergence between two random halves of the real respondents, over the questions that have one (the dataset's; None where absent); shown beside the model's score, not a target a P-participant run can be compared to directly",
+    "ceiling_<stat>_sd_mean": "mean spread (sd over random splits) of the split-half ceiling",
+    "<stat>_mean_on_ceiling_questions": "the model's plug-in mean divergence over the same questions as ceiling_<stat>_mean, lower is better",
+    "n_with_ceiling": "questions with a human split-half ceiling",
+    "kl_n_infinite": "questions whose exact KL is infinite (the model chose an option no human chose), before the zero-cell policy",
+    "entropy_mean": "mean entropy (nats) of the model distributions; higher = more varied answers",
+    "human_entropy_mean": "mean entropy (nats) of the human distributions, for comparison with entropy_mean",
+    "distinct_answers_mean": "mean number of distinct answers per question (answers only); higher = more diverse participants",
+    "unanimous_share": "share of questions where every participant gave the same answer (answers only); lower = more diverse",
+    "participants_mean": "mean number of answers per question (answers only)",
+    "n_questions": "questions scored",
+    "n_ordinal": "ordinal questions (those with a Wasserstein distance)",
+    "n_with_demographics": "questions with demographic distributions",
+    "demographic_gaps": "per divergence and family: group_mean {group: mean divergence of the model from that group's distribution} (lower = closer) and pairs {'a_vs_b': gap = mean over questions of D(model, b) - D(model, a) (> 0: the model is closer to group a), its question-bootstrap ci_low/ci_high, a sign-flip permutation p_value (small: the lean is more than chance), n_questions, closer_to}; None without two groups of a family",
+    "bias_profile_counts": "the same profile by the paper's own rule: the group with the most respondents choosing the preferred option (share x the group's n; questions where every group gives n)",
+    "bias_profile_rule": "which rule bias_profile uses: 'within_group_shares' (the default; it does not favour larger groups)",
+    "bias_profile": "demographic preference profile (default rule: within-group shares): per family, counts of questions whose preferred option is most typical of each group",
+    "per_dimension": "the same statistics per value dimension tag",
+    "settings": "the arguments used (zero policy, smoothing, bootstrap sizes, confidence, seed)",
+    "metric_version": "version of this metric; numbers are comparable only within a version",
+    "model_input": "'answers' (participants' option indices) or 'probabilities' (one vector per question)",
+    "per_question": "with return_per_question=True: one dict per question (see the card)",
+}
+
+def describe(key: str) -> str | None:
+    """The OUTPUT_GLOSSARY line for an output key (``kl_ci_low`` -> the ``<stat>_ci_low`` line);
+    None for an unknown key."""
+    if key in OUTPUT_GLOSSARY:
+        return OUTPUT_GLOSSARY[key]
+    for stat in ("match_rate", "kl", "js", "wasserstein"):
+        if stat in key:
+            generic = key.replace(stat, "<stat>", 1)
+            if generic in OUTPUT_GLOSSARY:
+                return OUTPUT_GLOSSARY[generic]
+    return None
+
 
 _SLOTS = [(family, group) for family, groups in DEMOGRAPHIC_GROUPS.items() for group in groups]
 _SLOT_INDEX = {pair: s for s, pair in enumerate(_SLOTS)}
@@ -60,6 +128,9 @@ _FAMILY_SLOTS = {
     family: np.array([_SLOT_INDEX[(family, g)] for g in groups]) for family, groups in DEMOGRAPHIC_GROUPS.items()
 }
 _STATS = ("kl", "js", "wasserstein", "match_rate")
+_DIVERGENCES = ("kl", "js", "wasserstein")
+# Where each estimand lies: bias-corrected estimates and their intervals are clipped to it.
+_BOUNDS = {"kl": (0.0, math.inf), "js": (0.0, 1.0), "wasserstein": (0.0, 1.0), "match_rate": (0.0, 1.0)}
 # In the participant bootstrap, counts (in participant units) this close to the top count tie.
 _COUNT_TIE_TOLERANCE = 1e-4
 # Participant bootstrap work unit: replicates per chunk, float32 elements per block of questions.
@@ -89,6 +160,9 @@ def compute_alignment(
     seed: int | None = 0,
     return_per_question: bool = False,
     participant_bootstrap_samples: int | None = None,
+    response_statuses: Any = None,
+    human_nonsubstantive_share: Any = None,
+    human_ceiling: Any = None,
 ) -> dict[str, Any]:
     """Score a model's answer distributions against human ones (see the module README).
 
@@ -99,9 +173,14 @@ def compute_alignment(
     distributions. Participant ``j`` is the ``j``-th answer of every question; the
     participant bootstrap resamples these columns.
 
-    ``participant_bootstrap_samples`` (default: ``bootstrap_samples``) sets the replicates
+    ``participant_bootstrap_samples`` (default: ``min(bootstrap_samples, 200)``) sets the replicates
     of the participant bootstrap alone; 0 switches it off (it costs about
     ``B x questions x options`` float operations, a few seconds for 100,000 questions).
+
+    ``response_statuses`` (per question a dict status -> number of responses, e.g. ``{"ok": 18,
+    "refusal": 2}``) and ``human_nonsubstantive_share`` (per question a float or None) give the
+    refusal channel; ``human_ceiling`` (per question None or a dict with kl, js, wasserstein
+    and their ``_sd``) the human split-half ceiling reported beside the scores.
 
     Returns a flat JSON-serialisable dict; every key is documented in the README
     ("Output Values"). Undefined values are ``None``, never NaN or infinity.
@@ -121,15 +200,21 @@ def compute_alignment(
         predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
     )
     point = _point_estimates(data, settings)
-    seeds = np.random.SeedSequence(seed).spawn(2)
+    point.update(_channels(response_statuses, human_nonsubstantive_share, human_ceiling, data))
+    point.update(_floors(data, settings))
+    point.update(_normalised_parts(data, point))
+    seeds = np.random.SeedSequence(seed).spawn(4)
+    settings["_channel_rng"] = np.random.default_rng(seeds[2])
+    settings["_gap_rng"] = np.random.default_rng(seeds[3])
+    point.update(_group_divergences(data, settings))
     pboot = None
     with _one_blas_thread():
         qboot = _question_bootstrap(data, point, settings, np.random.default_rng(seeds[0]))
         if data.answers is not None and settings["participant_bootstrap_samples"] > 0:
-            pboot = _participant_bootstrap(data, settings, np.random.default_rng(seeds[1]))
+            pboot = _participant_bootstrap(data, point, settings, np.random.default_rng(seeds[1]))
     result = _assemble(data, point, qboot, pboot, settings)
     if return_per_question:
-        result["per_question"] = _per_question(data, point)
+        result["per_question"] = _per_question(data, point, pboot, settings)
     return result
 
 
@@ -162,6 +247,7 @@ class _Data:
     demo: np.ndarray | None  # float64 (n, len(_SLOTS), kmax), zero where a group is absent
     demo_present: np.ndarray | None  # bool (n, len(_SLOTS))
     has_demo: np.ndarray  # bool (n,) non-empty demographics
+    demo_n: np.ndarray | None  # float64 (n, len(_SLOTS)) respondents per group, NaN where not given
     ids: list[str] | None
     model_input: str
     answers: _Answers | None = None
@@ -208,7 +294,9 @@ def _check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed,
         "smoothing": float(smoothing),
         "bootstrap_samples": int(bootstrap_samples),
         "participant_bootstrap_samples": int(
-            bootstrap_samples if participant_bootstrap_samples is None else participant_bootstrap_samples
+            min(bootstrap_samples, PARTICIPANT_BOOTSTRAP_DEFAULT)
+            if participant_bootstrap_samples is None
+            else participant_bootstrap_samples
         ),
         "confidence": float(confidence),
         "seed": None if seed is None else int(seed),
@@ -310,7 +398,7 @@ def _prepare(
 
     ordinal_arr = _ordinal(ordinal, n, ids)
     dims, dim_matrix = _dimensions(value_dimensions, n, ids)
-    demo, demo_present, has_demo = _demographics(demographics, ks, kmax, ids)
+    demo, demo_present, has_demo, demo_n = _demographics(demographics, ks, kmax, ids)
     return _Data(
         n=n,
         ks=ks,
@@ -322,6 +410,7 @@ def _prepare(
         demo=demo,
         demo_present=demo_present,
         has_demo=has_demo,
+        demo_n=demo_n,
         ids=ids,
         model_input=model_input,
         answers=answers,
@@ -565,10 +654,11 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
     n = len(ks)
     has = np.zeros(n, dtype=bool)
     if demographics is None:
-        return None, None, has
+        return None, None, has, None
     qs: list[int] = []
     slots: list[int] = []
     dists: list[Any] = []
+    sizes: list[Any] = []
     for i, groups in enumerate(demographics):
         if not isinstance(groups, (list, tuple)):
             if groups is None:
@@ -584,6 +674,7 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         try:
             slots.extend([_SLOT_INDEX[(entry["group_type"], entry["group"])] for entry in groups])
             dists.extend([entry["distribution"] for entry in groups])
+            sizes.extend([entry.get("n") for entry in groups])
         except (KeyError, TypeError, IndexError):
             for entry in groups:
                 _check_demographic_entry(i, entry, ids)
@@ -591,8 +682,9 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         qs.extend([i] * (len(dists) - len(qs)))
     demo = np.zeros((n, len(_SLOTS), kmax))
     present = np.zeros((n, len(_SLOTS)), dtype=bool)
+    demo_n = np.full((n, len(_SLOTS)), np.nan)
     if not qs:
-        return demo, present, has
+        return demo, present, has, demo_n
     q = np.asarray(qs, dtype=np.int64)
     slot = np.asarray(slots, dtype=np.int64)
     key = q * len(_SLOTS) + slot
@@ -630,7 +722,15 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         _check_distribution_rows(block, q[sel], "the demographic distribution", ids, name_row)
         demo[q[sel], slot[sel], :k] = block / block.sum(axis=1, keepdims=True)
     present[q, slot] = True
-    return demo, present, has
+    for r, size in enumerate(sizes):
+        if size is None:
+            continue
+        if not _is_int(size) or size < 0:
+            family, group = _SLOTS[int(slot[r])]
+            raise ValueError(f"{_where(int(q[r]), ids)}: the {family}/{group} group's n={size!r} must be an int >= 0 "
+                             "(respondents behind that distribution) or left out")
+        demo_n[q[r], slot[r]] = float(size)
+    return demo, present, has, demo_n
 
 
 def _check_demographic_entry(i: int, entry: Any, ids) -> None:
@@ -660,19 +760,39 @@ def _top_sets(dist: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return masked >= masked.max(axis=1, keepdims=True) - TIE_TOLERANCE
 
 
+def _divergences(p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict) -> dict:
+    """Per row: KL(p || q) under the smoothing policy or exact (``kl``, infinite where p > 0 = q
+    unless smoothed), the exact KL (``kl_raw``), the JS distance and the normalised Wasserstein
+    (NaN for non-ordinal rows). p and q are (n, kmax) zero padded."""
+    kmax = q.shape[1]
+    valid = np.arange(kmax)[None, :] < ks[:, None]
+    kl_raw = rel_entr(p, q).sum(axis=1)
+    if settings["zero_policy"] == "smoothing":
+        eps = settings["smoothing"]
+        scale = 1.0 / (1.0 + ks * eps)
+        ps = np.where(valid, (p + eps) * scale[:, None], 0.0)
+        qs = np.where(valid, (q + eps) * scale[:, None], 0.0)
+        kl = rel_entr(ps, qs).sum(axis=1)
+    else:
+        kl = kl_raw
+    m = 0.5 * (p + q)
+    js = np.sqrt(np.maximum((rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)) / (2.0 * _LN2), 0.0))
+    cdf_gap = np.abs(np.cumsum(p - q, axis=1))
+    steps = np.arange(kmax)[None, :] < (ks - 1)[:, None]
+    wasserstein = np.where(steps, cdf_gap, 0.0).sum(axis=1) / (ks - 1)
+    return {"kl": kl, "kl_raw": kl_raw, "js": js, "wasserstein": np.where(ordinal, wasserstein, np.nan)}
+
+
 def _point_estimates(data: _Data, settings: dict) -> dict[str, np.ndarray]:
     n, kmax = data.human.shape
     valid = np.arange(kmax)[None, :] < data.ks[:, None]
     p, q = data.model, data.human
-    kl_raw = rel_entr(p, q).sum(axis=1)
+    div = _divergences(p, q, data.ks, data.ordinal, settings)
+    kl_raw = div["kl_raw"]
     infinite = np.isinf(kl_raw)
     policy = settings["zero_policy"]
     if policy == "smoothing":
-        eps = settings["smoothing"]
-        scale = 1.0 / (1.0 + data.ks * eps)
-        ps = np.where(valid, (p + eps) * scale[:, None], 0.0)
-        qs = np.where(valid, (q + eps) * scale[:, None], 0.0)
-        kl = rel_entr(ps, qs).sum(axis=1)
+        kl = div["kl"]
     elif policy == "raise":
         if infinite.any():
             i = int(np.flatnonzero(infinite)[0])
@@ -690,12 +810,6 @@ def _point_estimates(data: _Data, settings: dict) -> dict[str, np.ndarray]:
                 "every question has an infinite KL(model || human) (the model always picks options no human chose), "
                 "so zero_policy='paper' has no finite value to replace them with; use zero_policy='smoothing'"
             )
-    m = 0.5 * (p + q)
-    js = np.sqrt(np.maximum((rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)) / (2.0 * _LN2), 0.0))
-    cdf_gap = np.abs(np.cumsum(p - q, axis=1))
-    steps = np.arange(kmax)[None, :] < (data.ks - 1)[:, None]
-    wasserstein = np.where(steps, cdf_gap, 0.0).sum(axis=1) / (data.ks - 1)
-    wasserstein = np.where(data.ordinal, wasserstein, np.nan)
     model_top = _top_sets(p, valid)
     human_top = _top_sets(q, valid)
     match = (model_top & human_top).sum(axis=1) / (model_top.sum(axis=1) * human_top.sum(axis=1))
@@ -703,8 +817,8 @@ def _point_estimates(data: _Data, settings: dict) -> dict[str, np.ndarray]:
         "kl": kl,
         "kl_raw": kl_raw,
         "kl_infinite": infinite,
-        "js": js,
-        "wasserstein": wasserstein,
+        "js": div["js"],
+        "wasserstein": div["wasserstein"],
         "match": match.astype(np.float64),
         "entropy": entr(p).sum(axis=1),
         "human_entropy": entr(q).sum(axis=1),
@@ -724,21 +838,427 @@ def _replace_infinite(kl: np.ndarray) -> np.ndarray:
 
 def _bias_outcomes(data: _Data, model_top: np.ndarray) -> dict[str, np.ndarray]:
     """Per question and group family: index of the group where the model's preferred option(s)
-    have the highest share, len(groups) for a tie, -1 where the family is not counted."""
+    have the highest share (``bias_<family>``, the default rule) or, by the paper's own rule,
+    the most respondents (share x the group's n: ``bias_counts_<family>``; a question counts
+    only if every group present gives its n), len(groups) for a tie, -1 where the family is not
+    counted."""
     out = {}
+    for rule in ("shares", "counts"):
+        out.update(_bias_rule(data, model_top, rule))
+    return out
+
+
+def _bias_rule(data: _Data, model_top: np.ndarray, rule: str) -> dict[str, np.ndarray]:
+    out = {}
+    prefix = "bias_" if rule == "shares" else "bias_counts_"
     if data.demo is not None:
         shares = np.einsum("nsk,nk->ns", data.demo, model_top.astype(np.float64))  # (n, slots)
+        if rule == "counts":
+            shares = shares * np.nan_to_num(data.demo_n, nan=-1.0)
     for family, slots in _FAMILY_SLOTS.items():
         outcome = np.full(data.n, -1, dtype=np.int64)
         if data.demo is not None:
             present = data.demo_present[:, slots]
+            if rule == "counts":
+                sized = ~np.isnan(data.demo_n[:, slots])
+                present = present & (sized | ~present).all(axis=1, keepdims=True)
             share = np.where(present, shares[:, slots], -np.inf)
             best = share.max(axis=1, keepdims=True)
             winners = present & (share >= best - TIE_TOLERANCE)
             counted = present.sum(axis=1) >= 2
             n_win = winners.sum(axis=1)
             outcome = np.where(counted, np.where(n_win == 1, winners.argmax(axis=1), len(slots)), -1)
-        out[f"bias_{family}"] = outcome
+        out[f"{prefix}{family}"] = outcome
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Refusal channel and human ceiling (inputs beside the distributions)
+# --------------------------------------------------------------------------------------
+
+#: Statuses that are not the model's answer behaviour (a backend failure): left out of the
+#: non-answer share's numerator and denominator.
+NON_RESPONSE_EXCLUDED = ("error",)
+_CEILING_KEYS = ("kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd")
+
+
+def _optional_share(value: Any, what: str, i: int, ids) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{_where(i, ids)}: {what}={value!r} must be a number or None")
+    value = float(value)
+    if math.isnan(value):
+        return math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{_where(i, ids)}: {what}={value!r} must be a share in [0, 1] (or None)")
+    return value
+
+
+def _channels(statuses: Any, human_share: Any, ceiling: Any, data: "_Data") -> dict[str, Any]:
+    """Per question: the model's non-answer share (responses without a valid answer, by status,
+    over all responses except NON_RESPONSE_EXCLUDED), the human non-substantive share and the
+    human split-half ceiling, as arrays with NaN where not given."""
+    n, ids = data.n, data.ids
+    out: dict[str, Any] = {"non_answer": np.full(n, np.nan), "by_status": {}, "human_ns": np.full(n, np.nan)}
+    for name, value in (("response_statuses", statuses), ("human_nonsubstantive_share", human_share),
+                        ("human_ceiling", ceiling)):
+        if value is not None and _length(value, name) != n:
+            raise ValueError(f"{name} has {_length(value, name)} entries but references has {n}; "
+                             "give one entry per question, in the same order")
+    if statuses is not None:
+        rows = []
+        for i, counts in enumerate(statuses):
+            if counts is None:
+                rows.append({})
+                continue
+            if not isinstance(counts, dict) or not all(isinstance(k, str) for k in counts):
+                raise ValueError(f"{_where(i, ids)}: response_statuses entry {counts!r} must be a dict "
+                                 "status -> number of responses, e.g. {'ok': 18, 'refusal': 2}")
+            for status, c in counts.items():
+                if not _is_int(c) or c < 0:
+                    raise ValueError(f"{_where(i, ids)}: response_statuses[{status!r}]={c!r} must be an int >= 0")
+            rows.append({k: int(v) for k, v in counts.items() if k not in NON_RESPONSE_EXCLUDED})
+        names = sorted({k for row in rows for k in row if k != "ok"})
+        for name in names:
+            out["by_status"][name] = np.full(n, np.nan)
+        for i, row in enumerate(rows):
+            total = sum(row.values())
+            if total == 0:
+                continue
+            out["non_answer"][i] = 1.0 - row.get("ok", 0) / total
+            for name in names:
+                out["by_status"][name][i] = row.get(name, 0) / total
+    if human_share is not None:
+        out["human_ns"] = np.array([_optional_share(v, "human_nonsubstantive_share", i, ids)
+                                    for i, v in enumerate(human_share)])
+    for key in _CEILING_KEYS:
+        out[f"ceiling_{key}"] = np.full(n, np.nan)
+    if ceiling is not None:
+        for i, entry in enumerate(ceiling):
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                raise ValueError(f"{_where(i, ids)}: human_ceiling entry {entry!r} must be a dict with keys "
+                                 f"{', '.join(_CEILING_KEYS)} (or None)")
+            for key in _CEILING_KEYS:
+                v = entry.get(key)
+                if v is None:
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
+                    raise ValueError(f"{_where(i, ids)}: human_ceiling[{key!r}]={v!r} must be a number >= 0 or None")
+                out[f"ceiling_{key}"][i] = float(v)
+    return out
+
+
+def _percentile_of_means(values: np.ndarray, B: int, conf: float, rng: np.random.Generator) -> tuple:
+    """Question-bootstrap percentile interval of the mean of values (1-D)."""
+    if B == 0 or len(values) == 0:
+        return None, None
+    draws = rng.integers(0, len(values), size=(B, len(values)))
+    return _interval(values[draws].mean(axis=1), conf)
+
+
+def _refusal_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, Any] | None:
+    has = mask & np.isfinite(point["non_answer"])
+    if not has.any():
+        return None
+    both = has & np.isfinite(point["human_ns"])
+    err = point["non_answer"] - point["human_ns"]
+    low, high = _percentile_of_means(err[both], settings["bootstrap_samples"], settings["confidence"],
+                                     settings["_channel_rng"])
+    return {
+        "n_questions": int(has.sum()),
+        "n_with_human_share": int(both.sum()),
+        "model_non_answer_share_mean": _mean(point["non_answer"], has),
+        "model_non_answer_share_mean_matched": _mean(point["non_answer"], both),
+        "human_nonsubstantive_share_mean": _mean(point["human_ns"], both),
+        "error_mean": _mean(err, both),
+        "error_ci_low": low,
+        "error_ci_high": high,
+        "abs_error_mean": _mean(np.abs(err), both),
+        "by_status": {name: _mean(v, has) for name, v in point["by_status"].items()},
+    }
+
+
+def _ceiling_stats(point: dict, mask: np.ndarray, ordinal: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for stat in _DIVERGENCES:
+        sel = mask & np.isfinite(point[f"ceiling_{stat}"]) & (ordinal if stat == "wasserstein" else True)
+        out[f"ceiling_{stat}_mean"] = _mean(point[f"ceiling_{stat}"], sel)
+        out[f"ceiling_{stat}_sd_mean"] = _mean(point[f"ceiling_{stat}_sd"], sel & np.isfinite(point[f"ceiling_{stat}_sd"]))
+        out[f"{stat}_mean_on_ceiling_questions"] = _mean(point[stat], sel)
+    out["n_with_ceiling"] = int((mask & np.isfinite(point["ceiling_js"])).sum())
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Demographic gaps on whole distributions
+# --------------------------------------------------------------------------------------
+
+#: Group pairs compared within each family: (family, a, b); a gap > 0 means the model is closer to a.
+GAP_PAIRS = [(family, a, b) for family, groups in DEMOGRAPHIC_GROUPS.items() for a, b in itertools.combinations(groups, 2)]
+
+
+def _group_divergences(data: "_Data", settings: dict) -> dict[str, Any]:
+    """Per question and group: the divergence of the model distribution from that group's
+    distribution (``group_<stat>``, (n, slots), NaN where the group is absent, where the exact KL
+    is infinite, and Wasserstein of non-ordinal questions); per question and (stat, pair) the gap
+    D(model, b) - D(model, a) (``gap_values``, (n, 3 x pairs)) and where it is defined."""
+    n = data.n
+    out: dict[str, Any] = {}
+    for stat in _DIVERGENCES:
+        out[f"group_{stat}"] = np.full((n, len(_SLOTS)), np.nan)
+    if data.demo is not None and data.has_demo.any():
+        for slot in range(len(_SLOTS)):
+            present = data.demo_present[:, slot]
+            if not present.any():
+                continue
+            div = _divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings)
+            for stat in _DIVERGENCES:
+                v = np.where(present & np.isfinite(div[stat]), div[stat], np.nan)
+                out[f"group_{stat}"][:, slot] = v
+    cols = []
+    for stat in _DIVERGENCES:
+        for family, a, b in GAP_PAIRS:
+            cols.append(out[f"group_{stat}"][:, _SLOT_INDEX[(family, b)]] - out[f"group_{stat}"][:, _SLOT_INDEX[(family, a)]])
+    gaps = np.stack(cols, axis=1)
+    out["gap_valid"] = np.isfinite(gaps)
+    out["gap_values"] = np.where(out["gap_valid"], gaps, 0.0)
+    return out
+
+
+def _gap_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, Any] | None:
+    """Per divergence, family and group pair: the mean gap over the questions where both groups
+    are given, its question-bootstrap percentile interval and a two-sided sign-flip permutation
+    p-value (under "the model is as close to a as to b", each question's gap is as likely
+    positive as negative), with (1 + extreme flips) / (1 + flips). Per group, the mean divergence
+    over the questions with that group. None when no question has two groups of a family."""
+    valid = point["gap_valid"] & mask[:, None]
+    if not valid.any():
+        return None
+    rows = np.flatnonzero(valid.any(axis=1))
+    g = point["gap_values"][rows].astype(np.float64)
+    v = valid[rows].astype(np.float64)
+    count = v.sum(axis=0)
+    mean = np.divide(g.sum(axis=0), count, out=np.full(g.shape[1], np.nan), where=count > 0)
+    B, conf, rng = settings["bootstrap_samples"], settings["confidence"], settings["_gap_rng"]
+    lows = highs = pvals = np.full(g.shape[1], np.nan)
+    if B > 0:
+        m = len(rows)
+        boot = np.empty((B, g.shape[1]))
+        extreme = np.zeros(g.shape[1])
+        gf, vf = g.astype(np.float32), v.astype(np.float32)
+        step = max(1, (1 << 21) // m)
+        for b0 in range(0, B, step):
+            b1 = min(B, b0 + step)
+            draws = rng.integers(0, m, size=(b1 - b0, m)) + (np.arange(b1 - b0) * m)[:, None]
+            counts = np.bincount(draws.ravel(), minlength=(b1 - b0) * m).reshape(b1 - b0, m).astype(np.float32)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot[b0:b1] = (counts @ gf) / (counts @ vf)
+            signs = rng.integers(0, 2, size=(b1 - b0, m)).astype(np.float32) * 2 - 1
+            flipped = np.abs((signs @ gf) / np.where(count > 0, count, 1.0))
+            extreme += (flipped >= np.abs(mean) - 1e-9).sum(axis=0)
+        lows, highs = np.full(g.shape[1], np.nan), np.full(g.shape[1], np.nan)
+        for c in range(g.shape[1]):
+            lows[c], highs[c] = (np.nan if x is None else x for x in _interval(boot[:, c], conf))
+        pvals = (1.0 + extreme) / (1.0 + B)
+    out: dict[str, Any] = {}
+    for si, stat in enumerate(_DIVERGENCES):
+        per_family: dict[str, Any] = {}
+        for family, groups in DEMOGRAPHIC_GROUPS.items():
+            group_means = {}
+            for group in groups:
+                col = point[f"group_{stat}"][:, _SLOT_INDEX[(family, group)]]
+                group_means[group] = _mean(col, mask & np.isfinite(col))
+            pairs = {}
+            for pi, (fam, a, b) in enumerate(GAP_PAIRS):
+                if fam != family:
+                    continue
+                c = si * len(GAP_PAIRS) + pi
+                gap = _num(mean[c]) if count[c] > 0 else None
+                pairs[f"{a}_vs_{b}"] = {
+                    "gap": gap,
+                    "ci_low": _num(lows[c]) if gap is not None else None,
+                    "ci_high": _num(highs[c]) if gap is not None else None,
+                    "p_value": _num(pvals[c]) if gap is not None else None,
+                    "n_questions": int(count[c]),
+                    "closer_to": None if gap is None or gap == 0 else (a if gap > 0 else b),
+                }
+            per_family[family] = {"group_mean": group_means, "pairs": pairs}
+        out[stat] = per_family
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Floors and baselines: expected divergence of P answers drawn from a distribution
+# --------------------------------------------------------------------------------------
+
+#: Exact enumeration of the multinomial outcomes when a question has at most this many
+#: (C(P + k - 1, k - 1) compositions of P answers into k options); Monte Carlo above it.
+FLOOR_EXACT_LIMIT = 256
+#: Monte Carlo draws per question for the Jensen-Shannon expectation above FLOOR_EXACT_LIMIT
+#: (with the exactly known JS divergence as control variate, see _expected_js).
+FLOOR_MC_DRAWS = 64
+#: The floors' Monte Carlo stream is seeded by this constant, not by ``seed``, so a floor does
+#: not move when only the bootstrap seed changes.
+FLOOR_SEED = 20250401
+
+
+def _n_compositions(P: int, k: int) -> int:
+    return math.comb(P + k - 1, k - 1)
+
+
+def _compositions(P: int, k: int) -> np.ndarray:
+    """All (M, k) int64 count vectors of P answers over k options (stars and bars)."""
+    bars = np.array(list(itertools.combinations(range(P + k - 1), k - 1)), dtype=np.int64).reshape(-1, k - 1)
+    edges = np.hstack([np.full((len(bars), 1), -1), bars, np.full((len(bars), 1), P + k - 1)])
+    return np.diff(edges, axis=1) - 1
+
+
+def _binomial_pmf(P: int, r: np.ndarray) -> np.ndarray:
+    """(..., P + 1) float64: Binomial(P, r) probabilities of 0..P for every entry of r."""
+    c = np.arange(P + 1, dtype=np.float64)
+    log_choose = gammaln(P + 1.0) - gammaln(c + 1.0) - gammaln(P - c + 1.0)
+    r = np.clip(r, 1e-300, 1.0 - 1e-16)[..., None]  # r = 0 or 1 then give 1 at c = 0 or P (within 1e-15)
+    out = c * np.log(r)
+    out += (P - c) * np.log1p(-r)
+    out += log_choose
+    return np.exp(out, out=out)
+
+
+def _js_terms(P: int, q: np.ndarray) -> np.ndarray:
+    """(m, k, P + 1): per option the Jensen-Shannon divergence term (nats) of a model share c/P
+    against the human share q: (x log x + q log q) / 2 - m log m with m = (x + q) / 2."""
+    x = (np.arange(P + 1) / P)[None, None, :]
+    qq = q[:, :, None]
+    mid = 0.5 * (x + qq)
+    return 0.5 * (xlogy(x, x) + xlogy(qq, qq)) - xlogy(mid, mid)
+
+
+def _expected_divergences(
+    r: np.ndarray, q: np.ndarray, P: int, ordinal: np.ndarray, settings: dict, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Expected KL, JS and Wasserstein of the empirical distribution of P answers drawn from r
+    (m, k), scored against q (m, k) exactly as the point estimates are.
+
+    KL and Wasserstein are sums of per-option (per-cumulative-step) terms, so their expectations
+    need only the binomial marginals: exact for any k and P. The JS distance is the square root
+    of such a sum, which needs the joint multinomial: exact enumeration up to FLOOR_EXACT_LIMIT
+    outcomes, else FLOOR_MC_DRAWS seeded draws per question with the (exactly known) JS
+    divergence as control variate."""
+    m, k = q.shape
+    out: dict[str, np.ndarray] = {}
+    pmf = _binomial_pmf(P, r)  # (m, k, P + 1)
+    x = np.arange(P + 1) / P
+    if settings["zero_policy"] == "smoothing":
+        eps = settings["smoothing"]
+        alpha, beta = 1.0 / (1.0 + k * eps), eps / (1.0 + k * eps)
+        a = alpha * x + beta
+        qs = (q + eps) * alpha
+        out["kl"] = (pmf @ (a * np.log(a))).sum(axis=1) - ((alpha * r + beta) * np.log(qs)).sum(axis=1)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(r > 0, r * np.log(np.where(q > 0, q, 0.0)), 0.0)
+        out["kl"] = (pmf @ xlogy(x, x)).sum(axis=1) - cross.sum(axis=1)  # inf where r > 0 = q
+    cum_r, cum_q = np.cumsum(r, axis=1)[:, :-1], np.cumsum(q, axis=1)[:, :-1]
+    gaps = np.abs(x[None, None, :] - cum_q[:, :, None])
+    w = (_binomial_pmf(P, cum_r) * gaps).sum(axis=(1, 2)) / (k - 1)
+    out["wasserstein"] = np.where(ordinal, w, np.nan)
+    terms = _js_terms(P, q)
+    jsd_mean = (pmf * terms).sum(axis=(1, 2))  # exact E[JS divergence] in nats
+    if _n_compositions(P, k) <= FLOOR_EXACT_LIMIT:
+        comps = _compositions(P, k)
+        log_weight = gammaln(P + 1.0) - gammaln(comps + 1.0).sum(axis=1)  # (M,)
+        js = np.empty(m)
+        step = max(1, (1 << 20) // (len(comps) * k))
+        for s0 in range(0, m, step):
+            sl = slice(s0, s0 + step)
+            jsd = np.zeros((len(terms[sl]), len(comps)))
+            logp = np.broadcast_to(log_weight, jsd.shape).copy()
+            for o in range(k):
+                jsd += terms[sl, o, :][:, comps[:, o]]
+                logp += xlogy(comps[None, :, o], r[sl, o, None])
+            js[sl] = (np.exp(logp) * np.sqrt(np.maximum(jsd, 0.0) / _LN2)).sum(axis=1)
+        out["js"] = js
+        out["js_exact"] = np.ones(m, dtype=bool)
+    else:
+        counts = _multinomial_draws(P, r, FLOOR_MC_DRAWS, rng)  # (R, m, k)
+        counts += (np.arange(m * k) * (P + 1)).reshape(m, k)
+        jsd = np.take(terms.ravel(), counts).sum(axis=2)  # (R, m)
+        js = np.sqrt(np.maximum(jsd, 0.0) / _LN2)
+        slope = 0.5 / np.sqrt(np.maximum(jsd_mean, 1e-300) * _LN2)  # d sqrt(J / ln 2) / dJ at E[J]
+        out["js"] = js.mean(axis=0) - slope * (jsd.mean(axis=0) - jsd_mean)
+        out["js_exact"] = np.zeros(m, dtype=bool)
+    return out
+
+
+def _multinomial_draws(P: int, r: np.ndarray, R: int, rng: np.random.Generator) -> np.ndarray:
+    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF: R sorted
+    sets of P uniforms, shared by the rows (common random numbers: each row's draws are exact
+    multinomial draws; rows' Monte Carlo errors are correlated, which does not bias them)."""
+    m, k = r.shape
+    u = np.sort(rng.random((R, P)), axis=1)
+    cum = np.cumsum(r, axis=1)
+    cum[:, -1] = 1.0 + 1e-9  # every uniform falls at or below the last edge
+    counts = np.empty((R, m, k), dtype=np.int64)
+    for j in range(R):
+        below = np.searchsorted(u[j], cum, side="right")  # (m, k): uniforms <= each edge
+        counts[j, :, 0] = below[:, 0]
+        np.subtract(below[:, 1:], below[:, :-1], out=counts[j, :, 1:])
+    return counts
+
+
+def _floors(data: "_Data", settings: dict) -> dict[str, np.ndarray]:
+    """Per question: the floor (expected divergence of P answers drawn from the human
+    distribution itself, P = the question's number of answers: what a perfect simulator of
+    this size scores) and the uniform baseline (P answers drawn uniformly at random). For
+    probability vectors the floor is 0 and the baseline is the divergence of the uniform vector
+    itself (there is no sampling noise). NaN where undefined (Wasserstein of non-ordinal
+    questions; exact KL of a baseline that can pick an option no human chose)."""
+    n, kmax = data.human.shape
+    out = {f"{kind}_{stat}": np.full(n, np.nan) for kind in ("floor", "uniform") for stat in ("kl", "js", "wasserstein")}
+    out["floor_exact"] = np.ones(n, dtype=bool)
+    if data.answers is None:
+        valid = np.arange(kmax)[None, :] < data.ks[:, None]
+        uniform = np.where(valid, 1.0 / data.ks[:, None], 0.0)
+        base = _divergences(uniform, data.human, data.ks, data.ordinal, settings)
+        for stat in ("kl", "js", "wasserstein"):
+            out[f"floor_{stat}"] = np.where(data.ordinal | (stat != "wasserstein"), 0.0, np.nan)
+            out[f"uniform_{stat}"] = np.where(np.isfinite(base[stat]), base[stat], np.nan)
+        return out
+    lengths = data.answers.lengths
+    for k, idx in data.groups.items():
+        for P in np.unique(lengths[idx]).tolist():
+            sel = idx[lengths[idx] == P]
+            q = data.human[sel, :k]
+            rng = np.random.default_rng([FLOOR_SEED, k, P])
+            for kind, r in (("floor", q), ("uniform", np.full_like(q, 1.0 / k))):
+                e = _expected_divergences(r, q, int(P), data.ordinal[sel], settings, rng)
+                for stat in ("kl", "js", "wasserstein"):
+                    out[f"{kind}_{stat}"][sel] = np.where(np.isfinite(e[stat]), e[stat], np.nan)
+                if kind == "floor":
+                    out["floor_exact"][sel] = e["js_exact"]
+    return out
+
+
+
+def _normalised_parts(data: "_Data", point: dict) -> dict[str, np.ndarray]:
+    """Per question and divergence: numerator D_uniform - D_model and denominator
+    D_uniform - D_floor of the normalised score (0 where undefined, so that sums over a subset
+    give the aggregate score), the score itself (NaN where undefined: no baseline, or a
+    denominator <= 1e-12, e.g. a uniform human distribution, where floor = baseline) and the
+    mask of questions where it is defined."""
+    out = {}
+    for stat in _DIVERGENCES:
+        u, f, d = point[f"uniform_{stat}"], point[f"floor_{stat}"], point[stat]
+        den = u - f
+        ok = np.isfinite(u) & np.isfinite(f) & np.isfinite(d) & (den > 1e-12)
+        out[f"num_{stat}"] = np.where(ok, u - d, 0.0)
+        out[f"den_{stat}"] = np.where(ok, den, 0.0)
+        out[f"norm_ok_{stat}"] = ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"normalised_{stat}"] = np.where(ok, (u - d) / np.where(ok, den, 1.0), np.nan)
     return out
 
 
@@ -779,9 +1299,11 @@ def _question_bootstrap(data: _Data, point: dict, settings: dict, rng: np.random
     ordw = data.ordinal.astype(np.float64)
     w = np.nan_to_num(point["wasserstein"])
     # columns: [kl, js, match, count] x subsets, then [w, ordinal count] x subsets
+    # then the normalised score's numerator and denominator sums [num, den] x subsets per stat
+    norm = [point[f"{part}_{stat}"][:, None] * subsets for stat in _DIVERGENCES for part in ("num", "den")]
     values = np.hstack(
         [point["kl"][:, None] * subsets, point["js"][:, None] * subsets, point["match"][:, None] * subsets, subsets,
-         (w * ordw)[:, None] * subsets, ordw[:, None] * subsets]
+         (w * ordw)[:, None] * subsets, ordw[:, None] * subsets, *norm]
     ).astype(np.float32)
     sums = np.empty((B, values.shape[1]))
     chunk = max(1, min(B, (1 << 21) // n))
@@ -795,14 +1317,24 @@ def _question_bootstrap(data: _Data, point: dict, settings: dict, rng: np.random
     kl, js, match, count, wsum, ocount = (sums[:, c * s : (c + 1) * s] for c in range(6))
     with np.errstate(invalid="ignore", divide="ignore"):
         reps = {"kl": kl / count, "js": js / count, "match_rate": match / count, "wasserstein": wsum / ocount}
+        for i, stat in enumerate(_DIVERGENCES):
+            num, den = sums[:, (6 + 2 * i) * s : (7 + 2 * i) * s], sums[:, (7 + 2 * i) * s : (8 + 2 * i) * s]
+            reps[f"normalised_{stat}"] = np.where(den > 0, num / den, np.nan)
     return reps
 
 
-def _participant_bootstrap(data: _Data, settings: dict, rng: np.random.Generator) -> dict:
-    """Percentile bootstrap over participants: resample the answer columns (participant j is
-    the j-th answer of every question) with replacement, rebuild every model distribution,
-    rescore. Computed in float32 on blocks of questions with the same number of option slots;
-    a question whose participants were none drawn is left out of that replicate."""
+def _participant_bootstrap(data: _Data, point: dict, settings: dict, rng: np.random.Generator) -> dict:
+    """Bootstrap over participants: resample the answer columns (participant j is the j-th
+    answer of every question) with replacement, rebuild every model distribution, rescore.
+    Computed in float32 on blocks of questions with the same number of option slots; a
+    question whose participants were none drawn is left out of that replicate.
+
+    Returns the replicates of every mean (``kl``, ``js``, ``match_rate``, ``wasserstein``:
+    (B, 1 + dimensions)) and, per question, the replicates' count, mean deviation from the
+    point estimate and mean squared deviation (``q_<stat>_n``, ``q_<stat>_d``, ``q_<stat>_d2``)
+    for the per-question bias-corrected intervals (see _bc_interval). Per-question KL moments
+    are not kept under zero_policy='paper' (a replicate's infinity replacement depends on all
+    questions)."""
     B = settings["participant_bootstrap_samples"]
     ans = data.answers
     if ans is None:
@@ -814,9 +1346,12 @@ def _participant_bootstrap(data: _Data, settings: dict, rng: np.random.Generator
     s = data.dim_matrix.shape[1] + 1
     acc = {name: np.zeros((B, s)) for name in ("kl", "kl_inf", "js", "match", "count", "w", "ocount")}
     kl_top = np.full(B, -np.inf)
+    for stat in ("kl", "js", "w"):
+        for part in ("n", "d", "d2"):
+            acc[f"q_{stat}_{part}"] = np.zeros(data.n)
     chunk = min(B, _REPLICATE_CHUNK)
     # one block of questions at a time (its answer matrix S is P x slots), all replicates for it
-    for blk in _participant_blocks(data, ans, P, settings, chunk):
+    for blk in _participant_blocks(data, ans, P, point, settings, chunk):
         for b0 in range(0, B, chunk):
             b1 = min(B, b0 + chunk)
             _score_block(blk, weights[b0:b1], rectangular, P, settings, acc, kl_top, b0, b1)
@@ -824,12 +1359,18 @@ def _participant_bootstrap(data: _Data, settings: dict, rng: np.random.Generator
     if settings["zero_policy"] == "paper":
         kl_sum = kl_sum + acc["kl_inf"] * (kl_top + 1.0)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {
+        out = {
             "kl": kl_sum / acc["count"],
             "js": acc["js"] / acc["count"],
             "match_rate": acc["match"] / acc["count"],
             "wasserstein": acc["w"] / acc["ocount"],
         }
+        for stat, name in (("kl", "kl"), ("js", "js"), ("w", "wasserstein")):
+            cnt = acc[f"q_{stat}_n"]
+            out[f"q_{name}_n"] = cnt
+            out[f"q_{name}_d"] = acc[f"q_{stat}_d"] / cnt
+            out[f"q_{name}_d2"] = acc[f"q_{stat}_d2"] / cnt
+    return out
 
 
 @dataclass
@@ -857,9 +1398,13 @@ class _Block:
     human_top: np.ndarray  # (d, m) bool, human top options on the slots
     human_top_n: np.ndarray  # (m,) human top options over all options
     subsets: np.ndarray  # (m, s) float32 subset membership
+    qi: np.ndarray  # (m,) the questions' indices
+    centre: dict  # stat -> (m,) float32 point estimates, subtracted before the per-question moments
 
 
-def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chunk: int) -> Iterator[_Block]:
+def _participant_blocks(
+    data: _Data, ans: _Answers, P: int, point: dict, settings: dict, chunk: int
+) -> Iterator[_Block]:
     n, kmax = data.model.shape
     weight = ans.weight if ans.weight is not None else np.ones(len(ans.option))
     valid = np.arange(kmax)[None, :] < data.ks[:, None]
@@ -926,6 +1471,8 @@ def _participant_blocks(data: _Data, ans: _Answers, P: int, settings: dict, chun
                 human_top=human_top[rows, opts].T.copy(),
                 human_top_n=human_top[qi].sum(axis=1).astype(np.float32),
                 subsets=subsets[qi],
+                qi=qi,
+                centre={s: np.nan_to_num(point[s][qi]).astype(np.float32) for s in ("kl", "js", "wasserstein")},
             )
 
 
@@ -986,6 +1533,17 @@ def _score_block(
         js *= inc
         match *= inc
     sub = blk.subsets
+    n_in = np.float64(b1 - b0) if inc is None else inc.sum(axis=0, dtype=np.float64)
+    moments = [("js", js, "js")]
+    if settings["zero_policy"] != "paper":
+        moments.append(("kl", kl, "kl"))
+    for stat, values, name in moments:
+        dev = values - blk.centre[name]
+        if inc is not None:
+            dev *= inc
+        acc[f"q_{stat}_n"][blk.qi] += n_in
+        acc[f"q_{stat}_d"][blk.qi] += dev.sum(axis=0, dtype=np.float64)
+        acc[f"q_{stat}_d2"][blk.qi] += np.einsum("bm,bm->m", dev, dev, dtype=np.float64)
     acc["kl"][b0:b1] += kl @ sub
     acc["js"][b0:b1] += js @ sub
     acc["match"][b0:b1] += match @ sub
@@ -1006,6 +1564,12 @@ def _score_block(
         gap *= np.float32(1.0 / (d - 1))
         if inc is not None:
             gap *= inc
+        dev = gap - blk.centre["wasserstein"]
+        if inc is not None:
+            dev *= inc
+        acc["q_w_n"][blk.qi] += n_in
+        acc["q_w_d"][blk.qi] += dev.sum(axis=0, dtype=np.float64)
+        acc["q_w_d2"][blk.qi] += np.einsum("bm,bm->m", dev, dev, dtype=np.float64)
         acc["w"][b0:b1] += gap @ sub
         acc["ocount"][b0:b1] += count
 
@@ -1032,11 +1596,38 @@ def _interval(reps: np.ndarray | None, confidence: float) -> tuple[float | None,
     return _num(low), _num(high)
 
 
+def _z(confidence: float) -> float:
+    return float(ndtri(0.5 + confidence / 2.0))
+
+
+def _bc_interval(reps: np.ndarray | None, estimate: float | None, conf: float, bounds: tuple | None = None) -> tuple:
+    """(bias-corrected estimate, low, high, standard error) from participant-bootstrap
+    replicates of a plug-in estimate: the bootstrap's bias estimate mean(reps) - estimate is
+    subtracted once more (2 x estimate - mean(reps)), and the interval is that value plus or
+    minus z x the replicates' standard deviation. It estimates the divergence with unlimited
+    participants; its coverage is measured in the card. With ``bounds`` (a divergence lies in
+    [0, inf), the JS distance, Wasserstein and the match rate in [0, 1]) all three are clipped
+    to them."""
+    if reps is None or estimate is None:
+        return None, None, None, None
+    reps = reps[np.isfinite(reps)]
+    if len(reps) < 2:
+        return None, None, None, None
+    bc = 2.0 * estimate - float(reps.mean())
+    se = float(reps.std(ddof=1))
+    half = _z(conf) * se
+    low, high = bc - half, bc + half
+    if bounds is not None:  # the estimand lies in bounds; clipping keeps every covered value
+        bc, low, high = (min(max(x, bounds[0]), bounds[1]) for x in (bc, low, high))
+    return _num(bc), _num(low), _num(high), _num(se)
+
+
 def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
     return _num(values[mask].mean()) if mask.any() else None
 
 
-def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.ndarray, conf: float) -> dict:
+def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.ndarray, settings: dict) -> dict:
+    conf = settings["confidence"]
     ordinal = mask & data.ordinal
     means = {
         "kl": _mean(point["kl"], mask),
@@ -1051,8 +1642,35 @@ def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.n
         undefined = means[stat] is None
         low, high = _interval(None if qboot is None or undefined else qboot[stat][:, column], conf)
         out[f"{stat}_ci_low"], out[f"{stat}_ci_high"] = low, high
-        low, high = _interval(None if pboot is None or undefined else pboot[stat][:, column], conf)
+        bc, low, high, se = _bc_interval(None if pboot is None or undefined else pboot[stat][:, column],
+                                         means[stat], conf, _BOUNDS[stat])
         out[f"{stat}_participant_ci_low"], out[f"{stat}_participant_ci_high"] = low, high
+        out[f"{stat}_bc" if stat == "match_rate" else f"{stat}_bc_mean"] = bc
+        out[f"{stat}_participant_se"] = se
+    for stat in _DIVERGENCES:
+        sel = mask & data.ordinal if stat == "wasserstein" else mask
+        out[f"floor_{stat}_mean"] = _mean(point[f"floor_{stat}"], sel & np.isfinite(point[f"floor_{stat}"]))
+        out[f"uniform_{stat}_mean"] = _mean(point[f"uniform_{stat}"], sel & np.isfinite(point[f"uniform_{stat}"]))
+        ok = sel & point[f"norm_ok_{stat}"]
+        den = float(point[f"den_{stat}"][ok].sum())
+        value = _num(point[f"num_{stat}"][ok].sum() / den) if ok.any() and den > 0 else None
+        out[f"normalised_{stat}"] = value
+        low, high = _interval(None if qboot is None or value is None else qboot[f"normalised_{stat}"][:, column], conf)
+        out[f"normalised_{stat}_ci_low"], out[f"normalised_{stat}_ci_high"] = low, high
+        # participant interval: the subset's mean divergence moves, baseline and floor do not
+        low = high = None
+        if pboot is not None and value is not None and ok.sum() == sel.sum():
+            reps = pboot[stat][:, column]
+            reps = reps[np.isfinite(reps)]
+            if len(reps) >= 2:
+                half = _z(conf) * float(reps.std(ddof=1)) * ok.sum() / den
+                low, high = _num(value - half), _num(value + half)
+        out[f"normalised_{stat}_participant_ci_low"], out[f"normalised_{stat}_participant_ci_high"] = low, high
+        out[f"n_normalised_{stat}"] = int(ok.sum())
+    out["floor_exact_share"] = _mean(point["floor_exact"].astype(np.float64), mask)
+    out.update(_ceiling_stats(point, mask, data.ordinal))
+    out["refusals"] = _refusal_stats(point, mask, settings)
+    out["demographic_gaps"] = _gap_stats(point, mask, settings)
     out["kl_n_infinite"] = int(point["kl_infinite"][mask].sum())
     out["entropy_mean"] = _mean(point["entropy"], mask)
     out["human_entropy_mean"] = _mean(point["human_entropy"], mask)
@@ -1066,14 +1684,16 @@ def _block_stats(data: _Data, point: dict, qboot, pboot, column: int, mask: np.n
     out["n_ordinal"] = int(ordinal.sum())
     out["n_with_demographics"] = int((mask & data.has_demo).sum())
     out["bias_profile"] = _bias_profile(point, mask)
+    out["bias_profile_counts"] = _bias_profile(point, mask, "bias_counts_")
+    out["bias_profile_rule"] = "within_group_shares"
     return out
 
 
-def _bias_profile(point: dict, mask: np.ndarray) -> dict:
+def _bias_profile(point: dict, mask: np.ndarray, prefix: str = "bias_") -> dict:
     profile: dict[str, Any] = {"n": {}, "all": {}, "matched": {}, "mismatched": {}}
     match = point["match"]
     for family, groups in DEMOGRAPHIC_GROUPS.items():
-        outcome = point[f"bias_{family}"]
+        outcome = point[f"{prefix}{family}"]
         counted = mask & (outcome >= 0)
         names = list(groups) + ["tie"]
         all_counts = np.bincount(outcome[counted], minlength=len(names)).astype(np.float64)
@@ -1088,20 +1708,59 @@ def _bias_profile(point: dict, mask: np.ndarray) -> dict:
 def _assemble(data: _Data, point: dict, qboot, pboot, settings: dict) -> dict[str, Any]:
     conf = settings["confidence"]
     everything = np.ones(data.n, dtype=bool)
-    overall = _block_stats(data, point, qboot, pboot, 0, everything, conf)
+    overall = _block_stats(data, point, qboot, pboot, 0, everything, settings)
     result: dict[str, Any] = {"metric_version": METRIC_VERSION, "model_input": data.model_input}
-    result.update({k: v for k, v in overall.items() if k != "bias_profile"})
-    result["bias_profile"] = overall["bias_profile"]
+    result.update(overall)
     result["per_dimension"] = {
-        dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], conf)
+        dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], settings)
         for c, dim in enumerate(data.dims)
     }
-    result["settings"] = dict(settings)
+    result["settings"] = {k: v for k, v in settings.items() if not k.startswith("_")}
     return result
 
 
-def _per_question(data: _Data, point: dict) -> list[dict[str, Any]]:
+def _per_question_intervals(data: _Data, point: dict, pboot, conf: float) -> dict[str, list]:
+    """Per question and divergence: the bias-corrected estimate, its participant interval and
+    standard error (None without the participant bootstrap, for KL under zero_policy='paper',
+    and Wasserstein of non-ordinal questions), the floor, the uniform baseline, the normalised
+    score and its participant interval (the plug-in score plus or minus z x the replicates'
+    standard deviation over the score's denominator)."""
+    z = _z(conf)
+    out: dict[str, list] = {}
+    for stat in _DIVERGENCES:
+        value = point[stat]
+        bc = low = high = se = np.full(data.n, np.nan)
+        if pboot is not None:
+            cnt, d, d2 = pboot[f"q_{stat}_n"], pboot[f"q_{stat}_d"], pboot[f"q_{stat}_d2"]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                se = np.sqrt(np.maximum(d2 - d * d, 0.0) * cnt / (cnt - 1.0))
+            se = np.where(cnt >= 2, se, np.nan)
+            bc = np.where(cnt >= 2, value - d, np.nan)
+            low, high = bc - z * se, bc + z * se
+            lo_b, hi_b = _BOUNDS[stat]
+            bc, low, high = (np.clip(x, lo_b, hi_b) for x in (bc, low, high))
+        ok = point[f"norm_ok_{stat}"]
+        den = np.where(ok, point[f"den_{stat}"], 1.0)
+        norm = point[f"normalised_{stat}"]
+        for name, arr in (
+            (f"{stat}_bc", bc),
+            (f"{stat}_participant_ci_low", low),
+            (f"{stat}_participant_ci_high", high),
+            (f"{stat}_participant_se", se),
+            (f"floor_{stat}", point[f"floor_{stat}"]),
+            (f"uniform_{stat}", point[f"uniform_{stat}"]),
+            (f"normalised_{stat}", norm),
+            (f"normalised_{stat}_participant_ci_low", np.where(ok, norm - z * se / den, np.nan)),
+            (f"normalised_{stat}_participant_ci_high", np.where(ok, norm + z * se / den, np.nan)),
+        ):
+            out[name] = [x if math.isfinite(x) else None for x in np.asarray(arr, dtype=np.float64).tolist()]
+    return out
+
+
+def _per_question(data: _Data, point: dict, pboot=None, settings: dict | None = None) -> list[dict[str, Any]]:
     rows = []
+    extra = _per_question_intervals(data, point, pboot, (settings or {}).get("confidence", 0.95))
+    floor_exact = point["floor_exact"].tolist()
     ks = data.ks.tolist()
     kl, js, wass, match = (point[x].tolist() for x in ("kl", "js", "wasserstein", "match"))
     ent, hent = point["entropy"].tolist(), point["human_entropy"].tolist()
@@ -1140,6 +1799,24 @@ def _per_question(data: _Data, point: dict) -> list[dict[str, Any]]:
         for family, groups in DEMOGRAPHIC_GROUPS.items():
             code = bias[family][i]
             row[f"preferred_group_{family}"] = None if code < 0 else (groups[code] if code < len(groups) else "tie")
+            code = int(point[f"bias_counts_{family}"][i])
+            row[f"preferred_group_{family}_counts"] = (
+                None if code < 0 else (groups[code] if code < len(groups) else "tie")
+            )
+        for name, values in extra.items():
+            row[name] = values[i]
+        row["floor_exact"] = floor_exact[i]
+        row["divergence_by_group"] = (
+            {stat: {f"{f}/{g}": _num(point[f"group_{stat}"][i, s]) for s, (f, g) in enumerate(_SLOTS)
+                    if data.demo_present[i, s]} for stat in _DIVERGENCES}
+            if data.has_demo[i] else None
+        )
+        row["non_answer_share"] = _num(point["non_answer"][i])
+        row["non_answer_by_status"] = {s: _num(v[i]) for s, v in point["by_status"].items()} if row["non_answer_share"] is not None else None
+        row["human_nonsubstantive_share"] = _num(point["human_ns"][i])
+        row["non_answer_error"] = _num(point["non_answer"][i] - point["human_ns"][i])
+        for key in _CEILING_KEYS:
+            row[f"ceiling_{key}"] = _num(point[f"ceiling_{key}"][i])
         rows.append(row)
     return rows
 
@@ -1245,7 +1922,7 @@ Args:
     smoothing (`float`, default 1e-3): the additive constant of the "smoothing" policy.
     bootstrap_samples (`int`, default 1000): percentile bootstrap replicates; 0 = no intervals.
     participant_bootstrap_samples (`int`, optional): replicates of the participant bootstrap
-        alone (default: bootstrap_samples; 0 switches it off).
+        alone (default: min(bootstrap_samples, 200); 0 switches it off).
     confidence (`float`, default 0.95): two-sided level of the intervals.
     seed (`int`, default 0): seeds both bootstraps; same inputs and seed, same intervals.
     return_per_question (`bool`, default False): add a "per_question" list of dicts.
@@ -1434,6 +2111,9 @@ def _build_metric_class() -> type:
             confidence=0.95,
             seed=0,
             return_per_question=False,
+            response_statuses=None,
+            human_nonsubstantive_share=None,
+            human_ceiling=None,
         ):
             model_side = {"probabilities" if self.config_name == "probabilities" else "predictions": predictions}
             return compute_alignment(
@@ -1450,6 +2130,9 @@ def _build_metric_class() -> type:
                 confidence=confidence,
                 seed=seed,
                 return_per_question=return_per_question,
+                response_statuses=response_statuses,
+                human_nonsubstantive_share=human_nonsubstantive_share,
+                human_ceiling=human_ceiling,
                 **model_side,
             )
 

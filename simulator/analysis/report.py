@@ -197,16 +197,15 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
     return projection
 
 
-def _ceiling(runs: list[dict[str, Any]], panel: Path | None) -> dict[str, Any] | None:
-    from simulator.analysis.ceiling import DEFAULT_PANEL, human_ceiling
+def _ceiling(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    from simulator.analysis.ceiling import human_ceiling
 
-    panel = panel or DEFAULT_PANEL
     questions = {q.id: q for run in runs for q in run["questions"] if q.source == "GSS"}
     if not questions:
         return None
-    if not Path(panel).exists():
-        return {"error": f"GSS panel microdata not found at {panel}; the ceiling needs ../shared/sources"}
-    ceiling = human_ceiling(list(questions.values()), panel)
+    ceiling = human_ceiling(list(questions.values()))
+    if not ceiling["per_question"]:
+        return {"error": "the runs' GSS questions carry no human_ceiling columns (a dataset older than 2.0)"}
     by_id = {p["id"]: p for p in ceiling["per_question"]}
     comparison = {}
     for run in runs:
@@ -221,6 +220,85 @@ def _ceiling(runs: list[dict[str, Any]], panel: Path | None) -> dict[str, Any] |
             }
     ceiling["comparison"] = comparison
     return ceiling
+
+
+def run_settings(config: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the run is, for the report's first table: model, backend, plan, participants,
+    questions, generation budget, seed, date and the versions of every part that changes numbers."""
+    from simulator.participants import PlanSettings
+
+    run = run or {}
+    backend = config.get("backend") or {}
+    plan = config.get("plan_settings") or {}
+    default = PlanSettings()
+    mods = config.get("modifications")
+    return {
+        "model": config.get("model"),
+        "backend": backend.get("backend") if isinstance(backend, dict) else backend,
+        "plan": config.get("plan"),
+        "modifications": ", ".join(mods) if mods else ("none" if mods is not None else None),
+        "culture": config.get("culture"),
+        "languages": ", ".join(config.get("languages") or []) or None,
+        "participants": config.get("participants"),
+        "questions asked": len(config.get("question_ids") or []),
+        "max new tokens": config.get("max_new_tokens"),
+        "max beams": plan.get("max_beams", default.max_beams) if plan else None,
+        "max memory": plan.get("max_memory", default.max_memory) if plan else None,
+        "temperature range": ", ".join(str(x) for x in plan["temperature_range"]) if plan.get("temperature_range") else None,
+        "top_p range": ", ".join(str(x) for x in plan["top_p_range"]) if plan.get("top_p_range") else None,
+        "options shuffled per participant": plan.get("shuffle_options") if plan else None,
+        "seed": config.get("seed"),
+        "date": config.get("created_at"),
+        "versions": ", ".join(f"{k.removesuffix('_version')} {v}" for k, v in sorted(
+            {**{k: v for k, v in config.items() if k.endswith("_version")},
+             **(run.get("versions") or {}), "report_version": REPORT_VERSION}.items()) if v is not None),
+        "command": " ".join([Path(str(c[0])).name, *map(str, c[1:])]) if (c := config.get("command")) else None,
+    }
+
+
+def run_support(responses: dict[str, Any], metric: dict[str, Any], questions: dict[str, Any]) -> dict[str, Any]:
+    """What the run's numbers rest on: responses by status, parsed answers per question (every
+    question asked, dropped ones with the reason) and the thresholds below which a number is flagged."""
+    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
+
+    per_q = responses.get("answers_per_question") or {
+        p["id"]: p.get("n_participants") for p in metric.get("per_question") or []}
+    dropped = {d["id"]: d["reason"] for d in responses.get("questions_dropped") or []}
+    dropped.update({qid: "no parsed answer" for qid in responses.get("questions_unanswered") or [] if qid not in dropped})
+    table = []
+    for qid in list(per_q) + [q for q in dropped if q not in per_q]:
+        n = per_q.get(qid) or 0
+        q = questions.get(qid)
+        table.append({"id": qid, "question": getattr(q, "question", None), "parsed_answers": n,
+                      "note": dropped.get(qid) or (f"fewer than {MIN_ANSWERS_PER_QUESTION} parsed answers"
+                                                   if n < MIN_ANSWERS_PER_QUESTION else "")})
+    counts = [r["parsed_answers"] for r in table if r["id"] not in dropped]
+    return {
+        "rows": responses.get("rows"),
+        "expected_rows": responses.get("expected_rows"),
+        "parse_rate": responses.get("parse_rate", None if responses.get("non_ok_share") is None
+                                    else 1 - responses["non_ok_share"]),
+        "status_counts": {k: v for k, v in (responses.get("status_counts") or {}).items() if v},
+        "parsed_answers_per_question_mean": sum(counts) / len(counts) if counts else None,
+        "parsed_answers_per_question_min": min(counts) if counts else None,
+        "questions_scored": responses.get("questions_scored"),
+        "questions_dropped": [{"id": k, "reason": v} for k, v in dropped.items()],
+        "per_question": table,
+        "thresholds": responses.get("thresholds"),
+    }
+
+
+def _insensitivity_warnings(summary: dict[str, dict[str, Any]]) -> list[str]:
+    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
+
+    thin = [f"{d} (n={v['decided']})" for d, v in summary.items() if 0 < (v.get("decided") or 0) < MIN_ANSWERS_PER_QUESTION]
+    none = [d for d, v in summary.items() if not v.get("decided")]
+    out = []
+    if thin:
+        out.append(f"Insensitivity rates decided on fewer than {MIN_ANSWERS_PER_QUESTION} responses: {', '.join(thin)}.")
+    if none:
+        out.append(f"Insensitivity dimensions nothing was decided on (shown as n/a, not 0): {', '.join(none)}.")
+    return out
 
 
 def _figure_png(fig: Any, path: Path) -> str:
@@ -239,12 +317,11 @@ def build_report(
     out_dir: str | Path,
     judge_backend: Any = None,
     dataset_dir: str | Path | None = None,
-    panel: str | Path | None = None,
     bootstrap_samples: int = 1000,
 ) -> dict[str, Any]:
     """Analyse the runs; write report.json, report.html and figures/; return the report dict."""
     from simulator.analysis import figures
-    from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run
+    from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
 
     if not run_dirs:
         raise ValueError("Give at least one RUN_DIR (a folder written by `culturesim simulate`).")
@@ -258,7 +335,8 @@ def build_report(
             raise ValueError(f"{run_dir} has no scorable answers (status counts: {scores['responses']['status_counts']})")
         questions = load_run_questions(run_dir)
         runs.append({"dir": str(run_dir), "config": config, "metric": scores["metric"], "responses": scores["responses"],
-                     "questions": questions, "rows": load_responses(run_dir), "label": run_label(config)})
+                     "questions": questions, "rows": load_responses(run_dir), "label": run_label(config),
+                     "run": scores.get("run") or {}})
     for run, label in zip(runs, _unique_labels([r["label"] for r in runs])):
         run["label"] = label
 
@@ -273,7 +351,10 @@ def build_report(
             "plan": run["config"].get("plan"),
             "culture": run["config"].get("culture"),
             "versions": {k: run["config"].get(k) for k in ("prompt_version", "parser_version", "runner_version")},
+            "settings": run_settings(run["config"], run["run"]),
             "responses": run["responses"],
+            "support": run_support(run["responses"], m, qmap),
+            "warnings": support_warnings(run["responses"], m),
             "overall": {k: m.get(k) for k in (
                 "n_questions", "kl_mean", "kl_ci_low", "kl_ci_high", "js_mean", "js_ci_low", "js_ci_high",
                 "wasserstein_mean", "wasserstein_ci_low", "wasserstein_ci_high", "match_rate", "match_rate_ci_low",
@@ -285,10 +366,12 @@ def build_report(
             "bias_by_dimension": bias_by_dimension(m),
             "insensitivity": insensitivity_for_run(run["rows"], qmap, judge_backend),
         })
+    for r in report["runs"]:
+        r["warnings"] += _insensitivity_warnings(r["insensitivity"]["summary"])
     report["culture_map"] = culture_map_for_runs(runs, Path(dataset_dir) if dataset_dir else None)
     report["ablation"] = _ablation(runs)
     report["language_ablation"] = _language_ablation(runs)
-    report["human_ceiling"] = _ceiling(runs, Path(panel) if panel else None)
+    report["human_ceiling"] = _ceiling(runs)
 
     figs: dict[str, str] = {}
     fdir = out / "figures"
@@ -340,10 +423,15 @@ def fmt(value: Any, digits: int = 3) -> str:
     return html.escape(str(value))
 
 
+def _setting(value: Any) -> str:
+    return "–" if value is None or value == "" else ("yes" if value is True else "no" if value is False else str(value))
+
+
 def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{fmt(c) if not isinstance(c, str) else html.escape(c)}</td>" for c in row)
-                   + "</tr>" for row in rows)
+    # Numbers right-aligned (class n), text left; the cell text itself is what fmt() gives.
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" if isinstance(c, str) else f'<td class=n>{fmt(c)}</td>'
+                                    for c in row) + "</tr>" for row in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -353,34 +441,123 @@ def _img(figs: dict[str, str], name: str, alt: str) -> str:
     return f'<figure><img class="figure" data-figure="{name}" alt="{html.escape(alt)}" src="data:image/png;base64,{figs[name]}"></figure>'
 
 
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
+    "text-align:left;vertical-align:top}th{background:#f3f3f3}td.n{text-align:right}"
+    "img.figure{max-width:100%;border:1px solid #eee}"
+    ".warnings{background:#fff4e5;border-left:4px solid #e08a00;padding:.5em 1em;margin:1em 0}"
+    ".warnings li{margin:.2em 0}.note{color:#555;font-size:13px}nav a{margin-right:1em}"
+)
+
+_STATUS_MEANING = {
+    "ok": "an answer: counted",
+    "no_answer": "no option could be read",
+    "invalid_option": "an option number that does not exist",
+    "multiple_for_single": "several options for a single-choice question",
+    "number_text_disagree": "the option number and the option text name different options",
+    "refusal": "declines, or says it is an AI, without an answer",
+    "error": "the backend failed on the request",
+}
+
+
+def _ci_cells(stats: dict[str, Any], stat: str) -> list[Any]:
+    """The interval cells of a mean: a mean over one question has no interval and says so."""
+    if (stats.get("n_questions") or 0) == 1:
+        return ["none (1 question)", "none (1 question)"]
+    return [stats.get(f"{stat}_ci_low"), stats.get(f"{stat}_ci_high")]
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _run_sections(r: dict[str, Any]) -> list[str]:
+    """What one run's numbers rest on: warnings, responses by status, parsed answers per question."""
+    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
+
+    sup = r["support"]
+    th = sup.get("thresholds") or {}
+    parts = [f"<h3>{html.escape(r['label'])}</h3>"]
+    ok = sup["status_counts"].get("ok", 0)
+    per_q_mean = sup.get("parsed_answers_per_question_mean")
+    parts.append(
+        f"<p class=rests-on><b>Parse rate {_pct(sup.get('parse_rate'))}</b>: {ok} of {fmt(sup.get('rows'))} responses "
+        f"parsed to an answer (expected {fmt(sup.get('expected_rows'))} = participants × questions); "
+        f"{fmt(sup.get('questions_scored'))} questions scored, "
+        + (f"{per_q_mean:.1f} parsed answers per scored question on average (fewest: "
+           f"{sup['parsed_answers_per_question_min']}); " if per_q_mean is not None else "")
+        + f"{len(sup['questions_dropped'])} question(s) dropped"
+        + (": " + ", ".join(html.escape(d["id"]) for d in sup["questions_dropped"]) if sup["questions_dropped"] else "")
+        + ".</p>")
+    warnings = r.get("warnings") or []
+    parts.append(
+        '<div class=warnings><b>Warnings</b> (thresholds: parse rate below '
+        f"{th.get('parse_rate_warning', PARSE_RATE_WARNING):.0%}; a question with fewer than "
+        f"{th.get('min_answers_per_question', MIN_ANSWERS_PER_QUESTION)} parsed answers; a dimension with fewer than "
+        f"{th.get('min_questions_per_dimension', MIN_QUESTIONS_PER_DIMENSION)} questions; an insensitivity rate "
+        f"decided on fewer than {MIN_ANSWERS_PER_QUESTION} responses)"
+        + ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>" if warnings
+           else "<p>None: every number rests on at least the thresholds above.</p>")
+        + "</div>")
+    total = max(1, sup.get("rows") or 0)
+    parts.append(_table(["status", "responses", "share", "meaning"],
+                        [[k, v, _pct(v / total), _STATUS_MEANING.get(k, "")] for k, v in
+                         sorted(sup["status_counts"].items(), key=lambda kv: -kv[1])], "status"))
+    parts.append(_table(["question", "parsed answers", "note"],
+                        [[p["id"], p["parsed_answers"], p["note"]] for p in sup["per_question"]], "support"))
+    return parts
+
+
 def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
+    from simulator.analysis.glossary import glossary, glossary_html
+    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION
+
     runs = report["runs"]
     overall_rows = [[r["label"], r["overall"]["n_questions"], r["overall"]["kl_mean"], r["overall"]["kl_ci_low"],
                      r["overall"]["kl_ci_high"], r["overall"]["js_mean"], r["overall"]["wasserstein_mean"],
                      r["overall"]["match_rate"], r["overall"]["distinct_answers_mean"],
-                     r["responses"].get("non_ok_share")] for r in runs]
+                     _pct(r["support"].get("parse_rate")), r["support"]["rows"]] for r in runs]
+    setting_names = list(runs[0]["settings"]) if runs else []
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>culturesim report</title><style>",
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}",
-        "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}",
-        "th{background:#f3f3f3}td:first-child{text-align:left}img.figure{max-width:100%;border:1px solid #eee}",
-        "</style></head><body>",
+        _CSS, "</style></head><body>",
         "<h1>culturesim report</h1>",
-        f"<p>Report version {fmt(report['report_version'])}. Lower KL / JS / Wasserstein = closer to the human "
-        "distribution; intervals are 95% bootstrap CIs over questions.</p>",
+        "<p>How close a language model's answers to survey questions come to real respondents' answers: each run "
+        "asks the model the questions as many simulated participants, counts the parsed answers per question into "
+        "a distribution and compares it with the human one. Every abbreviation is defined in the "
+        f"<a href=#glossary>glossary</a> at the end. Report version {fmt(report['report_version'])}.</p>",
+        "<nav><a href=#run>The run</a><a href=#rests-on>What it rests on</a><a href=#overall>Preference distribution"
+        "</a><a href=#culture-map>Culture map</a><a href=#bias>Preference bias</a><a href=#insensitivity>"
+        "Insensitivity</a><a href=#ceiling>Human ceiling</a><a href=#glossary>Glossary</a></nav>",
+        "<h2 id=run>The run</h2>",
+        _table(["setting"] + [r["label"] for r in runs],
+               [[name] + [_setting(r["settings"].get(name)) for r in runs] for name in setting_names], "settings"),
+        "<h2 id=rests-on>What the numbers rest on</h2>",
+        "<p>Only responses the parser could read as an answer (status ok) are counted; a question without one is "
+        "dropped from every score. The fewer the parsed answers behind a distribution, the more its divergence "
+        "reflects chance.</p>",
+    ]
+    for r in runs:
+        parts += _run_sections(r)
+    parts += [
         "<h2 id=overall>Preference distribution</h2>",
+        "<p>Lower KL, JS and Wasserstein = closer to the human distribution; higher match rate = better. Intervals "
+        "are 95% bootstrap CIs over questions.</p>",
         _table(["run", "questions", "KL", "KL CI low", "KL CI high", "JS", "Wasserstein", "match rate",
-                "distinct answers", "non-ok share"], overall_rows, "overall"),
+                "distinct answers", "parse rate", "responses"], overall_rows, "overall"),
         _img(figs, "dimension_kl", "KL per value dimension"),
         _img(figs, "dimension_js", "JS per value dimension"),
         _img(figs, "question_kl", "KL per question"),
     ]
     for r in runs:
-        rows = [[d, s.get("n_questions"), s.get("kl_mean"), s.get("kl_ci_low"), s.get("kl_ci_high"), s.get("js_mean"),
-                 s.get("wasserstein_mean"), s.get("match_rate")] for d, s in sorted(r["per_dimension"].items())]
+        rows = [[d, st.get("n_questions"), st.get("kl_mean"), *_ci_cells(st, "kl"), st.get("js_mean"),
+                 st.get("wasserstein_mean"), st.get("match_rate"),
+                 f"rests on {st.get('n_questions')} question(s)" if (st.get("n_questions") or 0)
+                 < MIN_QUESTIONS_PER_DIMENSION else ""] for d, st in sorted(r["per_dimension"].items())]
         parts.append(f"<h3>{html.escape(r['label'])}: per value dimension</h3>")
-        parts.append(_table(["dimension", "questions", "KL", "KL CI low", "KL CI high", "JS", "Wasserstein", "match rate"],
-                            rows, "per-dimension"))
+        parts.append(_table(["dimension", "questions", "KL", "KL CI low", "KL CI high", "JS", "Wasserstein",
+                             "match rate", "note"], rows, "per-dimension"))
     cmap = report.get("culture_map")
     parts.append("<h2 id=culture-map>Cultural variation map</h2>")
     if cmap and "points" in cmap:
@@ -392,16 +569,18 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
     for i, r in enumerate(runs):
         parts.append(_img(figs, f"bias_{i}", f"bias {r['label']}"))
         prof = r.get("bias_profile") or {}
-        rows = [[kind, fam, g, c] for kind in ("all", "matched", "mismatched")
+        rows = [[kind, fam, g, f"{c:g}"] for kind in ("all", "matched", "mismatched")
                 for fam, groups in (prof.get(kind) or {}).items() for g, c in groups.items()]
-        parts.append(_table(["questions", "family", "group", "count"], rows, "bias"))
+        parts.append(_table(["question set", "family", "group", "questions (ties split)"], rows, "bias"))
     parts.append("<h2 id=insensitivity>Insensitivity</h2>")
     parts.append(_img(figs, "insensitivity", "insensitivity radar"))
     for r in runs:
         s = r["insensitivity"]["summary"]
         parts.append(f"<h3>{html.escape(r['label'])}</h3>")
-        parts.append(_table(["dimension", "flagged", "decided", "undecided", "by rule", "by judge", "rate"],
-                            [[d, v["flagged"], v["decided"], v["undecided"], v["by_rule"], v["by_judge"], v["rate"]]
+        parts.append(_table(["dimension", "flagged", "decided", "undecided", "by rule", "by judge", "rate", "note"],
+                            [[d, v["flagged"], v["decided"], v["undecided"], v["by_rule"], v["by_judge"], v["rate"],
+                              "nothing decided" if not v["decided"] else f"rests on {v['decided']} response(s)"
+                              if v["decided"] < MIN_ANSWERS_PER_QUESTION else ""]
                              for d, v in s.items()], "insensitivity"))
     if report.get("ablation"):
         parts.append("<h2 id=ablation>Diversity ablation</h2>")
@@ -434,6 +613,8 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
                               v["ceiling_js_mean"]] for k, v in ceiling["comparison"].items()], "ceiling"))
     else:
         parts.append(f"<p>Not computed: {fmt((ceiling or {}).get('error', 'the runs have no GSS questions'))}</p>")
+    parts.append("<h2 id=glossary>Glossary</h2>")
+    parts.append(glossary_html(glossary()))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
 
@@ -448,7 +629,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
                         help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
     add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
-    parser.add_argument("--panel", type=Path, default=None, help="GSS panel parquet for the human split-half ceiling (default: the one in ../shared/sources)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -463,7 +643,7 @@ def main(args: argparse.Namespace) -> int:
             kwargs["base_url"] = args.judge_base_url
         judge = get_backend(args.judge_backend, **kwargs)
     try:
-        report = build_report(args.run_dirs, args.out, judge_backend=judge, panel=args.panel,
+        report = build_report(args.run_dirs, args.out, judge_backend=judge,
                               bootstrap_samples=args.bootstrap_samples)
     finally:
         if judge is not None:

@@ -30,10 +30,12 @@ __all__ = [
     "RunAnswers",
     "add_arguments",
     "collect_answers",
+    "collect_distributions",
     "load_config",
     "load_responses",
     "load_run_questions",
     "main",
+    "run_estimator",
     "score_run",
     "summary_lines",
     "support_warnings",
@@ -176,6 +178,47 @@ def support_warnings(responses: dict[str, Any], metric: dict[str, Any] | None, d
     return out
 
 
+def collect_distributions(rows: list[dict[str, Any]], questions: list[Question]) -> RunAnswers:
+    """For ``logprob`` and ``verbalized`` runs: per question, the mean of the ok rows'
+    distributions (source order) over participants, i.e. over their option orders and
+    personas; ``predictions`` then holds one probability vector per question."""
+    sums: dict[str, list[float]] = {}
+    who: dict[str, list[int]] = {q.id: [] for q in questions}
+    sizes = {q.id: q.num_options for q in questions}
+    counts: Counter[str] = Counter()
+    for row in sorted(rows, key=lambda r: r["participant_id"]):
+        counts[row["status"]] += 1
+        qid = row["question_id"]
+        if row["status"] != "ok" or qid not in sizes:
+            continue
+        dist = row.get("distribution")
+        if not isinstance(dist, list) or len(dist) != sizes[qid] or any(not isinstance(x, (int, float)) or x < 0 for x in dist):
+            raise ValueError(f"Row {row.get('key')!r}: distribution {dist!r} does not fit question {qid!r} ({sizes[qid]} options)")
+        total = float(sum(dist))
+        if total <= 0:
+            raise ValueError(f"Row {row.get('key')!r}: distribution sums to {total}, not 1")
+        acc = sums.setdefault(qid, [0.0] * sizes[qid])
+        for i, x in enumerate(dist):
+            acc[i] += x / total
+        who[qid].append(int(row["participant_id"]))
+    kept, predictions, participants, unanswered = [], [], [], []
+    for q in questions:
+        if not who[q.id]:
+            unanswered.append(q.id)
+            continue
+        mean = [x / len(who[q.id]) for x in sums[q.id]]
+        norm = sum(mean)
+        kept.append(q)
+        predictions.append([x / norm for x in mean])
+        participants.append(who[q.id])
+    return RunAnswers(kept, predictions, participants, unanswered, dict(counts), len(rows))
+
+
+def run_estimator(config: dict[str, Any]) -> str:
+    """``sampling``, ``logprob`` or ``verbalized``: how a run read the model (config.json)."""
+    return str((config.get("estimator") or {}).get("name") or "sampling")
+
+
 def score_run(
     run_dir: str | Path,
     bootstrap_samples: int = 1000,
@@ -196,7 +239,8 @@ def score_run(
     config = load_config(run_dir)
     rows = load_responses(run_dir)
     qs = questions if questions is not None else load_run_questions(run_dir)
-    answers = collect_answers(rows, qs)
+    estimator = run_estimator(config)
+    answers = collect_answers(rows, qs) if estimator == "sampling" else collect_distributions(rows, qs)
     expected = len(config.get("participant_ids") or []) * len(config["question_ids"])
     answers.expected_rows = expected
     total = max(answers.rows, 1)
@@ -220,13 +264,17 @@ def score_run(
     if not answers.rows == expected:
         log.warning("%s: %d of %d rows present; scoring what is there", run_dir, answers.rows, expected)
     if answers.questions:
+        model_side = {"predictions" if estimator == "sampling" else "probabilities": answers.predictions}
         metric = compute_alignment(
-            predictions=answers.predictions,
+            **model_side,
             references=[list(q.human_distribution) for q in answers.questions],
             ordinal=[q.ordinal for q in answers.questions],
             value_dimensions=[list(q.value_dimensions) for q in answers.questions],
             demographics=[list(q.demographics) for q in answers.questions],
             question_ids=[q.id for q in answers.questions],
+            response_statuses=[answers.question_status.get(q.id, {}) for q in answers.questions],
+            human_nonsubstantive_share=[getattr(q, "human_nonsubstantive_share", None) for q in answers.questions],
+            human_ceiling=[getattr(q, "human_ceiling", None) for q in answers.questions],
             bootstrap_samples=bootstrap_samples,
             seed=seed,
             return_per_question=return_per_question,
@@ -240,6 +288,7 @@ def score_run(
             "model": config.get("model"),
             "backend": (config.get("backend") or {}).get("backend"),
             "plan": config.get("plan"),
+            "estimator": estimator,
             "culture": config.get("culture"),
             "languages": config.get("languages"),
             "participants": config.get("participants"),
@@ -266,8 +315,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _num(value: Any) -> str:
-    """Three significant digits: what a reader compares, not float noise."""
-    return "n/a" if value is None else f"{value:.3g}"
+    """Three decimals, as in the report: what a reader compares, not float noise."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _interval(m: dict[str, Any], stat: str) -> str:

@@ -207,8 +207,10 @@ class RemoteBackend(Backend):
 
     # -- what a provider implements -------------------------------------------------------
     @abstractmethod
-    async def _complete(self, request: GenerationRequest) -> tuple[str, int, int]:
-        """Send ``request`` once; return (text, input_tokens, output_tokens). Raise on failure."""
+    async def _complete(self, request: GenerationRequest) -> tuple[str, int, int] | tuple[str, int, int, list | None]:
+        """Send ``request`` once; return (text, input_tokens, output_tokens), plus the token
+        log-probabilities as a fourth item where the request asked for them
+        (``GenerationConfig.top_logprobs``). Raise on failure."""
 
     @abstractmethod
     def should_retry(self, error: BaseException) -> bool:
@@ -278,7 +280,7 @@ class RemoteBackend(Backend):
         async with slots:
             attempts = 0
 
-            async def attempt() -> tuple[str, int, int]:
+            async def attempt() -> tuple:
                 nonlocal attempts
                 attempts += 1
                 # The SDK's own timeout covers each phase (connect, read...); this caps the whole attempt.
@@ -286,7 +288,7 @@ class RemoteBackend(Backend):
 
             start = time.perf_counter()
             try:
-                (text, input_tokens, output_tokens), _ = await self.retry.acall(
+                completed, _ = await self.retry.acall(
                     attempt, self._should_retry, retry_after=self.retry_after, describe_error=self.describe_error
                 )
             except Exception as exc:  # noqa: BLE001 - one failed request must not sink the batch
@@ -296,12 +298,14 @@ class RemoteBackend(Backend):
                     attempts=attempts,
                     error=self.describe_error(exc),
                 )
+            text, input_tokens, output_tokens = completed[:3]
             return GenerationResult(
                 text=text,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 latency_s=time.perf_counter() - start,
                 attempts=attempts,
+                logprobs=completed[3] if len(completed) > 3 else None,
             )
 
     def _should_retry(self, error: BaseException) -> bool:

@@ -18,6 +18,19 @@ from simulator.types import GenerationRequest
 
 __all__ = ["OpenAIBackend"]
 
+
+def _token_logprobs(response: Any) -> list[dict[str, Any]] | None:
+    """The chat response's ``choices[0].logprobs.content`` as plain data (None: the server sent none)."""
+    choice = response.choices[0] if response.choices else None
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if content is None:
+        return None
+    return [
+        {"token": t.token, "logprob": float(t.logprob),
+         "top": [[c.token, float(c.logprob)] for c in (t.top_logprobs or [])]}
+        for t in content
+    ]
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
@@ -26,7 +39,8 @@ class OpenAIBackend(RemoteBackend):
 
     ``GenerationConfig`` mapping: ``max_new_tokens`` -> ``max_tokens`` (or
     ``max_completion_tokens``, which OpenAI's reasoning models require: set
-    ``max_tokens_param``), ``temperature``, ``top_p``, ``seed``; ``do_sample=False`` sends
+    ``max_tokens_param``), ``temperature``, ``top_p``, ``seed``, ``top_logprobs`` (sends
+    ``logprobs=true``; the tokens come back in ``GenerationResult.logprobs``); ``do_sample=False`` sends
     ``temperature=0`` and no ``top_p``. ``num_beams`` and ``min_new_tokens`` have no
     equivalent in the chat API and are reported as unsupported.
 
@@ -36,7 +50,7 @@ class OpenAIBackend(RemoteBackend):
     """
 
     name = "openai"
-    supported_params = frozenset({"max_new_tokens", "do_sample", "temperature", "top_p", "seed"})
+    supported_params = frozenset({"max_new_tokens", "do_sample", "temperature", "top_p", "seed", "top_logprobs"})
 
     def __init__(
         self,
@@ -82,9 +96,12 @@ class OpenAIBackend(RemoteBackend):
                 params["top_p"] = config.top_p
         if config.seed is not None:
             params["seed"] = config.seed
+        if config.top_logprobs is not None:
+            params["logprobs"] = True
+            params["top_logprobs"] = config.top_logprobs
         return params
 
-    async def _complete(self, request: GenerationRequest) -> tuple[str, int, int]:
+    async def _complete(self, request: GenerationRequest) -> tuple[str, int, int] | tuple[str, int, int, list | None]:
         if self._client is None:
             # max_retries=0: RetryPolicy is the one retry loop; the SDK's would multiply attempts.
             self._client = openai.AsyncOpenAI(
@@ -97,7 +114,10 @@ class OpenAIBackend(RemoteBackend):
         )
         text = (response.choices[0].message.content or "") if response.choices else ""
         usage = response.usage
-        return text, (usage.prompt_tokens if usage else 0), (usage.completion_tokens if usage else 0)
+        counts = (usage.prompt_tokens if usage else 0), (usage.completion_tokens if usage else 0)
+        if request.config.top_logprobs is None:
+            return text, *counts
+        return text, *counts, _token_logprobs(response)
 
     def should_retry(self, error: BaseException) -> bool:
         if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError

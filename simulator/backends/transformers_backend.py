@@ -386,7 +386,7 @@ def chunk_seed(seed: int | None, requests: Sequence[GenerationRequest]) -> int |
 class TransformersBackend(Backend):
     """A local causal LM (the embedded SmolLM2 by default, a local path, or a Hub id).
 
-    ``.model`` and ``.tokenizer`` are public so other estimators (``simulator.logprob``) reuse the
+    ``.model`` and ``.tokenizer`` are public so other estimators (``simulator.estimators.logprob``) reuse the
     loaded weights.
     """
 

@@ -78,16 +78,50 @@ def embedded_model_folder(folder: str | Path | None = None) -> Path:
     return target
 
 
-def load_records(culture: str, dataset: str | None = None, revision: str | None = None) -> Any:
+def load_records(culture: str, dataset: str | None = None, revision: str | None = None,
+                 language: str | None = None) -> Any:
     """The ``culture`` config of the culturesim dataset (split ``test``) as a ``datasets.Dataset``.
 
-    ``dataset``: a local dataset folder or a Hub id (default: the folder shipped with culturesim);
-    ``revision``: a Hub revision. Both harnesses read their questions through this.
+    ``culture`` names the config (``US``, ``US_2024``, ``CN``, ``JP``, ``EG``); ``dataset``: a local
+    dataset folder or a Hub id (default: the folder shipped with culturesim); ``revision``: a Hub
+    revision. ``language`` None keeps the native-language rows (as ``load_questions`` does), else
+    the rows in that language (``en``: the English parallels). Both harnesses read their
+    questions through this.
     """
+    rows = _config_rows(culture, dataset, revision)
+    if language is None:
+        if "is_native_language" in rows.column_names:
+            rows = rows.filter(lambda r: r["is_native_language"] is not False)
+    else:
+        rows = rows.filter(lambda r: r["language"] == language)
+    if len(rows) == 0:
+        raise ValueError(f"Config {culture!r} of {dataset or DEFAULT_DATASET_DIR} has no rows in language {language!r}.")
+    return rows
+
+
+def _config_rows(culture: str, dataset: str | None, revision: str | None) -> Any:
     import datasets
 
-    source = dataset or str(DEFAULT_DATASET_DIR)
-    return datasets.load_dataset(source, culture, split="test", revision=revision)
+    source = Path(dataset) if dataset else DEFAULT_DATASET_DIR
+    if not source.is_dir():
+        return datasets.load_dataset(str(dataset), culture, split="test", revision=revision)
+    # A local folder is read straight from the parquet files its card maps the config to: datasets'
+    # cache of a local folder can outlive a rebuild of those files (seen after a `git merge` that
+    # rewrote data/US.parquet: the old questions came back, then a split-size check failed).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+
+    card = (source / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(card.split("---", 2)[1]) if card.startswith("---") else {}
+    configs = {c["config_name"]: c for c in front.get("configs") or []}
+    if culture not in configs:
+        raise ValueError(f"{source} has no config {culture!r}; its card lists {sorted(configs)}.")
+    files = [f["path"] for f in configs[culture]["data_files"] if f.get("split") == "test"]
+    paths = [p for pattern in files for p in sorted(source.glob(pattern))]
+    if not paths:
+        raise FileNotFoundError(f"{source}: config {culture!r} names {files}, which match no file.")
+    return datasets.Dataset(pa.concat_tables([pq.read_table(p) for p in paths]))
 
 
 def option_labels(question: Question) -> list[str]:

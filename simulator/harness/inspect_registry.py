@@ -1,4 +1,4 @@
-"""The inspect_ai entry point: registers ``culturesim/us``, ``culturesim/cn``, ``culturesim/jp``, ``culturesim/eg``.
+"""The inspect_ai entry point: registers ``culturesim/us``, ``/us_2024``, ``/cn``, ``/jp``, ``/eg``.
 
 pyproject.toml declares ``[project.entry-points.inspect_ai] culturesim =
 "simulator.harness.inspect_registry"``. inspect_ai loads the entry point whose *name* is the part
@@ -16,7 +16,7 @@ from inspect_ai import Task, task
 
 from simulator.harness.inspect_task import DEFAULT_PARTICIPANTS, culturesim
 
-CULTURES = ("US", "CN", "JP", "EG")
+CULTURES = ("US", "US_2024", "CN", "JP", "EG")
 REGISTRY_PREFIX = "culturesim"
 
 
@@ -28,8 +28,9 @@ def _culture_task(culture: str):
         max_tokens: int = 512,
         dataset: str | None = None,
         revision: str | None = None,
+        language: str | None = None,
     ) -> Task:
-        return culturesim(culture, participants_per_question, plan, seed, max_tokens, None, dataset, revision)
+        return culturesim(culture, participants_per_question, plan, seed, max_tokens, None, dataset, revision, language)
 
     factory.__name__ = factory.__qualname__ = culture.lower()
     factory.__module__ = REGISTRY_PREFIX
@@ -38,8 +39,9 @@ def _culture_task(culture: str):
 
 
 us = _culture_task("US")
+us_2024 = _culture_task("US_2024")
 cn = _culture_task("CN")
 jp = _culture_task("JP")
 eg = _culture_task("EG")
 
-__all__ = ["CULTURES", "cn", "eg", "jp", "us"]
+__all__ = ["CULTURES", "cn", "eg", "jp", "us", "us_2024"]

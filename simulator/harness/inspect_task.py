@@ -261,9 +261,9 @@ def def_answer(plan: str = "prompt+config", seed: int = 0, max_tokens: int = 512
 
 
 def questions_dataset(culture: str, dataset: str | None = None, revision: str | None = None,
-                      questions: int | None = None) -> MemoryDataset:
-    """One Sample per question of ``culture`` (dataset order), its record as metadata."""
-    records = load_records(culture, dataset, revision)
+                      questions: int | None = None, language: str | None = None) -> MemoryDataset:
+    """One Sample per question of config ``culture`` (dataset order), its record as metadata."""
+    records = load_records(culture, dataset, revision, language)
     samples = []
     for i, record in enumerate(records):
         if questions is not None and i >= questions:
@@ -292,16 +292,18 @@ def culturesim(
     questions: int | None = None,
     dataset: str | None = None,
     revision: str | None = None,
+    language: str | None = None,
 ) -> Task:
-    """The culturesim task for one culture (``US``, ``CN``, ``JP``, ``EG``).
+    """The culturesim task for one dataset config (``US``, ``US_2024``, ``CN``, ``JP``, ``EG``).
 
     ``participants_per_question`` sets the epochs (``--epochs`` overrides it); ``questions``
     keeps the first N (``--limit`` does the same); ``dataset`` is a local dataset folder or Hub
-    id (default: the copy shipped with culturesim), ``revision`` its Hub revision.
+    id (default: the copy shipped with culturesim), ``revision`` its Hub revision; ``language``
+    None asks the native-language rows, ``en`` the English parallels.
     """
     plan = _check_plan(plan)
     return Task(
-        dataset=questions_dataset(culture, dataset, revision, questions),
+        dataset=questions_dataset(culture, dataset, revision, questions, language),
         solver=def_participant(plan=plan, seed=seed, max_tokens=max_tokens),
         scorer=def_answer(plan=plan, seed=seed, max_tokens=max_tokens),
         epochs=Epochs(participants_per_question, participants()),
@@ -317,6 +319,7 @@ def culturesim(
 
 @task
 def culturesim_task(culture: str = "US", plan: str = "prompt+config", seed: int = 0, max_tokens: int = 512,
-                    dataset: str | None = None, revision: str | None = None) -> Task:
-    """``inspect eval simulator/harness/inspect_task.py -T culture=CN``: any culture by name."""
-    return culturesim(culture, plan=plan, seed=seed, max_tokens=max_tokens, dataset=dataset, revision=revision)
+                    dataset: str | None = None, revision: str | None = None, language: str | None = None) -> Task:
+    """``inspect eval simulator/harness/inspect_task.py -T culture=CN``: any config by name."""
+    return culturesim(culture, plan=plan, seed=seed, max_tokens=max_tokens, dataset=dataset, revision=revision,
+                      language=language)

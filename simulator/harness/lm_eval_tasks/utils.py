@@ -42,11 +42,13 @@ from typing import Any
 import datasets
 
 from metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment
-from simulator.harness.common import load_records, option_labels
+from simulator.harness.common import answer_prefix, load_records, option_labels
 from simulator.prompts import render_question
 from simulator.questions import DEFAULT_DATASET_DIR, Question
 
 DIGITS = "0123456789"
+PREFIX_COLUMN = "culturesim_answer_prefix"
+"""Added to every document: the reply's prefill (the YAML's ``gen_prefix`` names this column)."""
 BOOTSTRAP_SAMPLES = 1000
 """Question-bootstrap replicates behind the ``*_ci_low``/``*_ci_high`` figures (seed 0)."""
 
@@ -55,12 +57,13 @@ BOOTSTRAP_SAMPLES = 1000
 
 
 def load_docs(culture: str, dataset: str | None = None, revision: str | None = None, **_: Any) -> datasets.DatasetDict:
-    """The task's documents: the ``culture`` config of the culturesim dataset, split ``test``.
+    """The task's documents: the native-language rows of the ``culture`` config, split ``test``.
 
     lm-eval calls this with the task's ``dataset_kwargs`` (``culture``) and its metadata (the
     optional ``dataset``/``revision`` from ``--metadata``, plus lm-eval's own keys, ignored).
     """
     kept = load_records(culture, dataset, revision).filter(lambda row: row["question_type"] != "multiple_choice")
+    kept = kept.map(lambda row: {PREFIX_COLUMN: answer_prefix(Question.from_record(row))})
     if len(kept) == 0:
         raise ValueError(
             f"The {culture!r} config of {dataset or DEFAULT_DATASET_DIR} has no single-choice or scale questions to score."

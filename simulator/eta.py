@@ -1,0 +1,68 @@
+"""Time left in a run whose steps grow more expensive as it goes.
+
+Why: with the memory modification every participant's prompt carries its earlier questions
+and answers, so question 10 costs far more than question 1 and a rows-per-second estimate
+(tqdm's) promises far too little time left early on (9.5 minutes shown at 10% of the README
+demo, which then took 14.8). Here a step's cost is modelled as ``a + b * load``, where
+``load`` is the mean number of memory entries the participants carry into that step
+(``min(step, cap)`` per participant: an upper bound, as cleaning drops some entries; the fitted
+``b`` absorbs the share kept). ``a`` and ``b`` (both >= 0) are fitted by least squares to the
+steps timed so far, and the remaining steps' costs are summed. Without memory every load is 0
+and this is the mean step time times the steps left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["StepEta", "memory_loads", "format_seconds"]
+
+
+def memory_loads(steps: int, caps: Sequence[int | None]) -> list[float]:
+    """Per step, the mean number of memory entries a participant brings to it (0 without memory)."""
+    if not caps:
+        return [0.0] * steps
+    return [sum(min(s, c) for c in caps if c) / len(caps) for s in range(steps)]
+
+
+class StepEta:
+    """Fit step time = a + b * load on the steps timed so far; predict the rest."""
+
+    def __init__(self, loads: Sequence[float]) -> None:
+        self.loads = [float(x) for x in loads]
+        self.timed: dict[int, float] = {}
+
+    def record(self, step: int, seconds: float) -> None:
+        if not 0 <= step < len(self.loads):
+            raise ValueError(f"step={step} is outside 0..{len(self.loads) - 1}")
+        self.timed[step] = float(seconds)
+
+    def _fit(self) -> tuple[float, float]:
+        xs = [self.loads[s] for s in self.timed]
+        ts = list(self.timed.values())
+        n = len(ts)
+        mean_x, mean_t = sum(xs) / n, sum(ts) / n
+        var = sum((x - mean_x) ** 2 for x in xs)
+        b = sum((x - mean_x) * (t - mean_t) for x, t in zip(xs, ts)) / var if var > 0 else 0.0
+        b = max(b, 0.0)
+        a = mean_t - b * mean_x
+        if a < 0:  # keep both non-negative: a line through the origin
+            a, b = 0.0, sum(x * t for x, t in zip(xs, ts)) / max(sum(x * x for x in xs), 1e-12)
+        return a, b
+
+    def remaining(self, done: set[int] | None = None) -> float | None:
+        """Seconds the steps not yet timed (nor in ``done``) will take; None before any step is timed."""
+        if not self.timed:
+            return None
+        a, b = self._fit()
+        skip = set(self.timed) | (done or set())
+        return sum(a + b * x for s, x in enumerate(self.loads) if s not in skip)
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

@@ -1,0 +1,136 @@
+"""The lint inside the build: one bad row of each kind makes the build refuse, and says why."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataset_builder import gss_text, lint
+from dataset_builder.build import collect, finish
+from dataset_builder.review import LINT_ALLOW_FILE, load_yaml_file
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def built(sources):
+    """The rows and report the real sources give (before lint and writing)."""
+    return collect(sources)
+
+
+def _row(rows, rid):
+    return copy.deepcopy(next(r for r in rows if r["id"] == rid))
+
+
+def _bad_rows(rows):
+    """kind -> a real row damaged the way the source files damage rows."""
+    fefam = _row(rows, "gss2022.fefam.en")
+    cn = _row(rows, "wvs7.CN.Q1.zh")
+    bad = {}
+    r = copy.deepcopy(fefam)
+    r["question"] = r["question"] + " READ EACH ITEM; CODE ONE FOR EACH."
+    bad["instruction"] = r
+    r = copy.deepcopy(fefam)
+    r["question"] = "Which of the following best applies to the sharing of household work between you and your spousepartfill?"
+    bad["placeholder"] = r
+    r = copy.deepcopy(_row(rows, "gss2022.fechld.en"))
+    r["question"] = fefam["question"]
+    bad["duplicate_text"] = r
+    r = copy.deepcopy(fefam)
+    r["question"] = "NUMBER OF COWORKER DEATHS."
+    bad["label_as_question"] = r
+    r = copy.deepcopy(fefam)
+    r["question"] = "Do you think they should, or should not, try their best to help their grandchild financially? Pleas"
+    bad["truncated"] = r
+    r = copy.deepcopy(fefam)
+    r["options"] = ["A good deal", "A good deal", "Not much", "Not at all"]
+    bad["option_mismatch"] = r
+    r = copy.deepcopy(fefam)
+    r["options"] = ["R does much more than fair share"] + r["options"][1:]
+    bad["option_shorthand"] = r
+    r = copy.deepcopy(cn)
+    r["question"] = "您是否认为“勤奋（Hard Work）”是孩子应该在家里学习的重要品质之一？"
+    bad["foreign_script"] = r
+    r = copy.deepcopy(fefam)
+    r["options"] = r["options"][:3] + ["Other"]
+    bad["residual_in_scale"] = r
+    assert set(bad) == set(lint.KINDS)
+    return bad
+
+
+def test_the_committed_dataset_is_lint_clean(built):
+    rows, _ = built
+    assert lint.lint(rows, load_yaml_file(LINT_ALLOW_FILE)) == []
+
+
+@pytest.mark.parametrize("kind", sorted(lint.KINDS))
+def test_the_build_refuses_one_bad_row_of_each_kind(built, tmp_path, kind):
+    rows, report = built
+    bad = _bad_rows(rows)[kind]
+    rows = [r for r in rows if r["id"] != bad["id"]] + [bad]
+    out = tmp_path / "ds"
+    with pytest.raises(lint.LintError) as err:
+        finish(rows, copy.deepcopy(report), out)
+    assert kind in str(err.value)
+    saved = json.loads((out / "build_report.json").read_text())
+    assert {f["kind"] for f in saved["lint_findings"] if f["row"] == bad["id"]} >= {kind}
+    assert not (out / "data").exists() and not (out / "README.md").exists()  # nothing half-built
+
+
+def test_a_curated_allowance_needs_the_exact_variables(built):
+    rows, _ = built
+    a, b = _row(rows, "gss2022.fefam.en"), _row(rows, "gss2022.fechld.en")
+    b["question"] = a["question"]
+    assert {f.kind for f in lint.lint([a, b])} == {"duplicate_text"}
+    allow = {"same_text": {"test": {"variables": ["fefam", "fechld"], "reason": "test"}}}
+    assert lint.lint([a, b], allow) == []
+
+
+def test_questionnaire_rules_on_real_texts(sources):
+    records = {json.loads(line)["variable"]: json.loads(line)
+               for line in open(sources / "gss" / "gss_variables_2018_2024.jsonl", encoding="utf-8")}
+    text, rules = gss_text.normalise(records["coneduc"]["question"])
+    assert "READ EACH ITEM" not in text and text.endswith('"Education."') and "battery_item" in rules
+    text, _ = gss_text.normalise(records["natarms"]["question"])
+    assert text.endswith("about the right amount on the military, armaments and defense?"), text
+    assert "(ITEM)" not in text and "First" not in text
+    text, _ = gss_text.normalise(records["sharehhw"]["question"])
+    assert text.endswith("between you and your spouse or partner?")
+    text, _ = gss_text.normalise(records["spkath"]["question"])
+    assert "(city/town/community)" not in text and "in your community" in text
+    # A text cut by the export's field limit is not closed by rule: the lint must see it.
+    text, rules = gss_text.normalise(records["eldfnce"]["question"])
+    assert text.endswith("Pleas") and "closing_punctuation" not in rules
+
+
+def test_cli_build_stops_on_a_finding(tmp_path, sources):
+    """Real CLI, real sources with one damaged questionnaire text: exit 2, one-line error, findings saved."""
+    copy_dir = tmp_path / "sources"
+    (copy_dir / "gss").mkdir(parents=True)
+    for name in ("gss2022.rds", "gss2024.rds"):
+        (copy_dir / "gss" / name).symlink_to(sources / "gss" / name)
+    (copy_dir / "wvs7").symlink_to(sources / "wvs7")
+    lines = (sources / "gss" / "gss_variables_2018_2024.jsonl").read_text(encoding="utf-8").splitlines()
+    damaged = []
+    for line in lines:
+        rec = json.loads(line)
+        if rec["variable"] == "fefam":
+            rec["question"] = "We're very sorry. Who would that be?"
+            rec["label"] = "damaged"
+        if rec["variable"] == "fechld":
+            rec["question"] = "We're very sorry. Who would that be?"
+        damaged.append(json.dumps(rec))
+    (copy_dir / "gss" / "gss_variables_2018_2024.jsonl").write_text("\n".join(damaged) + "\n", encoding="utf-8")
+    out = tmp_path / "ds"
+    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "build", "--sources", str(copy_dir),
+                           "--out", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("culturesim: error: lint:")
+    findings = json.loads((out / "build_report.json").read_text())["lint_findings"]
+    assert {(f["row"], f["kind"]) for f in findings} >= {("gss2022.fefam.en", "duplicate_text"),
+                                                         ("gss2022.fechld.en", "duplicate_text")}

@@ -1,0 +1,41 @@
+"""The runner's time-left estimate follows steps that grow with the memory (simulator.eta)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.eta import StepEta, format_seconds, memory_loads
+
+
+def test_memory_loads_are_capped_per_participant():
+    assert memory_loads(5, [2, 4]) == [0.0, 1.0, 2.0, 2.5, 3.0]
+    assert memory_loads(3, []) == [0.0, 0.0, 0.0]
+
+
+def test_growing_steps_are_predicted_where_a_rate_estimate_is_far_off():
+    loads = memory_loads(10, [15, 15, 3, 8])
+    true = [2.0 + 1.5 * x for x in loads]  # seconds per step: fixed cost + cost per memory entry
+    rng = np.random.default_rng(0)
+    eta = StepEta(loads)
+    for step in range(3):
+        eta.record(step, true[step] * (1 + rng.normal(0, 0.02)))
+    left = sum(true[3:])
+    naive = sum(true[:3]) / 3 * 7  # rows-per-second: every step like the mean so far
+    assert eta.remaining() == pytest.approx(left, rel=0.1)
+    assert naive < 0.6 * left  # what tqdm alone would have promised
+
+
+def test_without_memory_it_is_the_mean_step_time():
+    eta = StepEta(memory_loads(6, []))
+    for step, t in enumerate([3.0, 5.0]):
+        eta.record(step, t)
+    assert eta.remaining() == pytest.approx(4.0 * 4)
+    assert eta.remaining(done={5}) == pytest.approx(4.0 * 3)  # a resumed step costs nothing
+
+
+def test_no_estimate_before_a_step_and_a_readable_format():
+    assert StepEta([0.0, 1.0]).remaining() is None
+    assert format_seconds(None) == "?" and format_seconds(75.4) == "01:15" and format_seconds(3725) == "1:02:05"
+    with pytest.raises(ValueError, match="step=2"):
+        StepEta([0.0, 1.0]).record(2, 1.0)

@@ -1,0 +1,217 @@
+"""Floors, uniform baselines and the normalised score, against brute force with scipy.
+
+The floor of a question is the expected divergence of P answers drawn from the human
+distribution itself; here every outcome of P draws is enumerated with itertools, weighted by
+scipy.stats.multinomial.pmf and scored with scipy (entropy, jensenshannon,
+wasserstein_distance), independently of the metric's binomial-marginal formulas.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy, multinomial, wasserstein_distance
+
+from metrics.cultural_alignment import compute_alignment
+
+EPS = 1e-3
+
+
+def scipy_divergences(p, q, policy="smoothing"):
+    k = len(q)
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    kl = entropy(p + EPS, q + EPS) if policy == "smoothing" else entropy(p, q)
+    js = jensenshannon(p, q, base=2)
+    w = wasserstein_distance(np.arange(k), np.arange(k), p, q) / (k - 1)
+    return kl, js, w
+
+
+def brute_force_expectation(draw_from, q, P, policy="smoothing"):
+    """E[(KL, JS, W)(counts / P, q)] over every count vector of P answers drawn from draw_from."""
+    k = len(q)
+    total = np.zeros(3)
+    mass = 0.0
+    for counts in itertools.product(range(P + 1), repeat=k):
+        if sum(counts) != P:
+            continue
+        prob = multinomial.pmf(counts, P, draw_from)
+        if prob == 0:
+            continue
+        total += prob * np.array(scipy_divergences(np.array(counts) / P, q, policy))
+        mass += prob
+    assert mass == pytest.approx(1.0, abs=1e-9)
+    return total
+
+
+def answers_for(q, P, rng):
+    return rng.choice(len(q), size=P, p=q).tolist()
+
+
+@pytest.mark.parametrize("k, P", [(2, 5), (3, 4), (4, 6), (3, 12), (2, 20)])
+def test_floor_and_uniform_baseline_match_brute_force(k, P):
+    rng = np.random.default_rng(100 * k + P)
+    refs = [rng.dirichlet(np.ones(k)).tolist() for _ in range(3)]
+    preds = [answers_for(q, P, rng) for q in refs]
+    r = compute_alignment(predictions=preds, references=refs, ordinal=[True] * 3, bootstrap_samples=0,
+                          return_per_question=True)
+    for q, row in zip(refs, r["per_question"]):
+        floor = brute_force_expectation(q, q, P)
+        uniform = brute_force_expectation(np.full(k, 1 / k), q, P)
+        got_floor = [row["floor_kl"], row["floor_js"], row["floor_wasserstein"]]
+        got_uniform = [row["uniform_kl"], row["uniform_js"], row["uniform_wasserstein"]]
+        np.testing.assert_allclose(got_floor, floor, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got_uniform, uniform, rtol=1e-9, atol=1e-12)
+        assert row["floor_exact"] is True
+    assert r["floor_kl_mean"] == pytest.approx(np.mean([p["floor_kl"] for p in r["per_question"]]), rel=1e-12)
+
+
+def test_exact_kl_floor_and_infinite_uniform_baseline():
+    """Under zero_policy='raise' the floor uses the exact KL; a uniform baseline that can pick an
+    option no human chose has an infinite expected KL, so it and the KL score are None."""
+    refs = [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]
+    preds = [[0, 1, 1, 0], [2, 2, 1, 0]]
+    r = compute_alignment(predictions=preds, references=refs, zero_policy="raise", bootstrap_samples=0,
+                          return_per_question=True)
+    first, second = r["per_question"]
+    assert first["floor_kl"] == pytest.approx(brute_force_expectation(refs[0], refs[0], 4, "raise")[0], rel=1e-9)
+    assert first["uniform_kl"] is None and first["normalised_kl"] is None
+    assert second["uniform_kl"] == pytest.approx(brute_force_expectation([1 / 3] * 3, refs[1], 4, "raise")[0], rel=1e-9)
+    assert r["n_normalised_kl"] == 1
+    assert r["normalised_kl"] == pytest.approx(second["normalised_kl"], rel=1e-12)
+    assert r["n_normalised_js"] == 2
+
+
+def test_monte_carlo_js_floor_is_close_to_enumeration():
+    """k = 5 and P = 20 have 10,626 outcomes, above the exact-enumeration limit: the JS floor is
+    seeded Monte Carlo (with a control variate) and does not depend on the bootstrap seed; KL
+    stays exact (Wasserstein too: the brute-force cases above cover it)."""
+    rng = np.random.default_rng(5)
+    refs = [rng.dirichlet(np.ones(5)).tolist() for _ in range(2)]
+    preds = [answers_for(q, 20, rng) for q in refs]
+    r = compute_alignment(predictions=preds, references=refs, ordinal=[True, True], bootstrap_samples=0,
+                          return_per_question=True)
+    # the 10,626 outcomes by stars and bars, scored with scipy along an axis
+    bars = np.array(list(itertools.combinations(range(24), 4)))
+    counts = np.diff(np.hstack([np.full((len(bars), 1), -1), bars, np.full((len(bars), 1), 24)]), axis=1) - 1
+    assert (counts.sum(axis=1) == 20).all() and len({tuple(c) for c in counts}) == len(counts) == 10626
+    for q, row in zip(refs, r["per_question"]):
+        prob = multinomial.pmf(counts, 20, q)
+        p = counts / 20
+        kl = prob @ entropy(p + EPS, np.asarray(q) + EPS, axis=1)
+        js = prob @ jensenshannon(p, np.broadcast_to(q, p.shape), base=2, axis=1)
+        assert row["floor_exact"] is False
+        assert row["floor_kl"] == pytest.approx(kl, rel=1e-9)
+        assert row["floor_js"] == pytest.approx(js, rel=0.03)
+    again = compute_alignment(predictions=preds, references=refs, ordinal=[True, True], bootstrap_samples=0,
+                              return_per_question=True, seed=7)
+    assert [p["floor_js"] for p in again["per_question"]] == [p["floor_js"] for p in r["per_question"]]
+
+
+def test_normalised_score_by_hand_for_probability_vectors():
+    """For probability vectors the floor is 0 and the baseline is the uniform vector's divergence."""
+    refs = [[0.6, 0.3, 0.1], [0.25, 0.25, 0.5]]
+    probs = [[0.5, 0.3, 0.2], [0.1, 0.3, 0.6]]
+    r = compute_alignment(probabilities=probs, references=refs, ordinal=[True, False], bootstrap_samples=200,
+                          return_per_question=True)
+    u = [1 / 3] * 3
+    for stat, col in (("kl", 0), ("js", 1)):
+        d = [scipy_divergences(p, q)[col] for p, q in zip(probs, refs)]
+        base = [scipy_divergences(u, q)[col] for q in refs]
+        assert r[f"normalised_{stat}"] == pytest.approx((sum(base) - sum(d)) / sum(base), rel=1e-9)
+        assert r[f"floor_{stat}_mean"] == 0.0
+        assert r[f"uniform_{stat}_mean"] == pytest.approx(np.mean(base), rel=1e-12)
+        assert r["per_question"][0][f"normalised_{stat}"] == pytest.approx((base[0] - d[0]) / base[0], rel=1e-9)
+        assert r[f"normalised_{stat}_ci_low"] <= r[f"normalised_{stat}"] <= r[f"normalised_{stat}_ci_high"]
+        assert r[f"normalised_{stat}_participant_ci_low"] is None
+    w = scipy_divergences(probs[0], refs[0])[2]
+    wu = scipy_divergences(u, refs[0])[2]
+    assert r["normalised_wasserstein"] == pytest.approx((wu - w) / wu, rel=1e-9)
+    assert r["per_question"][1]["normalised_wasserstein"] is None
+
+
+def test_normalised_score_golden_for_answers():
+    """Normalised score of a small run, from brute-force floors and baselines."""
+    refs = [[0.7, 0.3], [0.2, 0.5, 0.3]]
+    preds = [[0, 0, 1, 0, 1, 1], [1, 1, 2, 0, 1, 1]]
+    r = compute_alignment(predictions=preds, references=refs, ordinal=[False, True], bootstrap_samples=0)
+    num = den = 0.0
+    wnum = wden = 0.0
+    for q, a in zip(refs, preds):
+        k, P = len(q), len(a)
+        p = np.bincount(a, minlength=k) / P
+        d = scipy_divergences(p, q)
+        floor = brute_force_expectation(q, q, P)
+        base = brute_force_expectation(np.full(k, 1 / k), q, P)
+        num += base[1] - d[1]
+        den += base[1] - floor[1]
+        if k == 3:
+            wnum, wden = base[2] - d[2], base[2] - floor[2]
+    assert r["normalised_js"] == pytest.approx(num / den, rel=1e-9)
+    assert r["normalised_wasserstein"] == pytest.approx(wnum / wden, rel=1e-9)
+
+
+def simulated_run(rng, n, P, uniform):
+    ks = rng.integers(2, 8, n)
+    refs = [rng.dirichlet(np.full(k, 0.8)) for k in ks]
+    preds = [rng.choice(k, size=P, p=np.full(k, 1 / k) if uniform else q).tolist() for k, q in zip(ks, refs)]
+    return preds, [q.tolist() for q in refs], (rng.random(n) < 0.5).tolist()
+
+
+@pytest.mark.parametrize("P", [20, 50])
+def test_normalised_is_one_for_human_draws_and_zero_for_uniform_answers(P):
+    """Over many seeds: answers drawn from the human distribution score about 1, uniformly random
+    answers about 0, on every divergence, whatever the run size."""
+    perfect = {s: [] for s in ("kl", "js", "wasserstein")}
+    random_ = {s: [] for s in ("kl", "js", "wasserstein")}
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        for uniform, store in ((False, perfect), (True, random_)):
+            preds, refs, ordinal = simulated_run(rng, 60, P, uniform)
+            r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, bootstrap_samples=0)
+            for s in store:
+                store[s].append(r[f"normalised_{s}"])
+    for s in perfect:
+        assert np.mean(perfect[s]) == pytest.approx(1.0, abs=0.03), s
+        assert np.mean(random_[s]) == pytest.approx(0.0, abs=0.03), s
+        # single runs of 60 questions scatter, but stay near their target
+        assert np.abs(np.array(perfect[s]) - 1).max() < 0.35, s
+        assert np.abs(np.array(random_[s])).max() < 0.35, s
+
+
+def test_refusal_channel_by_hand():
+    """Non-answer shares by status, against the human non-substantive share: a separate error."""
+    refs = [[0.5, 0.5], [0.2, 0.8], [0.6, 0.4]]
+    preds = [[0, 1, 1], [1, 1], [0]]
+    statuses = [{"ok": 3, "refusal": 1}, {"ok": 2, "no_answer": 1, "refusal": 1, "error": 5}, {"ok": 1}]
+    human = [0.05, None, 0.1]
+    r = compute_alignment(predictions=preds, references=refs, response_statuses=statuses,
+                          human_nonsubstantive_share=human, bootstrap_samples=0, return_per_question=True)
+    ref = r["refusals"]
+    assert ref["n_questions"] == 3 and ref["n_with_human_share"] == 2
+    assert ref["model_non_answer_share_mean"] == pytest.approx((0.25 + 0.5 + 0.0) / 3)  # errors left out
+    assert ref["by_status"]["refusal"] == pytest.approx((0.25 + 0.25 + 0) / 3)
+    assert ref["by_status"]["no_answer"] == pytest.approx(0.25 / 3)
+    assert ref["error_mean"] == pytest.approx(((0.25 - 0.05) + (0 - 0.1)) / 2)
+    assert ref["abs_error_mean"] == pytest.approx((0.2 + 0.1) / 2)
+    assert r["per_question"][1]["non_answer_error"] is None
+    assert r["per_question"][0]["non_answer_by_status"] == {"no_answer": 0.0, "refusal": 0.25}
+    # the divergences do not see the refusals
+    plain = compute_alignment(predictions=preds, references=refs, bootstrap_samples=0)
+    assert plain["kl_mean"] == r["kl_mean"] and plain["refusals"] is None
+
+
+def test_human_ceiling_reported_beside():
+    refs = [[0.5, 0.5], [0.2, 0.8]]
+    preds = [[0, 1, 1], [1, 1, 0]]
+    ceiling = [{"kl": 0.01, "js": 0.05, "wasserstein": 0.02, "kl_sd": 0.005, "js_sd": 0.01, "wasserstein_sd": 0.01},
+               None]
+    r = compute_alignment(predictions=preds, references=refs, ordinal=[True, True], human_ceiling=ceiling,
+                          bootstrap_samples=0)
+    assert r["n_with_ceiling"] == 1 and r["ceiling_js_mean"] == 0.05 and r["ceiling_kl_sd_mean"] == 0.005
+    one = compute_alignment(predictions=preds[:1], references=refs[:1], bootstrap_samples=0)
+    assert r["js_mean_on_ceiling_questions"] == pytest.approx(one["js_mean"])
+    with pytest.raises(ValueError, match=r"question 1: human_ceiling\['js'\]=-1"):
+        compute_alignment(predictions=preds, references=refs, human_ceiling=[None, {"js": -1}])
