@@ -2,7 +2,7 @@
 
 Run (after ``pip install "culturesim[harness]"``)::
 
-    inspect eval culturesim/us --model openai/MODEL --epochs 20      # OPENAI_BASE_URL, OPENAI_API_KEY
+    inspect eval culturesim/us --model openai-api/vllm/MODEL --epochs 20   # VLLM_BASE_URL, VLLM_API_KEY
     inspect eval culturesim/us --model hf/PATH --epochs 3 --limit 3
 
 One ``Sample`` per question (its dataset row is the sample's metadata). Epoch ``e`` is DEF
