@@ -61,7 +61,9 @@ def _capitalise(label: str) -> str:
 
 # Codebook shorthand in GSS answer labels, written out in the respondent's voice.
 _SHORTHAND = [
+    (re.compile(r"\s*\((?:phone mode only|vol\.?)[^)]*\)?\s*$"), ""),  # volunteered-only marker of the codebook
     (re.compile(r"^yes, respondent does$"), "yes, I do"),
+    (re.compile(r"^yes, respondent belongs$"), "yes, I belong"),
     (re.compile(r"\bneither r nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
     (re.compile(r"\bneither i nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
     (re.compile(r"\bthan fair share\b"), "than my fair share"),
@@ -123,11 +125,6 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
     for var, (rule, detail) in sorted(excluded.items()):
         _report(report, "excluded", f"{prefix}.{var}", "rule", rule, detail)
     missing = sorted(v for v in kept if f"gss:{v}" not in review)
-    if missing and year != gss.YEAR:  # TEMPORARY until the 2024-only items are reviewed
-        for v in missing:
-            _report(report, "excluded", f"{prefix}.{v}", "review", "not_reviewed", "asked only in 2024; not yet reviewed")
-            kept.pop(v)
-        missing = []
     if missing:
         raise CurationError(
             f"{len(missing)} GSS {year} candidates have no review decision in {REVIEW_FILE.name}: {missing[:20]}"
@@ -270,7 +267,7 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
             "ordinal": item.ordinal,
             "human_distribution": item.distribution,
             "config": item.country,
-            "human_n": wvs.SAMPLE_SIZES[item.country],
+            "human_n": int(round(wvs.SAMPLE_SIZES[item.country] * item.substantive_share)),
             "human_nonsubstantive_share": None,
             "value_dimensions": list(tag.dimensions),
             "value_dimension_rationale": tag.rationale,

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from dataset_builder.lint import KINDS as LINT_KINDS
 from dataset_builder.schema import COLUMN_DOCS, DIMENSION_NAMES, VALUE_DIMENSIONS
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "ar": "Arabic"}
@@ -46,30 +47,39 @@ def _table(header: list[str], body: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+CONFIG_NAMES = {"US": "United States (GSS 2022, WVS 2017)", "US_2024": "United States (GSS 2024)", "CN": "China",
+                "JP": "Japan", "EG": "Egypt"}
+
+
 def render(rows: list[dict[str, Any]], report: dict[str, Any]) -> str:
-    cultures = sorted({r["culture"] for r in rows})
-    by_culture = Counter(r["culture"] for r in rows)
-    native = Counter(r["culture"] for r in rows if r["is_native_language"])
-    by_source = Counter((r["source"], r["culture"]) for r in rows if r["is_native_language"])
-    langs = {c: sorted({r["language"] for r in rows if r["culture"] == c}) for c in cultures}
-    demo = sum(1 for r in rows if r["demographics"])
-    dims = {d: Counter(r["culture"] for r in rows if d in r["value_dimensions"] and r["is_native_language"])
+    configs = sorted({r["config"] for r in rows})
+    by_config = Counter(r["config"] for r in rows)
+    native = Counter(r["config"] for r in rows if r["is_native_language"])
+    by_source = Counter((r["source"], r["config"]) for r in rows if r["is_native_language"])
+    langs = {c: sorted({r["language"] for r in rows if r["config"] == c}) for c in configs}
+    gss = [r for r in rows if r["source"] == "GSS"]
+    demo = sum(1 for r in gss if {g["group_type"] for g in r["demographics"]} == {"sex", "age"})
+    partial = sum(1 for r in gss if r["demographics"]) - demo
+    both_years = len({r["parallel_id"] for r in gss if r["source_year"] == 2022} &
+                     {r["parallel_id"] for r in gss if r["source_year"] == 2024})
+    dims = {d: Counter(r["config"] for r in rows if d in r["value_dimensions"] and r["is_native_language"])
             for d in VALUE_DIMENSIONS}
     untagged = sum(1 for r in rows if not r["value_dimensions"] and r["is_native_language"])
     distinct = report.get("distinct_human_distributions", 0)
-    culture_table = _table(
+    config_table = _table(
         ["config", "population", "rows", "native-language questions", "languages", "sources"],
-        [[c, CULTURE_NAMES.get(c, c), by_culture[c], native[c], ", ".join(langs[c]),
-          ", ".join(f"{s} {n}" for (s, cc), n in sorted(by_source.items()) if cc == c)] for c in cultures],
+        [[c, CONFIG_NAMES.get(c, c), by_config[c], native[c], ", ".join(langs[c]),
+          ", ".join(f"{s} {n}" for (s, cc), n in sorted(by_source.items()) if cc == c)] for c in configs],
     )
     dim_table = _table(
-        ["dimension", "meaning"] + cultures,
-        [[d, DIMENSION_NAMES[d]] + [dims[d][c] for c in cultures] for d in VALUE_DIMENSIONS],
+        ["dimension", "meaning"] + configs,
+        [[d, DIMENSION_NAMES[d]] + [dims[d][c] for c in configs] for d in VALUE_DIMENSIONS],
     )
     excluded = report.get("excluded_by_rule", {})
     repaired = report.get("repaired_by_rule", {})
     review_table = _table(["rule", "items excluded"], [[k, v] for k, v in excluded.items()])
     repair_table = _table(["defect", "items repaired"], [[k, v] for k, v in repaired.items()])
+    lint_table = _table(["kind of finding", "what it catches"], [[f"`{k}`", v] for k, v in LINT_KINDS.items()])
     columns = _table(["column", "definition"], [[f"`{k}`", v] for k, v in COLUMN_DOCS.items()])
     return f"""{_front_matter(rows)}
 # culturesim survey values
@@ -78,21 +88,26 @@ Survey questions about attitudes, values, beliefs and preferences, each with the
 distribution of a real national population, tagged with nine value dimensions, built to
 evaluate how well a language model's answers match those populations (the DEF method of
 Liu et al. 2025). {len(rows)} rows: {distinct} distinct human distributions (source ×
-variable × culture) from the General Social Survey 2022 (United States) and the World Values
-Survey wave 7 (United States, China, Japan, Egypt), plus English parallels of every non-English
-question for language ablations. {demo} GSS questions carry answer distributions by sex and age.
+variable × culture × year) from the General Social Survey 2022 and 2024 (United States) and the
+World Values Survey wave 7 (United States, China, Japan, Egypt), plus English parallels of every
+non-English question for language ablations. GSS distributions are weighted estimates from the
+respondent-level year files; {demo} GSS rows carry answer distributions by sex and by age from the
+same respondents ({partial} more carry one of the two), and every GSS row carries its human
+split-half ceiling.
 
 Built by `culturesim dataset build` (builder version {report.get('builder_version')}) from the raw
-files in `../shared/sources`; every exclusion and repair is listed in `build_report.json`.
+files in `../shared/sources`; every exclusion, repair and lint finding is listed in
+`build_report.json` (the committed build has {len(report.get('lint_findings', []))} lint findings).
 
 ## Usage
 
 ```python
 from datasets import load_dataset
 
-us = load_dataset("path/to/this/folder", "US", split="test")   # or the Hub repo id
+us = load_dataset("path/to/this/folder", "US", split="test")        # or the Hub repo id
+us24 = load_dataset("path/to/this/folder", "US_2024", split="test")
 row = us[0]
-row["question"], row["options"], row["human_distribution"]
+row["question"], row["options"], row["human_distribution"], row["human_ceiling_js"]
 ```
 
 Score a model's answers with the companion metric:
@@ -104,27 +119,39 @@ metric = evaluate.load("metrics/cultural_alignment")            # from a culture
 metric.compute(predictions=[[0, 1, 1]], references=[row["human_distribution"]])
 ```
 
-or run the whole DEF simulation: `culturesim simulate --culture US --participants 20 --plan all --out run`.
+or run the whole DEF simulation: `culturesim simulate --culture US --participants 20 --plan all --out run`
+(`--culture US_2024` for the 2024 wave).
 
 ## Configs and counts
 
-One config per culture, one split (`test`).
+One config per population and survey wave, one split (`test`).
 
-{culture_table}
+{config_table}
+
+**Why `US_2024` is there.** GSS 2024 was published in 2025, after the training data of most
+models in use, while GSS 2022 (published 2023) and its tabulations are likely to be in them.
+{both_years} questions were asked in both waves and share a `parallel_id` (e.g. `gss.fefam` for
+`gss2022.fefam.en` and `gss2024.fefam.en`). A model that scores much better on the 2022 rows than
+on the same questions in 2024 — by more than the real change between the waves and the
+split-half ceilings suggest — may be reciting memorised survey results rather than simulating
+respondents.
 
 Questions per value dimension (native-language rows; English parallels repeat the same
 items). {untagged} native-language rows carry no dimension, each with a stated reason.
 
 {dim_table}
 
-## Sources, citations and licences
+## Sources, licences and citations
 
-- **General Social Survey** (NORC at the University of Chicago, NSF funded). Question wording,
-  answer options and unweighted 2022 answer counts from the GSS documentation package `gssrdoc`
-  (Kieran Healy, MIT licence, tabulating the GSS cumulative file 1972–2024 R1); sex and age
-  breakdowns from the GSS 2020 panel microdata (R package `gssr`). Free to use with citation:
-  Davern, M., Bautista, R., Freese, J., Herd, P., and Morgan, S. L. *General Social Survey
-  1972–2024*. NORC, University of Chicago. gssdataexplorer.norc.org.
+- **GSS 2022 and 2024 year files** (respondent-level microdata, `gss2022.rds`: 4,149 respondents,
+  3,544 in the weighted cross-section; `gss2024.rds`: 3,309 respondents), the NORC releases
+  fetched with `gssr::gss_get_yr()` and saved in the MIT-licensed course repositories
+  `vaiseys/soc-stats-1` and `vaiseys/soc-stats-2`. **GSS question wording, answer labels and
+  non-substantive counts** from the documentation package `gssrdoc` (Kieran Healy, MIT licence,
+  tabulating the GSS cumulative file 1972–2024 R1). GSS data are produced by NORC at the
+  University of Chicago with NSF funding and are free to use with citation: Davern, M., Bautista,
+  R., Freese, J., Herd, P., and Morgan, S. L. *General Social Survey 1972–2024*. NORC, University
+  of Chicago. gssdataexplorer.norc.org.
 - **World Values Survey wave 7** (2017–2022). Per-country aggregated answer shares from a public
   benchmark repository (world-values-survey-datasets); codebook and question metadata from the
   WorldValuesBench project. Free for non-commercial research with citation: Haerpfer, C.,
@@ -136,50 +163,93 @@ items). {untagged} native-language rows carry no dimension, each with a stated r
   language models: Diversity enhancement for survey response simulation. *Information
   Processing & Management* 62(4), 104099.
 
-## How items were selected, reviewed, repaired and tagged
+The licence of this dataset is the combination of these terms: free use with citation for the
+GSS parts, non-commercial research with citation for the WVS parts.
 
-**Human distributions.** Only substantive answers count: the GSS labels *iap*, *don't know*,
-*no answer*, *skipped on web*, *can't choose*, *refused* and *not available in this year* are
-dropped and the rest renormalised; `human_n` is the number of substantive answers.
+## How the numbers are made
 
-**Rules in code** (`dataset_builder/gss.py`): a GSS variable must have been asked in 2022, have
-2–11 substantive options, at least 200 substantive answers, every option present in the
+**GSS distributions** (`dataset_builder/microdata.py`). For each question, the cross-section
+respondents of the year file (the rows with the post-stratified person weight `wtssps`) who gave a
+substantive answer; `human_distribution` is the `wtssps`-weighted share of each answer among them
+and `human_n` their unweighted count. Spot check: `fefam` 2022 is 0.0615 / 0.1892 / 0.4371 /
+0.3121 (n 2,348); unweighted it would be 0.0579 / 0.1861 / 0.4259 / 0.3301. Before that, the
+observed codes of each column are checked against the documentation: codes outside the documented
+ones, or counts that differ from the documentation's tabulation (total variation above 0.02 or n
+off by more than 5%), are repaired when a shift by one code explains them and excluded otherwise.
+
+**Breakdowns.** The sex (female, male) and age-group (18–29, 30–49, 50+) distributions come from
+the same respondents and the same weight, so each family mixes back to the overall distribution
+of the respondents whose sex (age) is known: `weight_share` is each group's share of that weight,
+and Σ weight_share × distribution equals it within 1e-6 (tested on every row against the
+microdata). A group with fewer than 30 answers gets no distribution of its own; the others stay.
+
+**Non-substantive answers.** `human_nonsubstantive_share` is the share of those asked (all but
+*iap* and *not available*) who answered don't know, no answer, refused, can't choose or skipped
+on web, from the documentation's unweighted counts (the year files code these as missing).
+Compare it with a model's refusal rate.
+
+**Human ceiling.** For every GSS row the respondents are split at random into two halves (n // 2
+and the rest) 100 times, with a generator seeded by the row id; each half's weighted distribution
+is formed and the halves are scored against each other with the metric module
+(`metrics/cultural_alignment`, the same KL with the same smoothing, JS and Wasserstein as a
+model's score). The mean and the standard deviation over splits are the `human_ceiling_*`
+columns, so reports have the ceiling without the microdata. Halves of n/2 disagree more than a
+full sample would with the population: the ceiling is conservative.
+
+**WVS distributions** come aggregated and rounded to 0.01; they are renormalised over the
+substantive answers and `human_n` is the effective n: the national sample size × the share the
+source's shares cover (don't know and no answer were dropped by the source), e.g. a Japanese item
+whose shares sum to 0.62 has human_n 0.62 × 1,353 = 839.
+
+## How items were selected, repaired, linted and tagged
+
+**Rules in code** (`dataset_builder/gss.py`): a GSS variable must have been asked in the year,
+have 2–11 substantive options, at least 200 substantive answers, every option present in the
 tabulation, and belong to no module that holds no attitudes (paradata, interviewer items,
-sampling and weights, household roster, vocabulary test). Of near-duplicate mode variants of one item
-(suffixes `nv`, `v`, `g`, `_next`, `_exp`: web, grid, follow-on and experimental versions) the base form
-is kept; wording versions (`x`, `y`, split-ballot wording experiments asked of different respondents)
-are distinct questions and are kept.
+sampling and weights, household roster, vocabulary test). Of near-duplicate mode variants of one
+item (suffixes `nv`, `v`, `g`, `_next`, `_exp`) the base form is kept.
 
-**Curated review** (`dataset_builder/curation/review.yaml`): every remaining GSS candidate
-and every WVS question was read and given a decision with a written reason. Attitudes, values,
-beliefs, preferences and subjective evaluations are kept, and so are self-reported behaviours and
-experiences (religious and political practice, work and health experiences, lifestyle), which a
-simulated participant answers like any other survey item; demographics, household rosters,
-factual or knowledge tests, paradata, interviewer ratings and further near-duplicates are
-excluded. Where the documentation lacks the wording a respondent saw, it is supplied from the
-questionnaire in `curation/gss_text.yaml` and the row says so in `repairs`.
+**Curated review** (`dataset_builder/curation/review.yaml`): every remaining GSS candidate and
+every WVS question has a decision and a reason saying why it is in or out. Attitudes, values,
+beliefs, preferences, subjective evaluations and self-reported behaviours and experiences are in.
+Out: demographics, household rosters, paradata and knowledge tests; factual items about jobs, pay
+and assets (`ownstock`, `unemp`, ...), counts (`brv5cowknum`, `vetyears`, ...), diagnoses
+(`hyperten`, ...), life events of the bereavement module (`brv*`, whose follow-ups read "We're very
+sorry. Who would that be?"), recode duplicates (`hivtest2`, `hivtest2_0622`, `healthissp`, ...)
+and, for 2024, the mental-health vignette items about a randomly assigned person "X" whose
+vignette is not in the sources.
 
 {review_table}
 
-**Repairs** (`dataset_builder/wvs.py`): every defect kind of the WVS aggregates is detected.
-Items written in another country's language whose shares equal that country's record are
-copies and are excluded; records whose distribution repeats another country's exactly (with no
-answer above 90%) are excluded as copies; 10-point scales reduced to their two endpoints
-(little of the sample left) are excluded, while scales the source dichotomised (two codes
-carrying the sample) are kept as two-option items with the source's labels and a curated
-English wording (`curation/wvs_english.yaml`); option lists that disagree with the distribution
-codes are repaired from the codebook when the difference is an unlabelled zero share and
-excluded otherwise; shares are renormalised when they sum to 0.6–1.02 (rounding, or don't
-know / no answer dropped by the source) and the item excluded otherwise; topic labels in mixed
-languages are replaced by the WVS category. Each repaired row lists its repairs in `repairs`.
+**Repairs.** GSS questionnaire text is normalised by rule (`dataset_builder/gss_text.py`):
+interviewer instructions in capitals and parenthesised probes removed, battery lettering removed
+and the item joined to its stem (item placeholders such as "on (ITEM)?" filled with the item),
+alternative fills resolved ("(city/town/community)" → community), named fills written out
+("spousepartfill" → spouse or partner), doubled apostrophes and repeated clauses undone, and
+lead-ins ending in the options ("Are you …") kept as such. Texts cut by the documentation's
+255-character field and ranking items whose list was never shown are curated with a reason in
+`curation/gss_text.yaml`. Answer labels are written in sentence case with codebook shorthand in
+the respondent's voice ("R does much more than fair share" → "I do much more than my fair share").
+Residual answers inside an ordered scale (Other, As many as you want, Not allowed to vote,
+Doesn't apply) are dropped and the distribution renormalised. WVS English rows take the full
+English question of the WVS metadata where the codebook's short form is a fragment, and the
+codebook labels where the source's options repeat; native stems lost by the source (Q43–Q45,
+Q51–Q55 in Chinese, Japanese and Arabic) are restored in `curation/wvs_native.yaml`; English
+glosses left by machine translation are removed. Each repaired row lists its repairs in `repairs`.
 
 {repair_table}
 
+**The lint** (`dataset_builder/lint.py`) runs inside `culturesim dataset build` over every row
+and stops the build on any finding; exceptions are curated in `curation/lint_allow.yaml` with a
+reason (e.g. WVS Q174 and Q175 share the question "Which is the basic meaning of religion?" with
+different answers).
+
+{lint_table}
+
 **Value dimensions** (`dataset_builder/curation/value_dimensions.yaml`): one curated entry per
-source variable, with a one-line rationale naming the construct of the literature it measures:
-Welzel's emancipative values (autonomy, equality, choice, voice), Hofstede's and Minkov's
-WVS-based indices (IDV, IVR, LTO, MAS, PDI, UAI) and Schwartz's tradition and universalism.
-Tags were assigned by reading each item, not by keyword matching.
+source variable, with a rationale naming the construct of the literature it measures (Welzel's
+emancipative values; Hofstede's and Minkov's IDV, IVR, LTO, MAS, PDI, UAI; Schwartz's tradition
+and universalism), or a reason for having none. Tags were assigned by reading each item.
 
 ## Columns
 
@@ -189,15 +259,35 @@ Tags were assigned by reading each item, not by keyword matching.
 
 - It shows how a population answered fixed questions in one survey year; it does not show why,
   and a model matching a distribution is not evidence of shared reasoning.
-- WVS shares come rounded to 0.01 from a third-party aggregation; `human_n` for WVS is the
-  national sample size, not the item's respondent count. Dichotomised WVS scales lose the
-  original 10-point resolution.
-- Sex and age distributions exist only for GSS items, from the 2016/2018/2020 panel (weighted
-  with `wtssall`), i.e. from an earlier year than the 2022 marginals; the year is recorded per
-  group. WVS items have no demographic breakdowns here.
+- GSS estimates are weighted but their sampling error is not in the dataset beyond `human_n` and
+  the split-half ceiling; the GSS design effect (clustering) makes the effective sample smaller
+  than `human_n`.
+- WVS shares come rounded to 0.01 from a third-party aggregation; dichotomised WVS scales lose the
+  original 10-point resolution; WVS has no demographic breakdowns here.
+- Restored native WVS stems are translations of the master questionnaire, not the national
+  questionnaires' exact words.
 - Value-dimension tags are a curated judgement: useful to aggregate, not a validated scale.
 - Compared with the DEF paper's 1,153-question release, this dataset lacks the CGSS 2018,
-  Chinese Social Survey, Pew American Trends Panel and Ipsos / USA Today-Ipsos items (not
-  redistributable); China, Japan and Egypt are covered only by WVS items, and no WVS item has
-  demographic breakdowns.
+  Chinese Social Survey, Pew American Trends Panel and Ipsos items (not redistributable); China,
+  Japan and Egypt are covered only by WVS items.
+
+## Changes from 1.x
+
+- GSS 2022 distributions are `wtssps`-weighted estimates from the 2022 year file (1.x: unweighted
+  counts from the documentation), with `human_n` the respondents who answered.
+- Sex and age breakdowns come from the same 2022 (or 2024) respondents and weight and mix back to
+  the overall distribution (1.x: weighted 2016–2020 panel figures from another year, which did not
+  mix back in 186 of 316 items, and carried the panel's 2020 coding errors: `attend` shifted,
+  `discaffw` missing an answer, no one under 20). Each group now has a `weight_share`; a small group
+  is dropped on its own.
+- New config `US_2024` (GSS 2024), sharing `parallel_id` with the 2022 rows.
+- New columns: `human_nonsubstantive_share` and the split-half ceiling `human_ceiling_*` (1.x
+  computed the ceiling at report time from the panel file, which is no longer needed).
+- Every question answerable as asked: questionnaire markup, instructions, fills, truncations,
+  fragments and shorthand repaired or the item excluded; a lint enforces it in the build.
+- Scope: factual, count, diagnosis, life-event and recode-duplicate items excluded; residual
+  answers dropped from ordinal scales.
+- WVS `human_n` is the effective n (1.x: the national sample size).
+- Weak value tags re-reviewed (symptom screens, budget items, health and leisure-attendance items
+  untagged), rationales hold only the rationale, and every review reason is item-specific.
 """

@@ -72,6 +72,9 @@ class WvsItem:
     english_question: str | None = None
     english_options: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    #: Share of the national sample behind ``distribution``: the source's shares summed (below 1 where
+    #: don't know / no answer were dropped), times the kept share when residual answers were dropped.
+    substantive_share: float = 1.0
 
 
 def detect_script_language(text: str) -> str:
@@ -238,6 +241,8 @@ def english_wording(src: "WvsSources", qid: str, country: str, codes: list[int],
             notes.append(f"English options {options} repeat one another: the codebook's labels are used")
             options = [_clean_label(choices[c]) for c in codes]
     options = [_clean_label(o) for o in options]
+    question = question.strip()
+    question = question[:1].upper() + question[1:]
     return (question, options), ("; ".join(notes) or None)
 
 
@@ -389,6 +394,7 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
         english = None
 
     ordinal = (meta.get("answer_data_type") == "ordinal") or collapsed
+    residual_mass = 1.0
     residual_source = english[1] if english else options_native
     residual = [i for i, o in enumerate(residual_source) if ordinal and RESIDUAL_RE.match(o.strip())]
     if residual:
@@ -400,6 +406,7 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
         options_native = [options_native[i] for i in keep]
         if english:
             english = (english[0], [english[1][i] for i in keep])
+        residual_mass = mass
         issues.append(Issue(tag, "residual_answer", "repaired",
                             f"residual answer(s) {dropped} outside the ordered scale dropped; shares renormalised "
                             f"over the scale ({mass:.3f} of the answers)"))
@@ -419,6 +426,7 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
         english_question=english[0] if english else None,
         english_options=english[1] if english else None,
         notes=notes,
+        substantive_share=min(1.0, sum(dist.values())) * residual_mass,
     )
 
 

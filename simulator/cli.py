@@ -10,9 +10,12 @@ used, so ``culturesim --help`` stays fast and a broken optional part cannot brea
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
+import traceback
+from typing import NoReturn
 
 DESCRIPTION = (
     "culturesim measures how well a language model's values match real survey populations "
@@ -47,12 +50,33 @@ GROUP_HELP = {
 }
 
 
+# Exit statuses: 0 done; 2 a user error (bad argument, unusable folder, unreachable server),
+# nothing to resume; 3 the run ended with failed rows that `--resume` asks again; 1 a bug.
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_BUG = 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the one error format of every culturesim failure: a single line
+    ``culturesim: error: ...`` naming the option and where to read about it, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"culturesim: error: {message} (see: {self.prog} --help)\n")
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The subcommand in ``argv``: the first word that is not a top-level option (``-v``)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="culturesim", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser = Parser(prog="culturesim", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages, and show the traceback of a failure")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
-    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    wanted = command_word(argv)
     for path, (module_name, help_text) in COMMANDS.items():
         if len(path) == 1:
             sub = top.add_parser(path[0], help=help_text)
@@ -68,23 +92,81 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+_OS_FIXES = {
+    errno.ENOSPC: "free space on that file system, or write somewhere else",
+    errno.EDQUOT: "free space within your quota, or write somewhere else",
+    errno.EACCES: "choose a location you may write to, or fix its permissions",
+    errno.EPERM: "choose a location you may write to, or fix its permissions",
+    errno.EROFS: "the file system is read-only: choose a location on a writable one",
+    errno.ENOTDIR: "a file stands where a folder is needed: choose another path",
+    errno.EISDIR: "a folder stands where a file is needed: choose another path",
+    errno.ENOENT: "check the path",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``. Our own errors already name the value and the fix;
+    an operating-system error gets its file and a fix from its errno."""
+    if isinstance(exc, OSError) and exc.errno in _OS_FIXES and str(exc).startswith("[Errno"):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}: {_OS_FIXES[exc.errno]}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+def _redacting_handlers() -> None:
+    """Every log line passes the secret filter (keys in URLs, registered API keys)."""
+    from simulator.backends.base import SecretFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretFilter())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `culturesim space` alone launches the Space.
-    if argv[:1] == ["space"] and (len(argv) == 1 or argv[1].startswith("-")) and "-h" not in argv and "--help" not in argv:
-        argv.insert(1, "launch")
+    word = command_word(argv)
+    if word == "space" and "-h" not in argv and "--help" not in argv:
+        at = argv.index("space")
+        if at + 1 == len(argv) or argv[at + 1].startswith("-"):
+            argv.insert(at + 1, "launch")
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    args._argv = list(argv)  # as typed: what a "continue with ..." hint repeats
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    module = importlib.import_module(args._module)
+    _redacting_handlers()
+    if not args.verbose:
+        # One line per HTTP request is -v material; their warnings and errors still show.
+        for name in ("httpx", "httpx2", "httpcore", "openai", "anthropic", "filelock"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
+        module = importlib.import_module(args._module)
         return int(module.main(args) or 0)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError, PermissionError, RuntimeError) as exc:
-        print(f"culturesim: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("culturesim: interrupted (a run folder keeps every finished row: continue with --resume)",
+              file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        # ModuleNotFoundError, FileNotFoundError, PermissionError, NotADirectoryError and
+        # disk-full errors are OSError/ImportError-likes: all user-fixable, all one line.
+        if args.verbose:
+            traceback.print_exc()
+        print(f"culturesim: error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"culturesim: error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, the traceback with -v
+        if args.verbose:
+            traceback.print_exc()
+        print(f"culturesim: error: unexpected {type(exc).__name__}: {describe_error(exc)} (a bug in culturesim; "
+              "run again with -v for the traceback and report it)", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the culturesim packages i
             break
 
 import logging  # noqa: E402
+import re  # noqa: E402
 import threading  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
@@ -28,14 +29,24 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from space import device  # noqa: E402,F401  (imports spaces before anything imports torch: ZeroGPU)
 from space import logic  # noqa: E402
+from space.explore import explore_languages, explore_message  # noqa: E402
+from space.glossary import glossary_markdown  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SpaceSettings", "build_app", "launch", "preload"]
 
 FIGURE_TITLES = logic.FIGURE_TITLES
-GENERATION = "generation"  # the concurrency_id every generation event shares
+GENERATION = "generation"  # the concurrency_id of the Run event (turns on the local model: logic.GenerationSlots)
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~])")
+_ACTIVE: dict[str, threading.Event] = {}  # session -> its running job's cancel flag (the Cancel button sets it)
+
+
+def _md(text: str) -> str:
+    """``text`` shown literally in a gr.Markdown (a redacted key's ``***`` must not turn into bold)."""
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 @dataclass(frozen=True)
@@ -49,34 +60,46 @@ class SpaceSettings:
 
 
 def _results_panel(prefix: str) -> dict[str, Any]:
-    """The components that show a scored run (Simulate and Score tabs share the layout)."""
+    """The components that show a scored run (Simulate and Score tabs share the layout); hidden
+    until there is a result, so no empty plot boxes show before a run."""
     out: dict[str, Any] = {}
-    out["summary"] = gr.Markdown(elem_id=f"{prefix}-summary")
-    out["scores"] = gr.Dataframe(pd.DataFrame(columns=logic.SCORE_COLUMNS),
-                                 label="Scores with 95% bootstrap confidence intervals", interactive=False,
-                                 elem_id=f"{prefix}-scores")
-    plots = {name: dict(label=title, show_label=False, elem_id=f"{prefix}-fig-{name}")
-             for name, title in FIGURE_TITLES.items()}  # figures carry their own titles
-    with gr.Row():
-        out["dimensions"] = gr.Plot(**plots["dimensions"])
-        out["culture_map"] = gr.Plot(**plots["culture_map"])
-    with gr.Row():
+    with gr.Column(visible=False, elem_id=f"{prefix}-results") as column:
+        out["summary"] = gr.Markdown(elem_id=f"{prefix}-summary")
+        out["scores"] = gr.Dataframe(pd.DataFrame(columns=logic.SCORE_COLUMNS),
+                                     label="Scores with 95% bootstrap confidence intervals (kl, js, wasserstein: "
+                                           "lower is better; match_rate: higher is better; see the glossary)",
+                                     interactive=False, elem_id=f"{prefix}-scores")
+        plots = {name: dict(label=title, show_label=False, elem_id=f"{prefix}-fig-{name}")
+                 for name, title in FIGURE_TITLES.items()}  # figures carry their own titles
+        with gr.Row():
+            out["dimensions"] = gr.Plot(**plots["dimensions"])
+            out["culture_map"] = gr.Plot(**plots["culture_map"])
+        # the bias heatmaps are two panels wide: a row of their own keeps their labels readable
         out["bias"] = gr.Plot(**plots["bias"])
-        out["insensitivity"] = gr.Plot(**plots["insensitivity"])
-    out["questions"] = gr.Plot(**plots["questions"])
-    out["files"] = gr.File(label="Downloads: responses.jsonl, scores.json, report", file_count="multiple",
-                           interactive=False, elem_id=f"{prefix}-files")
+        with gr.Row():
+            out["insensitivity"] = gr.Plot(**plots["insensitivity"])
+            out["questions"] = gr.Plot(**plots["questions"])
+        out["files"] = gr.File(label="Downloads: responses.jsonl, scores.json, report", file_count="multiple",
+                               interactive=False, elem_id=f"{prefix}-files")
+    out["column"] = column
     return out
 
 
 def _result_values(panel: dict[str, Any], result: logic.JobResult | None) -> dict[Any, Any]:
-    """What the panel shows for ``result`` (None: an empty panel)."""
+    """What the panel shows for ``result`` (None: hidden and empty)."""
     if result is None:
-        values: dict[Any, Any] = {panel["summary"]: "", panel["scores"]: logic.scores_table({}), panel["files"]: None}
+        values: dict[Any, Any] = {panel["summary"]: "", panel["scores"]: logic.scores_table({}), panel["files"]: None,
+                                  panel["column"]: gr.update(visible=False)}
         return values | {panel[name]: None for name in FIGURE_TITLES}
     values = {panel["summary"]: result.summary, panel["scores"]: result.table,
-              panel["files"]: [str(p) for p in result.files]}
+              panel["files"]: [str(p) for p in result.files], panel["column"]: gr.update(visible=True)}
     return values | {panel[name]: result.figures.get(name) for name in FIGURE_TITLES}
+
+
+def _glossary() -> None:
+    with gr.Accordion("Glossary: what the scores, abbreviations and statuses mean", open=False,
+                      elem_id="glossary"):
+        gr.Markdown(glossary_markdown())
 
 
 def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
@@ -91,6 +114,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
     cultures = [c for c in choices["culture"] if c != logic.ALL]
     default = logic.DEFAULT_JOB
     first_culture = default.culture if default.culture in cultures else cultures[0]
+    warning = logic.torch_build_warning(hardware)
 
     with gr.Blocks(title="culturesim: cultural value alignment of language models", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -98,20 +122,26 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
             "survey questions (GSS, World Values Survey) as many different simulated participants (the DEF "
             "method: varied locations, generation settings and memories); their answers are compared with "
             f"the real respondents'. Hardware: **{hardware.describe()}** · caps: {limits.max_responses} responses "
-            f"per job, {limits.job_timeout_s:.0f} s per job."
+            f"per job, {limits.job_timeout_s:.0f} s per job." + (f"\n\n⚠️ Note: {warning}." if warning else "")
         )
         with gr.Tab("Simulate", id="simulate"):
             with gr.Row():
-                model_kind = gr.Radio([(label, key) for key, label in logic.MODEL_KINDS.items()], value="embedded",
-                                      label="Model", elem_id="model-kind")
-                hub_model = gr.Textbox(label="Hub model id or local path", visible=False, elem_id="hub-model",
-                                       placeholder="Qwen/Qwen2.5-0.5B-Instruct",
-                                       info=f"Up to {limits.max_model_params / 1e9:.1f}B parameters on this hardware")
+                model_kind = gr.Radio([(label, key) for key, label in logic.model_kinds(hardware).items()],
+                                      value="embedded", label="Model", elem_id="model-kind")
+                hub_model = gr.Dropdown(logic.suggested_models(limits), value=None, allow_custom_value=True,
+                                        label="Hub model id or local path", visible=False, elem_id="hub-model",
+                                        info=f"Suggested models that fit this hardware, or type any id (up to "
+                                             f"{limits.max_model_params / 1e9:.1f}B parameters here)")
                 claude_model = gr.Dropdown(list(logic.CLAUDE_MODELS), value=logic.CLAUDE_MODELS[0],
                                            label="Claude model", visible=False, allow_custom_value=True,
                                            elem_id="claude-model")
                 api_key = gr.Textbox(label="Anthropic API key (used for this job only, never stored)", type="password",
                                      visible=False, elem_id="api-key", placeholder="sk-ant-…")
+            claude_note = gr.Markdown(
+                "⚠️ Claude's API takes no beam count (num_beams) and, on recent models, not temperature and top_p "
+                "together: the DEF method's generation-settings variation is only partly applied to Claude "
+                "participants. The results say which settings were not applied.", visible=False,
+                elem_id="claude-note")
             with gr.Row():
                 culture = gr.Dropdown(cultures, value=first_culture, label="Culture", elem_id="sim-culture")
                 language = gr.Dropdown(logic.language_choices(frame, first_culture), label="Language",
@@ -141,11 +171,15 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                     t_high = gr.Number(default.temperature_range[1], label="temperature to")
                     p_low = gr.Number(default.top_p_range[0], label="top_p from")
                     p_high = gr.Number(default.top_p_range[1], label="top_p to")
-            run = gr.Button("Run", variant="primary", elem_id="run")
-            status = gr.Markdown(elem_id="run-status")
+            with gr.Row():
+                run = gr.Button("Run", variant="primary", elem_id="run")
+                cancel = gr.Button("Cancel", variant="stop", interactive=False, elem_id="cancel")
+            status = gr.Markdown("Ready: press Run.", elem_id="run-status")
             responses = gr.Dataframe(pd.DataFrame(columns=logic.RESPONSE_COLUMNS), label="Responses as they arrive",
-                                     interactive=False, elem_id="responses", max_height=320)
+                                     interactive=False, elem_id="responses", max_height=420, wrap=True,
+                                     column_widths=["7%", "22%", "12%", "8%", "31%", "9%", "6%", "5%"])
             sim = _results_panel("sim")
+            _glossary()
 
         with gr.Tab("Explore", id="explore"):
             with gr.Row():
@@ -157,14 +191,18 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                                            elem_id="ex-dimension")
                 ex_search = gr.Textbox(label="Search text", elem_id="ex-search")
             initial = logic.explore_table(frame)
-            ex_count = gr.Markdown(f"{len(initial)} questions", elem_id="ex-count")
+            first_id = initial["id"].iloc[0] if len(initial) else None
+            first_view = logic.question_view(frame, first_id) if first_id else ("", None, None)
+            ex_count = gr.Markdown(explore_message(initial, {}), elem_id="ex-count")
             ex_table = gr.Dataframe(initial, interactive=False, label="Questions (select a row)", max_height=360,
                                     elem_id="ex-table")
-            ex_question = gr.Dropdown(list(initial["id"]), label="Question", elem_id="ex-question")
-            ex_header = gr.Markdown(elem_id="ex-header")
+            ex_question = gr.Dropdown(list(initial["id"]), value=first_id, label="Question", elem_id="ex-question")
+            ex_header = gr.Markdown(first_view[0], elem_id="ex-header")
             with gr.Row():
-                ex_options = gr.Dataframe(label="Options and human shares", interactive=False, elem_id="ex-options")
-            ex_plot = gr.Plot(label="Human answer distribution", elem_id="ex-plot")
+                ex_options = gr.Dataframe(first_view[1], label="Options and human shares", interactive=False,
+                                          elem_id="ex-options")
+            ex_plot = gr.Plot(first_view[2], label="Human answer distribution", elem_id="ex-plot")
+            _glossary()
 
         with gr.Tab("Score", id="score"):
             gr.Markdown("Upload the `responses.jsonl` of a run made elsewhere (`culturesim simulate`), optionally with "
@@ -172,15 +210,17 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
             upload = gr.File(label="responses.jsonl (and config.json)", file_count="multiple",
                              file_types=[".jsonl", ".json"], elem_id="upload")
             score_button = gr.Button("Score", variant="primary", elem_id="score")
+            score_status = gr.Markdown(elem_id="score-status")
             scored = _results_panel("score")
+            _glossary()
 
         # ---- events -------------------------------------------------------------------
 
         def on_model_kind(kind: str):
             return (gr.update(visible=kind == "hub"), gr.update(visible=kind == "claude"),
-                    gr.update(visible=kind == "claude"))
+                    gr.update(visible=kind == "claude"), gr.update(visible=kind == "claude"))
 
-        model_kind.change(on_model_kind, model_kind, [hub_model, claude_model, api_key], queue=False)
+        model_kind.change(on_model_kind, model_kind, [hub_model, claude_model, api_key, claude_note], queue=False)
 
         def on_culture(culture_value: str, by: str):
             langs = logic.language_choices(frame, culture_value)
@@ -197,13 +237,17 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
         select_by.change(on_selection_kind, [culture, language, select_by], selection, queue=False)
         language.change(on_selection_kind, [culture, language, select_by], selection, queue=False)
 
-        sim_outputs = [api_key, status, responses, *sim.values()]
+        sim_outputs = [api_key, status, responses, run, cancel, *sim.values()]
+        idle = {run: gr.update(interactive=True), cancel: gr.update(interactive=False)}
 
         def on_run(kind, hub_id, claude_id, key, culture_value, language_value, by, picked, nq, np_, plan_value,
-                   tokens, beams, memory, seed_value, tlo, thi, plo, phi, progress=gr.Progress(track_tqdm=True)):
+                   tokens, beams, memory, seed_value, tlo, thi, plo, phi, request: gr.Request,
+                   progress=gr.Progress(track_tqdm=True)):
+            session = getattr(request, "session_hash", None) or "anonymous"
+            stop = _ACTIVE[session] = threading.Event()
             # Clear the key from the page before anything else can fail; clear the last job's results.
             yield {api_key: gr.update(value=""), status: "Starting …", responses: logic.responses_table([]),
-                   **_result_values(sim, None)}
+                   run: gr.update(interactive=False), cancel: gr.update(interactive=True), **_result_values(sim, None)}
             try:
                 spec = logic.job_spec(
                     model_kind=kind, model_id=logic.model_id_for(kind, hub_id, claude_id), culture=culture_value,
@@ -214,44 +258,68 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 )
                 update = None
                 job_key = key if kind == "claude" else None
-                for update in logic.run_job(spec, runs_dir, limits, hardware, api_key=job_key, dataset_dir=dataset_dir):
-                    yield {status: update.message, responses: update.table()}
-                yield {status: update.message + " · scoring …"}
+                for update in logic.run_job(spec, runs_dir, limits, hardware, api_key=job_key, dataset_dir=dataset_dir,
+                                            cancel=stop, slots=slots):
+                    yield {status: _md(update.message), responses: update.table()}
+                yield {status: _md(update.message) + " · scoring …", cancel: gr.update(interactive=False)}
                 result = logic.score_folder(update.run_dir, dataset_dir=dataset_dir)
-                yield {status: update.message + " · writing the report …", **_result_values(sim, result)}
+                yield {status: _md(update.message) + " · writing the report …", **_result_values(sim, result)}
                 files, note = logic.report_files(update.run_dir, dataset_dir=dataset_dir)
-                yield {status: f"{update.message} · done ({note})",
-                       sim["files"]: [str(p) for p in result.files + files]}
-            except Exception as exc:  # noqa: BLE001 - every failure reaches the page as a gr.Error, key removed
-                message = logic.redact(logic.user_message(exc), key)
+                yield {status: f"{_md(update.message)} · done ({_md(logic.user_message(ValueError(note), runs_dir))})",
+                       sim["files"]: [str(p) for p in result.files + files], **idle}
+            except Exception as exc:  # noqa: BLE001 - every failure stays on the page, key removed
+                message = logic.redact(logic.user_message(exc, runs_dir, dataset_dir), key)
                 log.warning("job failed: %s", message)
-                raise gr.Error(message, print_exception=False) from None
+                gr.Warning(message)
+                yield {status: f"❌ **{_md(message)}**", **idle}
             finally:
                 key = None  # noqa: F841 - drop the reference as soon as the job ends
+                if _ACTIVE.get(session) is stop:
+                    _ACTIVE.pop(session, None)
 
+        slots = logic.GenerationSlots(limits.concurrency_limit)
         run.click(
             on_run,
             [model_kind, hub_model, claude_model, api_key, culture, language, select_by, selection, n_questions,
              n_participants, plan, max_new_tokens, max_beams, max_memory, seed, t_low, t_high, p_low, p_high],
             sim_outputs,
             concurrency_id=GENERATION,
-            concurrency_limit=limits.concurrency_limit,
+            concurrency_limit=limits.queue_max_size,  # jobs wait for the model in GenerationSlots, not here
             api_visibility="private",
         )
 
-        explore_inputs = [ex_culture, ex_language, ex_source, ex_topic, ex_dimension, ex_search]
+        def on_cancel(request: gr.Request):
+            stop = _ACTIVE.get(getattr(request, "session_hash", None) or "anonymous")
+            if stop is None:
+                return gr.update()
+            stop.set()
+            return "Cancelling … (the batch being generated finishes first; its rows are kept)"
+
+        cancel.click(on_cancel, None, status, queue=False)
+
+        filters = [ex_culture, ex_language, ex_source, ex_topic, ex_dimension, ex_search]
+        names = ["culture", "language", "source", "topic", "value dimension", "search"]
 
         def on_filter(*values):
             try:
                 table = logic.explore_table(frame, *values)
-            except ValueError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+            except ValueError as exc:  # a value the page cannot offer; say so, keep the page working
+                return (logic.explore_table(frame).iloc[0:0], f"**{exc}**", gr.update(choices=[], value=None))
             ids = list(table["id"])
-            return table, f"{len(table)} questions", gr.update(choices=ids, value=ids[0] if ids else None)
+            return (table, explore_message(table, dict(zip(names, values))),
+                    gr.update(choices=ids, value=ids[0] if ids else None))
 
-        for component in explore_inputs:
+        filter_outputs = [ex_table, ex_count, ex_question]
+        for component in filters[1:]:
             event = component.submit if component is ex_search else component.change
-            event(on_filter, explore_inputs, [ex_table, ex_count, ex_question], queue=False)
+            event(on_filter, filters, filter_outputs, queue=False)
+
+        def on_ex_culture(culture_value: str, language_value: str):
+            langs = explore_languages(frame, culture_value)
+            return gr.update(choices=langs, value=language_value if language_value in langs else logic.ALL)
+
+        ex_culture.change(on_ex_culture, [ex_culture, ex_language], ex_language, queue=False).then(
+            on_filter, filters, filter_outputs, queue=False)
 
         def on_row(table, evt: gr.SelectData):
             row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -261,34 +329,46 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
 
         def on_question(question_id: str | None):
             if not question_id:
-                return "", None, None
+                return "", gr.update(value=None, visible=False), gr.update(value=None, visible=False)
             try:
-                return logic.question_view(frame, question_id)
+                header, table, figure = logic.question_view(frame, question_id)
             except ValueError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                return f"**{exc}**", gr.update(value=None, visible=False), gr.update(value=None, visible=False)
+            return header, gr.update(value=table, visible=True), gr.update(value=figure, visible=True)
 
         ex_question.change(on_question, ex_question, [ex_header, ex_options, ex_plot])
 
         def on_score(files, progress=gr.Progress(track_tqdm=True)):
+            yield {score_status: "Checking and scoring the upload …", score_button: gr.update(interactive=False),
+                   **_result_values(scored, None)}
             try:
                 result = logic.score_upload(files, runs_dir, dataset_dir=dataset_dir)
-                yield _result_values(scored, result)
+                yield {score_status: "Scored · writing the report …", **_result_values(scored, result)}
                 report, note = logic.report_files(result.run_dir, dataset_dir=dataset_dir)
-                yield {scored["files"]: [str(p) for p in result.files + report],
-                       scored["summary"]: f"{result.summary} · {note}"}
+                yield {scored["files"]: [str(p) for p in result.files + report], score_status: f"Done ({note})",
+                       scored["summary"]: f"{result.summary}\n\n{note}", score_button: gr.update(interactive=True)}
             except Exception as exc:  # noqa: BLE001 - shown on the page
-                log.warning("scoring an upload failed: %s", exc)
-                raise gr.Error(logic.user_message(exc), print_exception=False) from None
+                message = logic.user_message(exc, runs_dir, dataset_dir)
+                log.warning("scoring an upload failed: %s", message)
+                gr.Warning(message)
+                yield {score_status: f"❌ **{_md(message)}**", score_button: gr.update(interactive=True)}
 
-        score_button.click(on_score, upload, list(scored.values()), concurrency_id="scoring", concurrency_limit=2)
+        score_button.click(on_score, upload, [score_status, score_button, *scored.values()], concurrency_id="scoring",
+                           concurrency_limit=2)
 
     demo.queue(max_size=limits.queue_max_size, default_concurrency_limit=4)
     demo.culturesim_runs_dir = runs_dir  # type: ignore[attr-defined] - read by launch()
     return demo
 
 
-def preload(model_id: str = logic.EMBEDDED_MODEL) -> threading.Thread:
-    """Load the embedded model in the background so the first Run does not wait for it."""
+def preload(model_id: str = logic.EMBEDDED_MODEL) -> threading.Thread | None:
+    """Load the embedded model at start-up so the first Run does not wait for it: in the
+    background, except on ZeroGPU, where it must load on the main thread before ``launch``
+    (``spaces`` intercepts CUDA on the thread that imported it and packs the model's tensors
+    when the app launches, to move them onto each lent GPU)."""
+    if logic.on_zero_gpu():
+        logic.local_backend(model_id)
+        return None
     thread = threading.Thread(target=logic.local_backend, args=(model_id,), name="preload", daemon=True)
     thread.start()
     return thread

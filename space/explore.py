@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # the Space renders figures off-screen, in worker threads
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
@@ -90,15 +91,31 @@ def explore_table(
     if value_dimension and value_dimension != ALL:
         if value_dimension not in VALUE_DIMENSIONS:
             raise ValueError(f"Unknown value dimension {value_dimension!r}; choose from {', '.join(VALUE_DIMENSIONS)}.")
-        rows = rows[rows["value_dimensions"].map(lambda ds: value_dimension in ds)]
+        # .loc with a bool array: on an empty frame rows[mask] reads an empty mask as column labels
+        rows = rows.loc[np.array([value_dimension in ds for ds in rows["value_dimensions"]], dtype=bool)]
     if search and search.strip():
         needle = search.strip().lower()
-        rows = rows[rows["question"].str.lower().str.contains(needle, regex=False)
-                    | rows["id"].str.lower().str.contains(needle, regex=False)]
+        rows = rows.loc[np.array([needle in str(q).lower() or needle in str(i).lower()
+                                  for q, i in zip(rows["question"], rows["id"])], dtype=bool)]
     out = rows[EXPLORE_COLUMNS].copy()
     out["value_dimensions"] = out["value_dimensions"].map(" ".join)
     out["options"] = out["options"].map(len)
     return out.reset_index(drop=True)
+
+
+def explore_languages(frame: pd.DataFrame, culture: str = ALL) -> list[str]:
+    """The Language filter's choices for a culture (``ALL`` first): only languages it has questions in."""
+    rows = frame if not culture or culture == ALL else frame[frame["culture"].astype(str) == culture]
+    return [ALL, *_unique(rows["language"])]
+
+
+def explore_message(table: pd.DataFrame, filters: dict[str, str]) -> str:
+    """The line above the Explore table: how many questions match, or why none does."""
+    if len(table):
+        return f"{len(table)} question{'s' if len(table) != 1 else ''}"
+    chosen = ", ".join(f"{k} {v}" for k, v in filters.items() if v and v != ALL) or "these filters"
+    return (f"**No question matches** {chosen}. Widen a filter: not every culture has every language, and "
+            "not every value dimension is tagged in every culture.")
 
 
 def _wrap(text: str, width: int = 38) -> str:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import contextvars
+import json
 import logging
 import os
-import queue
+import re
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,10 @@ from simulator.questions import Question
 from space.common import EMBEDDED_MODEL
 from space.limits import Hardware, SpaceLimits, check_job, check_model_size
 from space.spec import JobSpec, select_questions
-from space.models import JobCancelled, JobTimeout, _GuardedBackend, _claude_backend, local_backend, redact
+from space.device import STOP_FILE, simulate_local
+from space.models import (GuardedBackend, JobCancelled, JobFailed, JobTimeout, _claude_backend, is_loaded,
+                          local_backend, redact)
+
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ class JobUpdate:
         return responses_table(self.rows, self.questions)
 
 
-RESPONSE_COLUMNS = ["participant", "question", "answer", "status", "location", "generation", "raw text"]
+RESPONSE_COLUMNS = ["participant", "question", "answer", "status", "raw text", "location", "generation", "question id"]
 
 
 def _location(persona: Any) -> str:
@@ -73,31 +79,172 @@ def _generation(config: Any) -> str:
     return ", ".join(parts)
 
 
-def responses_table(rows: Sequence[dict[str, Any]], questions: Sequence[Question] | None = None,
-                    max_text: int = 160) -> pd.DataFrame:
+def responses_table(rows: Sequence[dict[str, Any]], questions: Sequence[Question] | None = None) -> pd.DataFrame:
     """The rows of a run as the page shows them: who (location, generation settings), which
-    question, which answer (code and text when the questions are given), status, raw text."""
-    options = {q.id: (q.option_codes, q.options) for q in questions or ()}
+    question (its text when the questions are given), which answer (code and option text),
+    status, and the model's whole reply (the page wraps it; nothing is cut)."""
+    known = {q.id: q for q in questions or ()}
     records = []
     for r in rows:
-        codes, texts = options.get(r.get("question_id"), ((), ()))
+        q = known.get(r.get("question_id"))
+        codes, texts = (q.option_codes, q.options) if q else ((), ())
         answer = []
         for code in r.get("parsed") or []:
             text = texts[codes.index(code)] if code in codes else ""
             answer.append(f"{code} {text}".strip())
-        raw = " ".join(str(r.get("raw_text") or "").split())
+        raw = str(r.get("raw_text") or "").strip()
         if not raw and r.get("error"):
             raw = f"[backend error] {r['error']}"
         records.append({
             "participant": r.get("participant_id"),
-            "question": r.get("question_id"),
+            "question": q.question if q else r.get("question_id"),
             "answer": "; ".join(answer),
             "status": r.get("status"),
+            "raw text": raw,
             "location": _location(r.get("persona")),
             "generation": _generation(r.get("generation_config")),
-            "raw text": raw[:max_text] + ("…" if len(raw) > max_text else ""),
+            "question id": r.get("question_id"),
         })
     return pd.DataFrame.from_records(records, columns=RESPONSE_COLUMNS)
+
+
+class GenerationSlots:
+    """First come, first served turns on the local model.
+
+    Why not Gradio's ``concurrency_limit`` alone: a job first loads (or downloads) its model
+    and only then needs the model's turn, and a Claude job needs no turn at all; with one
+    Gradio slot both would wait behind the job generating. Jobs wait here in arrival order and
+    are told how many are ahead of them.
+    """
+
+    def __init__(self, slots: int = 1) -> None:
+        if slots < 1:
+            raise ValueError(f"slots={slots!r} must be >= 1")
+        self._slots, self._running = slots, 0
+        self._waiting: list[object] = []
+        self._cond = threading.Condition()
+
+    def wait(self, cancel: threading.Event, poll_s: float = 0.5) -> Iterator[int]:
+        """Yield the number of jobs ahead (running or waiting) until this job holds a turn;
+        the caller must :meth:`release` it. Raises :class:`JobCancelled` when ``cancel`` is set."""
+        ticket = object()
+        with self._cond:
+            self._waiting.append(ticket)
+        try:
+            while True:
+                with self._cond:
+                    if self._waiting[0] is ticket and self._running < self._slots:
+                        self._waiting.pop(0)
+                        self._running += 1
+                        return
+                    ahead = self._waiting.index(ticket) + self._running
+                yield ahead
+                if cancel.is_set():
+                    raise JobCancelled("the job was cancelled while waiting for its turn")
+                with self._cond:
+                    self._cond.wait(timeout=poll_s)
+        except BaseException:
+            with self._cond:
+                if ticket in self._waiting:
+                    self._waiting.remove(ticket)
+                self._cond.notify_all()
+            raise
+
+    def release(self) -> None:
+        with self._cond:
+            self._running = max(0, self._running - 1)
+            self._cond.notify_all()
+
+
+class _Tail:
+    """New complete lines of a growing ``responses.jsonl`` (the job may run in another process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
+
+
+def _wait_for_load(model_id: str, deadline: float, cancel: threading.Event, limits: SpaceLimits, poll_s: float,
+                   update: Callable[[str], JobUpdate]) -> Iterator[JobUpdate]:
+    """Load (download if need be) ``model_id`` in a background thread, reporting while it runs.
+
+    The load counts against the job's time limit but holds no generation turn. A load that
+    outlives the limit goes on in the background (the next job finds the model loaded).
+    """
+    box: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            box["backend"] = local_backend(model_id)
+        except BaseException as exc:  # noqa: BLE001 - relayed below
+            box["error"] = exc
+
+    thread = threading.Thread(target=load, name=f"load-{model_id}", daemon=True)
+    thread.start()
+    started = time.time()
+    while True:
+        thread.join(timeout=poll_s)
+        if not thread.is_alive():
+            break
+        if cancel.is_set():
+            raise JobCancelled("the job was cancelled while its model was loading")
+        if time.time() > deadline:
+            raise JobTimeout(f"downloading and loading {model_id} took longer than this Space's limit of "
+                             f"{limits.job_timeout_s:.0f} s; it goes on loading in the background, so run again "
+                             "in a minute")
+        yield update(f"Downloading and loading {model_id} … {time.time() - started:.0f} s")
+    if "error" in box:
+        exc = box["error"]
+        if model_id == EMBEDDED_MODEL or not isinstance(exc, (OSError, ValueError, ModuleNotFoundError)):
+            raise exc
+        raise ValueError(f"Could not load the Hub model {model_id!r} ({type(exc).__name__}: {exc})") from exc
+
+
+_SDK_ERROR = re.compile(r"Error code: (\d+) - (\{.*\})\s*$", re.DOTALL)
+
+
+def plain_error(text: str) -> str:
+    """A backend error as a sentence: an SDK's ``Error code: 401 - {'type': 'error', 'error': {...}}``
+    becomes ``HTTP 401: <its message>`` (the page shows no raw dict)."""
+    match = _SDK_ERROR.search(text)
+    if not match:
+        return text
+    try:
+        body = ast.literal_eval(match.group(2))
+    except (ValueError, SyntaxError):
+        return text
+    inner = body.get("error") if isinstance(body, dict) else None
+    message = inner.get("message") if isinstance(inner, dict) else body.get("message") if isinstance(body, dict) else None
+    if not message:
+        return text
+    head = text[:match.start()].rstrip(" :-")
+    head = re.sub(r"\s*\(HTTP \d+\)$", "", head)
+    return f"{head + ' ' if head else ''}(HTTP {match.group(1)}): {message}"
+
+
+def _failure(rows: Sequence[dict[str, Any]], api_key: str | None) -> str | None:
+    """Why a finished job has nothing to score (no row answered), or None when some row did."""
+    if any(r.get("status") == "ok" for r in rows):
+        return None
+    if not rows:
+        return "no response was written"
+    counts = Counter(str(r.get("status")) for r in rows)
+    breakdown = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+    errors = [r["error"] for r in rows if r.get("status") == "error" and r.get("error")]
+    if errors:
+        return f"every one of the {len(rows)} requests failed ({breakdown}); the backend said: " + \
+            plain_error(redact(errors[0], api_key))[:300]
+    return (f"none of the {len(rows)} replies held an answer that maps to an option ({breakdown}); see the raw text "
+            "in the responses table, and try more max_new_tokens or a bigger model")
 
 
 def run_job(
@@ -108,20 +255,26 @@ def run_job(
     api_key: str | None = None,
     dataset_dir: str | Path | None = None,
     poll_s: float = 0.5,
-    stop: threading.Event | None = None,
+    cancel: threading.Event | None = None,
+    slots: GenerationSlots | None = None,
 ) -> Iterator[JobUpdate]:
     """Run one simulation into a fresh folder under ``runs_dir``, yielding updates as rows arrive.
 
-    The runner works in a thread (started in a copy of this context, so a progress tracker
-    that follows tqdm, such as Gradio's, sees its bar); this generator relays its rows. A job
-    that passes ``limits.job_timeout_s`` raises :class:`JobTimeout`; any error raised has the
-    key removed from its message.
+    Steps: check the job; load the model (local kinds; outside the generation turn, inside
+    the time limit); wait for a turn on the local model (``slots``; Claude jobs take none);
+    generate in a worker thread (local models through ``space.device.simulate_local``, the
+    ZeroGPU-decorated call; started in a copy of this context so Gradio's tqdm tracker sees
+    the runner's bar) while the rows are read back from the run folder. Time waiting for a
+    turn does not count against ``limits.job_timeout_s``. Raises :class:`JobTimeout`,
+    :class:`JobCancelled` (``cancel`` set) or :class:`JobFailed` (no row answered); every
+    message has the key removed.
     """
     from simulator.participants import PlanSettings
-    from simulator.runner import simulate
+    from simulator.runner import RESPONSES_FILE, simulate
 
-    started = time.monotonic()
-    stop = stop or threading.Event()
+    started = time.time()
+    cancel = cancel or threading.Event()
+    slots = slots or GenerationSlots(limits.concurrency_limit)
     api_key = (api_key or "").strip() or None
     check_job(spec, limits)
     questions = select_questions(spec, dataset_dir)
@@ -131,86 +284,133 @@ def run_job(
         check_model_size(spec.model_id, hardware, limits)
     run_dir = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     run_dir.mkdir(parents=True, exist_ok=False)
+    stop_path = run_dir / STOP_FILE
     total = len(questions) * spec.participants
+    deadline = started + limits.job_timeout_s
+
+    def update(message: str, rows: list[dict[str, Any]] | None = None, finished: bool = False) -> JobUpdate:
+        rows = list(rows or [])
+        return JobUpdate(rows, len(rows), total, message, run_dir, finished=finished,
+                         elapsed_s=time.time() - started, questions=questions)
+
+    local = spec.model_kind != "claude"
+    model_id = spec.model_id if spec.model_kind == "hub" else EMBEDDED_MODEL
+    if local and not is_loaded(model_id):
+        if hardware.zero_gpu:  # the main process has no CUDA there: the model loads inside the GPU lease
+            yield update(f"{model_id} is not loaded yet: it loads inside the GPU lease, which takes longer")
+        else:
+            yield update(f"Loading {model_id} …")
+            yield from _wait_for_load(model_id, deadline, cancel, limits, poll_s, update)
+    held = False
+    if local:
+        waited_from = time.time()
+        for ahead in slots.wait(cancel, poll_s):
+            yield update(f"Waiting for the model: {ahead} job{'s' if ahead != 1 else ''} ahead of yours")
+        held = True
+        deadline += time.time() - waited_from  # the wait is not the job's time
     settings = PlanSettings(max_beams=spec.max_beams, max_memory=spec.max_memory,
                             temperature_range=tuple(spec.temperature_range), top_p_range=tuple(spec.top_p_range))
-    yield JobUpdate([], 0, total, f"Loading {spec.model_id} …", run_dir, questions=questions)
-    if spec.model_kind == "claude":
-        inner = _claude_backend(spec.model_id, api_key or "")
-    elif spec.model_kind == "hub":
-        try:
-            inner = local_backend(spec.model_id)
-        except (OSError, ValueError, ModuleNotFoundError) as exc:
-            raise ValueError(f"Could not load the Hub model {spec.model_id!r} ({type(exc).__name__}: {exc})") from exc
-    else:
-        inner = local_backend(EMBEDDED_MODEL)
-    deadline = started + limits.job_timeout_s
-    backend = _GuardedBackend(inner, deadline, limits.job_timeout_s, stop, api_key)
-    arrived: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+    options = dict(plan=spec.plan, participants=spec.participants, seed=spec.seed, settings=settings,
+                   max_new_tokens=spec.max_new_tokens, progress=True,
+                   selection={"culture": spec.culture, "language": spec.language, "limit": spec.questions,
+                              "select_by": spec.select_by, "selection": list(spec.selection), "source": "space"})
     outcome: dict[str, Any] = {}
+    inner = _claude_backend(spec.model_id, api_key or "") if not local else None
 
     def work() -> None:
         try:
-            outcome["summary"] = simulate(
-                run_dir, questions, backend, plan=spec.plan, participants=spec.participants, seed=spec.seed,
-                settings=settings, max_new_tokens=spec.max_new_tokens, progress=True,
-                on_rows=lambda rows: arrived.put([dict(r) for r in rows]),
-                selection={"culture": spec.culture, "language": spec.language, "limit": spec.questions,
-                           "select_by": spec.select_by, "selection": list(spec.selection), "source": "space"},
-            )
+            if local:
+                outcome["summary"] = simulate_local(
+                    run_dir=str(run_dir), model_id=model_id, questions=questions, options=options,
+                    deadline=deadline, timeout_s=limits.job_timeout_s, lease_s=deadline - time.time())
+            else:
+                backend = GuardedBackend(inner, deadline, limits.job_timeout_s, stop_path, api_key)
+                outcome["summary"] = simulate(run_dir, questions, backend, **options)
         except BaseException as exc:  # noqa: BLE001 - relayed to the generator below
             outcome["error"] = exc
 
-    yield JobUpdate([], 0, total, f"Asking {len(questions)} questions of {spec.participants} participants …", run_dir,
-                    elapsed_s=time.monotonic() - started, questions=questions)
-    # A copy of this context: a progress tracker that follows tqdm (Gradio's) sees the runner's bar.
+    yield update(f"Asking {len(questions)} questions of {spec.participants} participants …")
     worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name=f"job-{run_dir.name}",
                               daemon=True)
     worker.start()
     rows: list[dict[str, Any]] = []
+    tail = _Tail(run_dir / RESPONSES_FILE)
     try:
         while True:
             worker.join(timeout=poll_s)
-            fresh: list[dict[str, Any]] = []
-            while not arrived.empty():
-                fresh += arrived.get_nowait()
+            fresh = tail.read()
             if fresh:
                 rows += fresh
-                yield JobUpdate(list(rows), len(rows), total, f"{len(rows)} of {total} responses",
-                                run_dir, elapsed_s=time.monotonic() - started, questions=questions)
+                yield update(f"{len(rows)} of {total} responses", rows)
             if not worker.is_alive():
                 break
-            if time.monotonic() > deadline:
-                stop.set()  # the guarded backend stops the runner before its next batch
+            if cancel.is_set() or time.time() > deadline:
+                stop_path.touch()  # the guarded backend stops the runner before its next batch
     finally:
-        stop.set()  # also when the page is closed (GeneratorExit): the worker stops at its next batch
-        if spec.model_kind == "claude":
+        stop_path.touch()  # also when the page is closed (GeneratorExit): the worker stops at its next batch
+        if held:
+            if worker.is_alive():  # a stopped job finishes its batch before the next job's turn
+                worker.join(timeout=limits.job_timeout_s)
+            slots.release()
+        if inner is not None:
             worker.join(timeout=10)
             inner.close()
+    rows += tail.read()
     if "error" in outcome:
         error = outcome["error"]
-        if isinstance(error, JobCancelled) and time.monotonic() > deadline:
+        if cancel.is_set():
+            raise JobCancelled(f"stopped after {len(rows)} of {total} responses (they stay in the table and the run folder)") from None
+        if isinstance(error, (JobCancelled, JobTimeout)) or time.time() > deadline:
             raise JobTimeout(f"the job ran past this Space's limit of {limits.job_timeout_s:.0f} s") from None
         raise error
     summary = outcome["summary"]
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
+    lost = variation_note(run_dir)
+    reason = _failure(rows, api_key)
+    if reason:
+        raise JobFailed(reason + (f". {lost}" if lost else ""))
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.status_counts.items(), key=lambda kv: -kv[1]))
     message = f"{summary.rows_total} responses in {summary.elapsed_s:.1f} s ({counts})"
     errors = [r["error"] for r in rows if r.get("status") == "error" and r.get("error")]
     if errors:
-        message += f"; the backend failed on {len(errors)}, e.g. {redact(errors[0], api_key)[:300]}"
-    yield JobUpdate(list(rows), len(rows), total, message,
-                    run_dir, finished=True, elapsed_s=time.monotonic() - started, questions=questions)
+        message += f"; the backend failed on {len(errors)}, e.g. {plain_error(redact(errors[0], api_key))[:300]}"
+    if lost:
+        message += f" · ⚠️ {lost}"
+    yield update(message, rows, finished=True)
 
 
-def user_message(exc: BaseException) -> str:
-    """The text a failed job shows: the error's own message, plus what to do for timeouts."""
+def variation_note(run_dir: str | Path) -> str:
+    """What a run's backend could not vary of the DEF generation settings (Claude: num_beams), from
+    its ``config.json`` (the runner records it; the log alone is not enough), or ""."""
+    path = Path(run_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    diversity = config.get("config_diversity") or {}
+    if not (diversity.get("modification_on") and diversity.get("unavailable")):
+        return ""
+    return (f"Generation-settings variation lost: {config.get('model') or 'this backend'} cannot apply "
+            f"{', '.join(diversity['unavailable'])}, so the participants do not differ in those (each request used "
+            "the backend's default) and the plan's config part is only partly applied")
+
+
+def user_message(exc: BaseException, *paths: str | Path | None) -> str:
+    """The text a failed job shows: the error's own message, plus what to do; no server path
+    (each of ``paths``, e.g. the runs folder, is replaced by "…")."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, JobTimeout):
-        return (f"Stopped: {text}. Ask fewer questions or participants, or lower max_new_tokens; the responses so "
-                "far are kept in the run folder.")
-    if isinstance(exc, (ValueError, FileNotFoundError)):
-        return text
-    return f"{type(exc).__name__}: {text}"
+        text = (f"Stopped: {text}. Ask fewer questions or participants, or lower max_new_tokens; the responses so "
+                "far are in the table.")
+    elif isinstance(exc, JobCancelled):
+        text = f"Cancelled: {text}."
+    elif isinstance(exc, JobFailed):
+        text = f"Failed: {text}."
+    elif not isinstance(exc, (ValueError, FileNotFoundError)):
+        text = f"{type(exc).__name__}: {text}"
+    for path in paths:
+        if path:
+            text = text.replace(str(Path(path).resolve()), "…").replace(str(path), "…")
+    return text
 
 
 def default_runs_dir() -> Path:

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import re
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,29 +35,70 @@ class Hardware:
     gpu_name: str | None = None
     gpu_memory_gb: float = 0.0
     cpu_count: int = 1
+    zero_gpu: bool = False
+    """A ZeroGPU Space: the GPU is lent per job (``space.device``), for a few minutes at most."""
+    compute_capability: tuple[int, int] | None = None
+    """The GPU's CUDA compute capability; below 8.0 (T4, V100) there is no bfloat16."""
 
     @property
     def has_gpu(self) -> bool:
         return self.gpu_name is not None
 
+    @property
+    def where(self) -> str:
+        """What the model runs on, in a few words (the model choice's label)."""
+        if self.zero_gpu:
+            return "ZeroGPU"
+        return f"this {self.gpu_name}" if self.has_gpu else "this CPU"
+
     def describe(self) -> str:
+        if self.zero_gpu:
+            return f"ZeroGPU ({self.gpu_name}, {self.gpu_memory_gb:.0f} GB, lent per job)"
         if self.has_gpu:
             return f"GPU {self.gpu_name} ({self.gpu_memory_gb:.0f} GB)"
         return f"CPU only ({self.cpu_count} cores)"
 
 
 def detect_hardware() -> Hardware:
-    """The GPU torch sees (if any) and the CPU count."""
+    """The GPU torch sees (if any) and the CPU count. On ZeroGPU, what ``spaces`` says the
+    lent GPU is (the main process has no CUDA; ``spaces`` answers torch's device queries)."""
+    from space import device  # imports spaces (if installed) before torch
+
     cpus = os.cpu_count() or 1
+    if device.on_zero_gpu() and device.spaces is not None:
+        from spaces.config import Config
+
+        capability = (Config.zerogpu_cuda_capability_major, Config.zerogpu_cuda_capability_minor)
+        return Hardware(Config.zerogpu_cuda_device_name, Config.zerogpu_cuda_total_memory / 1e9, cpus,
+                        zero_gpu=True, compute_capability=capability)
     try:
         import torch
 
         if torch.cuda.is_available():
             props = torch.cuda.get_device_properties(0)
-            return Hardware(props.name, props.total_memory / 1e9, cpus)
+            return Hardware(props.name, props.total_memory / 1e9, cpus,
+                            compute_capability=(props.major, props.minor))
     except Exception:  # noqa: BLE001 - a broken CUDA install is CPU-only hardware
         log.debug("no usable GPU", exc_info=True)
     return Hardware(None, 0.0, cpus)
+
+
+def torch_build_warning(hardware: Hardware) -> str | None:
+    """Why the model runs on the CPU although this machine has an NVIDIA GPU (a CPU build of
+    torch, e.g. a Space published with ``--hardware cpu`` and then switched to a GPU), or None."""
+    if hardware.has_gpu or hardware.zero_gpu:
+        return None
+    gpu_present = Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
+    try:
+        import torch
+
+        cpu_build = torch.version.cuda is None
+    except Exception:  # noqa: BLE001 - no torch at all is reported when a model loads
+        return None
+    if gpu_present and cpu_build:
+        return ("this machine has an NVIDIA GPU but torch is a CPU build, so models run on the CPU; republish "
+                "with `culturesim space publish --hardware gpu` (requirements-gpu.txt)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,9 +129,32 @@ class SpaceLimits:
             max_params = max(usable / 2.0, min(usable / 0.6, 80e9)) if usable / 2.0 >= 10e9 else usable / 2.0
             base = cls(max_responses=4000, max_questions=1000, max_participants=50, max_new_tokens=512,
                        job_timeout_s=1800.0, concurrency_limit=1, max_model_params=max_params)
+            if hardware.zero_gpu:  # a lease lasts minutes: smaller jobs, the lease bounds the generation
+                from space.device import ZERO_GPU_MAX_S
+
+                base = replace(base, max_responses=1000, job_timeout_s=float(ZERO_GPU_MAX_S) + 120.0)
         else:
             base = cls()
         return replace(base, **overrides) if overrides else base
+
+
+SUGGESTED_MODELS = (
+    ("HuggingFaceTB/SmolLM2-360M-Instruct", 0.36e9),
+    ("Qwen/Qwen2.5-0.5B-Instruct", 0.49e9),
+    ("Qwen/Qwen2.5-1.5B-Instruct", 1.54e9),
+    ("HuggingFaceTB/SmolLM2-1.7B-Instruct", 1.71e9),
+    ("Qwen/Qwen2.5-3B-Instruct", 3.09e9),
+    ("Qwen/Qwen2.5-7B-Instruct", 7.62e9),
+    ("meta-llama/Llama-3.1-8B-Instruct", 8.03e9),
+    ("Qwen/Qwen2.5-14B-Instruct", 14.8e9),
+    ("Qwen/Qwen2.5-32B-Instruct", 32.8e9),
+)
+"""Open instruction-tuned Hub models (ungated except Llama) with their parameter counts."""
+
+
+def suggested_models(limits: "SpaceLimits") -> list[str]:
+    """The suggested Hub models this hardware holds (``limits.max_model_params``), smallest first."""
+    return [model for model, params in SUGGESTED_MODELS if params <= limits.max_model_params]
 
 
 _SIZE = re.compile(r"(?<![A-Za-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])")

@@ -7,6 +7,7 @@ returns DataFrames, figures or dataclasses, raises ``ValueError`` with the offen
 the fix, and is tested without a browser. The code lives in one module per concern (below);
 this module gathers their public names so the app and the tests have one import.
 
+- ``space.device``: the GPU-bound call (``@spaces.GPU`` on ZeroGPU, a plain call elsewhere)
 - ``space.common``: shared constants and figure fonts
 - ``space.limits``: hardware detection and the caps a job must fit
 - ``space.explore``: the Explore tab
@@ -19,13 +20,17 @@ this module gathers their public names so the app and the tests have one import.
 
 from __future__ import annotations
 
-from space.common import ALL, CLAUDE_MODELS, EMBEDDED_HUB_ID, EMBEDDED_MODEL, MODEL_KINDS, SELECT_BY
-from space.limits import Hardware, SpaceLimits, check_job, check_model_size, detect_hardware, model_parameter_count
+from space.device import on_zero_gpu
+from space.common import ALL, CLAUDE_MODELS, EMBEDDED_HUB_ID, EMBEDDED_MODEL, MODEL_KINDS, SELECT_BY, model_kinds
+from space.limits import (Hardware, SpaceLimits, check_job, check_model_size, detect_hardware, model_parameter_count,
+                          suggested_models, torch_build_warning)
 from space.explore import dataset_frame, explore_choices, explore_table, human_distribution_figure, question_view
 from space.spec import DEFAULT_JOB, JobSpec, job_spec, language_choices, model_id_for, plan_choices, select_questions, selection_choices
-from space.models import JobCancelled, JobTimeout, local_backend, redact
-from space.jobs import JobUpdate, RESPONSE_COLUMNS, default_runs_dir, responses_table, run_job, user_message
-from space.results import FIGURE_TITLES, JobResult, SCORE_COLUMNS, report_files, result_figures, run_label, score_folder, scores_table
+from space.models import JobCancelled, JobFailed, JobTimeout, is_loaded, local_backend, redact
+from space.jobs import (GenerationSlots, JobUpdate, RESPONSE_COLUMNS, default_runs_dir, responses_table, run_job,
+                        user_message)
+from space.results import (FIGURE_TITLES, JobResult, SCORE_COLUMNS, report_files, result_figures, run_label, run_notes,
+                           score_folder, scores_table)
 from space.upload import prepare_uploaded_run, read_responses_upload, score_upload
 
 __all__ = [
@@ -36,7 +41,9 @@ __all__ = [
     "EMBEDDED_MODEL",
     "FIGURE_TITLES",
     "Hardware",
+    "GenerationSlots",
     "JobCancelled",
+    "JobFailed",
     "JobResult",
     "JobSpec",
     "JobTimeout",
@@ -54,11 +61,14 @@ __all__ = [
     "explore_choices",
     "explore_table",
     "human_distribution_figure",
+    "is_loaded",
     "job_spec",
     "language_choices",
     "local_backend",
     "model_id_for",
+    "model_kinds",
     "model_parameter_count",
+    "on_zero_gpu",
     "plan_choices",
     "prepare_uploaded_run",
     "question_view",
@@ -69,10 +79,13 @@ __all__ = [
     "result_figures",
     "run_job",
     "run_label",
+    "run_notes",
     "score_folder",
     "score_upload",
     "scores_table",
     "select_questions",
     "selection_choices",
+    "suggested_models",
+    "torch_build_warning",
     "user_message",
 ]

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -77,31 +78,41 @@ class JobTimeout(RuntimeError):
 
 
 class JobCancelled(RuntimeError):
-    """The job was stopped from outside (the page was closed)."""
+    """The job was stopped from outside (Cancel pressed, or the page was closed)."""
 
 
-class _GuardedBackend:
-    """The job's view of a backend: stops at the deadline and scrubs a pasted key.
+class JobFailed(RuntimeError):
+    """The job ran but produced nothing to score (e.g. every request failed); the message says why."""
 
-    ``simulate`` calls ``generate`` once per step; checking the deadline before each batch
-    stops a job between batches without killing threads (a batch already running finishes
-    and its rows are kept), and every row's text and error pass ``redact``. Anything else is
-    the wrapped backend's.
+
+def is_loaded(model_id: str) -> bool:
+    """Whether ``model_id`` is the model this process holds (a job for it needs no loading)."""
+    return model_id in _BACKENDS
+
+
+class GuardedBackend:
+    """The job's view of a backend: stops at the deadline or on a stop file, scrubs a pasted key.
+
+    ``simulate`` calls ``generate`` once per step; checking before each batch stops a job
+    between batches without killing threads (a batch already running finishes and its rows
+    are kept), and every row's text and error pass ``redact``. The stop signal is a file in the
+    run folder (``space.device.STOP_FILE``) because on ZeroGPU the job runs in another process.
+    ``deadline`` is wall-clock time (``time.time()``). Anything else is the wrapped backend's.
     """
 
-    def __init__(self, inner: Any, deadline: float, timeout_s: float, stop: threading.Event, secret: str | None):
+    def __init__(self, inner: Any, deadline: float, timeout_s: float, stop_path: Path, secret: str | None):
         self._inner, self._deadline, self._timeout_s = inner, deadline, timeout_s
-        self._stop, self._secret = stop, secret
+        self._stop_path, self._secret = Path(stop_path), secret
         self.name = inner.name
         self.model_id = inner.model_id
         self.supported_params = inner.supported_params
         self.concurrency = inner.concurrency
 
     def _check(self) -> None:
-        if self._stop.is_set():
-            raise JobCancelled("the job was cancelled")
-        if time.monotonic() > self._deadline:
+        if time.time() > self._deadline:
             raise JobTimeout(f"the job ran past this Space's limit of {self._timeout_s:.0f} s")
+        if self._stop_path.exists():
+            raise JobCancelled("the job was cancelled")
 
     def generate(self, requests: Sequence[Any]) -> list[Any]:
         self._check()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +29,14 @@ PACKAGES = ("space", "simulator", "metrics", "dataset_builder")
 """Packages copied whole (their .py files and data files; no tests, caches or raw sources)."""
 DATA_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".md", ".txt", ".parquet", ".html", ".css"}
 SKIP_PARTS = {"__pycache__", ".pytest_cache", "tests"}
+HARDWARE = {  # --hardware -> (the requirements file uploaded as requirements.txt, suggested_hardware)
+    "cpu": ("requirements.txt", "cpu-basic"),
+    "gpu": ("requirements-gpu.txt", "t4-small"),
+    "zero-gpu": ("requirements-gpu.txt", "zero-a10g"),
+}
+"""pip cannot tell whether a GPU is present, so the torch build is chosen when publishing:
+the CPU build on CPU hardware (the PyPI wheel pulls about 3 GB of CUDA libraries), the CUDA
+build from PyPI on a dedicated GPU or ZeroGPU."""
 
 
 def _copy_package(src: Path, dst: Path) -> int:
@@ -43,25 +52,33 @@ def _copy_package(src: Path, dst: Path) -> int:
     return count
 
 
-def prepare_space_folder(out: str | Path, repo_root: str | Path = REPO_ROOT) -> Path:
+def prepare_space_folder(out: str | Path, repo_root: str | Path = REPO_ROOT, hardware: str = "cpu") -> Path:
     """Write the Space's repository contents into ``out`` (emptied first); return it.
 
     Root: ``README.md`` (Space front matter), ``requirements.txt``, ``packages.txt`` (Debian
     fonts for Chinese, Japanese and Arabic labels), ``app.py``; beside them the packages of
-    ``PACKAGES``. Raises FileNotFoundError when the dataset is not built.
+    ``PACKAGES``. ``hardware`` (``HARDWARE``) picks the requirements file and the front
+    matter's ``suggested_hardware``. Raises FileNotFoundError when the dataset is not built.
     """
+    if hardware not in HARDWARE:
+        raise ValueError(f"Unknown hardware {hardware!r}; choose one of {', '.join(HARDWARE)}.")
+    requirements, suggested = HARDWARE[hardware]
     root, out = Path(repo_root), Path(out)
     data = root / "dataset_builder" / "dataset" / "data"
     if not any(data.glob("*.parquet")):
         raise FileNotFoundError(f"No dataset in {data}: build it first with `culturesim dataset build`.")
-    for name in ROOT_FILES:
+    sources = {name: requirements if name == "requirements.txt" else name for name in ROOT_FILES}
+    for name in sources.values():
         if not (root / "space" / name).is_file():
             raise FileNotFoundError(f"{root / 'space' / name} is missing; the Space cannot be published without it.")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for name in ROOT_FILES:
-        shutil.copy2(root / "space" / name, out / name)
+    for name, source in sources.items():
+        shutil.copy2(root / "space" / source, out / name)
+    card = (out / "README.md").read_text(encoding="utf-8")
+    card = re.sub(r"(?m)^suggested_hardware: .*$", f"suggested_hardware: {suggested}", card, count=1)
+    (out / "README.md").write_text(card, encoding="utf-8")
     counts = {package: _copy_package(root / package, out / package) for package in PACKAGES}
     log.info("prepared Space folder %s: %s", out, ", ".join(f"{k} {v} files" for k, v in counts.items()))
     return out
@@ -73,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", type=Path, default=None,
                         help="where to prepare the upload (default: a temporary folder, removed afterwards)")
     parser.add_argument("--prepare-only", action="store_true", help="prepare --folder and stop (no upload)")
+    parser.add_argument("--hardware", choices=sorted(HARDWARE), default="cpu",
+                        help="what the Space runs on: picks the torch build in requirements.txt (cpu: the CPU build; "
+                             "gpu, zero-gpu: the CUDA build) and suggested_hardware (default: cpu)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -83,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
     temporary = args.folder is None
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="culturesim-space-")) / "space"
     try:
-        prepare_space_folder(folder)
+        prepare_space_folder(folder, hardware=args.hardware)
         if args.prepare_only:
             print(f"Space folder prepared in {folder}")
             return 0

@@ -122,12 +122,25 @@ def _culture_map_figure(label: str, metric: dict[str, Any], questions: Sequence[
     return figures.culture_map(projection, humans=projection["humans"])
 
 
+def _bias_figure(label: str, metric: dict[str, Any], questions: Sequence[Question], cultures: list[str]) -> Any:
+    from simulator.analysis import figures
+    from simulator.analysis.report import bias_by_dimension
+
+    if not any(q.demographics for q in questions):
+        raise ValueError(f"these {', '.join(cultures)} questions have no human answers by sex and age (only the "
+                         "GSS questions, culture US, have them), so there is no group to compare with")
+    profile = bias_by_dimension(metric)
+    if not any(profile.values()):
+        raise ValueError("none of the scored questions with sex and age data is tagged with a value dimension")
+    return figures.bias_heatmaps(profile, title=f"Preference bias of {label}")
+
+
 def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: Sequence[dict[str, Any]],
                    dataset_dir: str | Path | None = None) -> dict[str, Any]:
     """The run's figures (``simulator.analysis.figures``), each drawn from the metric's numbers; a
     figure that cannot be drawn for this run says why instead."""
     from simulator.analysis import figures
-    from simulator.analysis.report import bias_by_dimension, insensitivity_for_run
+    from simulator.analysis.report import insensitivity_for_run
 
     metric = scores.get("metric") or {}
     label = run_label(scores)
@@ -138,10 +151,7 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
         "questions": lambda: figures.question_distribution(
             {label: [r["kl"] for r in per_question if r["kl"] is not None]}),
         "culture_map": lambda: _culture_map_figure(label, metric, questions, dataset_dir),
-        "bias": lambda: figures.bias_heatmaps(
-            bias_by_dimension(metric),
-            title=f"Preference bias of {label}" + ("" if any(q.demographics for q in questions) else
-                                                   f" (no sex/age data for {', '.join(cultures)}: counts are 0)")),
+        "bias": lambda: _bias_figure(label, metric, questions, cultures),
         "insensitivity": lambda: figures.insensitivity_radar(
             {label: insensitivity_for_run(rows, {q.id: q for q in questions})["summary"]}),
     }
@@ -157,6 +167,44 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
                 out[name] = _note_figure(FIGURE_TITLES[name], f"Not drawn for this run: {exc}")
             plt.close("all")  # the Figures stay usable; pyplot forgets them
     return out
+
+
+def run_notes(run_dir: str | Path, scores: dict[str, Any], rows: Sequence[dict[str, Any]],
+              questions: Sequence[Question]) -> str:
+    """What the scores leave out, as markdown: generation settings the backend could not vary
+    (Claude), the questions with no usable answer and why, and why the embedded model parses
+    badly."""
+    import json
+    from collections import Counter
+
+    from space.common import EMBEDDED_MODEL
+    from space.glossary import EMBEDDED_PARSE_NOTE, STATUSES
+    from space.jobs import variation_note
+
+    notes = []
+    config_path = Path(run_dir) / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+    lost = variation_note(run_dir)
+    if lost:
+        notes.append(f"⚠️ **{lost}.**")
+    texts = {q.id: q.question for q in questions}
+    by_question: dict[str, Counter[str]] = {}
+    for r in rows:
+        by_question.setdefault(r.get("question_id"), Counter())[str(r.get("status"))] += 1
+    unusable = [(qid, c) for qid, c in by_question.items() if not c.get("ok")]
+    if unusable:
+        items = [f"- {texts.get(qid, qid)[:120]} (`{qid}`): " + ", ".join(f"{n} {s}" for s, n in c.most_common())
+                 for qid, c in unusable[:20]]
+        notes.append(f"**{len(unusable)} question{'s' if len(unusable) != 1 else ''} got no usable answer** and "
+                     "are not scored:\n" + "\n".join(items))
+    statuses = Counter(str(r.get("status")) for r in rows)
+    bad = {s: n for s, n in statuses.items() if s != "ok"}
+    if bad:
+        notes.append("**Replies not counted:** " + "; ".join(
+            f"{n} {s} ({STATUSES.get(s, s)})" for s, n in sorted(bad.items(), key=lambda kv: -kv[1])))
+        if config.get("model") == EMBEDDED_MODEL or str(config.get("model", "")).endswith("SmolLM2-135M-Instruct"):
+            notes.append(EMBEDDED_PARSE_NOTE)
+    return "\n\n".join(notes)
 
 
 def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
@@ -200,12 +248,15 @@ def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, boo
     summary = (
         f"**{run.get('model') or 'model'}** · plan {run.get('plan')} · culture {run.get('culture')} · "
         f"{responses['rows']} responses, {responses['questions_scored']} questions scored "
-        f"(share not usable: {_fmt(responses.get('non_ok_share'))}) · **KL {_fmt(metric.get('kl_mean'))}** "
-        f"[95% CI {_fmt(metric.get('kl_ci_low'))}, {_fmt(metric.get('kl_ci_high'))}] · "
-        f"JS {_fmt(metric.get('js_mean'))} · "
-        f"match rate {_fmt(metric.get('match_rate'))} · distinct answers per question "
+        f"(share not usable: {_fmt(responses.get('non_ok_share'))})\n\n**KL {_fmt(metric.get('kl_mean'))}** "
+        f"[95% CI {_fmt(metric.get('kl_ci_low'))}, {_fmt(metric.get('kl_ci_high'))}] (0 = the humans' answers; "
+        f"lower is better) · JS {_fmt(metric.get('js_mean'))} (0 to 1, lower is better) · "
+        f"match rate {_fmt(metric.get('match_rate'))} (higher is better) · distinct answers per question "
         f"{_fmt(metric.get('distinct_answers_mean'))}"
     )
+    notes = run_notes(run_dir, scores, rows, questions)
+    if notes:
+        summary += "\n\n" + notes
     result = JobResult(run_dir, scores, scores_table(scores), summary)
     result.figures = result_figures(scores, questions, rows, dataset_dir)
     result.files = [p for p in (run_dir / "responses.jsonl", run_dir / "scores.json") if p.exists()]

@@ -30,6 +30,8 @@ def test_size_and_coverage(rows):
     assert len(rows) >= 1153
     us = [r for r in rows if r["culture"] == "US" and r["source_year"] != 2024]
     assert len(us) >= 550
+    us24 = [r for r in rows if r["source_year"] == 2024 and r["source"] == "GSS"]
+    assert sum(1 for r in us24 if {g["group_type"] for g in r["demographics"]} == {"sex", "age"}) >= 300
     distinct = {(r["source"], r["source_variable"], r["culture"]) for r in rows}
     assert len(distinct) >= 800
     assert {"US", "CN", "JP", "EG"} <= {r["culture"] for r in rows}
@@ -104,6 +106,9 @@ def test_spot_checks(rows):
     assert cn["human_distribution"] == pytest.approx([0.86 / 0.99, 0.13 / 0.99, 0, 0])
     assert by_id["wvs7.CN.Q1.en"]["options"][0] == "Very important"
     assert "wvs7.US.Q182.en" not in by_id  # the JP record copied into the US file
+    # WVS human_n is the effective n: national n x the share the source's shares cover (JP Q175: 0.62).
+    assert by_id["wvs7.JP.Q175.ja"]["human_n"] == round(wvs.SAMPLE_SIZES["JP"] * 0.62)
+    assert by_id["wvs7.CN.Q1.zh"]["human_n"] == round(wvs.SAMPLE_SIZES["CN"] * 0.99)
 
 
 def test_build_is_deterministic_and_matches_the_committed_dataset(tmp_path, sources, dataset_dir):

@@ -222,3 +222,41 @@ def test_publish_offline_fails_clearly(tmp_path):
 def test_publish_rejects_a_bad_repo_id(tmp_path):
     proc = publish(tmp_path, "--repo-id", "no-slash", HF_TOKEN="hf_x")
     assert proc.returncode == 2 and "must look like ORG/NAME" in proc.stderr
+
+
+WRAPPER_ERRORS = [
+    (dict(predictions=[[0, 1], [True, 0]], references=[[0.5, 0.5], [0.5, 0.5]]),
+     r"question 1: participant 0 answered True; an answer must be an int"),
+    (dict(predictions=[[0, "1"]], references=[[0.5, 0.5]]), r"question 0: participant 1 answered '1'"),
+    (dict(predictions=[], references=[]), r"references is empty: there are no questions to score"),
+    (dict(predictions=[[0, 1]], references=[[]]), r"question 0: the human distribution \[\] has 0 option"),
+    (dict(predictions=[[0, 1], [1, 0]], references=[[0.5, 0.5], [0.5, 0.5]], question_ids=["a", "a"]),
+     r"question 1 \(id 'a'\): question id 'a' is also question 0; ids must be unique"),
+    (dict(predictions=[[0, 2**70]], references=[[0.5, 0.5]]),
+     r"question 0: participant 1 answered option 1180591620717411303424, outside 0..1"),
+    (dict(predictions=[[[0, 2**64]], [1]], references=[[0.5, 0.5], [0.5, 0.5]]),
+     r"question 0: participant 0 answered option 18446744073709551616, outside 0..1"),
+]
+
+
+def test_evaluate_wrapper_raises_the_same_errors_as_compute_alignment(monkeypatch):
+    """Before evaluate stores a batch in Arrow, the wrapper runs compute_alignment's checks: the
+    same ValueError, naming the question and the fix (Arrow would turn True into 1, dump its
+    format for a string and overflow on a huge index)."""
+    monkeypatch.chdir(ROOT)
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
+        monkeypatch.setenv(key, "1")
+    import evaluate
+
+    metric = evaluate.load("metrics/cultural_alignment")
+    for kwargs, pattern in WRAPPER_ERRORS:
+        with pytest.raises(ValueError, match=pattern) as direct:
+            compute_alignment(bootstrap_samples=0, **kwargs)
+        with pytest.raises(ValueError, match=pattern) as wrapped:
+            metric.compute(bootstrap_samples=0, **kwargs)
+        assert str(wrapped.value) == str(direct.value)
+    with pytest.raises(ValueError, match=r"question 0: participant 0 answered True"):
+        metric.add(prediction=[True, 1], reference=[0.5, 0.5])
+    probs = evaluate.load("metrics/cultural_alignment", "probabilities")
+    with pytest.raises(ValueError, match=r"question 0: the model probabilities \[0.5, 0.6\] sums to 1.1"):
+        probs.compute(predictions=[[0.5, 0.6]], references=[[0.5, 0.5]])

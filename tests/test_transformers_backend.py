@@ -146,6 +146,13 @@ def test_dtype_defaults_and_validation():
     assert choose_dtype(None, "cuda", "bnb-nf4") == "bfloat16"
     assert choose_dtype(None, "cuda", "gptq") == "float16"
     assert choose_dtype("float16", "cpu", "none") == "float16"
+    # a T4 (7.5) and a V100 (7.0) have no bfloat16: float16, also for 4-bit compute; an A100 (8.0) has it
+    assert choose_dtype(None, "cuda", "none", (7, 5)) == "float16"
+    assert choose_dtype(None, "cuda", "bnb-nf4", (7, 0)) == "float16"
+    assert choose_dtype(None, "cuda", "none", (8, 0)) == "bfloat16"
+    assert choose_dtype(None, "cuda", "none", (9, 0)) == "bfloat16"
+    with pytest.raises(ValueError, match="compute capability 7.5, which has no bfloat16"):
+        choose_dtype("bfloat16", "cuda", "none", (7, 5))
     with pytest.raises(ValueError, match="float64"):
         choose_dtype("float64", "cpu", "none")
 

@@ -30,7 +30,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from simulator.backends.base import Backend
 from simulator.backends.decoding import DecodeRequest, decode
-from simulator.embedded import EMBEDDED_MODEL, embedded_model_path
+from simulator.backends.model_source import resolve_model_source
+from simulator.embedded import EMBEDDED_MODEL
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class LoadPlan:
     device: str
     dtype: str
     quantization: str
-    """``none``, ``bnb-nf4`` (bitsandbytes 4-bit NF4, bfloat16 compute) or the checkpoint's own
+    """``none``, ``bnb-nf4`` (bitsandbytes 4-bit NF4, bfloat16 compute; float16 on a T4) or the checkpoint's own
     ``quant_method`` (``gptq``, ``awq``, ...) for pre-quantised checkpoints."""
 
 
@@ -124,17 +125,40 @@ def choose_quantization(
     return "none"
 
 
-def choose_dtype(dtype: str | None, device: str, quantization: str) -> str:
-    """``None`` -> float32 on CPU, float16 for GPTQ (its kernels' dtype), bfloat16 otherwise."""
+BF16_MIN_CAPABILITY = (8, 0)
+"""bfloat16 needs compute capability 8.0 (Ampere); a T4 (7.5) or V100 (7.0) has none."""
+
+
+def choose_dtype(dtype: str | None, device: str, quantization: str,
+                 compute_capability: tuple[int, int] | None = None) -> str:
+    """``None`` -> float32 on CPU, float16 for GPTQ (its kernels' dtype) and on GPUs without
+    bfloat16 (compute capability below 8.0: T4, V100), bfloat16 otherwise.
+
+    ``compute_capability`` is the CUDA device's; None on a CUDA device means "unknown", taken as
+    bfloat16-capable. An explicit ``bfloat16`` on a GPU without it is refused.
+    """
+    no_bf16 = device != "cpu" and compute_capability is not None and tuple(compute_capability) < BF16_MIN_CAPABILITY
     if dtype is not None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} is not supported; choose one of {', '.join(DTYPES)} or leave it unset.")
+        if dtype == "bfloat16" and no_bf16:
+            raise ValueError(
+                f"dtype='bfloat16' on a GPU of compute capability {compute_capability[0]}.{compute_capability[1]}, "
+                "which has no bfloat16 (it needs 8.0, Ampere or newer); use float16 or leave dtype unset."
+            )
         return dtype
     if device == "cpu":
         return "float32"
-    if quantization == "gptq":
+    if quantization == "gptq" or no_bf16:
         return "float16"
     return "bfloat16"
+
+
+def cuda_capability(device: str) -> tuple[int, int] | None:
+    """The compute capability of a CUDA ``device`` (None for other devices)."""
+    if not device.startswith("cuda"):
+        return None
+    return tuple(torch.cuda.get_device_capability(device if ":" in device else None))  # type: ignore[return-value]
 
 
 def plan_load(
@@ -154,7 +178,8 @@ def plan_load(
         checkpoint_quantization=checkpoint_quantization,
         gguf=gguf,
     )
-    return LoadPlan(device=resolved, dtype=choose_dtype(dtype, resolved, quantization), quantization=quantization)
+    dtype = choose_dtype(dtype, resolved, quantization, cuda_capability(resolved))
+    return LoadPlan(device=resolved, dtype=dtype, quantization=quantization)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -383,6 +408,22 @@ def chunk_seed(seed: int | None, requests: Sequence[GenerationRequest]) -> int |
     return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
 
 
+def _loading(model: str, source: str, gguf: str | None, load: Any) -> Any:
+    """Run one ``from_pretrained`` call; a failure becomes one ValueError naming the model and the fix
+    (a truncated GGUF file raises numpy's "cannot reshape array", a cut-off folder an OSError)."""
+    try:
+        return load()
+    except (OSError, ValueError, RuntimeError, KeyError, EOFError) as exc:
+        if isinstance(exc, ModuleNotFoundError):
+            raise
+        shown = f"{source}/{gguf}" if gguf else source
+        text = " ".join(str(exc).split())[:300]
+        hint = ("the GGUF file looks truncated or corrupt: download it again" if gguf
+                else "check that the folder or Hub id holds a complete transformers model (config.json, "
+                     "tokenizer and weights), or download it again")
+        raise ValueError(f"--model {model}: could not load {shown} ({type(exc).__name__}: {text}); {hint}") from exc
+
+
 class TransformersBackend(Backend):
     """A local causal LM (the embedded SmolLM2 by default, a local path, or a Hub id).
 
@@ -412,16 +453,28 @@ class TransformersBackend(Backend):
         self.batch_size = batch_size
         self.concurrency = batch_size
         self.seed = seed
-        if model == EMBEDDED_MODEL:
-            source, gguf = embedded_model_path()
-            gguf = gguf_file or gguf
-        else:
-            source, gguf = model, gguf_file
+        where = resolve_model_source(model, gguf_file)
+        source, gguf = where.source, where.gguf_file
         self.source = source
         self.gguf_file = gguf
+        self._load(model, source, gguf, device, dtype, load_in_4bit)
+        if memory_budget_mb is None and self.plan.device == "cpu":
+            memory_budget_mb = CPU_MEMORY_BUDGET_MB
+        self.memory_budget_mb = memory_budget_mb
+        self.memory_model = MemoryModel.from_config(self.model.config, self.plan.dtype)
 
+        eos: set[int] = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                eos.add(value)
+            elif value:
+                eos.update(int(v) for v in value)
+        self.eos_token_ids = sorted(eos)
+
+    def _load(self, model: str, source: str, gguf: str | None, device: str | None, dtype: str | None,
+              load_in_4bit: bool | None) -> None:
         hf_kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
-        config = AutoConfig.from_pretrained(source, **hf_kwargs)
+        config = _loading(model, source, gguf, lambda: AutoConfig.from_pretrained(source, **hf_kwargs))
         checkpoint_q = checkpoint_quantization_method(config)
         self.num_parameters = count_parameters(config)
         self.plan = plan_load(
@@ -434,7 +487,7 @@ class TransformersBackend(Backend):
         )
         check_quantization_packages(self.plan.quantization)
 
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **hf_kwargs)
+        self.tokenizer = _loading(model, source, gguf, lambda: AutoTokenizer.from_pretrained(source, **hf_kwargs))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             if self.tokenizer.eos_token is None:
@@ -448,29 +501,18 @@ class TransformersBackend(Backend):
             load_kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=torch.bfloat16,
+                # bfloat16 compute where the GPU has it, float16 on a T4 (choose_dtype)
+                bnb_4bit_compute_dtype=torch.float16 if self.plan.dtype == "float16" else torch.bfloat16,
             )
         if self.plan.device != "cpu" or self.plan.quantization != "none":
             target = self.plan.device
             if target == "cuda":
                 target = f"cuda:{torch.cuda.current_device()}"
             load_kwargs["device_map"] = {"": target}
-        self.model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
+        self.model = _loading(model, source, gguf, lambda: AutoModelForCausalLM.from_pretrained(source, **load_kwargs))
         if "device_map" not in load_kwargs:
             self.model.to(self.plan.device)
         self.model.eval()
-        if memory_budget_mb is None and self.plan.device == "cpu":
-            memory_budget_mb = CPU_MEMORY_BUDGET_MB
-        self.memory_budget_mb = memory_budget_mb
-        self.memory_model = MemoryModel.from_config(self.model.config, self.plan.dtype)
-
-        eos: set[int] = set()
-        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
-            if isinstance(value, int):
-                eos.add(value)
-            elif value:
-                eos.update(int(v) for v in value)
-        self.eos_token_ids = sorted(eos)
 
     @property
     def device(self) -> torch.device:
@@ -503,14 +545,25 @@ class TransformersBackend(Backend):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
+        for group in self.iter_generate(requests):
+            for i, result in group:
+                results[i] = result
+        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+
+    def iter_generate(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[int, GenerationResult]]]:
+        """The results chunk by chunk, as each finishes (requests that cannot be tokenised first)."""
+        requests = list(requests)
         prompts: dict[int, list[int]] = {}
+        failed: list[tuple[int, GenerationResult]] = []
         for i, request in enumerate(requests):
             try:
                 _validate(request.config)
                 text, special = render_chat(self.tokenizer, request.messages)
                 prompts[i] = self.tokenizer(text, add_special_tokens=special)["input_ids"]
             except Exception as exc:  # noqa: BLE001 - one bad request must not sink the batch
-                results[i] = GenerationResult(text="", error=f"{type(exc).__name__}: {exc}")
+                failed.append((i, GenerationResult(text="", error=f"{type(exc).__name__}: {exc}")))
+        if failed:
+            yield failed
         members = sorted(prompts)
         budget = self.memory_budget_mb * 2**20 if self.memory_budget_mb is not None else None
         planned = plan_chunks(
@@ -523,9 +576,7 @@ class TransformersBackend(Backend):
         )
         for positions in planned:
             chunk = [members[k] for k in positions]
-            for i, result in zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])):
-                results[i] = result
-        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+            yield list(zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])))
 
     def _run_safely(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
         """Run one chunk; on out-of-memory split it in halves; any other error is recorded per request."""

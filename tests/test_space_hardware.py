@@ -1,0 +1,186 @@
+"""The Space on CPU, dedicated-GPU and ZeroGPU hardware, and what its pages explain, without a browser.
+
+ZeroGPU itself cannot run here (the ``spaces`` package emulates CUDA only over a CUDA build of
+torch, and there is no GPU); what can be checked is that the real ``spaces`` decorator is a
+no-op off ZeroGPU, that the requirements and front matter say what the docs ask for, and the
+pure decisions (dtype, model list, limits, turns on the model) that differ by hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from space import device, logic, publish
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _requirements(name: str) -> list[str]:
+    return [line.strip() for line in (REPO / "space" / name).read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_spaces_gpu_decorator_is_a_no_op_off_zero_gpu() -> None:
+    import spaces
+
+    def task(x: int) -> int:
+        return x + 1
+
+    assert not device.on_zero_gpu()
+    assert spaces.GPU(duration=30)(task) is task and spaces.GPU(task) is task  # the very same function
+    assert device.spaces is spaces
+    # the decorated call in space.device is the plain function here: no ZeroGPU wrapper
+    assert device.simulate_local.__module__ == "space.device" and not hasattr(device.simulate_local, "zerogpu")
+    assert device.gpu_seconds(lease_s=5000) == device.ZERO_GPU_MAX_S and device.gpu_seconds(lease_s=3) == 10
+
+
+def test_requirements_name_spaces_and_keep_cuda_off_a_cpu_space() -> None:
+    cpu, gpu = _requirements("requirements.txt"), _requirements("requirements-gpu.txt")
+    for reqs in (cpu, gpu):
+        assert any(r.startswith("spaces") for r in reqs)
+        assert not any(r.startswith("gradio") for r in reqs)  # sdk_version decides gradio
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in cpu and "torch==2.13.0+cpu" in cpu
+    assert "torch==2.13.0" in gpu and not any("whl/cpu" in r or "+cpu" in r for r in gpu)
+    assert not any(r.startswith("bitsandbytes") for r in cpu)  # 4-bit loading is GPU-only
+
+
+def test_front_matter_preloads_the_default_model_and_publish_picks_the_hardware(tmp_path: Path) -> None:
+    text = (REPO / "space" / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert logic.EMBEDDED_HUB_ID in meta["preload_from_hub"]
+    assert meta["suggested_hardware"] == "cpu-basic"  # matches the CPU requirements.txt beside it
+    for hardware, suggested, torch_line in (("cpu", "cpu-basic", "torch==2.13.0+cpu"),
+                                            ("gpu", "t4-small", "torch==2.13.0"),
+                                            ("zero-gpu", "zero-a10g", "torch==2.13.0")):
+        out = publish.prepare_space_folder(tmp_path / hardware, REPO, hardware=hardware)
+        card = yaml.safe_load((out / "README.md").read_text(encoding="utf-8").split("---\n")[1])
+        assert card["suggested_hardware"] == suggested
+        assert torch_line in (out / "requirements.txt").read_text().splitlines()
+    with pytest.raises(ValueError, match="Unknown hardware 'tpu'"):
+        publish.prepare_space_folder(tmp_path / "x", REPO, hardware="tpu")
+
+
+def test_hardware_decides_models_dtype_and_limits() -> None:
+    from simulator.backends.transformers_backend import choose_dtype
+
+    cpu = logic.Hardware(None, 0.0, 2)
+    t4 = logic.Hardware("Tesla T4", 16.0, 4, compute_capability=(7, 5))
+    zero = logic.Hardware("NVIDIA H200 MIG 3g.71gb", 74.6, 8, zero_gpu=True, compute_capability=(9, 0))
+    cpu_limits, t4_limits, zero_limits = (logic.SpaceLimits.for_hardware(h) for h in (cpu, t4, zero))
+    assert logic.suggested_models(cpu_limits) == ["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"]
+    assert logic.suggested_models(t4_limits)[-1] == "Qwen/Qwen2.5-3B-Instruct"  # 6B fits in 16 GB at 2 bytes
+    assert "meta-llama/Llama-3.1-8B-Instruct" in logic.suggested_models(zero_limits)
+    for model in logic.suggested_models(t4_limits):  # every suggestion passes the size check it is offered under
+        logic.check_model_size(model, t4, t4_limits, lookup_hub=False)
+    assert choose_dtype(None, "cuda", "none", t4.compute_capability) == "float16"  # no bf16 on a T4
+    assert choose_dtype(None, "cuda", "none", zero.compute_capability) == "bfloat16"
+    assert zero_limits.job_timeout_s == device.ZERO_GPU_MAX_S + 120 and zero_limits.max_responses == 1000
+    assert "ZeroGPU" in zero.describe() and zero.where == "ZeroGPU"
+    labels = [logic.model_kinds(h)["embedded"] for h in (cpu, t4, zero)]
+    assert labels == ["SmolLM2-135M-Instruct (default, small; runs on this CPU)",
+                      "SmolLM2-135M-Instruct (default, small; runs on this Tesla T4)",
+                      "SmolLM2-135M-Instruct (default, small; runs on ZeroGPU)"]
+    assert not any("offline" in label for label in labels)
+    assert logic.torch_build_warning(cpu) is None  # this machine: no NVIDIA GPU
+
+
+def test_generation_slots_take_turns_in_arrival_order() -> None:
+    slots = logic.GenerationSlots(1)
+    events: list[str] = []
+    seen_ahead: dict[str, list[int]] = {"b": [], "c": []}
+    cancel = threading.Event()
+    first = slots.wait(cancel, poll_s=0.02)
+    assert list(first) == []  # a free slot: no wait, nothing ahead
+
+    def job(name: str) -> None:
+        for ahead in slots.wait(threading.Event(), poll_s=0.02):
+            seen_ahead[name].append(ahead)
+        events.append(name)
+        time.sleep(0.05)
+        slots.release()
+
+    b = threading.Thread(target=job, args=("b",))
+    b.start()
+    time.sleep(0.1)
+    c = threading.Thread(target=job, args=("c",))
+    c.start()
+    time.sleep(0.1)
+    waiting = slots.wait(cancel, poll_s=0.02)  # a fourth job, cancelled while it waits
+    assert next(waiting) == 3  # a running, b and c waiting
+    cancel.set()
+    with pytest.raises(logic.JobCancelled):
+        list(waiting)
+    slots.release()  # a finishes
+    b.join(5)
+    c.join(5)
+    assert events == ["b", "c"]
+    assert seen_ahead["b"][0] == 1 and seen_ahead["c"][0] == 2  # told how many are ahead
+
+
+def test_bias_profile_keeps_dimensions_with_sex_and_age_data_even_without_matches() -> None:
+    """A US GSS run where no question's top option matched the humans': the matched panel is
+    zeros for the dimension, not "no question has sex/age data" (simulator.analysis.report)."""
+    from metrics.cultural_alignment import compute_alignment
+    from simulator.analysis.report import bias_by_dimension
+
+    demo = [{"group_type": "sex", "group": "female", "year": 2022, "n": 50, "distribution": [0.8, 0.2]},
+            {"group_type": "sex", "group": "male", "year": 2022, "n": 50, "distribution": [0.6, 0.4]}]
+    metric = compute_alignment(predictions=[[1, 1, 1, 1]], references=[[0.7, 0.3]], ordinal=[False],
+                               value_dimensions=[["EVI"]], demographics=[demo], bootstrap_samples=0)
+    assert metric["match_rate"] == 0.0  # the model prefers option 2, the humans option 1
+    profile = bias_by_dimension(metric)
+    assert profile["matched"]["EVI"]["female"] == 0 and profile["matched"]["EVI"]["male"] == 0
+    # option 2's share: female 0.2, male 0.4 -> the model's preference is most typical of men
+    assert profile["mismatched"]["EVI"]["male"] == 1 and profile["mismatched"]["EVI"]["female"] == 0
+
+
+def test_notes_say_what_the_scores_leave_out(tmp_path: Path) -> None:
+    from simulator.questions import Question
+
+    q1 = Question(id="q1", culture="US", language="en", question="Is family important?", options=["Yes", "No"],
+                  option_codes=[1, 2], human_distribution=[0.9, 0.1], question_type="single_choice", ordinal=False,
+                  human_n=100)
+    q2 = Question(id="q2", culture="US", language="en", question="Is work important?", options=["Yes", "No"],
+                  option_codes=[1, 2], human_distribution=[0.6, 0.4], question_type="single_choice", ordinal=False,
+                  human_n=100)
+    (tmp_path / "config.json").write_text(json.dumps({"model": "claude-haiku-4-5", "config_diversity": {
+        "modification_on": True, "unavailable": ["num_beams"]}}))
+    rows = [{"question_id": "q1", "status": "ok"}, {"question_id": "q2", "status": "no_answer"},
+            {"question_id": "q2", "status": "error"}]
+    notes = logic.run_notes(tmp_path, {}, rows, [q1, q2])
+    assert "Generation-settings variation lost" in notes and "claude-haiku-4-5 cannot apply num_beams" in notes
+    assert "1 question got no usable answer" in notes and "Is work important? (`q2`): 1 no_answer, 1 error" in notes
+    assert "Is family important?" not in notes
+    assert "1 no_answer (no option number or option text could be read" in notes
+    assert "SmolLM2" not in notes  # the embedded model's note only for the embedded model
+    (tmp_path / "config.json").write_text(json.dumps({"model": logic.EMBEDDED_MODEL}))
+    assert "Why so many replies do not parse" in logic.run_notes(tmp_path, {}, rows, [q1, q2])
+
+
+def test_explore_empty_filter_and_languages_per_culture() -> None:
+    from space.explore import explore_languages, explore_message
+
+    frame = logic.dataset_frame()  # the built dataset: EG has no Japanese questions
+    table = logic.explore_table(frame, "EG", "ja", logic.ALL, logic.ALL, "PDI")
+    assert table.empty and list(table.columns) == logic.explore_table(frame).columns.tolist()
+    message = explore_message(table, {"culture": "EG", "language": "ja", "value dimension": "PDI"})
+    assert message.startswith("**No question matches** culture EG, language ja, value dimension PDI")
+    assert explore_languages(frame, "EG") == [logic.ALL, *sorted(set(frame[frame["culture"] == "EG"]["language"]))]
+    assert "ja" not in explore_languages(frame, "EG") and "ja" in explore_languages(frame, logic.ALL)
+    assert logic.explore_table(frame, "EG", search="no such words anywhere").empty
+
+
+def test_backend_errors_reach_the_page_as_sentences() -> None:
+    from space.jobs import plain_error
+
+    sdk = ("AuthenticationError (HTTP 401): Error code: 401 - {'type': 'error', 'error': "
+           "{'type': 'authentication_error', 'message': \"invalid API key for anthropic: got '***'\"}}")
+    assert plain_error(sdk) == "AuthenticationError (HTTP 401): invalid API key for anthropic: got '***'"
+    assert plain_error("APIConnectionError: Connection error.") == "APIConnectionError: Connection error."
+    assert plain_error("Error code: 500 - {not a dict") == "Error code: 500 - {not a dict"
