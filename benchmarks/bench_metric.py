@@ -5,7 +5,7 @@ ordinal, one or two value dimensions each, sex and age distributions for every q
 given as plain Python lists the way the simulator hands them over. Ours and the naive way are
 timed in the same run; the naive loop is timed on a random subsample of questions (and its
 bootstraps on a few replicates) and extrapolated linearly, which each line says. The naive
-floor is what one would write per question: 64 multinomial draws from the human and from the
+floor is what one would write per question: 32 multinomial draws (as many as ours) from the human and from the
 uniform distribution, each scored with scipy (ours is exact for KL and Wasserstein).
 
 The bar from issue 11: 100,000 questions x 20 participants with floors and bias-corrected
@@ -100,7 +100,7 @@ def naive_loop(data: dict, sample: np.ndarray, weights=None) -> list:
     ]
 
 
-def naive_floor(q, P, rng, draws=64):
+def naive_floor(q, P, rng, draws=32):
     """The floor and uniform baseline of one question the plain way: scipy on sampled answers."""
     k = len(q)
     out = []

@@ -64,6 +64,7 @@ from simulator.participants import (
     Participant,
     PlanSettings,
     canonical_plan,
+    make_participant,
     make_participants,
     parse_plan,
     plan_names,
@@ -277,7 +278,29 @@ class _Run:
         self.plan_name = canonical_plan(plan)
         self.memories = {p.participant_id: Memory(p.memory_cap) for p in participants if p.memory_cap is not None}
         self.by_id = {p.participant_id: p for p in participants}
+        self._make: Callable[[int], Participant] | None = None
         self.templates = CAO_TEMPLATES if self.kind == "cao" else DEF_TEMPLATES
+
+    @classmethod
+    def lazy(cls, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
+             max_new_tokens: int, presentation: Presentation | None = None) -> "_Run":
+        """A run whose participants are made when first asked (``participant``), so the first rows
+        of a huge run reach disk at once instead of after every persona has been drawn."""
+        run = cls(questions, backend, plan, seed, settings, [], max_new_tokens, presentation)
+        culture = questions[0].culture
+        run._make = lambda pid: make_participant(pid, culture, plan, seed, settings, max_new_tokens)
+        return run
+
+    def participant(self, pid: int) -> Participant:
+        p = self.by_id.get(pid)
+        if p is None:
+            if self._make is None:
+                raise KeyError(f"participant {pid} is not part of this run")
+            p = self.by_id[pid] = self._make(pid)
+            self.participants.append(p)
+            if p.memory_cap is not None:
+                self.memories[pid] = Memory(p.memory_cap)
+        return p
 
     def render(self, p: Participant, q: Question) -> RenderedQuestion:
         if self.presentation is not None:
@@ -296,7 +319,7 @@ class _Run:
         """The requests of participants ``pids`` for question ``q``, with their memory as it is now."""
         exchanges = []
         for pid in pids:
-            p = self.by_id[pid]
+            p = self.participant(pid)
             rendered = self.render(p, q)
             memory = self.memories.get(pid)
             history = tuple(memory.messages()) if memory else ()
@@ -409,7 +432,7 @@ class _Run:
         memory = self.memories.get(pid)
         if memory is None:
             return
-        rendered = self.render(self.by_id[pid], q)
+        rendered = self.render(self.participant(pid), q)
         memory.update(rendered.request, raw_text, memory_rng(self.seed, pid, step), rendered.language)
 
 
@@ -501,6 +524,10 @@ reproduces) within a window; bounding it keeps the requests, texts and rows of a
 participant ids, so a resumed run regenerates exactly the windows it regenerated before."""
 
 
+ETA_SAMPLE = 2000
+"""Participants whose memory caps feed the ETA's per-step load (an unbiased sample of i.i.d. draws)."""
+
+
 @dataclass
 class _Earlier:
     """What a failed (``error``) row of an earlier run leaves to the row that replaces it."""
@@ -560,8 +587,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
                      on_rows: Callable[[list[dict[str, Any]]], None] | None, started: float,
                      presentation: Presentation | None = None) -> RunSummary:
     ids = config["participant_ids"]
-    people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
-    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens, presentation)
+    run = _Run.lazy(questions, backend, plan, seed, settings, max_new_tokens, presentation)
     if config["config_diversity"]["modification_on"] and config["config_diversity"]["unavailable"]:
         log.warning("config diversity: %s", config["config_diversity"]["note"])
 
@@ -583,7 +609,8 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
         if row["status"] == "error":
             earlier[key] = _Earlier(int(row.get("attempts") or 0), row.get("error"))
             continue
-        have[key] = (row.get("raw_text") or "") if key[0] in run.memories else ""
+        has_memory = run.participant(key[0]).memory_cap is not None
+        have[key] = (row.get("raw_text") or "") if has_memory else ""
         counts[row["status"]] += 1
         kept.append(row)
     if earlier:
@@ -599,12 +626,15 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
     remote = isinstance(backend, RemoteBackend)
     bar = _progress(total, len(have), config["plan"], progress)
     # Later steps cost more (memory prompts grow): the ETA models that (simulator.eta).
-    eta = StepEta(memory_loads(len(questions), [p.memory_cap for p in people if p.memory_cap is not None]))
+    # Memory caps are drawn independently per participant: the first ETA_SAMPLE of them give the mean.
+    caps = [run.participant(pid).memory_cap for pid in ids[:ETA_SAMPLE]]
+    eta = StepEta(memory_loads(len(questions), [c for c in caps if c is not None]))
     resumed_steps = {i for i, q in enumerate(questions) if all((pid, q.id) in have for pid in ids)}
     try:
         with RowWriter(out / RESPONSES_FILE) as writer:
             for step, q in enumerate(questions):
                 step_started = time.perf_counter()
+                step_load = sum(map(len, run.memories.values())) / len(run.memories) if run.memories else 0.0
                 generated = False
                 for start in range(0, len(ids), WINDOW):
                     window = ids[start:start + WINDOW]
@@ -636,7 +666,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
                             run.remember_text(step, q, pid, text)
                     generated = generated or bool(missing)
                 if generated:
-                    eta.record(step, time.perf_counter() - step_started)
+                    eta.record(step, time.perf_counter() - step_started, step_load)
                     bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
     finally:
         bar.close()
@@ -759,7 +789,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="remote backends: tries per request, retries included (default: 6); a request still failing "
                         "is written as an `error` row that --resume asks again")
     g = parser.add_argument_group("questions")
-    g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")
+    g.add_argument("--culture", default="US",
+                   help="dataset config of the questions: a culture (US, CN, JP, EG) or US_2024 for the GSS 2024 wave (default: US)")
     g.add_argument("--language", default=None, help="question language (default: the culture's native language)")
     g.add_argument("--questions", type=positive_int, default=None, metavar="N", help="ask the first N questions (default: all)")
     g.add_argument("--dimensions", type=_csv, default=None, help=f"value dimensions, comma separated ({','.join(VALUE_DIMENSIONS)})")

@@ -39,3 +39,19 @@ def test_no_estimate_before_a_step_and_a_readable_format():
     assert format_seconds(None) == "?" and format_seconds(75.4) == "01:15" and format_seconds(3725) == "1:02:05"
     with pytest.raises(ValueError, match="step=2"):
         StepEta([0.0, 1.0]).record(2, 1.0)
+
+
+def test_observed_memory_lengths_scale_the_later_steps():
+    caps = [15, 15, 15, 15]
+    upper = memory_loads(10, caps)
+    kept = 0.4  # cleaning keeps 40% of the answers (the rest had no "Answer:")
+    true = [3.0 + 2.0 * kept * x for x in upper]
+    eta = StepEta(upper)
+    for step in range(3):
+        eta.record(step, true[step], load=kept * upper[step])
+    assert eta.load(7) == pytest.approx(kept * upper[7])
+    assert eta.remaining() == pytest.approx(sum(true[3:]), rel=1e-6)
+    blind = StepEta(upper)  # the upper bound alone: right here too, as the fit absorbs a constant share
+    for step in range(3):
+        blind.record(step, true[step])
+    assert blind.remaining() == pytest.approx(sum(true[3:]), rel=1e-6)

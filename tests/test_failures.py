@@ -160,6 +160,20 @@ def test_missing_model_path_and_truncated_config_json(capfd, tmp_path):
     assert str(folder / "config.json") in line and "not valid JSON" in line
 
 
+def test_truncated_gguf_is_refused_from_its_header(capfd, tmp_path):
+    folder, name = embedded_model_path()
+    whole = Path(folder) / name
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[: len(data) // 2])
+    line = refused(capfd, "simulate", "--model", str(cut), "--out", str(tmp_path / "a"))
+    # The header's tensor table says how long the file must be: exactly the intact file's size.
+    assert f"need {len(data):,} bytes but the file has {len(data) // 2:,}" in line and "download it again" in line
+    (tmp_path / "junk.gguf").write_bytes(b"GGUF" + b"\xff" * 64)
+    line = refused(capfd, "simulate", "--model", str(tmp_path / "junk.gguf"), "--out", str(tmp_path / "a"))
+    assert "not a readable GGUF file" in line
+
+
 def test_hub_id_offline_is_refused_in_seconds():
     # The Hub endpoint points at a closed loopback port: the probe fails at once, deterministically.
     proc = run_cli("simulate", "--model", "someorg/not-a-cached-model", "--out", "/tmp/never-made-run",

@@ -786,14 +786,17 @@ def _top_sets(dist: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return masked >= masked.max(axis=1, keepdims=True) - TIE_TOLERANCE
 
 
-def _divergences(p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict) -> dict:
+def _divergences(
+    p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict, raw: bool = True
+) -> dict:
     """Per row: KL(p || q) under the smoothing policy or exact (``kl``, infinite where p > 0 = q
     unless smoothed), the exact KL (``kl_raw``), the JS distance and the normalised Wasserstein
     (NaN for non-ordinal rows). p and q are (n, kmax) zero padded."""
     kmax = q.shape[1]
     valid = np.arange(kmax)[None, :] < ks[:, None]
-    kl_raw = rel_entr(p, q).sum(axis=1)
-    if settings["zero_policy"] == "smoothing":
+    smoothing = settings["zero_policy"] == "smoothing"
+    kl_raw = rel_entr(p, q).sum(axis=1) if raw or not smoothing else None
+    if smoothing:
         eps = settings["smoothing"]
         scale = 1.0 / (1.0 + ks * eps)
         ps = np.where(valid, (p + eps) * scale[:, None], 0.0)
@@ -1040,7 +1043,7 @@ def _group_divergences(data: "_Data", settings: dict) -> dict[str, Any]:
             present = data.demo_present[:, slot]
             if not present.any():
                 continue
-            div = _divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings)
+            div = _divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings, raw=False)
             for stat in _DIVERGENCES:
                 v = np.where(present & np.isfinite(div[stat]), div[stat], np.nan)
                 out[f"group_{stat}"][:, slot] = v
@@ -1125,7 +1128,7 @@ def _gap_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, Any] 
 FLOOR_EXACT_LIMIT = 256
 #: Monte Carlo draws per question for the Jensen-Shannon expectation above FLOOR_EXACT_LIMIT
 #: (with the exactly known JS divergence as control variate, see _expected_js).
-FLOOR_MC_DRAWS = 64
+FLOOR_MC_DRAWS = 32
 #: The floors' Monte Carlo stream is seeded by this constant, not by ``seed``, so a floor does
 #: not move when only the bootstrap seed changes.
 FLOOR_SEED = 20250401
@@ -1179,7 +1182,7 @@ def _expected_divergences(
     x = np.arange(P + 1) / P
     terms = _js_terms(P, q)  # (m, k, P + 1), shared by both kinds
     cum_q = np.cumsum(q, axis=1)[:, :-1]
-    gaps = np.abs(x[None, None, :] - cum_q[:, :, None])  # (m, k - 1, P + 1)
+    gaps = np.abs(x[None, None, :] - cum_q[:, :, None])  # (m, k - 1, P + 1); rows of ordinal questions used
     smoothing = settings["zero_policy"] == "smoothing"
     if smoothing:
         eps = settings["smoothing"]
@@ -1207,8 +1210,11 @@ def _expected_divergences(
             with np.errstate(invalid="ignore"):
                 cross = np.where(r > 0, r * log_q, 0.0)  # -inf where r > 0 = q: an infinite expectation
             out["kl"] = (pmf @ h).sum(axis=1) - cross.sum(axis=1)
-        w = (_binomial_pmf(P, np.cumsum(r, axis=1)[:, :-1]) * gaps).sum(axis=(1, 2)) / (k - 1)
-        out["wasserstein"] = np.where(ordinal, w, np.nan)
+        out["wasserstein"] = np.full(m, np.nan)
+        if ordinal.any():  # only ordinal questions have a Wasserstein distance
+            cum_r = np.cumsum(r if kind == "uniform" else r[ordinal], axis=1)[:, :-1]
+            w = (_binomial_pmf(P, cum_r) * gaps[ordinal]).sum(axis=(1, 2)) / (k - 1)
+            out["wasserstein"][ordinal] = w
         jsd_mean = (pmf * terms).sum(axis=(1, 2))  # exact E[JS divergence] in nats
         if exact:
             js = np.empty(m)
@@ -1245,16 +1251,23 @@ def _expected_divergences(
 
 
 def _multinomial_draws(P: int, r: np.ndarray, R: int, rng: np.random.Generator) -> np.ndarray:
-    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF: R sorted
-    sets of P uniforms, shared by the rows (common random numbers: each row's draws are exact
-    multinomial draws; rows' Monte Carlo errors are correlated, which does not bias them)."""
+    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF. Each draw j
+    sorts P uniforms once; every row rotates them by its own uniform shift (modulo 1, a
+    Cranley-Patterson rotation), so each row's P answers are exact independent draws and the
+    rows' Monte Carlo errors do not line up, while one sorted array serves all rows."""
     m, k = r.shape
     u = np.sort(rng.random((R, P)), axis=1)
+    shift = rng.random((R, m))
     cum = np.cumsum(r, axis=1)
     cum[:, -1] = 1.0 + 1e-9  # every uniform falls at or below the last edge
     counts = np.empty((R, m, k), dtype=np.int64)
     for j in range(R):
-        below = np.searchsorted(u[j], cum, side="right")  # (m, k): uniforms <= each edge
+        # (u + s) mod 1 <= c  <=>  u <= c - s (and u > 1 - s) when c >= s, else 1 - s < u <= 1 + c - s
+        s_j = shift[j][:, None]
+        e = cum - s_j
+        wrap = np.searchsorted(u[j], 1.0 - shift[j], side="right")[:, None]  # uniforms <= 1 - s
+        below = np.searchsorted(u[j], np.where(e >= 0, e, 1.0 + e), side="right")
+        below = np.where(e >= 0, below + (P - wrap), below - wrap)
         counts[j, :, 0] = below[:, 0]
         np.subtract(below[:, 1:], below[:, :-1], out=counts[j, :, 1:])
     return counts
