@@ -943,17 +943,21 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     chosen_seed = seed is None
     if seed is None:
         seed = secrets.randbelow(2**31)
-    settings = PlanSettings(
-        max_beams=args.max_beams,
-        max_memory=args.max_memory,
-        do_sample_prob=args.do_sample_prob,
-        temperature_range=tuple(args.temperature_range),
-        top_p_range=tuple(args.top_p_range),
-        shuffle_options=not args.no_shuffle,
-        ccsv_critiques=args.ccsv_critiques,
-        ccsv_revisions=args.ccsv_revisions,
-        ccsv_votes=args.ccsv_votes,
-    )
+    try:
+        settings = PlanSettings(
+            max_beams=args.max_beams,
+            max_memory=args.max_memory,
+            do_sample_prob=args.do_sample_prob,
+            temperature_range=tuple(args.temperature_range),
+            top_p_range=tuple(args.top_p_range),
+            shuffle_options=not args.no_shuffle,
+            ccsv_critiques=args.ccsv_critiques,
+            ccsv_revisions=args.ccsv_revisions,
+            ccsv_votes=args.ccsv_votes,
+        )
+    except ValueError as exc:  # name the option typed, not the field: "--temperature-range (2.0, 1.0) must be ..."
+        raise ValueError(re.sub(r"\b(max_beams|max_memory|do_sample_prob|temperature_range|top_p_range|ccsv_\w+)=",
+                                lambda m: "--" + m.group(1).replace("_", "-") + " ", str(exc))) from None
     canonical_plan(args.plan)  # validate before loading anything
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens {args.max_new_tokens} must be >= 1")
