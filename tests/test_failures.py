@@ -357,6 +357,13 @@ def test_score_refuses_duplicates_bad_rows_and_nothing_scorable(capfd, answers, 
     line = refused(capfd, "score", str(broken))
     assert "option_indices '1'" in line
 
+    _rewrite(broken / RESPONSES_FILE, rows)
+    text = (broken / QUESTIONS_FILE).read_text()
+    (broken / QUESTIONS_FILE).write_text(text[: len(text) // 2])
+    line = refused(capfd, "score", str(broken))
+    assert str(broken / QUESTIONS_FILE) in line and "damaged" in line
+    (broken / QUESTIONS_FILE).write_text(text)
+
     _rewrite(broken / RESPONSES_FILE, [dict(r, status="no_answer", option_indices=[], parsed=[], positions=[])
                                       for r in rows])
     capfd.readouterr()
