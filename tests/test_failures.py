@@ -97,10 +97,9 @@ CAN_MOUNT = _can_mount()
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator:
-    """A real file system of a chosen size: ``small_fs(kb)`` mounts a tmpfs and returns its path.
-
-    Where this user may not mount, the same writes hit a real per-process file-size limit
-    (RLIMIT_FSIZE, EFBIG) instead: the kernel refuses the write either way."""
+    """A real file system of a chosen size: ``small_fs(kb)`` mounts a tmpfs and returns its path
+    (``read_only=True``: mounted read-only). Mounting needs root (the test machine runs as root);
+    elsewhere these tests fail with that reason rather than pretend with a fake disk."""
     mounts: list[Path] = []
 
     def make(kilobytes: int, read_only: bool = False) -> Path:
