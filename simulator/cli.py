@@ -37,6 +37,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("report",): ("simulator.analysis.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
     ("ablate",): ("simulator.analysis.ablation", "diversity-plan and language ablations on the same questions"),
     ("invariance",): ("simulator.analysis.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
+    ("harness-path",): ("simulator.harness.cli", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
     ("metric", "publish"): ("metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
     ("space", "launch"): ("space.cli", "launch the Gradio Space locally"),
     ("space", "publish"): ("space.publish", "upload the Space folder to the Hugging Face Hub"),

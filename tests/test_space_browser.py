@@ -130,7 +130,7 @@ def _status(page, elem_id: str = "run-status") -> str:
 def _wait_failed(page, timeout_s: float, elem_id: str = "run-status") -> str:
     """Wait for the status line to show a failure (it stays: not a toast that vanishes)."""
     deadline = time.monotonic() + timeout_s
-    while "❌" not in _status(page, elem_id):
+    while "⚠ " not in _status(page, elem_id):
         assert time.monotonic() < deadline, f"#{elem_id} never showed a failure: {_status(page, elem_id)!r}"
         page.wait_for_timeout(250)
     page.wait_for_timeout(6000)  # longer than a toast lasts: the reason is still on the page

@@ -184,3 +184,49 @@ def test_backend_errors_reach_the_page_as_sentences() -> None:
     assert plain_error(sdk) == "AuthenticationError (HTTP 401): invalid API key for anthropic: got '***'"
     assert plain_error("APIConnectionError: Connection error.") == "APIConnectionError: Connection error."
     assert plain_error("Error code: 500 - {not a dict") == "Error code: 500 - {not a dict"
+
+
+def test_scores_table_shows_normalised_score_floors_and_their_meanings() -> None:
+    from metrics.cultural_alignment import compute_alignment
+
+    metric = compute_alignment(predictions=[[0, 0, 1, 0], [1, 1, 0, 2]], references=[[0.7, 0.3], [0.2, 0.5, 0.3]],
+                               ordinal=[False, True], value_dimensions=[["EVI"], ["TDI"]], bootstrap_samples=50,
+                               seed=0)
+    table = logic.scores_table({"metric": metric}).set_index(["scope", "statistic"])
+    for stat in ("kl", "js"):
+        row = table.loc[("all questions", f"normalised {stat}")]
+        assert row["value"] == pytest.approx(metric[f"normalised_{stat}"], abs=1e-4)
+        assert row["ci low"] == pytest.approx(metric[f"normalised_{stat}_ci_low"], abs=1e-4)
+        assert "1 = a perfect simulator of this size, 0 = random answers" in row["meaning"]
+        assert table.loc[("all questions", f"floor {stat}"), "value"] == pytest.approx(metric[f"floor_{stat}_mean"],
+                                                                                        abs=1e-4)
+        assert "sampling noise alone" in table.loc[("all questions", f"floor {stat}"), "meaning"]
+        assert "lower is better" in table.loc[("all questions", stat), "meaning"]
+    assert table.loc[("all questions", "wasserstein"), "questions"] == 1  # over the ordinal question only
+    assert "refusals" not in table.index.get_level_values(0)  # no statuses given: no refusal channel
+    assert ("EVI", "normalised kl") in table.index and table.loc[("EVI", "kl"), "meaning"] == ""
+
+
+def test_claude_job_takes_no_turn_on_the_local_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a local job holds the only generation turn, a Claude job still runs to its end."""
+    from katan import start_katan
+
+    slots = logic.GenerationSlots(1)
+    list(slots.wait(threading.Event()))  # a local job is generating
+    spec = logic.JobSpec(model_kind="claude", model_id="claude-haiku-4-5", culture="US", questions=1, participants=2,
+                         max_new_tokens=16)
+    messages = []
+    with start_katan() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
+        started = time.monotonic()
+        try:
+            for update in logic.run_job(spec, tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
+                                        api_key="sk-ant-any", slots=slots):
+                messages.append(update.message)
+        except logic.JobFailed as exc:  # the echo server's replies name no option: a failure, but a finished one
+            messages.append(str(exc))
+        elapsed = time.monotonic() - started
+    assert not any("Waiting for the model" in m for m in messages), messages
+    assert elapsed < 60 and len(json.loads((tmp_path / "runs").iterdir().__next__().joinpath("config.json")
+                                           .read_text())["participant_ids"]) == 2
+    slots.release()

@@ -48,8 +48,9 @@ What is reported (``invariance.json``, ``invariance.md``):
 - **Bias-corrected alignment**: the permutation-averaged score, i.e. the answers of all order
   runs pooled per question and scored against the human distributions through the
   ``cultural_alignment`` metric (KL, JS, match rate, question-bootstrap CIs), next to the
-  two source-order baselines pooled and scored the same way, on the same questions. With the
-  default two order runs both sides rest on the same number of answers.
+  source-order baselines pooled and scored the same way, on the same questions: as many
+  baseline runs as order runs (one with ``--orders 1``, both with two or more), so with up
+  to two order runs both sides rest on the same number of runs.
 
 All distances come from ``metrics.cultural_alignment`` (one implementation).
 """
@@ -370,7 +371,9 @@ def analyse(out: str | Path, conditions: Sequence[Condition], questions: Sequenc
             q.id for q in qs if any(q.id in r.answers for r in (base_a, base_b))}
         same = [q for q in qs if q.id in got]
         result["bias_corrected_alignment"] = _pooled_score(orders, same, bootstrap, seed)
-        result["source_order_alignment"] = _pooled_score([base_a, base_b], same, bootstrap, seed)
+        # as many baseline runs as order runs (up to the two), so both scores rest on as many answers
+        result["source_order_alignment"] = _pooled_score([base_a, base_b][: max(1, min(2, len(orders)))], same,
+                                                         bootstrap, seed)
     return result
 
 
