@@ -81,6 +81,9 @@ _SHORTHAND = [
     (re.compile(r"\bamerican\b"), "American"),
     (re.compile(r"\bchristian\b"), "Christian"),
     (re.compile(r"\bgod\b"), "God"),
+    (re.compile(r"\bdemocrat\b"), "Democrat"),
+    (re.compile(r"\brepublican\b"), "Republican"),
+    (re.compile(r"\bblack\b"), "Black"),  # the GSS's own usage since 2021
 ]
 
 

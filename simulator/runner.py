@@ -633,7 +633,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
     try:
         with RowWriter(out / RESPONSES_FILE) as writer:
             for step, q in enumerate(questions):
-                step_started = time.perf_counter()
+                step_started, step_cpu = time.perf_counter(), time.process_time()
                 step_load = sum(map(len, run.memories.values())) / len(run.memories) if run.memories else 0.0
                 generated = False
                 for start in range(0, len(ids), WINDOW):
@@ -666,7 +666,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
                             run.remember_text(step, q, pid, text)
                     generated = generated or bool(missing)
                 if generated:
-                    eta.record(step, time.perf_counter() - step_started, step_load)
+                    eta.record(step, time.perf_counter() - step_started, step_load, time.process_time() - step_cpu)
                     bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
     finally:
         bar.close()
@@ -943,17 +943,21 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     chosen_seed = seed is None
     if seed is None:
         seed = secrets.randbelow(2**31)
-    settings = PlanSettings(
-        max_beams=args.max_beams,
-        max_memory=args.max_memory,
-        do_sample_prob=args.do_sample_prob,
-        temperature_range=tuple(args.temperature_range),
-        top_p_range=tuple(args.top_p_range),
-        shuffle_options=not args.no_shuffle,
-        ccsv_critiques=args.ccsv_critiques,
-        ccsv_revisions=args.ccsv_revisions,
-        ccsv_votes=args.ccsv_votes,
-    )
+    try:
+        settings = PlanSettings(
+            max_beams=args.max_beams,
+            max_memory=args.max_memory,
+            do_sample_prob=args.do_sample_prob,
+            temperature_range=tuple(args.temperature_range),
+            top_p_range=tuple(args.top_p_range),
+            shuffle_options=not args.no_shuffle,
+            ccsv_critiques=args.ccsv_critiques,
+            ccsv_revisions=args.ccsv_revisions,
+            ccsv_votes=args.ccsv_votes,
+        )
+    except ValueError as exc:  # name the option typed, not the field: "--temperature-range (2.0, 1.0) must be ..."
+        raise ValueError(re.sub(r"\b(max_beams|max_memory|do_sample_prob|temperature_range|top_p_range|ccsv_\w+)=",
+                                lambda m: "--" + m.group(1).replace("_", "-") + " ", str(exc))) from None
     canonical_plan(args.plan)  # validate before loading anything
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens {args.max_new_tokens} must be >= 1")

@@ -55,6 +55,8 @@ STATUSES = {
     "no_answer": "no option number or option text could be read from the reply (not counted)",
     "invalid_option": "the reply names an option number the question does not have (not counted)",
     "multiple_for_single": "several options for a single-choice question (not counted)",
+    "number_text_disagree": "the option number and the option text name different options, e.g. \"1. No\" where 1 "
+                            "is \"Yes\" (not counted; parser 1.0 called this multiple_for_single)",
     "refusal": "the model declined to answer (not counted)",
     "error": "the backend failed (network, key, limits); the reply is empty (not counted)",
 }

@@ -55,3 +55,18 @@ def test_observed_memory_lengths_scale_the_later_steps():
     for step in range(3):
         blind.record(step, true[step])
     assert blind.remaining() == pytest.approx(sum(true[3:]), rel=1e-6)
+
+
+def test_a_busier_machine_moves_the_estimate_through_the_cpu_share():
+    upper = memory_loads(8, [15, 15])
+    cpu = [4.0 + 1.0 * x for x in upper]  # CPU seconds per step: what the work costs
+    eta = StepEta(upper)
+    eta.record(0, cpu[0] / 1.0, cpu_seconds=cpu[0])  # alone on the machine: one CPU's worth
+    eta.record(1, cpu[1] / 1.0, cpu_seconds=cpu[1])
+    eta.record(2, cpu[2] / 0.25, cpu_seconds=cpu[2])  # then other jobs take three quarters
+    eta.record(3, cpu[3] / 0.25, cpu_seconds=cpu[3])
+    assert eta.remaining() == pytest.approx(sum(cpu[4:]) / 0.25, rel=1e-6)
+    wall_only = StepEta(upper)  # a remote backend: hardly any CPU time, fitted on wall time
+    for step in range(4):
+        wall_only.record(step, 10.0 + step, cpu_seconds=0.01)
+    assert wall_only.remaining() == pytest.approx(sum(10.0 + s for s in range(4, 8)), rel=1e-6)
