@@ -58,6 +58,7 @@ STATUSES = {
     "number_text_disagree": "the option number and the option text name different options, e.g. \"1. No\" where 1 "
                             "is \"Yes\" (not counted; parser 1.0 called this multiple_for_single)",
     "refusal": "the model declined to answer (not counted)",
+    "empty": "the server answered with nothing to read (not counted)",
     "error": "the backend failed (network, key, limits); the reply is empty (not counted)",
 }
 

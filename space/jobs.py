@@ -209,12 +209,13 @@ def _wait_for_load(model_id: str, deadline: float, cancel: threading.Event, limi
         raise ValueError(f"Could not load the Hub model {model_id!r} ({type(exc).__name__}: {exc})") from exc
 
 
-_SDK_ERROR = re.compile(r"Error code: (\d+) - (\{.*\})\s*$", re.DOTALL)
+_SDK_ERROR = re.compile(r"(?:\s*\(HTTP \d+\))?:?\s*Error code: (\d+) - (\{.*\})", re.DOTALL)
+_ENV_KEY_FIX = re.compile(r"check the API key in \$\w+ \(keys are read from the environment only\)")
 
 
 def plain_error(text: str) -> str:
     """A backend error as a sentence: an SDK's ``Error code: 401 - {'type': 'error', 'error': {...}}``
-    becomes ``HTTP 401: <its message>`` (the page shows no raw dict)."""
+    becomes ``(HTTP 401): <its message>`` (the page shows no raw dict); the rest is kept."""
     match = _SDK_ERROR.search(text)
     if not match:
         return text
@@ -226,9 +227,15 @@ def plain_error(text: str) -> str:
     message = inner.get("message") if isinstance(inner, dict) else body.get("message") if isinstance(body, dict) else None
     if not message:
         return text
-    head = text[:match.start()].rstrip(" :-")
-    head = re.sub(r"\s*\(HTTP \d+\)$", "", head)
-    return f"{head + ' ' if head else ''}(HTTP {match.group(1)}): {message}"
+    return f"{text[:match.start()]} (HTTP {match.group(1)}): {message}{text[match.end():]}".lstrip()
+
+
+def _space_error(error: BaseException, api_key: str | None) -> str:
+    """A backend's own error as the Space says it: redacted, no raw dict, and the fix a visitor
+    can apply (the key is pasted here, not read from the environment)."""
+    text = plain_error(redact(str(error) or type(error).__name__, api_key))
+    text = _ENV_KEY_FIX.sub("check the Anthropic API key you pasted", text)
+    return text.replace("start the server, or fix --base-url", "the API could not be reached from this Space; try again later")
 
 
 def _failure(rows: Sequence[dict[str, Any]], api_key: str | None) -> str | None:
@@ -242,7 +249,7 @@ def _failure(rows: Sequence[dict[str, Any]], api_key: str | None) -> str | None:
     errors = [r["error"] for r in rows if r.get("status") == "error" and r.get("error")]
     if errors:
         return f"every one of the {len(rows)} requests failed ({breakdown}); the backend said: " + \
-            plain_error(redact(errors[0], api_key))[:300]
+            _space_error(RuntimeError(errors[0]), api_key)[:300]
     return (f"none of the {len(rows)} replies held an answer that maps to an option ({breakdown}); see the raw text "
             "in the responses table, and try more max_new_tokens or a bigger model")
 
@@ -362,6 +369,9 @@ def run_job(
             raise JobCancelled(f"stopped after {len(rows)} of {total} responses (they stay in the table and the run folder)") from None
         if isinstance(error, (JobCancelled, JobTimeout)) or time.time() > deadline:
             raise JobTimeout(f"the job ran past this Space's limit of {limits.job_timeout_s:.0f} s") from None
+        if type(error).__name__ == "BackendUnavailable":  # the backend refused the first requests: nothing answered
+            lost = variation_note(run_dir)
+            raise JobFailed(f"no request got an answer: {_space_error(error, api_key)}" + (f". {lost}" if lost else ""))
         raise error
     summary = outcome["summary"]
     lost = variation_note(run_dir)

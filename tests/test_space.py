@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from simulator.backends.base import BackendUnavailable
 import yaml
 from scipy.spatial.distance import jensenshannon
 
@@ -243,13 +242,15 @@ def test_claude_job_that_cannot_connect_fails_with_the_reason_and_no_key(tiny_da
     key = "sk-ant-test-SECRET123"
     updates = []
     # Nothing answers at all: the remote backend stops the job at once with one message
-    # (simulator.backends.base.BackendUnavailable), and no failed rows are written for it.
-    with pytest.raises(BackendUnavailable) as failure:
+    # (simulator.backends.base.BackendUnavailable), no failed rows are written for it, and the
+    # Space ends the job as a failure saying why, in words a visitor can act on.
+    with pytest.raises(logic.JobFailed, match="no request got an answer: .*connection refused") as failure:
         for update in logic.run_job(_claude_job(), tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
                                     api_key=key, dataset_dir=tiny_dataset):
             updates.append(update)
     message = logic.user_message(failure.value, tmp_path / "runs")
-    assert "connection refused" in message
+    assert message.startswith("Failed: no request got an answer") and "try again later" in message
+    assert "--base-url" not in message  # a CLI fix means nothing on the page
     assert str(tmp_path) not in message and "{" not in message  # no server path, no raw dict
     assert "SECRET123" not in " ".join(u.message for u in updates) + message
     leaks = [p for p in (tmp_path / "runs").rglob("*") if p.is_file() and b"SECRET123" in p.read_bytes()]

@@ -380,7 +380,11 @@ def test_four_pages_pressing_run_at_once_all_finish(browser, server, default_run
         page.click("#run")
     queued = set()  # pages seen waiting for their turn on the model, told how many jobs are ahead
     deadline = time.monotonic() + 600
-    while not all("done" in page.locator("#run-status").inner_text() for page in pages):
+    # a job ends "done", or (the tiny embedded model, 12 tokens) as a failure saying no reply held an answer
+    def ended(page) -> bool:
+        return "done" in _status(page) or "none of the 2 replies held an answer" in _status(page)
+
+    while not all(ended(page) for page in pages):
         for i, page in enumerate(pages):
             assert not _errors(page), _errors(page)
             if "ahead of yours" in _status(page):
@@ -418,9 +422,9 @@ def test_pasted_api_key_never_appears_anywhere(browser, server, default_run) -> 
     _shot(page, "claude_key")
     # every request failed (the fake API refused the key and echoed it): the job ends as a failure, the
     # reason in the status line with the key blanked out, and the lost generation-settings variation said
-    rows = page.locator("#responses [role=grid]").inner_text()
-    assert "error" in rows and "invalid API key" in status and "***" in status, status
-    assert "Failed: every one of the 1 requests failed" in status and "done" not in status, status
+    assert "invalid API key" in status and "***" in status, status
+    assert "Failed: no request got an answer" in status and "done" not in status, status
+    assert "check the Anthropic API key you pasted" in status, status
     assert "Generation-settings variation lost" in status and "num_beams" in status, status
     assert "/tmp" not in status and "{" not in status  # no server path, no raw dict
     assert page.locator("#api-key input").input_value() == ""

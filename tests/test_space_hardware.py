@@ -182,6 +182,14 @@ def test_backend_errors_reach_the_page_as_sentences() -> None:
     sdk = ("AuthenticationError (HTTP 401): Error code: 401 - {'type': 'error', 'error': "
            "{'type': 'authentication_error', 'message': \"invalid API key for anthropic: got '***'\"}}")
     assert plain_error(sdk) == "AuthenticationError (HTTP 401): invalid API key for anthropic: got '***'"
+    stopped = (f"the anthropic backend got HTTP 401 on its first request to http://127.0.0.1:1, and no answer ({sdk}): "
+               "check the API key in $ANTHROPIC_API_KEY (keys are read from the environment only)")
+    from space.jobs import _space_error
+
+    said = _space_error(RuntimeError(stopped), None)
+    assert "{" not in said and "$ANTHROPIC_API_KEY" not in said
+    assert said.endswith("and no answer (AuthenticationError (HTTP 401): invalid API key for anthropic: got '***'): "
+                         "check the Anthropic API key you pasted"), said
     assert plain_error("APIConnectionError: Connection error.") == "APIConnectionError: Connection error."
     assert plain_error("Error code: 500 - {not a dict") == "Error code: 500 - {not a dict"
 
