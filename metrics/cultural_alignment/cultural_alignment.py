@@ -41,6 +41,7 @@ __all__ = [
     "ZERO_POLICIES",
     "OUTPUT_GLOSSARY",
     "describe",
+    "refusal_channel",
 ]
 
 #: Bumped whenever a number this module returns could change for the same input.
@@ -978,6 +979,35 @@ def _channels(statuses: Any, human_share: Any, ceiling: Any, data: "_Data") -> d
                     raise ValueError(f"{_where(i, ids)}: human_ceiling[{key!r}]={v!r} must be a number >= 0 or None")
                 out[f"ceiling_{key}"][i] = float(v)
     return out
+
+
+def refusal_channel(
+    response_statuses: Any,
+    human_nonsubstantive_share: Any = None,
+    question_ids: Any = None,
+    bootstrap_samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> dict[str, Any] | None:
+    """The refusal channel alone (the ``refusals`` block of compute_alignment), for questions
+    that may have no valid answer at all and so cannot be scored for divergence: per question a
+    dict status -> responses, and the human non-substantive share (or None).
+
+    >>> r = refusal_channel([{"ok": 3, "refusal": 1}, {"refusal": 2}], [0.05, 0.1], bootstrap_samples=0)
+    >>> r["model_non_answer_share_mean"], round(r["error_mean"], 3)
+    (0.625, 0.5)
+    """
+    settings = _check_settings("smoothing", 1e-3, bootstrap_samples, confidence, seed, 0)
+    n = _length(response_statuses, "response_statuses")
+    ids = None
+    if question_ids is not None:
+        if _length(question_ids, "question_ids") != n:
+            raise ValueError(f"question_ids has {len(question_ids)} entries but response_statuses has {n}")
+        ids = [str(x) for x in question_ids]
+    shim = type("_Questions", (), {"n": n, "ids": ids})()
+    point = _channels(response_statuses, human_nonsubstantive_share, None, shim)
+    settings["_channel_rng"] = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[2])
+    return _refusal_stats(point, np.ones(n, dtype=bool), settings)
 
 
 def _percentile_of_means(values: np.ndarray, B: int, conf: float, rng: np.random.Generator) -> tuple:
