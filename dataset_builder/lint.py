@@ -35,7 +35,7 @@ KINDS: dict[str, str] = {
 # (``is_residual``) and never allowed in an ordinal row by the lint.
 RESIDUAL_RE = re.compile(
     r"^(other\b.*|as many as (you|they) want|not allowed to vote|none of (these|the above)|does not apply|"
-    r"no opinion|(it )?depends( on.*)?|does(n't| not) apply.*|no job|leaving labor force|no class)$", re.IGNORECASE)
+    r"no opinion|(it )?depends( on.*)?|does(n't| not) apply.*|no job|leaving labor force|no class|no children)$", re.IGNORECASE)
 
 _CAPS_RUN = re.compile(r"\b[A-Z]{2,}(?:[ ,;:&/'.-]+[A-Z]{2,})+\b")
 _CAPS_WORD = re.compile(r"\b[A-Z]{3,}\b")

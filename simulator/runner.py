@@ -3,10 +3,12 @@
 Why this shape:
 
 - **Steps across participants.** Questions are asked in sequence (memory builds up); at
-  each step the requests of ALL participants (of this shard) go to the backend as one batch,
-  so a local model batches across participants and a remote one keeps them in flight.
+  each step the requests of all participants (of this shard, ``WINDOW`` at a time) go to the
+  backend as one batch, so a local model batches across participants and a remote one keeps
+  them in flight.
 - **Append-only rows.** ``responses.jsonl`` gets one row per participant x question,
-  appended and fsynced after every step. A run killed at any moment (SIGKILL, even mid-line)
+  appended and fsynced as each local chunk or each group of finished remote requests
+  completes (so a huge run shows progress on disk). A run killed at any moment (SIGKILL, even mid-line)
   continues with ``--resume``: a truncated last line is dropped, completed rows are kept,
   memory is replayed from the rows, and a step that was partly written is generated again
   as a whole batch on a local backend (so a seeded local run sees the same batch as before;
@@ -21,8 +23,17 @@ Why this shape:
   (``Backend.supported_params``) are sent and recorded as the backend's default (None,
   one beam), and ``config.json`` lists them under ``config_diversity.unavailable``.
 
-Run folder: ``config.json`` (everything needed to reproduce; no secrets), ``questions.jsonl``
-(a snapshot of the questions asked, for scoring), ``responses.jsonl``.
+- **Failures are not final.** A request that runs out of attempts becomes an ``error`` row;
+  the command exits 3 with the command that continues it, and ``--resume`` asks those rows
+  again (the new row keeps the count of earlier attempts). A backend that cannot answer at
+  all (``BackendUnavailable``) stops the run at once, before writing failed rows.
+- **One writer.** The folder is locked while written (``simulator.rundir``), and every user
+  error is checked before the model loads where it can be.
+
+Run folder: ``config.json`` (everything needed to reproduce; no secrets; written last, so a
+folder without it is an unfinished set-up), ``questions.jsonl`` (a snapshot of the questions
+asked, for scoring), ``responses.jsonl``, and the lock's ``.culturesim.lock`` /
+``.culturesim.writer`` (see ``simulator.rundir``).
 
 ``--shard K/N`` (K is 1-based, 1..N) keeps the participants whose id ``p`` (0-based) has
 ``p % N == K - 1``; ``culturesim merge`` joins the shard folders. A shard batches only its
@@ -64,6 +75,7 @@ from simulator.participants import (
     Participant,
     PlanSettings,
     canonical_plan,
+    make_participant,
     make_participants,
     parse_plan,
     plan_names,
@@ -277,7 +289,29 @@ class _Run:
         self.plan_name = canonical_plan(plan)
         self.memories = {p.participant_id: Memory(p.memory_cap) for p in participants if p.memory_cap is not None}
         self.by_id = {p.participant_id: p for p in participants}
+        self._make: Callable[[int], Participant] | None = None
         self.templates = CAO_TEMPLATES if self.kind == "cao" else DEF_TEMPLATES
+
+    @classmethod
+    def lazy(cls, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
+             max_new_tokens: int, presentation: Presentation | None = None) -> "_Run":
+        """A run whose participants are made when first asked (``participant``), so the first rows
+        of a huge run reach disk at once instead of after every persona has been drawn."""
+        run = cls(questions, backend, plan, seed, settings, [], max_new_tokens, presentation)
+        culture = questions[0].culture
+        run._make = lambda pid: make_participant(pid, culture, plan, seed, settings, max_new_tokens)
+        return run
+
+    def participant(self, pid: int) -> Participant:
+        p = self.by_id.get(pid)
+        if p is None:
+            if self._make is None:
+                raise KeyError(f"participant {pid} is not part of this run")
+            p = self.by_id[pid] = self._make(pid)
+            self.participants.append(p)
+            if p.memory_cap is not None:
+                self.memories[pid] = Memory(p.memory_cap)
+        return p
 
     def render(self, p: Participant, q: Question) -> RenderedQuestion:
         if self.presentation is not None:
@@ -296,7 +330,7 @@ class _Run:
         """The requests of participants ``pids`` for question ``q``, with their memory as it is now."""
         exchanges = []
         for pid in pids:
-            p = self.by_id[pid]
+            p = self.participant(pid)
             rendered = self.render(p, q)
             memory = self.memories.get(pid)
             history = tuple(memory.messages()) if memory else ()
@@ -409,7 +443,7 @@ class _Run:
         memory = self.memories.get(pid)
         if memory is None:
             return
-        rendered = self.render(self.by_id[pid], q)
+        rendered = self.render(self.participant(pid), q)
         memory.update(rendered.request, raw_text, memory_rng(self.seed, pid, step), rendered.language)
 
 
@@ -501,6 +535,10 @@ reproduces) within a window; bounding it keeps the requests, texts and rows of a
 participant ids, so a resumed run regenerates exactly the windows it regenerated before."""
 
 
+ETA_SAMPLE = 2000
+"""Participants whose memory caps feed the ETA's per-step load (an unbiased sample of i.i.d. draws)."""
+
+
 @dataclass
 class _Earlier:
     """What a failed (``error``) row of an earlier run leaves to the row that replaces it."""
@@ -560,8 +598,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
                      on_rows: Callable[[list[dict[str, Any]]], None] | None, started: float,
                      presentation: Presentation | None = None) -> RunSummary:
     ids = config["participant_ids"]
-    people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
-    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens, presentation)
+    run = _Run.lazy(questions, backend, plan, seed, settings, max_new_tokens, presentation)
     if config["config_diversity"]["modification_on"] and config["config_diversity"]["unavailable"]:
         log.warning("config diversity: %s", config["config_diversity"]["note"])
 
@@ -583,7 +620,8 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
         if row["status"] == "error":
             earlier[key] = _Earlier(int(row.get("attempts") or 0), row.get("error"))
             continue
-        have[key] = (row.get("raw_text") or "") if key[0] in run.memories else ""
+        has_memory = run.participant(key[0]).memory_cap is not None
+        have[key] = (row.get("raw_text") or "") if has_memory else ""
         counts[row["status"]] += 1
         kept.append(row)
     if earlier:
@@ -599,12 +637,15 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
     remote = isinstance(backend, RemoteBackend)
     bar = _progress(total, len(have), config["plan"], progress)
     # Later steps cost more (memory prompts grow): the ETA models that (simulator.eta).
-    eta = StepEta(memory_loads(len(questions), [p.memory_cap for p in people if p.memory_cap is not None]))
+    # Memory caps are drawn independently per participant: the first ETA_SAMPLE of them give the mean.
+    caps = [run.participant(pid).memory_cap for pid in ids[:ETA_SAMPLE]]
+    eta = StepEta(memory_loads(len(questions), [c for c in caps if c is not None]))
     resumed_steps = {i for i, q in enumerate(questions) if all((pid, q.id) in have for pid in ids)}
     try:
         with RowWriter(out / RESPONSES_FILE) as writer:
             for step, q in enumerate(questions):
-                step_started = time.perf_counter()
+                step_started, step_cpu = time.perf_counter(), time.process_time()
+                step_load = sum(map(len, run.memories.values())) / len(run.memories) if run.memories else 0.0
                 generated = False
                 for start in range(0, len(ids), WINDOW):
                     window = ids[start:start + WINDOW]
@@ -636,7 +677,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
                             run.remember_text(step, q, pid, text)
                     generated = generated or bool(missing)
                 if generated:
-                    eta.record(step, time.perf_counter() - step_started)
+                    eta.record(step, time.perf_counter() - step_started, step_load, time.process_time() - step_cpu)
                     bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
     finally:
         bar.close()
@@ -759,7 +800,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="remote backends: tries per request, retries included (default: 6); a request still failing "
                         "is written as an `error` row that --resume asks again")
     g = parser.add_argument_group("questions")
-    g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")
+    g.add_argument("--culture", default="US",
+                   help="dataset config of the questions: a culture (US, CN, JP, EG) or US_2024 for the GSS 2024 wave (default: US)")
     g.add_argument("--language", default=None, help="question language (default: the culture's native language)")
     g.add_argument("--questions", type=positive_int, default=None, metavar="N", help="ask the first N questions (default: all)")
     g.add_argument("--dimensions", type=_csv, default=None, help=f"value dimensions, comma separated ({','.join(VALUE_DIMENSIONS)})")
@@ -912,17 +954,21 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     chosen_seed = seed is None
     if seed is None:
         seed = secrets.randbelow(2**31)
-    settings = PlanSettings(
-        max_beams=args.max_beams,
-        max_memory=args.max_memory,
-        do_sample_prob=args.do_sample_prob,
-        temperature_range=tuple(args.temperature_range),
-        top_p_range=tuple(args.top_p_range),
-        shuffle_options=not args.no_shuffle,
-        ccsv_critiques=args.ccsv_critiques,
-        ccsv_revisions=args.ccsv_revisions,
-        ccsv_votes=args.ccsv_votes,
-    )
+    try:
+        settings = PlanSettings(
+            max_beams=args.max_beams,
+            max_memory=args.max_memory,
+            do_sample_prob=args.do_sample_prob,
+            temperature_range=tuple(args.temperature_range),
+            top_p_range=tuple(args.top_p_range),
+            shuffle_options=not args.no_shuffle,
+            ccsv_critiques=args.ccsv_critiques,
+            ccsv_revisions=args.ccsv_revisions,
+            ccsv_votes=args.ccsv_votes,
+        )
+    except ValueError as exc:  # name the option typed, not the field: "--temperature-range (2.0, 1.0) must be ..."
+        raise ValueError(re.sub(r"\b(max_beams|max_memory|do_sample_prob|temperature_range|top_p_range|ccsv_\w+)=",
+                                lambda m: "--" + m.group(1).replace("_", "-") + " ", str(exc))) from None
     canonical_plan(args.plan)  # validate before loading anything
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens {args.max_new_tokens} must be >= 1")

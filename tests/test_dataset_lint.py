@@ -108,6 +108,7 @@ def test_questionnaire_rules_on_real_texts(sources):
     assert text.endswith("Pleas") and "closing_punctuation" not in rules
 
 
+@pytest.mark.slow
 def test_cli_build_stops_on_a_finding(tmp_path, sources):
     """Real CLI, real sources with one damaged questionnaire text: exit 2, one-line error, findings saved."""
     copy_dir = tmp_path / "sources"

@@ -97,10 +97,9 @@ CAN_MOUNT = _can_mount()
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator:
-    """A real file system of a chosen size: ``small_fs(kb)`` mounts a tmpfs and returns its path.
-
-    Where this user may not mount, the same writes hit a real per-process file-size limit
-    (RLIMIT_FSIZE, EFBIG) instead: the kernel refuses the write either way."""
+    """A real file system of a chosen size: ``small_fs(kb)`` mounts a tmpfs and returns its path
+    (``read_only=True``: mounted read-only). Mounting needs root (the test machine runs as root);
+    elsewhere these tests fail with that reason rather than pretend with a fake disk."""
     mounts: list[Path] = []
 
     def make(kilobytes: int, read_only: bool = False) -> Path:
@@ -158,6 +157,20 @@ def test_missing_model_path_and_truncated_config_json(capfd, tmp_path):
     (folder / "config.json").write_text('{"model_type": "llama", "hidden_si')
     line = refused(capfd, "simulate", "--model", str(folder), "--out", str(tmp_path / "a"))
     assert str(folder / "config.json") in line and "not valid JSON" in line
+
+
+def test_truncated_gguf_is_refused_from_its_header(capfd, tmp_path):
+    folder, name = embedded_model_path()
+    whole = Path(folder) / name
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[: len(data) // 2])
+    line = refused(capfd, "simulate", "--model", str(cut), "--out", str(tmp_path / "a"))
+    # The header's tensor table says how long the file must be: exactly the intact file's size.
+    assert f"need {len(data):,} bytes but the file has {len(data) // 2:,}" in line and "download it again" in line
+    (tmp_path / "junk.gguf").write_bytes(b"GGUF" + b"\xff" * 64)
+    line = refused(capfd, "simulate", "--model", str(tmp_path / "junk.gguf"), "--out", str(tmp_path / "a"))
+    assert "not a readable GGUF file" in line
 
 
 def test_hub_id_offline_is_refused_in_seconds():
@@ -342,6 +355,13 @@ def test_score_refuses_duplicates_bad_rows_and_nothing_scorable(capfd, answers, 
     _rewrite(broken / RESPONSES_FILE, [bad] + rows[1:])
     line = refused(capfd, "score", str(broken))
     assert "option_indices '1'" in line
+
+    _rewrite(broken / RESPONSES_FILE, rows)
+    text = (broken / QUESTIONS_FILE).read_text()
+    (broken / QUESTIONS_FILE).write_text(text[: len(text) // 2])
+    line = refused(capfd, "score", str(broken))
+    assert str(broken / QUESTIONS_FILE) in line and "damaged" in line
+    (broken / QUESTIONS_FILE).write_text(text)
 
     _rewrite(broken / RESPONSES_FILE, [dict(r, status="no_answer", option_indices=[], parsed=[], positions=[])
                                       for r in rows])

@@ -103,8 +103,12 @@ def load_run_questions(run_dir: str | Path) -> list[Question]:
     config = load_config(run_dir)
     path = run_dir / QUESTIONS_FILE
     if path.exists() and path.stat().st_size:
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        by_id = {r["id"]: Question.from_record(r) for r in records}
+        try:
+            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            by_id = {r["id"]: Question.from_record(r) for r in records}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is damaged ({type(exc).__name__}: {exc}): restore it, or delete it to score "
+                             "against the dataset the run's config.json names") from None
     else:
         from simulator.questions import load_questions
 

@@ -15,8 +15,10 @@ import json
 import os
 import re
 import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from simulator.embedded import EMBEDDED_MODEL, embedded_model_path
@@ -50,15 +52,86 @@ def _check_config(folder: Path) -> None:
         ) from None
 
 
+_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+"""GGUF metadata value types -> their size in bytes (8 = string, 9 = array are read apart)."""
+
+
+def _gguf_data_end(fh: Any) -> tuple[int, int]:
+    """Parse a GGUF header (metadata and tensor table, not the weights); return (bytes the file
+    must hold, tensors). Raises ValueError on a header that does not parse."""
+    from gguf.constants import GGML_QUANT_SIZES  # a table; importing it loads no weights
+
+    def read(n: int) -> bytes:
+        data = fh.read(n)
+        if len(data) != n:
+            raise ValueError("the header ends early")
+        return data
+
+    def u32() -> int:
+        return struct.unpack("<I", read(4))[0]
+
+    def u64() -> int:
+        return struct.unpack("<Q", read(8))[0]
+
+    def string() -> str:
+        return read(u64()).decode("utf-8", "replace")
+
+    def skip(kind: int) -> None:
+        if kind in _SCALARS:
+            read(_SCALARS[kind])
+        elif kind == 8:
+            read(u64())
+        elif kind == 9:
+            item, count = u32(), u64()
+            for _ in range(count):
+                skip(item)
+        else:
+            raise ValueError(f"unknown metadata type {kind}")
+
+    if read(4) != b"GGUF":
+        raise ValueError("it does not start with 'GGUF'")
+    version = u32()
+    if version < 2:
+        raise ValueError(f"GGUF version {version} is too old")
+    tensors, kvs = u64(), u64()
+    alignment = 32
+    for _ in range(kvs):
+        key, kind = string(), u32()
+        if key == "general.alignment" and kind == 4:
+            alignment = u32()
+        else:
+            skip(kind)
+    end = 0
+    for _ in range(tensors):
+        string()
+        dims = [u64() for _ in range(u32())]
+        ggml_type, offset = u32(), u64()
+        block, type_size = GGML_QUANT_SIZES[ggml_type]
+        elements = 1
+        for d in dims:
+            elements *= d
+        end = max(end, offset + elements // block * type_size)
+    start = fh.tell()
+    start += (-start) % alignment
+    return start + end, tensors
+
+
 def _check_gguf(path: Path) -> None:
+    """Refuse a GGUF file whose header does not parse or that is shorter than its tensor table
+    says (a cut-off download), in milliseconds, before transformers spends a minute on it."""
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(4)
+            try:
+                needed, tensors = _gguf_data_end(fh)
+            except (ValueError, KeyError, struct.error, MemoryError, OverflowError) as exc:
+                raise ValueError(f"--model {path} is not a readable GGUF file ({exc}); give a .gguf model file, a "
+                                 "model folder or a Hub id, or download the file again") from None
     except OSError as exc:
         raise ValueError(f"--model {path}: cannot read the file ({exc.strerror}); check its permissions") from None
-    if magic != b"GGUF":
-        raise ValueError(f"--model {path} is not a GGUF file (it does not start with 'GGUF'); give a .gguf model file, "
-                         "a model folder or a Hub id")
+    size = path.stat().st_size
+    if size < needed:
+        raise ValueError(f"--model {path} is truncated: its {tensors} tensors need {needed:,} bytes but the file has "
+                         f"{size:,} ({size / needed:.0%}); download it again")
 
 
 def hub_reachable(endpoint: str | None = None, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> str | None:
@@ -90,6 +163,7 @@ def resolve_model_source(model: str, gguf_file: str | None = None) -> ModelSourc
     value and the fix when it cannot. A path to a ``.gguf`` file means its folder plus that file."""
     if model == EMBEDDED_MODEL:
         folder, name = embedded_model_path()
+        _check_gguf(Path(folder) / (gguf_file or name))
         return ModelSource(folder, gguf_file or name, "embedded")
     path = Path(os.path.expanduser(model))
     if path.exists():
