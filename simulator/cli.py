@@ -114,12 +114,34 @@ def describe_error(exc: BaseException) -> str:
     return text
 
 
-def _redacting_handlers() -> None:
-    """Every log line passes the secret filter (keys in URLs, registered API keys)."""
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "filelock")
+"""One line per HTTP request or lock is -v material; their warnings and errors still show."""
+
+
+def _logging_for_command(verbose: bool) -> tuple[list[tuple[logging.Handler, logging.Filter]], dict[str, int]]:
+    """Every log line passes the secret filter (keys in URLs, registered API keys); the chatty
+    libraries are quiet without -v. Returns what to undo (``main`` may run inside a process
+    that goes on, e.g. a test or a notebook)."""
     from simulator.backends.base import SecretFilter
 
+    added = []
     for handler in logging.getLogger().handlers:
-        handler.addFilter(SecretFilter())
+        f = SecretFilter()
+        handler.addFilter(f)
+        added.append((handler, f))
+    levels = {}
+    if not verbose:
+        for name in QUIET_LOGGERS:
+            levels[name] = logging.getLogger(name).level
+            logging.getLogger(name).setLevel(logging.WARNING)
+    return added, levels
+
+
+def _restore_logging(added: list[tuple[logging.Handler, logging.Filter]], levels: dict[str, int]) -> None:
+    for handler, f in added:
+        handler.removeFilter(f)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    _redacting_handlers()
-    if not args.verbose:
-        # One line per HTTP request is -v material; their warnings and errors still show.
-        for name in ("httpx", "httpx2", "httpcore", "openai", "anthropic", "filelock"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    undo = _logging_for_command(args.verbose)
     try:
         module = importlib.import_module(args._module)
         return int(module.main(args) or 0)
@@ -167,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"culturesim: error: unexpected {type(exc).__name__}: {describe_error(exc)} (a bug in culturesim; "
               "run again with -v for the traceback and report it)", file=sys.stderr)
         return EXIT_BUG
+    finally:
+        _restore_logging(*undo)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 Why this shape:
 
 - **Steps across participants.** Questions are asked in sequence (memory builds up); at
-  each step the requests of ALL participants (of this shard) go to the backend as one batch,
-  so a local model batches across participants and a remote one keeps them in flight.
+  each step the requests of all participants (of this shard, ``WINDOW`` at a time) go to the
+  backend as one batch, so a local model batches across participants and a remote one keeps
+  them in flight.
 - **Append-only rows.** ``responses.jsonl`` gets one row per participant x question,
-  appended and fsynced after every step. A run killed at any moment (SIGKILL, even mid-line)
+  appended and fsynced as each local chunk or each group of finished remote requests
+  completes (so a huge run shows progress on disk). A run killed at any moment (SIGKILL, even mid-line)
   continues with ``--resume``: a truncated last line is dropped, completed rows are kept,
   memory is replayed from the rows, and a step that was partly written is generated again
   as a whole batch on a local backend (so a seeded local run sees the same batch as before;
@@ -21,8 +23,17 @@ Why this shape:
   (``Backend.supported_params``) are sent and recorded as the backend's default (None,
   one beam), and ``config.json`` lists them under ``config_diversity.unavailable``.
 
-Run folder: ``config.json`` (everything needed to reproduce; no secrets), ``questions.jsonl``
-(a snapshot of the questions asked, for scoring), ``responses.jsonl``.
+- **Failures are not final.** A request that runs out of attempts becomes an ``error`` row;
+  the command exits 3 with the command that continues it, and ``--resume`` asks those rows
+  again (the new row keeps the count of earlier attempts). A backend that cannot answer at
+  all (``BackendUnavailable``) stops the run at once, before writing failed rows.
+- **One writer.** The folder is locked while written (``simulator.rundir``), and every user
+  error is checked before the model loads where it can be.
+
+Run folder: ``config.json`` (everything needed to reproduce; no secrets; written last, so a
+folder without it is an unfinished set-up), ``questions.jsonl`` (a snapshot of the questions
+asked, for scoring), ``responses.jsonl``, and the lock's ``.culturesim.lock`` /
+``.culturesim.writer`` (see ``simulator.rundir``).
 
 ``--shard K/N`` (K is 1-based, 1..N) keeps the participants whose id ``p`` (0-based) has
 ``p % N == K - 1``; ``culturesim merge`` joins the shard folders. A shard batches only its

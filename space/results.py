@@ -259,7 +259,7 @@ def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
             raise
         return [], "no report module (simulator.analysis.report) in this build"
     run_dir = Path(run_dir)
-    out = run_dir / "report"
+    out = run_dir.parent / f"{run_dir.name}-report"  # beside the run: a report never writes into its inputs
     try:
         with _FIGURE_LOCK:
             report.build_report([run_dir], out, dataset_dir=dataset_dir, bootstrap_samples=bootstrap_samples)

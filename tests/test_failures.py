@@ -97,10 +97,9 @@ CAN_MOUNT = _can_mount()
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator:
-    """A real file system of a chosen size: ``small_fs(kb)`` mounts a tmpfs and returns its path.
-
-    Where this user may not mount, the same writes hit a real per-process file-size limit
-    (RLIMIT_FSIZE, EFBIG) instead: the kernel refuses the write either way."""
+    """A real file system of a chosen size: ``small_fs(kb)`` mounts a tmpfs and returns its path
+    (``read_only=True``: mounted read-only). Mounting needs root (the test machine runs as root);
+    elsewhere these tests fail with that reason rather than pretend with a fake disk."""
     mounts: list[Path] = []
 
     def make(kilobytes: int, read_only: bool = False) -> Path:
@@ -356,6 +355,13 @@ def test_score_refuses_duplicates_bad_rows_and_nothing_scorable(capfd, answers, 
     _rewrite(broken / RESPONSES_FILE, [bad] + rows[1:])
     line = refused(capfd, "score", str(broken))
     assert "option_indices '1'" in line
+
+    _rewrite(broken / RESPONSES_FILE, rows)
+    text = (broken / QUESTIONS_FILE).read_text()
+    (broken / QUESTIONS_FILE).write_text(text[: len(text) // 2])
+    line = refused(capfd, "score", str(broken))
+    assert str(broken / QUESTIONS_FILE) in line and "damaged" in line
+    (broken / QUESTIONS_FILE).write_text(text)
 
     _rewrite(broken / RESPONSES_FILE, [dict(r, status="no_answer", option_indices=[], parsed=[], positions=[])
                                       for r in rows])

@@ -216,6 +216,8 @@ def default_run(browser, server):
     total = time.monotonic() - started
     page.wait_for_function("() => !document.querySelector('#run').disabled", timeout=30_000)
     assert page.locator("#cancel").is_disabled()
+    figures = " && ".join(f"document.querySelector('#sim-fig-{name} img')?.naturalWidth > 100" for name in FIGURES)
+    page.wait_for_function(f"() => {figures}", timeout=120_000)  # a loaded browser decodes them a while
     page.wait_for_timeout(500)
     _shot(page, "simulate_done")
     timing = {"first_results_s": round(first, 1), "job_s": round(total, 1), "cpu_count": os.cpu_count(),

@@ -230,3 +230,35 @@ def test_claude_job_takes_no_turn_on_the_local_model(tmp_path: Path, monkeypatch
     assert elapsed < 60 and len(json.loads((tmp_path / "runs").iterdir().__next__().joinpath("config.json")
                                            .read_text())["participant_ids"]) == 2
     slots.release()
+
+
+def test_chinese_and_arabic_options_draw_without_missing_glyphs() -> None:
+    """The Noto fonts of space/packages.txt are used even when matplotlib's font cache predates them."""
+    import warnings
+
+    frame = logic.dataset_frame()
+    for culture, language in (("CN", "zh"), ("EG", "ar"), ("JP", "ja")):
+        qid = frame[(frame["culture"] == culture) & (frame["language"] == language)]["id"].iloc[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "Glyph ... missing from font(s)" is a UserWarning
+            _, _, fig = logic.question_view(frame, qid)
+            fig.canvas.draw()
+
+
+def test_upload_against_the_built_dataset_scores_and_writes_its_report(tmp_path: Path) -> None:
+    """Real questions carry split-half ceilings (missing ones are NaN in pandas); the report goes
+    beside the run folder (a report never writes into its inputs)."""
+    frame = logic.dataset_frame()
+    with_ceiling = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].notna()]
+    without = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].isna()]
+    qids = [with_ceiling["id"].iloc[0]] + ([without["id"].iloc[0]] if len(without) else [])
+    rows = [{"participant_id": p, "question_id": q, "status": "ok", "option_indices": [p % 2], "raw_text": "Answer: 1"}
+            for q in qids for p in range(4)]
+    upload = tmp_path / "responses.jsonl"
+    upload.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = logic.score_upload([str(upload)], tmp_path / "runs")
+    assert result.scores["metric"]["n_questions"] == len(qids)
+    assert result.scores["metric"]["n_with_ceiling"] >= 1
+    files, note = logic.report_files(result.run_dir, bootstrap_samples=20)
+    assert note == "report written" and {p.name for p in files} == {"report.html", "report.json"}
+    assert all(result.run_dir not in p.parents for p in files)

@@ -103,8 +103,12 @@ def load_run_questions(run_dir: str | Path) -> list[Question]:
     config = load_config(run_dir)
     path = run_dir / QUESTIONS_FILE
     if path.exists() and path.stat().st_size:
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        by_id = {r["id"]: Question.from_record(r) for r in records}
+        try:
+            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            by_id = {r["id"]: Question.from_record(r) for r in records}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is damaged ({type(exc).__name__}: {exc}): restore it, or delete it to score "
+                             "against the dataset the run's config.json names") from None
     else:
         from simulator.questions import load_questions
 
@@ -261,7 +265,7 @@ def score_run(
     metric's output}``. ``questions`` overrides the run's question snapshot (e.g. a rebuilt
     dataset with corrected human distributions; ids must match).
     """
-    from metrics.cultural_alignment import METRIC_VERSION, compute_alignment
+    from metrics.cultural_alignment import METRIC_VERSION, compute_alignment, refusal_channel
 
     run_dir = Path(run_dir)
     config = load_config(run_dir)
@@ -289,6 +293,13 @@ def score_run(
                               for qid in answers.unanswered],
         "thresholds": {"parse_rate_warning": PARSE_RATE_WARNING, "min_answers_per_question": MIN_ANSWERS_PER_QUESTION,
                        "min_questions_per_dimension": MIN_QUESTIONS_PER_DIMENSION},
+        # the refusal channel over every question of the run, also those without a valid answer
+        # (the metric's own "refusals" block covers the scored questions only)
+        "refusals": refusal_channel(
+            [answers.question_status.get(q.id, {}) for q in qs],
+            [getattr(q, "human_nonsubstantive_share", None) for q in qs],
+            question_ids=[q.id for q in qs], bootstrap_samples=bootstrap_samples, seed=seed,
+        ) if qs else None,
     }
     if not answers.rows == expected:
         log.warning("%s: %d of %d rows present; scoring what is there", run_dir, answers.rows, expected)

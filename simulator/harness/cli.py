@@ -13,7 +13,7 @@ from simulator.harness.common import LM_EVAL_TASK_DIR, embedded_model_folder
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Print the folder of culturesim's lm-evaluation-harness tasks (culturesim_us, culturesim_cn, "
+        "Print the folder of culturesim's lm-evaluation-harness tasks (culturesim_us, culturesim_us_2024, culturesim_cn, "
         "culturesim_jp, culturesim_eg), for lm_eval --include_path. The inspect_ai task needs no path: "
         "inspect eval culturesim/us."
     )
