@@ -61,7 +61,9 @@ def _capitalise(label: str) -> str:
 
 # Codebook shorthand in GSS answer labels, written out in the respondent's voice.
 _SHORTHAND = [
+    (re.compile(r"\s*\((?:phone mode only|vol\.?)[^)]*\)?\s*$"), ""),  # volunteered-only marker of the codebook
     (re.compile(r"^yes, respondent does$"), "yes, I do"),
+    (re.compile(r"^yes, respondent belongs$"), "yes, I belong"),
     (re.compile(r"\bneither r nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
     (re.compile(r"\bneither i nor spouse or partner does\b"), "neither I nor my spouse or partner does"),
     (re.compile(r"\bthan fair share\b"), "than my fair share"),
@@ -79,6 +81,9 @@ _SHORTHAND = [
     (re.compile(r"\bamerican\b"), "American"),
     (re.compile(r"\bchristian\b"), "Christian"),
     (re.compile(r"\bgod\b"), "God"),
+    (re.compile(r"\bdemocrat\b"), "Democrat"),
+    (re.compile(r"\brepublican\b"), "Republican"),
+    (re.compile(r"\bblack\b"), "Black"),  # the GSS's own usage since 2021
 ]
 
 
@@ -169,6 +174,11 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
             row_repairs.append(f"curated_text: {override['reason']}")
         if override.get("question"):
             question = _clean_text(override["question"])
+        elif not var.question.strip():
+            _report(report, "excluded", item, "review", "no_question_text",
+                    f"the documentation has no question text, only the label {var.label!r}, and the wording the "
+                    "respondents heard is not in the sources")
+            continue
         else:
             question, text_rules = gss_text.normalise(_clean_text(var.question or var.label), len(var.question))
             if text_rules:
@@ -180,6 +190,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
         ordinal = numeric or is_ordinal(var.options)
         if override.get("ordinal") is not None:
             ordinal = bool(override["ordinal"])
+        labels = list(var.options)  # the documentation's labels, aligned with options and codes
         residual = [i for i, o in enumerate(options) if ordinal and lint.is_residual(o)]
         if residual:
             dropped = [options[i] for i in residual]
@@ -188,12 +199,22 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
             _report(report, "repaired", item, "repair", "residual_answer", detail)
             row_repairs.append(f"residual_answer: {detail}")
             keep = [i for i in range(len(options)) if i not in residual]
-            options, codes = [options[i] for i in keep], [codes[i] for i in keep]
+            options, codes, labels = [options[i] for i in keep], [codes[i] for i in keep], [labels[i] for i in keep]
         answered = np.isin(column, codes)
         if answered.sum() < gss.MIN_RESPONDENTS:
             _report(report, "excluded", item, "microdata", "too_few_respondents",
                     f"{int(answered.sum())} substantive answers among the weighted {year} cross-section")
             continue
+        # A phone-only volunteered answer nobody gave this year (the web form did not show it): no
+        # respondent could choose it, so offering it to a model would misstate the question.
+        unused = [i for i, c in enumerate(codes) if gss.MODE_ONLY_LABEL.search(labels[i]) and not (column == c).any()]
+        if unused:
+            detail = f"volunteered-only option(s) {[options[i] for i in unused]} given by no respondent in {year} removed"
+            _report(report, "repaired", item, "repair", "mode_only_option", detail)
+            row_repairs.append(f"mode_only_option: {detail}")
+            keep = [i for i in range(len(codes)) if i not in unused]
+            options, codes = [options[i] for i in keep], [codes[i] for i in keep]
+            answered = np.isin(column, codes)
         answers = column[answered].astype(int)
         weights = weights_all[answered]
         shares = microdata.weighted_shares(answers, weights, codes)

@@ -17,7 +17,7 @@ Flow, for each question and each variant index ``i`` in ``0..K-1``:
    sampling temperature and ``i``; a second run (or a resumed one) asks only for what is
    not cached.
 3. **Extract** the text after the last ``Rephrased:`` label (else the whole answer), first
-   non-empty line, without quotes or markdown.
+   non-empty line, without a leading ``Question:`` label, quotes or markdown.
 4. **Review** (``REVIEW_VERSION``), each check named in the review log:
    ``empty`` (nothing extracted); ``prompt_echo`` (the instructions or the DEF template came
    back); ``options_changed`` (an option list, or an option the original names in its
@@ -25,7 +25,7 @@ Flow, for each question and each variant index ``i`` in ``0..K-1``:
    that is named alone, or a leading word like "obviously"); ``language`` (written in another
    script than the question, ``dataset_builder.wvs.detect_script_language``); ``length``
    (under half or over twice the original's length in characters, or under 8); ``copy``
-   (the original again, or over 0.9 similar by ``difflib``); ``duplicate`` (an earlier
+   (the original again, inside a longer text or over 0.9 similar by ``difflib``); ``duplicate`` (an earlier
    accepted variant again); and with ``--judge-backend``, ``judge`` (the judge model did not
    answer YES to "same question, same options?").
 5. **Write**: ``review.jsonl`` (every candidate: raw answer, extracted text, accepted or not,
@@ -106,6 +106,7 @@ CHECKS = ("empty", "prompt_echo", "options_changed", "answer_hint", "language", 
 MIN_LENGTH_RATIO, MAX_LENGTH_RATIO, MIN_CHARS = 0.5, 2.0, 8
 COPY_SIMILARITY = 0.9
 _LABEL_RE = re.compile(r"(?i)rephrased(?: question)?\s*[:：]")
+_LEAD_LABEL_RE = re.compile(r"(?i)^(?:rephrased\s+)?question\s*[:：]")
 _ECHO_RE = re.compile(r"(?i)rephrase the following|survey question so that|answer options\s*:|i want you to act as|"
                       r"\[echo\]|^user\s*:")
 _ANSWER_RE = re.compile(r"(?i)\banswer\s*[:：]|答案[:：]|回答[:：]|the (?:right|correct|best) answer")
@@ -140,6 +141,7 @@ def extract_variant(raw: str) -> str:
         text = text[labels[-1].end():]
     for line in text.splitlines():
         line = line.strip().strip("*").strip()
+        line = _LEAD_LABEL_RE.sub("", line).strip().strip("*").strip()
         line = line.strip("\"'“”「」").strip()
         if line:
             return line
@@ -171,7 +173,8 @@ def review_variant(text: str, question: Any, accepted: Sequence[str] = ()) -> li
     n, n0 = len(text.strip()), len(original.strip())
     if n < MIN_CHARS or n < MIN_LENGTH_RATIO * n0 or n > MAX_LENGTH_RATIO * n0:
         failed.append("length")
-    if _norm(text) == _norm(original) or difflib.SequenceMatcher(None, _norm(text), _norm(original)).ratio() > COPY_SIMILARITY:
+    if (_norm(original) in _norm(text)
+            or difflib.SequenceMatcher(None, _norm(text), _norm(original)).ratio() > COPY_SIMILARITY):
         failed.append("copy")
     if any(_norm(text) == _norm(a) for a in accepted):
         failed.append("duplicate")
@@ -204,9 +207,24 @@ def cache_key(question: Any, model: str, backend: str, index: int, temperature: 
 
 
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
-    from simulator.runner import read_rows
-
-    return {r["key"]: r for r in read_rows(path, repair=True)}
+    """The cached answers by key; a truncated last line (an interrupted write) is cut off."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        log.warning("%s: dropping a truncated last line left by an interrupted run", path)
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+    out = {}
+    for number, line in enumerate(data[:end].splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {number} is not valid JSON ({exc}); delete the file to ask again") from exc
+            out[row["key"]] = row
+    return out
 
 
 def _request_seed(question_id: str, index: int, seed: int) -> int:
@@ -442,5 +460,8 @@ def main(args: argparse.Namespace) -> int:
           f"({summary['questions_with_variants']} of {summary['questions']} questions), {summary['asked']} asked, "
           f"{summary['from_cache']} from cache; rejected by check: "
           + (", ".join(f"{k} {v}" for k, v in summary["rejected_by_check"].items()) or "none"))
-    print(f"load it with: datasets.load_dataset({str(args.out)!r}, {CONFIG_NAME!r}, split='test')")
+    if summary["accepted"]:
+        print(f"load it with: datasets.load_dataset({str(args.out)!r}, {CONFIG_NAME!r}, split='test')")
+    else:
+        print(f"no variant accepted: the reasons are in {Path(args.out) / REVIEW_FILE}")
     return 0

@@ -120,7 +120,7 @@ def read_variables(path: str | Path, year: str = YEAR) -> list[GssVariable]:
 
 # Answer labels that exist only in another interview mode (volunteered on the phone) or as a
 # residual; when the year's tabulation lacks them, nobody could give them that year.
-_MODE_ONLY_LABEL = re.compile(r"phone mode only|volunteered|^other$|^does not apply$", re.IGNORECASE)
+MODE_ONLY_LABEL = _MODE_ONLY_LABEL = re.compile(r"phone mode only|volunteered|^other$|^does not apply$", re.IGNORECASE)
 
 def drop_mode_only_options(var: GssVariable) -> list[str]:
     """Remove options absent from the year's tabulation because they were phone-only or residual."""

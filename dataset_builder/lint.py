@@ -35,13 +35,13 @@ KINDS: dict[str, str] = {
 # (``is_residual``) and never allowed in an ordinal row by the lint.
 RESIDUAL_RE = re.compile(
     r"^(other\b.*|as many as (you|they) want|not allowed to vote|none of (these|the above)|does not apply|"
-    r"no opinion|it depends on.*|depends on.*|does(n't| not) apply.*|no job)$", re.IGNORECASE)
+    r"no opinion|(it )?depends( on.*)?|does(n't| not) apply.*|no job|leaving labor force|no class|no children)$", re.IGNORECASE)
 
 _CAPS_RUN = re.compile(r"\b[A-Z]{2,}(?:[ ,;:&/'.-]+[A-Z]{2,})+\b")
 _CAPS_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _INSTRUCTION = re.compile(
     r"\b(interviewer|read (each|the) (item|list|choices|categories)|code one|hand (card|respondent)|show card|"
-    r"probe|circle one|if necessary|ask all|record verbatim|respondent booklet)\b", re.IGNORECASE)
+    r"probe|circle one|if necessary|ask all|record verbatim|respondent booklet|for [\w-]+ respondents)\b", re.IGNORECASE)
 _ITEM_LETTER = re.compile(r"(?:^|[?.:!)\]]\s+)[A-Z]\.\s+[A-Z0-9\"'“]")
 _MARKUP = re.compile(r"\. \. \.|[<>{}\[\]]|\(\s*(item|name|fill)\s*\)|#|\*")
 _PLACEHOLDER = re.compile(r"fill\b|\[[^\]]*\]|_{2,}|\(\s*\)|（\s*）|「\s*」|\bXX+\b|\bR's\b|该项", re.IGNORECASE)
@@ -49,7 +49,7 @@ _DOUBLED_APOSTROPHE = re.compile(r"''")
 _TERMINAL = tuple("?.!:)\"'”’？。！：」』)؟…")
 _LATIN = re.compile(r"[A-Za-z]{2,}")
 _SCALE_RANGE = re.compile(r"scale (?:of|from) (\d+) to (\d+)", re.IGNORECASE)
-_LOWER_SHORTHAND = re.compile(r"(^|\s)i(\s|')|\bu\.s\.|(^|\s)r(\s|'s\b)|^R (does|is|has|would|was)\b|\bR's\b")
+_LOWER_SHORTHAND = re.compile(r"\brespondent\b|\(vol\b|phone mode|(^|\s)i(\s|')|\bu\.s\.|(^|\s)r(\s|'s\b)|^R (does|is|has|would|was)\b|\bR's\b")
 # Acronyms that are words of the question, not instructions.
 ACRONYMS = frozenset({"AIDS", "HIV", "USA", "COVID", "CEO", "CEOS", "LGBT", "GMO", "DNA", "NATO", "IRS", "FBI",
                       "CIA", "NSA", "NASA", "TV", "EU", "UN", "US", "ID", "LSD", "IQ", "AM", "PM", "WTO", "IMF"})

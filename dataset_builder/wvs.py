@@ -241,6 +241,8 @@ def english_wording(src: "WvsSources", qid: str, country: str, codes: list[int],
             notes.append(f"English options {options} repeat one another: the codebook's labels are used")
             options = [_clean_label(choices[c]) for c in codes]
     options = [_clean_label(o) for o in options]
+    question = question.strip()
+    question = question[:1].upper() + question[1:]
     return (question, options), ("; ".join(notes) or None)
 
 

@@ -10,9 +10,12 @@ used, so ``culturesim --help`` stays fast and a broken optional part cannot brea
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
+import traceback
+from typing import NoReturn
 
 DESCRIPTION = (
     "culturesim measures how well a language model's values match real survey populations "
@@ -34,6 +37,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("report",): ("simulator.analysis.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
     ("ablate",): ("simulator.analysis.ablation", "diversity-plan and language ablations on the same questions"),
     ("invariance",): ("simulator.analysis.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
+    ("harness-path",): ("simulator.harness.cli", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
     ("metric", "publish"): ("metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
     ("space", "launch"): ("space.cli", "launch the Gradio Space locally"),
     ("space", "publish"): ("space.publish", "upload the Space folder to the Hugging Face Hub"),
@@ -46,12 +50,33 @@ GROUP_HELP = {
 }
 
 
+# Exit statuses: 0 done; 2 a user error (bad argument, unusable folder, unreachable server),
+# nothing to resume; 3 the run ended with failed rows that `--resume` asks again; 1 a bug.
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_BUG = 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the one error format of every culturesim failure: a single line
+    ``culturesim: error: ...`` naming the option and where to read about it, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"culturesim: error: {message} (see: {self.prog} --help)\n")
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The subcommand in ``argv``: the first word that is not a top-level option (``-v``)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="culturesim", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser = Parser(prog="culturesim", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages, and show the traceback of a failure")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
-    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    wanted = command_word(argv)
     for path, (module_name, help_text) in COMMANDS.items():
         if len(path) == 1:
             sub = top.add_parser(path[0], help=help_text)
@@ -67,23 +92,101 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+_OS_FIXES = {
+    errno.ENOSPC: "free space on that file system, or write somewhere else",
+    errno.EDQUOT: "free space within your quota, or write somewhere else",
+    errno.EACCES: "choose a location you may write to, or fix its permissions",
+    errno.EPERM: "choose a location you may write to, or fix its permissions",
+    errno.EROFS: "the file system is read-only: choose a location on a writable one",
+    errno.ENOTDIR: "a file stands where a folder is needed: choose another path",
+    errno.EISDIR: "a folder stands where a file is needed: choose another path",
+    errno.ENOENT: "check the path",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``. Our own errors already name the value and the fix;
+    an operating-system error gets its file and a fix from its errno."""
+    if isinstance(exc, OSError) and exc.errno in _OS_FIXES and str(exc).startswith("[Errno"):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}: {_OS_FIXES[exc.errno]}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "filelock")
+"""One line per HTTP request or lock is -v material; their warnings and errors still show."""
+
+
+def _logging_for_command(verbose: bool) -> tuple[list[tuple[logging.Handler, logging.Filter]], dict[str, int]]:
+    """Every log line passes the secret filter (keys in URLs, registered API keys); the chatty
+    libraries are quiet without -v. Returns what to undo (``main`` may run inside a process
+    that goes on, e.g. a test or a notebook)."""
+    from simulator.backends.base import SecretFilter
+
+    added = []
+    for handler in logging.getLogger().handlers:
+        f = SecretFilter()
+        handler.addFilter(f)
+        added.append((handler, f))
+    levels = {}
+    if not verbose:
+        for name in QUIET_LOGGERS:
+            levels[name] = logging.getLogger(name).level
+            logging.getLogger(name).setLevel(logging.WARNING)
+    return added, levels
+
+
+def _restore_logging(added: list[tuple[logging.Handler, logging.Filter]], levels: dict[str, int]) -> None:
+    for handler, f in added:
+        handler.removeFilter(f)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `culturesim space` alone launches the Space.
-    if argv[:1] == ["space"] and (len(argv) == 1 or argv[1].startswith("-")) and "-h" not in argv and "--help" not in argv:
-        argv.insert(1, "launch")
+    word = command_word(argv)
+    if word == "space" and "-h" not in argv and "--help" not in argv:
+        at = argv.index("space")
+        if at + 1 == len(argv) or argv[at + 1].startswith("-"):
+            argv.insert(at + 1, "launch")
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    args._argv = list(argv)  # as typed: what a "continue with ..." hint repeats
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    module = importlib.import_module(args._module)
+    undo = _logging_for_command(args.verbose)
     try:
+        module = importlib.import_module(args._module)
         return int(module.main(args) or 0)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError, PermissionError, RuntimeError) as exc:
-        print(f"culturesim: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("culturesim: interrupted (a run folder keeps every finished row: continue with --resume)",
+              file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        # ModuleNotFoundError, FileNotFoundError, PermissionError, NotADirectoryError and
+        # disk-full errors are OSError/ImportError-likes: all user-fixable, all one line.
+        if args.verbose:
+            traceback.print_exc()
+        print(f"culturesim: error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"culturesim: error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, the traceback with -v
+        if args.verbose:
+            traceback.print_exc()
+        print(f"culturesim: error: unexpected {type(exc).__name__}: {describe_error(exc)} (a bug in culturesim; "
+              "run again with -v for the traceback and report it)", file=sys.stderr)
+        return EXIT_BUG
+    finally:
+        _restore_logging(*undo)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ LABEL_STYLES = ("numbers", "letters", "text")
 """``numbers``: ``1. Favor`` (the DEF template); ``letters``: ``A. Favor``; ``text``: ``Favor``."""
 
 _WORD_AFTER = re.compile(r" +[a-z]")
+_FULL_WIDTH = {0xFF21 + i: 0x41 + i for i in range(26)}  # Ａ..Ｚ -> A..Z (as the parser folds them)
 
 
 def check_label_style(labels: str) -> str:
@@ -57,6 +58,7 @@ def letters_to_numbers(text: str, k: int) -> str:
     if k < 1 or not text:
         return text
     pattern = _letter_re(min(k, 26))
+    text = text.translate(_FULL_WIDTH)
 
     def swap(m: re.Match[str]) -> str:
         ch = m.group(1)

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from simulator.rundir import RunLock, holds_anything, load_run_config
 from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, config_differences, read_rows, write_atomic
 
 __all__ = ["add_arguments", "main", "merge_runs"]
@@ -34,14 +35,15 @@ def merge_runs(shard_dirs: list[str | Path], out_dir: str | Path) -> Path:
     if not dirs:
         raise ValueError("Give at least one shard folder to merge")
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; merge into a new folder")
+    if holds_anything(out):
         raise ValueError(f"--out {out} is not empty; merge into a new folder")
     configs = []
     for d in dirs:
-        path = d / CONFIG_FILE
-        if not path.exists():
+        if not (d / CONFIG_FILE).exists():
             raise ValueError(f"{d} has no {CONFIG_FILE}; it is not a culturesim run folder")
-        configs.append(json.loads(path.read_text(encoding="utf-8")))
+        configs.append(load_run_config(d))
     base = _strip(configs[0])
     for d, cfg in zip(dirs[1:], configs[1:]):
         diff = config_differences(base, _strip(cfg))
@@ -75,20 +77,30 @@ def merge_runs(shard_dirs: list[str | Path], out_dir: str | Path) -> Path:
             f"The shards are incomplete: {len(missing)} of {participants * len(questions)} rows missing (e.g. {examples}). "
             "Resume the unfinished shards with --resume, then merge again."
         )
+    failed = sorted({str(d) for d, cfg in zip(dirs, configs) for r in read_rows(d / RESPONSES_FILE) if r["status"] == "error"})
+    if failed:
+        raise ValueError(f"Shards {', '.join(failed)} hold rows whose requests failed (status error): resume them with "
+                         "--resume (which asks those again), then merge again.")
 
-    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        _write_merged(out, dirs, configs, rows, questions, participants)
+    return out
+
+
+def _write_merged(out: Path, dirs: list[Path], configs: list[dict[str, Any]], rows: dict[tuple[int, str], dict[str, Any]],
+                  questions: list[str], participants: int) -> None:
+    """Rows and questions first, config.json last: a folder without it is an unfinished merge."""
     merged = dict(configs[0])
     merged["shard"] = None
     merged["participant_ids"] = list(range(participants))
     merged["merged_from"] = [{"dir": str(d.resolve()), "shard": c["shard"], "created_at": c.get("created_at")}
                              for d, c in sorted(zip(dirs, configs), key=lambda x: x[1]["shard"]["k"])]
-    write_atomic(out / CONFIG_FILE, json.dumps(merged, ensure_ascii=False, indent=2) + "\n")
     questions_text = (dirs[0] / QUESTIONS_FILE).read_text(encoding="utf-8") if (dirs[0] / QUESTIONS_FILE).exists() else ""
     write_atomic(out / QUESTIONS_FILE, questions_text)
     ordered = [rows[(p, q)] for q in questions for p in range(participants)]
     write_atomic(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
+    write_atomic(out / CONFIG_FILE, json.dumps(merged, ensure_ascii=False, indent=2) + "\n")
     log.info("merged %d shards into %s: %d rows", len(dirs), out, len(ordered))
-    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

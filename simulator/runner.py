@@ -3,10 +3,12 @@
 Why this shape:
 
 - **Steps across participants.** Questions are asked in sequence (memory builds up); at
-  each step the requests of ALL participants (of this shard) go to the backend as one batch,
-  so a local model batches across participants and a remote one keeps them in flight.
+  each step the requests of all participants (of this shard, ``WINDOW`` at a time) go to the
+  backend as one batch, so a local model batches across participants and a remote one keeps
+  them in flight.
 - **Append-only rows.** ``responses.jsonl`` gets one row per participant x question,
-  appended and fsynced after every step. A run killed at any moment (SIGKILL, even mid-line)
+  appended and fsynced as each local chunk or each group of finished remote requests
+  completes (so a huge run shows progress on disk). A run killed at any moment (SIGKILL, even mid-line)
   continues with ``--resume``: a truncated last line is dropped, completed rows are kept,
   memory is replayed from the rows, and a step that was partly written is generated again
   as a whole batch on a local backend (so a seeded local run sees the same batch as before;
@@ -21,8 +23,17 @@ Why this shape:
   (``Backend.supported_params``) are sent and recorded as the backend's default (None,
   one beam), and ``config.json`` lists them under ``config_diversity.unavailable``.
 
-Run folder: ``config.json`` (everything needed to reproduce; no secrets), ``questions.jsonl``
-(a snapshot of the questions asked, for scoring), ``responses.jsonl``.
+- **Failures are not final.** A request that runs out of attempts becomes an ``error`` row;
+  the command exits 3 with the command that continues it, and ``--resume`` asks those rows
+  again (the new row keeps the count of earlier attempts). A backend that cannot answer at
+  all (``BackendUnavailable``) stops the run at once, before writing failed rows.
+- **One writer.** The folder is locked while written (``simulator.rundir``), and every user
+  error is checked before the model loads where it can be.
+
+Run folder: ``config.json`` (everything needed to reproduce; no secrets; written last, so a
+folder without it is an unfinished set-up), ``questions.jsonl`` (a snapshot of the questions
+asked, for scoring), ``responses.jsonl``, and the lock's ``.culturesim.lock`` /
+``.culturesim.writer`` (see ``simulator.rundir``).
 
 ``--shard K/N`` (K is 1-based, 1..N) keeps the participants whose id ``p`` (0-based) has
 ``p % N == K - 1``; ``culturesim merge`` joins the shard folders. A shard batches only its
@@ -34,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import datetime as _dt
 import hashlib
 import inspect
@@ -42,10 +54,11 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +66,7 @@ from typing import Any
 from simulator import __version__
 from simulator.argtypes import positive_int
 from simulator.backends import available_backends, get_backend
-from simulator.backends.base import Backend, RemoteBackend
+from simulator.backends.base import Backend, BackendUnavailable, RemoteBackend, redact_secrets
 from simulator.baselines import CcsvItem, run_ccsv
 from simulator.eta import StepEta, format_seconds, memory_loads
 from simulator.memory import MEMORY_VERSION, Memory, memory_rng
@@ -62,6 +75,7 @@ from simulator.participants import (
     Participant,
     PlanSettings,
     canonical_plan,
+    make_participant,
     make_participants,
     parse_plan,
     plan_names,
@@ -69,6 +83,21 @@ from simulator.participants import (
 from simulator.presentation import Paraphrases, Presentation
 from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
 from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
+from simulator.rundir import (
+    CONFIG_FILE,
+    QUESTIONS_FILE,
+    RESPONSES_FILE,
+    FolderBusy,
+    RowWriter,
+    RunLock,
+    check_out_dir,
+    holds_anything,
+    load_run_config,
+    read_rows,
+    remove_if_only_lock,
+    setup_leftovers,
+    write_atomic,
+)
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 __all__ = [
@@ -94,9 +123,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RUNNER_VERSION = "1.0"
-CONFIG_FILE = "config.json"
-RESPONSES_FILE = "responses.jsonl"
-QUESTIONS_FILE = "questions.jsonl"
 SAMPLING_PARAMS = ("do_sample", "temperature", "top_p", "num_beams")
 # Keys of config.json that may differ between a run and its resumption.
 VOLATILE_KEYS = frozenset({"created_at", "command"})
@@ -175,33 +201,6 @@ def applied_config(config: GenerationConfig, supported: frozenset[str]) -> Gener
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def read_rows(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
-    """Rows of a ``responses.jsonl``; a truncated last line (no newline) is ignored, and with
-    ``repair`` cut off the file. A complete line that is not JSON raises ValueError."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    rows = []
-    for number, line in enumerate(data[:end].split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {number} is not valid JSON ({exc}); the file is corrupted") from exc
-    if end < len(data):
-        log.warning("%s: dropping a truncated last line (%d bytes) left by an interrupted run", path, len(data) - end)
-        if repair:
-            with open(path, "r+b") as fh:
-                fh.truncate(end)
-                fh.flush()
-                os.fsync(fh.fileno())
-    return rows
-
-
-_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 _SECRET_FLAG = re.compile(r"--?[\w-]*(key|token|secret|password)", re.IGNORECASE)
 
 
@@ -222,17 +221,8 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
                 out.append(arg)
                 hide_next = True
             continue
-        out.append(_URL_USERINFO.sub(r"\1***@", arg))
+        out.append(redact_secrets(arg))  # URL user info, key-like query values, known keys
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -276,6 +266,10 @@ class _Exchange:
     latency_s: float = 0.0
     attempts: int = 1
     error: str | None = None
+    empty: str | None = None
+    earlier_attempts: int = 0
+    """Attempts spent on this row by earlier runs of the folder, whose rows failed (``error``)."""
+    earlier_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -294,7 +288,30 @@ class _Run:
         self.culture = questions[0].culture
         self.plan_name = canonical_plan(plan)
         self.memories = {p.participant_id: Memory(p.memory_cap) for p in participants if p.memory_cap is not None}
+        self.by_id = {p.participant_id: p for p in participants}
+        self._make: Callable[[int], Participant] | None = None
         self.templates = CAO_TEMPLATES if self.kind == "cao" else DEF_TEMPLATES
+
+    @classmethod
+    def lazy(cls, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
+             max_new_tokens: int, presentation: Presentation | None = None) -> "_Run":
+        """A run whose participants are made when first asked (``participant``), so the first rows
+        of a huge run reach disk at once instead of after every persona has been drawn."""
+        run = cls(questions, backend, plan, seed, settings, [], max_new_tokens, presentation)
+        culture = questions[0].culture
+        run._make = lambda pid: make_participant(pid, culture, plan, seed, settings, max_new_tokens)
+        return run
+
+    def participant(self, pid: int) -> Participant:
+        p = self.by_id.get(pid)
+        if p is None:
+            if self._make is None:
+                raise KeyError(f"participant {pid} is not part of this run")
+            p = self.by_id[pid] = self._make(pid)
+            self.participants.append(p)
+            if p.memory_cap is not None:
+                self.memories[pid] = Memory(p.memory_cap)
+        return p
 
     def render(self, p: Participant, q: Question) -> RenderedQuestion:
         if self.presentation is not None:
@@ -309,27 +326,52 @@ class _Run:
             cfg = dataclasses.replace(cfg, max_new_tokens=max_new_tokens)
         return applied_config(cfg, self.supported)
 
-    def step(self, step: int, q: Question, only: set[int] | None = None) -> list[_Exchange]:
-        """Generate one question for the participants (all, or the ids in ``only``) as one batch."""
+    def exchanges(self, step: int, q: Question, pids: Sequence[int]) -> list[_Exchange]:
+        """The requests of participants ``pids`` for question ``q``, with their memory as it is now."""
         exchanges = []
-        for p in self.participants:
-            if only is not None and p.participant_id not in only:
-                continue
+        for pid in pids:
+            p = self.participant(pid)
             rendered = self.render(p, q)
-            memory = self.memories.get(p.participant_id)
+            memory = self.memories.get(pid)
             history = tuple(memory.messages()) if memory else ()
             messages = history + ({"role": "user", "content": rendered.text},)
             exchanges.append(_Exchange(p, rendered, messages, self.config(p, step)))
+        return exchanges
+
+    def answer(self, step: int, q: Question, exchanges: list[_Exchange]) -> Iterator[list[_Exchange]]:
+        """Send ``exchanges`` to the backend as one batch; yield them filled in, group by group, as
+        the backend finishes them (a local chunk, the remote requests done so far)."""
+        if not exchanges:
+            return
         if self.kind == "ccsv":
             self._ccsv(step, exchanges)
-            return exchanges
+            yield exchanges
+            return
         requests = [GenerationRequest(messages=e.messages, config=e.config, key=f"{e.participant.participant_id}:{q.id}")
                     for e in exchanges]
-        results = self.backend.generate(requests)
-        if len(results) != len(requests):
-            raise RuntimeError(f"Backend {self.backend.name!r} returned {len(results)} results for {len(requests)} requests")
-        for e, r in zip(exchanges, results):
-            _take(e, r)
+        seen = 0
+        # A wrapper that is not a Backend (the Space's guard) only promises generate(): its checks
+        # and redaction must not be bypassed through attribute forwarding.
+        groups = self.backend.iter_generate(requests) if isinstance(self.backend, Backend) \
+            else [list(enumerate(self.backend.generate(requests)))]
+        for group in groups:
+            filled = []
+            for i, r in group:
+                if not 0 <= i < len(exchanges):
+                    raise RuntimeError(f"Backend {self.backend.name!r} returned a result for request {i} of {len(exchanges)}")
+                _take(exchanges[i], r)
+                filled.append(exchanges[i])
+            seen += len(filled)
+            yield filled
+        if seen != len(exchanges):
+            raise RuntimeError(f"Backend {self.backend.name!r} returned {seen} results for {len(exchanges)} requests")
+
+    def step(self, step: int, q: Question, only: set[int] | None = None) -> list[_Exchange]:
+        """Generate one question for the participants (all, or the ids in ``only``) as one batch."""
+        pids = [p.participant_id for p in self.participants if only is None or p.participant_id in only]
+        exchanges = self.exchanges(step, q, pids)
+        for _ in self.answer(step, q, exchanges):
+            pass
         return exchanges
 
     def _ccsv(self, step: int, exchanges: list[_Exchange]) -> None:
@@ -358,6 +400,8 @@ class _Run:
         p, r = e.participant, e.rendered
         if e.error and not e.text.strip():
             status, positions, method, disclosure = "error", (), "none", False
+        elif e.empty is not None:
+            status, positions, method, disclosure = "empty", (), "none", False
         else:
             parsed = parse_response(r.parser_text(e.text), r.options, q.question_type, scale=r.scale, language=q.language)
             status, positions, method, disclosure = parsed.status.value, parsed.positions, parsed.method, parsed.ai_disclosure
@@ -380,29 +424,34 @@ class _Run:
             "parse_method": method,
             "ai_disclosure": disclosure,
             "tokens": {"input": e.input_tokens, "output": e.output_tokens},
-            "attempts": e.attempts,
+            "attempts": e.attempts + e.earlier_attempts,
             "error": e.error,
+            "empty_completion": e.empty,
             "timing": {"latency_s": round(e.latency_s, 4), "finished_at": _now()},
         }
+        if e.earlier_attempts:
+            row["earlier_error"] = e.earlier_error
         if self.presentation is not None:
             row["presentation"] = {"order": self.presentation.order, "labels": r.labels, "variant": r.variant}
         row.update(e.extra)
         return row
 
     def remember(self, step: int, q: Question, row: dict[str, Any]) -> None:
-        pid = row["participant_id"]
+        self.remember_text(step, q, row["participant_id"], row.get("raw_text") or "")
+
+    def remember_text(self, step: int, q: Question, pid: int, raw_text: str) -> None:
         memory = self.memories.get(pid)
         if memory is None:
             return
-        p = next(x for x in self.participants if x.participant_id == pid)
-        rendered = self.render(p, q)
-        memory.update(rendered.request, row.get("raw_text") or "", memory_rng(self.seed, pid, step), rendered.language)
+        rendered = self.render(self.participant(pid), q)
+        memory.update(rendered.request, raw_text, memory_rng(self.seed, pid, step), rendered.language)
 
 
 def _take(e: _Exchange, r: GenerationResult) -> None:
     e.text = r.text or ""
     e.input_tokens, e.output_tokens = r.input_tokens, r.output_tokens
     e.latency_s, e.attempts, e.error = r.latency_s, r.attempts, r.error
+    e.empty = getattr(r, "empty", None)
 
 
 def _now() -> str:
@@ -479,6 +528,25 @@ def build_config(
     return config
 
 
+WINDOW = 4096
+"""Participants per backend call within a step. A local backend batches (and a seeded one
+reproduces) within a window; bounding it keeps the requests, texts and rows of a huge run
+(``--participants 100000``) in memory a window at a time. Windows are fixed slices of the
+participant ids, so a resumed run regenerates exactly the windows it regenerated before."""
+
+
+ETA_SAMPLE = 2000
+"""Participants whose memory caps feed the ETA's per-step load (an unbiased sample of i.i.d. draws)."""
+
+
+@dataclass
+class _Earlier:
+    """What a failed (``error``) row of an earlier run leaves to the row that replaces it."""
+
+    attempts: int
+    error: str | None
+
+
 def simulate(
     out_dir: str | Path,
     questions: Sequence[Question],
@@ -497,8 +565,11 @@ def simulate(
 ) -> RunSummary:
     """Run (or resume) a simulation into ``out_dir``; see the module docstring.
 
-    ``on_rows`` is called after each step with the rows just written (for live views).
+    ``on_rows`` is called with the rows just written, each time some are (for live views).
     ``selection`` records how the questions were chosen (culture, filters, dataset path).
+    On resume, rows whose requests failed (status ``error``) are asked again; the new row
+    counts the earlier attempts. Raises ``FolderBusy`` when another process writes ``out_dir``
+    and ``BackendUnavailable`` when the backend cannot answer at all (rows written so far stay).
     ``presentation`` changes option order, labels or wording (``simulator.presentation``).
     """
     started = time.perf_counter()
@@ -515,66 +586,104 @@ def simulate(
     out = Path(out_dir)
     config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection,
                           presentation)
-    existing_rows = _prepare_dir(out, config, resume, questions)
+    with RunLock(out):
+        existing_rows = _prepare_dir(out, config, resume, questions)
+        return _simulate_locked(out, questions, backend, plan, participants, seed, settings, max_new_tokens, config,
+                                existing_rows, progress, on_rows, started, presentation)
+
+
+def _simulate_locked(out: Path, questions: list[Question], backend: Backend, plan: str, participants: int, seed: int,
+                     settings: PlanSettings, max_new_tokens: int, config: dict[str, Any],
+                     existing_rows: list[dict[str, Any]], progress: bool,
+                     on_rows: Callable[[list[dict[str, Any]]], None] | None, started: float,
+                     presentation: Presentation | None = None) -> RunSummary:
     ids = config["participant_ids"]
-    people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
-    run = _Run(questions, backend, plan, seed, settings, people, max_new_tokens, presentation)
+    run = _Run.lazy(questions, backend, plan, seed, settings, max_new_tokens, presentation)
     if config["config_diversity"]["modification_on"] and config["config_diversity"]["unavailable"]:
         log.warning("config diversity: %s", config["config_diversity"]["note"])
 
     index = {q.id: i for i, q in enumerate(questions)}
-    have: dict[tuple[int, str], dict[str, Any]] = {}
+    id_set = set(ids)
+    # Only what resuming needs is kept of the rows on disk: which exist, and (for participants
+    # with a memory) the text to replay, so a huge run's rows are not all held in memory.
+    have: dict[tuple[int, str], str] = {}
+    earlier: dict[tuple[int, str], _Earlier] = {}
+    counts: Counter[str] = Counter()
+    kept: list[dict[str, Any]] = []
     for row in existing_rows:
         key = (row["participant_id"], row["question_id"])
-        if key in have:
-            raise ValueError(f"{out / RESPONSES_FILE}: duplicate row for participant {key[0]}, question {key[1]!r}")
-        if row["question_id"] not in index or row["participant_id"] not in set(ids):
+        if key in have or key in earlier:
+            raise ValueError(f"{out / RESPONSES_FILE}: duplicate row for participant {key[0]}, question {key[1]!r}; "
+                             "two processes wrote this folder (before runs were locked): run it again into a new --out")
+        if row["question_id"] not in index or row["participant_id"] not in id_set:
             raise ValueError(f"{out / RESPONSES_FILE}: row {key} does not belong to this run's questions/participants")
-        have[key] = row
+        if row["status"] == "error":
+            earlier[key] = _Earlier(int(row.get("attempts") or 0), row.get("error"))
+            continue
+        has_memory = run.participant(key[0]).memory_cap is not None
+        have[key] = (row.get("raw_text") or "") if has_memory else ""
+        counts[row["status"]] += 1
+        kept.append(row)
+    if earlier:
+        # Failed requests are not final: their rows leave the file (atomically, under the lock)
+        # and are asked again below; each new row carries the attempts spent before.
+        write_atomic(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        log.info("%s: asking again the %d rows whose requests failed last time", out, len(earlier))
+    del kept, existing_rows
 
     total = len(ids) * len(questions)
-    written = 0
-    counts: Counter[str] = Counter(r["status"] for r in have.values())
+    counts_new: Counter[str] = Counter()
     tokens = 0
+    remote = isinstance(backend, RemoteBackend)
     bar = _progress(total, len(have), config["plan"], progress)
     # Later steps cost more (memory prompts grow): the ETA models that (simulator.eta).
-    eta = StepEta(memory_loads(len(questions), [p.memory_cap for p in people if p.memory_cap is not None]))
+    # Memory caps are drawn independently per participant: the first ETA_SAMPLE of them give the mean.
+    caps = [run.participant(pid).memory_cap for pid in ids[:ETA_SAMPLE]]
+    eta = StepEta(memory_loads(len(questions), [c for c in caps if c is not None]))
     resumed_steps = {i for i, q in enumerate(questions) if all((pid, q.id) in have for pid in ids)}
     try:
-        with open(out / RESPONSES_FILE, "ab") as fh:
+        with RowWriter(out / RESPONSES_FILE) as writer:
             for step, q in enumerate(questions):
-                step_started = time.perf_counter()
-                missing = [pid for pid in ids if (pid, q.id) not in have]
-                rows_by_pid: dict[int, dict[str, Any]] = {pid: have[(pid, q.id)] for pid in ids if (pid, q.id) in have}
-                new_rows: list[dict[str, Any]] = []
-                if missing:
-                    # A local backend's output depends on the batch it is in: regenerate the whole
-                    # step so a resumed seeded run matches an uninterrupted one. A remote backend
-                    # sends every request on its own: only the missing ones are asked again.
-                    exchanges = run.step(step, q, set(missing) if isinstance(backend, RemoteBackend) else None)
-                    for e in exchanges:
-                        pid = e.participant.participant_id
-                        if pid in rows_by_pid:
-                            continue
-                        row = run.row(step, q, e)
-                        rows_by_pid[pid] = row
-                        new_rows.append(row)
-                    fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows).encode("utf-8"))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                    written += len(new_rows)
-                    counts.update(r["status"] for r in new_rows)
-                    tokens += sum(r["tokens"]["output"] for r in new_rows)
-                    bar.update(len(new_rows))
-                    eta.record(step, time.perf_counter() - step_started)
+                step_started, step_cpu = time.perf_counter(), time.process_time()
+                step_load = sum(map(len, run.memories.values())) / len(run.memories) if run.memories else 0.0
+                generated = False
+                for start in range(0, len(ids), WINDOW):
+                    window = ids[start:start + WINDOW]
+                    missing = [pid for pid in window if (pid, q.id) not in have]
+                    if missing:
+                        # A local backend's output depends on the batch it is in: regenerate the whole
+                        # window so a resumed seeded run matches an uninterrupted one. A remote backend
+                        # sends every request on its own: only the missing ones are asked again.
+                        todo = set(missing)
+                        exchanges = run.exchanges(step, q, missing if remote else window)
+                        for e in exchanges:
+                            prior = earlier.get((e.participant.participant_id, q.id))
+                            if prior is not None:
+                                e.earlier_attempts, e.earlier_error = prior.attempts, prior.error
+                        for group in run.answer(step, q, exchanges):
+                            new_rows = [run.row(step, q, e) for e in group if e.participant.participant_id in todo]
+                            writer.write(new_rows)
+                            for r in new_rows:
+                                todo.discard(r["participant_id"])
+                                run.remember_text(step, q, r["participant_id"], r["raw_text"])
+                            counts_new.update(r["status"] for r in new_rows)
+                            tokens += sum(r["tokens"]["output"] for r in new_rows)
+                            bar.update(len(new_rows))
+                            if on_rows and new_rows:
+                                on_rows(new_rows)
+                    for pid in window:
+                        text = have.get((pid, q.id))
+                        if text is not None:
+                            run.remember_text(step, q, pid, text)
+                    generated = generated or bool(missing)
+                if generated:
+                    eta.record(step, time.perf_counter() - step_started, step_load, time.process_time() - step_cpu)
                     bar.set_postfix_str(f"eta {format_seconds(eta.remaining(resumed_steps))}", refresh=True)
-                    if on_rows:
-                        on_rows(new_rows)
-                for pid in ids:
-                    run.remember(step, q, rows_by_pid[pid])
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
+    counts.update(counts_new)
+    written = sum(counts_new.values())
     log.info("%s: %d rows (%d new) in %.1fs; statuses %s", out, total, written, elapsed, dict(counts))
     return RunSummary(out, total, written, dict(counts), elapsed, tokens)
 
@@ -590,19 +699,24 @@ def _progress(total: int, done: int, plan: str, enabled: bool):
 def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
     """Whether ``out`` holds a run to resume (False: a new run). Raises ValueError when ``out``
     is not empty without ``resume``, or when the stored config differs from ``config`` (top-level
-    keys in ``skip`` are not compared: a cheap check before the model is loaded)."""
+    keys in ``skip`` are not compared: a cheap check before the model is loaded). A folder left
+    by a set-up that was killed or ran out of disk (no ``config.json``, no rows) counts as new."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
-    nonempty = out.exists() and any(out.iterdir())
-    if not nonempty:
+        raise ValueError(f"--out {out} exists and is not a folder: choose another --out")
+    if not holds_anything(out):
+        return False
+    leftovers = setup_leftovers(out)
+    if leftovers is not None:
+        log.warning("%s holds only an unfinished set-up (%s; no %s): starting the run afresh there",
+                    out, ", ".join(leftovers), CONFIG_FILE)
         return False
     if not resume:
         raise ValueError(f"--out {out} is not empty. Pass --resume to continue that run, or choose a new folder.")
     config_path = out / CONFIG_FILE
     if not config_path.exists():
-        raise ValueError(f"--resume: {out} has no {CONFIG_FILE}; it is not a culturesim run folder")
-    old = json.loads(config_path.read_text(encoding="utf-8"))
+        raise ValueError(f"--resume: {out} has no {CONFIG_FILE}; it is not a culturesim run folder (choose another --out)")
+    old = load_run_config(out)
     diff = [k for k in config_differences(old, config) if k.split(".")[0] not in set(skip)]
     if diff:
         details = "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in diff[:8])
@@ -614,13 +728,18 @@ def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip:
 
 
 def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, questions: Sequence[Question]) -> list[dict[str, Any]]:
-    """Create or check the run folder; return the rows already written (resume)."""
+    """Create or check the run folder; return the rows already written (resume).
+
+    The set-up writes ``questions.jsonl`` and an empty ``responses.jsonl`` first and commits with
+    ``config.json`` last, so an interrupted set-up is recognised (``setup_leftovers``) and redone."""
     if check_resumable(out, config, resume):
         return read_rows(out / RESPONSES_FILE, repair=True)
     out.mkdir(parents=True, exist_ok=True)
+    for name in setup_leftovers(out) or ():
+        (out / name).unlink()
     write_atomic(out / QUESTIONS_FILE, "".join(json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions))
+    write_atomic(out / RESPONSES_FILE, "")
     write_atomic(out / CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
-    (out / RESPONSES_FILE).touch()
     return []
 
 
@@ -649,6 +768,16 @@ def _float_range(text: str) -> tuple[float, float]:
     return parts[0], parts[1]
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be > 0 seconds")
+    return value
+
+
 def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
@@ -664,8 +793,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=None, help="torch device for transformers (default: auto)")
     g.add_argument("--dtype", default=None, help="torch dtype for transformers (e.g. float32, bfloat16)")
     g.add_argument("--max-new-tokens", type=positive_int, default=512, help="generated tokens per answer (paper: 512)")
+    g.add_argument("--request-timeout", type=_positive_float, default=None, metavar="SECONDS",
+                   help="remote backends: give up one attempt of a request after this long (default: openai 60, "
+                        "anthropic 120); a request takes at most about max-attempts x (timeout + 1 s) plus backoff")
+    g.add_argument("--max-attempts", type=positive_int, default=None, metavar="N",
+                   help="remote backends: tries per request, retries included (default: 6); a request still failing "
+                        "is written as an `error` row that --resume asks again")
     g = parser.add_argument_group("questions")
-    g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")
+    g.add_argument("--culture", default="US",
+                   help="dataset config of the questions: a culture (US, CN, JP, EG) or US_2024 for the GSS 2024 wave (default: US)")
     g.add_argument("--language", default=None, help="question language (default: the culture's native language)")
     g.add_argument("--questions", type=positive_int, default=None, metavar="N", help="ask the first N questions (default: all)")
     g.add_argument("--dimensions", type=_csv, default=None, help=f"value dimensions, comma separated ({','.join(VALUE_DIMENSIONS)})")
@@ -699,6 +835,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "probabilities), verbalized (stated shares); see simulator/estimators")
 
 
+_FLAG_OF = {"timeout_s": "--request-timeout"}
+
+
 def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The backend's constructor arguments from the command line, checked against its signature."""
     wanted = {
@@ -708,6 +847,8 @@ def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> di
         "concurrency": args.concurrency,
         "device": args.device,
         "dtype": args.dtype,
+        "timeout_s": getattr(args, "request_timeout", None),
+        "max_attempts": getattr(args, "max_attempts", None),
     }
     given = {k: v for k, v in wanted.items() if v is not None}
     from simulator import backends as registry
@@ -723,36 +864,117 @@ def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> di
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     rejected = [k for k in given if k not in params and not accepts_any]
     if rejected:
-        flags = ", ".join("--" + k.replace("_", "-") for k in rejected)
+        flags = ", ".join(_FLAG_OF.get(k, "--" + k.replace("_", "-")) for k in rejected)
         raise ValueError(f"The {backend_name} backend does not take {flags}; drop it or choose another --backend")
+    required = [name for name, p in params.items()
+                if name != "self" and p.default is inspect.Parameter.empty
+                and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+                and name not in given]
+    if required:
+        flags = ", ".join(_FLAG_OF.get(k, "--" + k.replace("_", "-")) for k in required)
+        example = " (the model name the server serves, e.g. --model meta-llama/Llama-3.1-8B-Instruct)" \
+            if required == ["model"] else ""
+        raise ValueError(f"The {backend_name} backend needs {flags}{example}")
     if "seed" in params:
         given["seed"] = seed
     return given
 
 
+def _check_selection(args: argparse.Namespace) -> None:
+    """Name the filter value that matches nothing, with the values that exist (before any load)."""
+    pool = load_questions(culture=args.culture, language=args.language, dataset_dir=args.dataset_dir)
+    if args.topics:
+        known = sorted({q.topic for q in pool if q.topic})
+        bad = [t for t in args.topics if t not in set(known)]
+        if bad:
+            close = {t: difflib.get_close_matches(t, known, n=1) for t in bad}
+            hint = "; ".join(f"did you mean {c[0]!r} for {t!r}?" for t, c in close.items() if c)
+            raise ValueError(f"--topics: no question of culture {args.culture} has topic {', '.join(map(repr, bad))}. "
+                             f"{hint + ' ' if hint else ''}Topics: {', '.join(known)}")
+    if args.question_ids:
+        known_ids = {q.id for q in pool}
+        bad = [i for i in args.question_ids if i not in known_ids]
+        if bad:
+            close = difflib.get_close_matches(bad[0], sorted(known_ids), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"--question-ids: {', '.join(map(repr, bad))} not among the {len(known_ids)} questions of "
+                             f"culture {args.culture}{f' in language {args.language}' if args.language else ''}.{hint} "
+                             f"Ids look like {sorted(known_ids)[0]}")
+
+
+def _check_backend_switch(out: Path, args: argparse.Namespace) -> None:
+    """On --resume, the backend and model must be those of the run (checked before loading one)."""
+    if not args.resume or not (out / CONFIG_FILE).is_file():
+        return
+    old = load_run_config(out)
+    old_backend = (old.get("backend") or {}).get("backend")
+    old_model = old.get("model")
+    new_model = args.model
+    if new_model is None and args.backend == "transformers":
+        from simulator.embedded import EMBEDDED_MODEL
+
+        new_model = EMBEDDED_MODEL
+    if old_backend and old_backend != args.backend or (new_model is not None and old_model and new_model != old_model):
+        raise ValueError(f"--resume: the run in {out} was made with --backend {old_backend} --model {old_model}; this "
+                         f"command asks for --backend {args.backend} --model {new_model}. Use the same backend and "
+                         "model to continue it, or a new --out folder")
+
+
+def _resume_command(out: Path, args: argparse.Namespace | None = None) -> str:
+    """The command that continues this run: the one given (from the command line), plus --resume."""
+    given = getattr(args, "_argv", None) if args is not None else None
+    argv = ["culturesim", *redact_argv(list(given))] if given else []
+    if not argv:
+        return f"culturesim simulate ... --out {out} --resume (the same arguments as before, plus --resume)"
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return " ".join(shlex.quote(a) for a in argv)
+
+
 def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     """Run ``culturesim simulate`` from parsed arguments. ``backend``: an already loaded
-    backend to use instead of creating one from ``--backend``/``--model`` (not closed here)."""
+    backend to use instead of creating one from ``--backend``/``--model`` (not closed here).
+
+    Everything a user can get wrong is checked before the model loads: the arguments, the
+    question filters, the --out folder (and its lock), a resume's configuration and backend.
+    Returns 0 when every row is answered, 3 when some requests failed (their rows are
+    ``error``; --resume asks them again)."""
+    from simulator.cli import EXIT_INCOMPLETE
+
     shard = parse_shard(args.shard)
     out = Path(args.out)
+    check_out_dir(out)
+    if out.is_dir() and args.resume and (out / CONFIG_FILE).exists():
+        old = load_run_config(out)
+    else:
+        old = None
     seed = args.seed
-    if seed is None and args.resume and (out / CONFIG_FILE).exists():
-        seed = json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))["seed"]
+    if seed is None and old is not None:
+        seed = old["seed"]
+    chosen_seed = seed is None
     if seed is None:
         seed = secrets.randbelow(2**31)
-        log.info("no --seed given: using seed %d (recorded in config.json)", seed)
-    settings = PlanSettings(
-        max_beams=args.max_beams,
-        max_memory=args.max_memory,
-        do_sample_prob=args.do_sample_prob,
-        temperature_range=tuple(args.temperature_range),
-        top_p_range=tuple(args.top_p_range),
-        shuffle_options=not args.no_shuffle,
-        ccsv_critiques=args.ccsv_critiques,
-        ccsv_revisions=args.ccsv_revisions,
-        ccsv_votes=args.ccsv_votes,
-    )
+    try:
+        settings = PlanSettings(
+            max_beams=args.max_beams,
+            max_memory=args.max_memory,
+            do_sample_prob=args.do_sample_prob,
+            temperature_range=tuple(args.temperature_range),
+            top_p_range=tuple(args.top_p_range),
+            shuffle_options=not args.no_shuffle,
+            ccsv_critiques=args.ccsv_critiques,
+            ccsv_revisions=args.ccsv_revisions,
+            ccsv_votes=args.ccsv_votes,
+        )
+    except ValueError as exc:  # name the option typed, not the field: "--temperature-range (2.0, 1.0) must be ..."
+        raise ValueError(re.sub(r"\b(max_beams|max_memory|do_sample_prob|temperature_range|top_p_range|ccsv_\w+)=",
+                                lambda m: "--" + m.group(1).replace("_", "-") + " ", str(exc))) from None
     canonical_plan(args.plan)  # validate before loading anything
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens {args.max_new_tokens} must be >= 1")
+    if args.participants < 1:
+        raise ValueError(f"--participants {args.participants} must be >= 1")
+    _check_selection(args)
     estimator = getattr(args, "estimator", "sampling")
     if estimator != "sampling":
         from simulator.estimators.run import check_plan
@@ -767,8 +989,9 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         ids=args.question_ids,
         dataset_dir=args.dataset_dir,
     )
-    if args.participants < 1:
-        raise ValueError(f"--participants {args.participants} must be >= 1")
+    if not questions:
+        raise ValueError(f"No question of culture {args.culture} matches --dimensions {args.dimensions} --topics "
+                         f"{args.topics} --question-ids {args.question_ids} together; loosen the filters")
     shard_participants(args.participants, shard)
     presentation = None
     if getattr(args, "paraphrases", None):
@@ -784,29 +1007,60 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         "ids": args.question_ids,
         "dataset_dir": str(Path(args.dataset_dir).resolve()) if args.dataset_dir else None,
     }
-    # Check a resume before loading the model (the backend's own keys are compared later).
-    partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens, shard, selection,
-                           presentation, estimator=estimator)
-    check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
-    own = backend is None
-    if backend is None:
-        backend = get_backend(args.backend, **backend_kwargs(args.backend, args, seed))
-    run = simulate
-    if estimator != "sampling":
-        import functools
+    if backend is None and args.backend == "transformers":
+        from simulator.backends.model_source import resolve_model_source
 
-        from simulator.estimators.run import simulate_estimator
-
-        run = functools.partial(simulate_estimator, estimator=estimator)
+        resolve_model_source(args.model or _embedded())  # a wrong --model fails in milliseconds, before torch loads
+    kwargs = backend_kwargs(args.backend, args, seed) if backend is None else {}
+    lock = RunLock(out)
     try:
-        summary = run(
-            out, questions, backend, plan=args.plan, participants=args.participants, seed=seed, settings=settings,
-            max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume, progress=not args.no_progress,
-            selection=selection, **({"presentation": presentation} if presentation is not None else {}),
-        )
+        with lock:
+            # Check a resume before loading the model (the backend's own keys are compared later).
+            partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens,
+                                   shard, selection, presentation, estimator=estimator)
+            check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
+            _check_backend_switch(out, args)
+            if chosen_seed:
+                log.info("no --seed given: using seed %d (recorded in config.json)", seed)
+            own = backend is None
+            if backend is None:
+                backend = get_backend(args.backend, **kwargs)
+            run = simulate
+            if estimator != "sampling":
+                import functools
+
+                from simulator.estimators.run import simulate_estimator
+
+                run = functools.partial(simulate_estimator, estimator=estimator)
+            try:
+                summary = run(
+                    out, questions, backend, plan=args.plan, participants=args.participants, seed=seed,
+                    settings=settings, max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume,
+                    progress=not args.no_progress, selection=selection,
+                    **({"presentation": presentation} if presentation is not None else {}),
+                )
+            except BackendUnavailable as exc:
+                rows = len(read_rows(out / RESPONSES_FILE)) if (out / RESPONSES_FILE).exists() else 0
+                kept = f"the {rows} rows written before are kept; " if rows else ""
+                raise BackendUnavailable(f"{exc}; {kept}then continue with: {_resume_command(out, args)}") from None
+            finally:
+                if own:
+                    backend.close()
     finally:
-        if own:
-            backend.close()
+        if lock.created and not holds_anything(out):
+            remove_if_only_lock(out)  # a folder this command made and never used (e.g. the model failed to load)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     print(f"{summary.out_dir}: {summary.rows_total} rows ({summary.rows_written} new) in {summary.elapsed_s:.1f}s; {counts}")
+    failed = summary.status_counts.get("error", 0)
+    if failed:
+        print(f"culturesim: error: {failed} of {summary.rows_total} rows failed (their requests ran out of attempts; "
+              f"see the `error` field of those rows). Nothing is lost: ask them again with: {_resume_command(out, args)}",
+              file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
+
+
+def _embedded() -> str:
+    from simulator.embedded import EMBEDDED_MODEL
+
+    return EMBEDDED_MODEL

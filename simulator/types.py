@@ -64,6 +64,10 @@ class GenerationResult:
     latency_s: float = 0.0
     attempts: int = 1
     error: str | None = None
+    """Why the request failed (after its retries); the text is empty then."""
+    empty: str | None = None
+    """Set when the server answered with nothing to read (``content: null``, ``choices: []``):
+    why, in words. Not an error (the request went through) and not the model saying nothing."""
     logprobs: list[dict[str, Any]] | None = None
     """With ``GenerationConfig.top_logprobs``: one entry per generated token,
     ``{"token": str, "logprob": float, "top": [[token, logprob], ...]}``."""

@@ -68,7 +68,8 @@ def _results_panel(prefix: str) -> dict[str, Any]:
         out["scores"] = gr.Dataframe(pd.DataFrame(columns=logic.SCORE_COLUMNS),
                                      label="Scores with 95% bootstrap confidence intervals (kl, js, wasserstein: "
                                            "lower is better; match_rate: higher is better; see the glossary)",
-                                     interactive=False, elem_id=f"{prefix}-scores")
+                                     interactive=False, elem_id=f"{prefix}-scores", wrap=True, max_height=520,
+                                     column_widths=["11%", "15%", "8%", "8%", "8%", "7%", "43%"])
         plots = {name: dict(label=title, show_label=False, elem_id=f"{prefix}-fig-{name}")
                  for name, title in FIGURE_TITLES.items()}  # figures carry their own titles
         with gr.Row():
@@ -271,7 +272,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 message = logic.redact(logic.user_message(exc, runs_dir, dataset_dir), key)
                 log.warning("job failed: %s", message)
                 gr.Warning(message)
-                yield {status: f"❌ **{_md(message)}**", **idle}
+                yield {status: f"⚠ **{_md(message)}**", **idle}
             finally:
                 key = None  # noqa: F841 - drop the reference as soon as the job ends
                 if _ACTIVE.get(session) is stop:
@@ -351,7 +352,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 message = logic.user_message(exc, runs_dir, dataset_dir)
                 log.warning("scoring an upload failed: %s", message)
                 gr.Warning(message)
-                yield {score_status: f"❌ **{_md(message)}**", score_button: gr.update(interactive=True)}
+                yield {score_status: f"⚠ **{_md(message)}**", score_button: gr.update(interactive=True)}
 
         score_button.click(on_score, upload, [score_status, score_button, *scored.values()], concurrency_id="scoring",
                            concurrency_limit=2)

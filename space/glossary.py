@@ -33,6 +33,14 @@ STATISTICS = {
                    "0 to 1; **lower is better**",
     "match_rate": "share of questions where the model's most chosen option is the humans' most chosen; "
                   "**higher is better**",
+    "normalised kl / js / wasserstein": "(D_uniform - D_model) / (D_uniform - D_floor): **1 = as close as a "
+                                        "perfect simulator with this many participants can be, 0 = random "
+                                        "answers, below 0 = worse than random**; higher is better",
+    "floor": "the divergence a perfect simulator with this many participants scores by sampling noise alone: the "
+             "best a run of this size can expect (a small run cannot reach 0)",
+    "uniform": "the divergence of as many uniformly random answers; a model above it does worse than chance",
+    "ceiling": "human split-half ceiling: the divergence between two random halves of the real respondents "
+               "(where the dataset has microdata)",
     "distinct_answers_mean": "how many different options the simulated participants chose, per question "
                              "(diversity; the DEF method raises it)",
     "entropy_mean": "spread of the model's answers per question, in nats (human_entropy_mean: the humans')",
@@ -47,6 +55,8 @@ STATUSES = {
     "no_answer": "no option number or option text could be read from the reply (not counted)",
     "invalid_option": "the reply names an option number the question does not have (not counted)",
     "multiple_for_single": "several options for a single-choice question (not counted)",
+    "number_text_disagree": "the option number and the option text name different options, e.g. \"1. No\" where 1 "
+                            "is \"Yes\" (not counted; parser 1.0 called this multiple_for_single)",
     "refusal": "the model declined to answer (not counted)",
     "error": "the backend failed (network, key, limits); the reply is empty (not counted)",
 }

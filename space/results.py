@@ -49,31 +49,69 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-SCORE_COLUMNS = ["scope", "statistic", "value", "ci low", "ci high", "questions"]
+SCORE_COLUMNS = ["scope", "statistic", "value", "ci low", "ci high", "questions", "meaning"]
 SCORE_STATS = (("kl", "kl_mean"), ("js", "js_mean"), ("wasserstein", "wasserstein_mean"), ("match_rate", "match_rate"))
+DIVERSITY_STATS = ("distinct_answers_mean", "entropy_mean", "human_entropy_mean", "unanimous_share")
+REFUSAL_STATS = {  # the metric's "refusals" glossary line, one key at a time
+    "model_non_answer_share_mean": "share of the model's replies with no valid answer (refusals, unparsed, errors)",
+    "human_nonsubstantive_share_mean": "share of real respondents asked who gave no substantive answer (don't "
+                                       "know, no answer, refused); where the dataset has it",
+    "error_mean": "model minus human non-answer share: 0 is best, above 0 the model declines more than people",
+}
+
+
+def _meaning(key: str) -> str:
+    """The metric's own one-line meaning of an output key (``OUTPUT_GLOSSARY``), or ""."""
+    try:
+        from metrics.cultural_alignment import describe
+    except ImportError:  # an older metric without the glossary
+        return ""
+    return describe(key) or ""
 
 
 def scores_table(scores: dict[str, Any]) -> pd.DataFrame:
-    """The metric's headline numbers with their 95% bootstrap CIs, one row per statistic and
-    scope (all questions, then each value dimension), then the diversity numbers."""
+    """The metric's headline numbers with their 95% bootstrap CIs and one-line meanings.
+
+    For all questions: each divergence, its normalised score (1 = a perfect simulator of this
+    size, 0 = random answers), its sampling-noise floor and uniform baseline (and the human
+    split-half ceiling where the dataset has one), the match rate, the refusal channel and the
+    diversity numbers; then each value dimension's divergences, match rate and normalised KL
+    (meanings as above). Nothing is computed here: every number is the metric's.
+    """
     metric = scores.get("metric") or {}
     records = []
 
-    def add(scope: str, stats: dict[str, Any]) -> None:
-        for stat, key in SCORE_STATS:
-            if stats.get(key) is None:
-                continue
-            records.append({"scope": scope, "statistic": stat, "value": stats[key],
-                            "ci low": stats.get(f"{stat}_ci_low"), "ci high": stats.get(f"{stat}_ci_high"),
-                            "questions": stats.get("n_questions")})
+    def add(scope: str, statistic: str, stats: dict[str, Any], key: str, ci: str | None, n_key: str, meaning: bool):
+        if stats.get(key) is None:
+            return
+        records.append({"scope": scope, "statistic": statistic, "value": stats[key],
+                        "ci low": stats.get(f"{ci}_ci_low") if ci else None,
+                        "ci high": stats.get(f"{ci}_ci_high") if ci else None,
+                        "questions": stats.get(n_key), "meaning": _meaning(key) if meaning else ""})
 
-    add("all questions", metric)
+    def block(scope: str, stats: dict[str, Any], full: bool) -> None:
+        for stat, key in SCORE_STATS:
+            n_key = "n_ordinal" if stat == "wasserstein" else "n_questions"
+            add(scope, stat, stats, key, stat, n_key, full)
+            if stat == "match_rate" or (not full and stat != "kl"):
+                continue
+            add(scope, f"normalised {stat}", stats, f"normalised_{stat}", f"normalised_{stat}", f"n_normalised_{stat}",
+                full)
+            if full:
+                add(scope, f"floor {stat}", stats, f"floor_{stat}_mean", None, n_key, True)
+                add(scope, f"uniform {stat}", stats, f"uniform_{stat}_mean", None, n_key, True)
+                add(scope, f"ceiling {stat}", stats, f"ceiling_{stat}_mean", None, "n_with_ceiling", True)
+
+    block("all questions", metric, True)
+    refusals = metric.get("refusals") or {}
+    for key, meaning in REFUSAL_STATS.items():
+        add("refusals", key, refusals, key, "error" if key == "error_mean" else None, "n_questions", False)
+        if records and records[-1]["statistic"] == key:
+            records[-1]["meaning"] = meaning
+    for key in DIVERSITY_STATS:
+        add("diversity", key, metric, key, None, "n_questions", True)
     for dim, stats in (metric.get("per_dimension") or {}).items():
-        add(dim, stats)
-    for key in ("distinct_answers_mean", "entropy_mean", "human_entropy_mean", "unanimous_share"):
-        if metric.get(key) is not None:
-            records.append({"scope": "diversity", "statistic": key, "value": metric[key], "ci low": None,
-                            "ci high": None, "questions": metric.get("n_questions")})
+        block(dim, stats, False)
     table = pd.DataFrame.from_records(records, columns=SCORE_COLUMNS)
     for column in ("value", "ci low", "ci high"):
         table[column] = table[column].map(lambda v: None if v is None else round(float(v), 4))
@@ -221,7 +259,7 @@ def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
             raise
         return [], "no report module (simulator.analysis.report) in this build"
     run_dir = Path(run_dir)
-    out = run_dir / "report"
+    out = run_dir.parent / f"{run_dir.name}-report"  # beside the run: a report never writes into its inputs
     try:
         with _FIGURE_LOCK:
             report.build_report([run_dir], out, dataset_dir=dataset_dir, bootstrap_samples=bootstrap_samples)
@@ -254,6 +292,12 @@ def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, boo
         f"match rate {_fmt(metric.get('match_rate'))} (higher is better) · distinct answers per question "
         f"{_fmt(metric.get('distinct_answers_mean'))}"
     )
+    if metric.get("normalised_kl") is not None:
+        summary += (f"\n\n**Normalised KL {_fmt(metric.get('normalised_kl'))}** "
+                    f"[95% CI {_fmt(metric.get('normalised_kl_ci_low'))}, {_fmt(metric.get('normalised_kl_ci_high'))}]"
+                    f" (1 = as close as a perfect simulator with this many participants can be, 0 = random answers, "
+                    f"below 0 = worse than random) · floor KL {_fmt(metric.get('floor_kl_mean'))} (sampling noise "
+                    f"alone) · uniform KL {_fmt(metric.get('uniform_kl_mean'))} (random answers)")
     notes = run_notes(run_dir, scores, rows, questions)
     if notes:
         summary += "\n\n" + notes

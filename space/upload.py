@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -108,7 +109,10 @@ def prepare_uploaded_run(
     from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
 
     frame = dataset_frame(dataset_dir)
-    known = {r["id"]: Question.from_record(r) for r in frame.to_dict("records")}
+    # pandas holds a missing number as NaN; the dataset record (and the metric) means None
+    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+               for r in frame.to_dict("records")]
+    known = {r["id"]: Question.from_record(r) for r in records}
     rows = read_responses_upload(responses_path, known)
     qids = list(dict.fromkeys(r["question_id"] for r in rows))
     questions = [known[q] for q in qids]

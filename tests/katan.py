@@ -129,8 +129,10 @@ def _wait_ready(server: KatanServer, deadline: float) -> bool:
 
 
 @contextlib.contextmanager
-def start_katan(model: str = "katan-echo", max_concurrent: int = 64, **options: object) -> Iterator[KatanServer]:
-    """Run llm-katan's echo backend on a free loopback port until the block ends.
+def start_katan(model: str = "katan-echo", max_concurrent: int = 64, port: int | None = None,
+                **options: object) -> Iterator[KatanServer]:
+    """Run llm-katan's echo backend on a free loopback port (or ``port``: to bring a server
+    back where clients expect it) until the block ends.
 
     Extra keyword arguments become flags (``error_rate=0.3`` -> ``--error-rate 0.3``;
     ``validate_keys=True`` -> ``--validate-keys``). Waits (at most 30 s) until ``/health``
@@ -138,10 +140,10 @@ def start_katan(model: str = "katan-echo", max_concurrent: int = 64, **options: 
     """
     with tempfile.TemporaryDirectory(prefix="katan-") as tmp:
         log_path = Path(tmp) / "katan.log"
-        for _ in range(3):  # another process may grab the free port between probe and bind
-            port = free_port()
+        for _ in range(3 if port is None else 1):  # another process may grab the free port between probe and bind
+            chosen = free_port() if port is None else port
             server = KatanServer(
-                _launch(port, model, log_path, {"max_concurrent": max_concurrent, **options}), port, log_path, model
+                _launch(chosen, model, log_path, {"max_concurrent": max_concurrent, **options}), chosen, log_path, model
             )
             try:
                 if _wait_ready(server, time.monotonic() + READY_TIMEOUT_S):

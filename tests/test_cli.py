@@ -85,3 +85,13 @@ def test_bad_counts_are_refused_in_terms_of_the_option_typed():
         assert proc.returncode == 2, proc
         last = proc.stderr.strip().splitlines()[-1]
         assert f"argument {option}" in last and "limit=" not in last, last
+
+
+def test_plan_setting_errors_name_the_option_typed():
+    for argv, option in ((["--temperature-range", "2,1"], "--temperature-range"),
+                         (["--do-sample-prob", "3"], "--do-sample-prob")):
+        proc = subprocess.run([sys.executable, "-m", "simulator.cli", "simulate", *argv, "--out", "never-made"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, proc
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"culturesim: error: {option} ") and "_range=" not in last and "_prob=" not in last, last

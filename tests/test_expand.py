@@ -44,6 +44,8 @@ CAPPUN_CASES = [
     ("", ["empty"]),
     ("Do you favor or oppose the death penalty for persons convicted of murder?", ["copy"]),
     ("do you favor or oppose the death penalty for persons convicted of murder", ["copy"]),
+    # the embedded model's one "accepted" variant before this check: the original with a prefix
+    ("Well: Do you favor or oppose the death penalty for persons convicted of murder?", ["copy"]),
     ("Should people convicted of murder get the death penalty?", ["options_changed"]),  # "favor/oppose" gone
     ("Obviously you favor or oppose the death penalty for murderers, right?", ["answer_hint"]),
     ("你赞成还是反对对谋杀犯判处死刑？ favor or oppose", ["language", "length"]),  # characters of another script
@@ -73,6 +75,7 @@ def test_extract_variant():
         "How much does family matter to you?"
     assert ex.extract_variant('**"How much does family matter to you?"**') == "How much does family matter to you?"
     assert ex.extract_variant("[echo] model=m\nUser: Rephrase ...\nRephrased:") == ""
+    assert ex.extract_variant("Question: How important is family in your life?") == "How important is family in your life?"
 
 
 # --------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def test_letter_and_bare_labels_render_exactly():
     ("A good citizen would say Answer: A.", "A good citizen would say Answer: 1."),
     ("I think D", "I think 4"),
     ("答案：B", "答案：2"),
+    ("答案：Ｃ", "答案：3"),                     # full-width, as Chinese answers write it
     ("BC and U.S.A", "BC and U.S.A"),          # letters next to letters stay
     ("Answer: E", "Answer: E"),                # outside A..D: not an option
     ("A: the second one", "A: the second one"),  # the parser's own answer label
@@ -214,12 +215,12 @@ def test_movement_against_the_sampling_noise_yardstick_by_simulation():
 
 @pytest.mark.slow
 def test_battery_on_the_embedded_model(tmp_path, capsys):
-    """A real, tiny battery (3 questions, 4 participants, 24 new tokens): every run is an
+    """A real, tiny battery (2 questions, 4 participants, 24 new tokens): every run is an
     ordinary run folder shown as its condition says, and the reported numbers are recounted
     here from the rows (the JS with scipy)."""
     from simulator.cli import main as cli_main
 
-    ids = "wvs7.US.Q1.en,gss2022.cappun.en,wvs7.US.Q46.en"
+    ids = "wvs7.US.Q1.en,gss2022.cappun.en"
     assert cli_main(["invariance", "--question-ids", ids, "--participants", "4", "--max-new-tokens", "24",
                      "--perturbations", "order,labels,reverse", "--orders", "1", "--label-styles", "letters",
                      "--bootstrap", "100", "--out", str(tmp_path), "--no-progress"]) == 0

@@ -70,8 +70,28 @@ def coverage(P: int, k: int, shape: str, seed: int = 0) -> dict[str, float]:
     return out
 
 
-def table() -> dict[tuple[int, int, str], dict[str, float]]:
-    return {(P, k, shape): coverage(P, k, shape) for P in PARTICIPANTS for k in OPTIONS for shape in SHAPES}
+MEAN_RUNS, MEAN_QUESTIONS = 100, 20
+
+
+def mean_coverage(P: int, k: int, shape: str, seed: int = 0) -> dict[str, float]:
+    """The same for the interval of a mean: MEAN_RUNS runs of MEAN_QUESTIONS questions (each
+    with the case's p and q), one compute_alignment call per run."""
+    p, q = truth(k, shape)
+    target = divergences(p, q)
+    rng = np.random.default_rng([seed, P, k, len(shape), 1])
+    hits = {s: 0 for s in STATS}
+    for run in range(MEAN_RUNS):
+        preds = rng.choice(k, size=(MEAN_QUESTIONS, P), p=p).tolist()
+        r = compute_alignment(predictions=preds, references=[q.tolist()] * MEAN_QUESTIONS,
+                              ordinal=[True] * MEAN_QUESTIONS, bootstrap_samples=0,
+                              participant_bootstrap_samples=200, seed=run)
+        for s in STATS:
+            hits[s] += r[f"{s}_participant_ci_low"] <= target[s] + 1e-12 and target[s] - 1e-12 <= r[f"{s}_participant_ci_high"]
+    return {s: hits[s] / MEAN_RUNS for s in STATS}
+
+
+def table(fn=coverage) -> dict[tuple[int, int, str], dict[str, float]]:
+    return {(P, k, shape): fn(P, k, shape) for P in PARTICIPANTS for k in OPTIONS for shape in SHAPES}
 
 
 def markdown(results) -> str:
@@ -82,8 +102,9 @@ def markdown(results) -> str:
     return "\n".join(lines)
 
 
-def card_table() -> dict[tuple[int, int, str], dict[str, float]]:
-    text = CARD.read_text(encoding="utf-8")
+def card_table(which: int = 0) -> dict[tuple[int, int, str], dict[str, float]]:
+    """The card's coverage table number ``which`` (0: per question, 1: mean of 20 questions)."""
+    text = CARD.read_text(encoding="utf-8").split("<!-- coverage table -->")[which + 1]
     rows = re.findall(r"^\| (\d+) \| (\d+) \| (near-uniform|peaked) \| (.+) \|$", text, flags=re.M)
     out = {}
     for P, k, shape, cells in rows:
@@ -93,9 +114,10 @@ def card_table() -> dict[tuple[int, int, str], dict[str, float]]:
 
 
 @pytest.mark.slow
-def test_participant_interval_coverage():
-    results = table()
-    card = card_table()
+@pytest.mark.parametrize("which", [0, 1], ids=["per_question", "mean_of_20"])
+def test_participant_interval_coverage(which):
+    results = table(coverage if which == 0 else mean_coverage)
+    card = card_table(which)
     assert set(card) == set(results), "the card's coverage table must list every simulated case"
     for case, cov in results.items():
         for stat in STATS:
@@ -107,3 +129,5 @@ def test_participant_interval_coverage():
 
 if __name__ == "__main__":
     print(markdown(table()))
+    print()
+    print(markdown(table(mean_coverage)))

@@ -18,3 +18,13 @@ def test_python_snippet_prints_what_the_readme_shows():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == shown
     assert "0-based option index" in block and "human distribution" in block
+
+
+def test_main_job_writes_its_report_beside_the_run_folder():
+    """`culturesim report` refuses an --out inside a run it reads; the README's first command must not ask for one."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)[0]
+    run = re.search(r"culturesim simulate .*?--out (\S+)", first).group(1)
+    report_out = re.search(r"culturesim report \S+ --out (\S+)", first).group(1)
+    assert not Path(report_out).is_relative_to(Path(run)), (run, report_out)
+    assert f"`{report_out}/report.html`" in readme

@@ -141,5 +141,23 @@ def test_every_abbreviation_on_the_page_is_in_the_glossary(report):
 
 
 def test_metric_definitions_are_merged_into_the_glossary():
-    terms = {t.term: t for t in glossary({"normalised score": "(D_uniform - D) / (D_uniform - D_floor); higher is better"})}
+    from metrics.cultural_alignment import describe
+
+    from simulator.analysis.report import METRIC_TERMS
+
+    terms = {t.term: t for t in glossary(metric_terms=METRIC_TERMS)}
+    for term, key in METRIC_TERMS.items():
+        assert terms[term].meaning == describe(key), term
     assert terms["normalised score"].direction == "higher is better"
+    assert {t.term: t for t in glossary({"x": "a thing; lower is better"})}["x"].direction == "lower is better"
+
+
+def test_report_shows_what_a_score_means(report):
+    rep, page, text, _, _ = report
+    sm = rep["runs"][0]["score_meaning"]
+    assert sm["floor_kl_mean"] is not None and sm["uniform_kl_mean"] is not None
+    assert "What a score means" in text and "normalised score" in text
+    kl = f"{sm['kl_mean']:.3f}"
+    assert f"<td>KL</td><td class=n>{kl}</td>" in page
+    for term in ("floor", "uniform baseline", "normalised score", "human split-half ceiling"):
+        assert f"<td><b>{term}</b></td>" in page, term

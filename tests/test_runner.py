@@ -289,3 +289,24 @@ def test_shards_seeds_and_redaction():
     assert redact_argv(["--base-url", "https://user:secret@h.example/v1", "--api-key", "sk-x", "--hf-token=abc",
                         "--max-new-tokens", "16"]) == [
         "--base-url", "https://***@h.example/v1", "--api-key", "***", "--hf-token=***", "--max-new-tokens", "16"]
+
+
+@pytest.mark.slow
+def test_rows_reach_disk_chunk_by_chunk_on_a_local_backend(model, us3, tmp_path):
+    # Each finished chunk of a step is written before the next chunk runs (issue 12): with chunks
+    # of two requests, a step of six participants reaches disk in three writes.
+    out = tmp_path / "chunks"
+    seen: list[int] = []
+
+    def on_rows(rows):
+        seen.append(len(rows))
+        assert len(read_rows(out / RESPONSES_FILE)) == sum(seen)  # on disk when reported
+
+    size = model.batch_size
+    model.batch_size = 2
+    try:
+        simulate(out, us3[:1], model, plan="none", participants=6, seed=2, max_new_tokens=4, progress=False,
+                 on_rows=on_rows)
+    finally:
+        model.batch_size = size
+    assert seen == [2, 2, 2]

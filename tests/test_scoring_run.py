@@ -60,7 +60,7 @@ def test_scores_match_scipy_on_a_written_run(tmp_path):
     r = result["responses"]
     assert r["rows"] == r["expected_rows"] == 16 and r["complete"]
     assert r["status_counts"] == {"ok": 9, "no_answer": 3, "refusal": 1, "invalid_option": 1, "error": 1,
-                                  "multiple_for_single": 1, "number_text_disagree": 0}
+                                  "multiple_for_single": 1, "number_text_disagree": 0, "empty": 0}
     assert r["non_ok_share"] == pytest.approx(7 / 16)
     assert r["questions_unanswered"] == [c.id] and r["questions_scored"] == 3
 

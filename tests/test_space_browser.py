@@ -130,7 +130,7 @@ def _status(page, elem_id: str = "run-status") -> str:
 def _wait_failed(page, timeout_s: float, elem_id: str = "run-status") -> str:
     """Wait for the status line to show a failure (it stays: not a toast that vanishes)."""
     deadline = time.monotonic() + timeout_s
-    while "❌" not in _status(page, elem_id):
+    while "⚠ " not in _status(page, elem_id):
         assert time.monotonic() < deadline, f"#{elem_id} never showed a failure: {_status(page, elem_id)!r}"
         page.wait_for_timeout(250)
     page.wait_for_timeout(6000)  # longer than a toast lasts: the reason is still on the page
@@ -216,6 +216,8 @@ def default_run(browser, server):
     total = time.monotonic() - started
     page.wait_for_function("() => !document.querySelector('#run').disabled", timeout=30_000)
     assert page.locator("#cancel").is_disabled()
+    figures = " && ".join(f"document.querySelector('#sim-fig-{name} img')?.naturalWidth > 100" for name in FIGURES)
+    page.wait_for_function(f"() => {figures}", timeout=120_000)  # a loaded browser decodes them a while
     page.wait_for_timeout(500)
     _shot(page, "simulate_done")
     timing = {"first_results_s": round(first, 1), "job_s": round(total, 1), "cpu_count": os.cpu_count(),

@@ -184,3 +184,81 @@ def test_backend_errors_reach_the_page_as_sentences() -> None:
     assert plain_error(sdk) == "AuthenticationError (HTTP 401): invalid API key for anthropic: got '***'"
     assert plain_error("APIConnectionError: Connection error.") == "APIConnectionError: Connection error."
     assert plain_error("Error code: 500 - {not a dict") == "Error code: 500 - {not a dict"
+
+
+def test_scores_table_shows_normalised_score_floors_and_their_meanings() -> None:
+    from metrics.cultural_alignment import compute_alignment
+
+    metric = compute_alignment(predictions=[[0, 0, 1, 0], [1, 1, 0, 2]], references=[[0.7, 0.3], [0.2, 0.5, 0.3]],
+                               ordinal=[False, True], value_dimensions=[["EVI"], ["TDI"]], bootstrap_samples=50,
+                               seed=0)
+    table = logic.scores_table({"metric": metric}).set_index(["scope", "statistic"])
+    for stat in ("kl", "js"):
+        row = table.loc[("all questions", f"normalised {stat}")]
+        assert row["value"] == pytest.approx(metric[f"normalised_{stat}"], abs=1e-4)
+        assert row["ci low"] == pytest.approx(metric[f"normalised_{stat}_ci_low"], abs=1e-4)
+        assert "1 = a perfect simulator of this size, 0 = random answers" in row["meaning"]
+        assert table.loc[("all questions", f"floor {stat}"), "value"] == pytest.approx(metric[f"floor_{stat}_mean"],
+                                                                                        abs=1e-4)
+        assert "sampling noise alone" in table.loc[("all questions", f"floor {stat}"), "meaning"]
+        assert "lower is better" in table.loc[("all questions", stat), "meaning"]
+    assert table.loc[("all questions", "wasserstein"), "questions"] == 1  # over the ordinal question only
+    assert "refusals" not in table.index.get_level_values(0)  # no statuses given: no refusal channel
+    assert ("EVI", "normalised kl") in table.index and table.loc[("EVI", "kl"), "meaning"] == ""
+
+
+def test_claude_job_takes_no_turn_on_the_local_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a local job holds the only generation turn, a Claude job still runs to its end."""
+    from katan import start_katan
+
+    slots = logic.GenerationSlots(1)
+    list(slots.wait(threading.Event()))  # a local job is generating
+    spec = logic.JobSpec(model_kind="claude", model_id="claude-haiku-4-5", culture="US", questions=1, participants=2,
+                         max_new_tokens=16)
+    messages = []
+    with start_katan() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
+        started = time.monotonic()
+        try:
+            for update in logic.run_job(spec, tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
+                                        api_key="sk-ant-any", slots=slots):
+                messages.append(update.message)
+        except logic.JobFailed as exc:  # the echo server's replies name no option: a failure, but a finished one
+            messages.append(str(exc))
+        elapsed = time.monotonic() - started
+    assert not any("Waiting for the model" in m for m in messages), messages
+    assert elapsed < 60 and len(json.loads((tmp_path / "runs").iterdir().__next__().joinpath("config.json")
+                                           .read_text())["participant_ids"]) == 2
+    slots.release()
+
+
+def test_chinese_and_arabic_options_draw_without_missing_glyphs() -> None:
+    """The Noto fonts of space/packages.txt are used even when matplotlib's font cache predates them."""
+    import warnings
+
+    frame = logic.dataset_frame()
+    for culture, language in (("CN", "zh"), ("EG", "ar"), ("JP", "ja")):
+        qid = frame[(frame["culture"] == culture) & (frame["language"] == language)]["id"].iloc[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "Glyph ... missing from font(s)" is a UserWarning
+            _, _, fig = logic.question_view(frame, qid)
+            fig.canvas.draw()
+
+
+def test_upload_against_the_built_dataset_scores_and_writes_its_report(tmp_path: Path) -> None:
+    """Real questions carry split-half ceilings (missing ones are NaN in pandas); the report goes
+    beside the run folder (a report never writes into its inputs)."""
+    frame = logic.dataset_frame()
+    with_ceiling = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].notna()]
+    without = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].isna()]
+    qids = [with_ceiling["id"].iloc[0]] + ([without["id"].iloc[0]] if len(without) else [])
+    rows = [{"participant_id": p, "question_id": q, "status": "ok", "option_indices": [p % 2], "raw_text": "Answer: 1"}
+            for q in qids for p in range(4)]
+    upload = tmp_path / "responses.jsonl"
+    upload.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = logic.score_upload([str(upload)], tmp_path / "runs")
+    assert result.scores["metric"]["n_questions"] == len(qids)
+    assert result.scores["metric"]["n_with_ceiling"] >= 1
+    files, note = logic.report_files(result.run_dir, bootstrap_samples=20)
+    assert note == "report written" and {p.name for p in files} == {"report.html", "report.json"}
+    assert all(result.run_dir not in p.parents for p in files)

@@ -743,14 +743,19 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         _check_distribution_rows(block, q[sel], "the demographic distribution", ids, name_row)
         demo[q[sel], slot[sel], :k] = block / block.sum(axis=1, keepdims=True)
     present[q, slot] = True
-    for r, size in enumerate(sizes):
-        if size is None:
-            continue
-        if not _is_int(size) or size < 0:
-            family, group = _SLOTS[int(slot[r])]
-            raise ValueError(f"{_where(int(q[r]), ids)}: the {family}/{group} group's n={size!r} must be an int >= 0 "
-                             "(respondents behind that distribution) or left out")
-        demo_n[q[r], slot[r]] = float(size)
+    types = set(map(type, sizes))
+    bad = None
+    if not types <= {int, type(None)}:  # the slow path names the first n that is not an int
+        bad = next((r for r, x in enumerate(sizes) if x is not None and not _is_int(x)), None)
+    if bad is None:
+        values = np.fromiter((np.nan if x is None else x for x in sizes), dtype=np.float64, count=len(sizes))
+        negative = np.flatnonzero(values < 0)
+        bad = int(negative[0]) if len(negative) else None
+        demo_n[q, slot] = values
+    if bad is not None:
+        family, group = _SLOTS[int(slot[bad])]
+        raise ValueError(f"{_where(int(q[bad]), ids)}: the {family}/{group} group's n={sizes[bad]!r} must be an int "
+                         ">= 0 (respondents behind that distribution) or left out")
     return demo, present, has, demo_n
 
 
@@ -781,14 +786,17 @@ def _top_sets(dist: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return masked >= masked.max(axis=1, keepdims=True) - TIE_TOLERANCE
 
 
-def _divergences(p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict) -> dict:
+def _divergences(
+    p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict, raw: bool = True
+) -> dict:
     """Per row: KL(p || q) under the smoothing policy or exact (``kl``, infinite where p > 0 = q
     unless smoothed), the exact KL (``kl_raw``), the JS distance and the normalised Wasserstein
     (NaN for non-ordinal rows). p and q are (n, kmax) zero padded."""
     kmax = q.shape[1]
     valid = np.arange(kmax)[None, :] < ks[:, None]
-    kl_raw = rel_entr(p, q).sum(axis=1)
-    if settings["zero_policy"] == "smoothing":
+    smoothing = settings["zero_policy"] == "smoothing"
+    kl_raw = rel_entr(p, q).sum(axis=1) if raw or not smoothing else None
+    if smoothing:
         eps = settings["smoothing"]
         scale = 1.0 / (1.0 + ks * eps)
         ps = np.where(valid, (p + eps) * scale[:, None], 0.0)
@@ -1035,7 +1043,7 @@ def _group_divergences(data: "_Data", settings: dict) -> dict[str, Any]:
             present = data.demo_present[:, slot]
             if not present.any():
                 continue
-            div = _divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings)
+            div = _divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings, raw=False)
             for stat in _DIVERGENCES:
                 v = np.where(present & np.isfinite(div[stat]), div[stat], np.nan)
                 out[f"group_{stat}"][:, slot] = v
@@ -1120,7 +1128,7 @@ def _gap_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, Any] 
 FLOOR_EXACT_LIMIT = 256
 #: Monte Carlo draws per question for the Jensen-Shannon expectation above FLOOR_EXACT_LIMIT
 #: (with the exactly known JS divergence as control variate, see _expected_js).
-FLOOR_MC_DRAWS = 64
+FLOOR_MC_DRAWS = 32
 #: The floors' Monte Carlo stream is seeded by this constant, not by ``seed``, so a floor does
 #: not move when only the bootstrap seed changes.
 FLOOR_SEED = 20250401
@@ -1158,73 +1166,108 @@ def _js_terms(P: int, q: np.ndarray) -> np.ndarray:
 
 
 def _expected_divergences(
-    r: np.ndarray, q: np.ndarray, P: int, ordinal: np.ndarray, settings: dict, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Expected KL, JS and Wasserstein of the empirical distribution of P answers drawn from r
-    (m, k), scored against q (m, k) exactly as the point estimates are.
+    q: np.ndarray, P: int, ordinal: np.ndarray, settings: dict, rng: np.random.Generator
+) -> dict[str, dict[str, np.ndarray]]:
+    """For questions with k options and P answers each (q: (m, k) human distributions): the
+    expected KL, JS and Wasserstein of the empirical distribution of P answers drawn from q
+    itself (``floor``) and from the uniform distribution (``uniform``), scored against q exactly
+    as the point estimates are.
 
     KL and Wasserstein are sums of per-option (per-cumulative-step) terms, so their expectations
     need only the binomial marginals: exact for any k and P. The JS distance is the square root
     of such a sum, which needs the joint multinomial: exact enumeration up to FLOOR_EXACT_LIMIT
-    outcomes, else FLOOR_MC_DRAWS seeded draws per question with the (exactly known) JS
-    divergence as control variate."""
+    outcomes, else FLOOR_MC_DRAWS seeded draws with the (exactly known) JS divergence as control
+    variate. Uniform draws are the same for every question, so their tables are built once."""
     m, k = q.shape
-    out: dict[str, np.ndarray] = {}
-    pmf = _binomial_pmf(P, r)  # (m, k, P + 1)
     x = np.arange(P + 1) / P
-    if settings["zero_policy"] == "smoothing":
+    terms = _js_terms(P, q)  # (m, k, P + 1), shared by both kinds
+    cum_q = np.cumsum(q, axis=1)[:, :-1]
+    gaps = np.abs(x[None, None, :] - cum_q[:, :, None])  # (m, k - 1, P + 1); rows of ordinal questions used
+    smoothing = settings["zero_policy"] == "smoothing"
+    if smoothing:
         eps = settings["smoothing"]
         alpha, beta = 1.0 / (1.0 + k * eps), eps / (1.0 + k * eps)
         a = alpha * x + beta
-        qs = (q + eps) * alpha
-        out["kl"] = (pmf @ (a * np.log(a))).sum(axis=1) - ((alpha * r + beta) * np.log(qs)).sum(axis=1)
+        h = a * np.log(a)
+        log_qs = np.log((q + eps) * alpha)
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cross = np.where(r > 0, r * np.log(np.where(q > 0, q, 0.0)), 0.0)
-        out["kl"] = (pmf @ xlogy(x, x)).sum(axis=1) - cross.sum(axis=1)  # inf where r > 0 = q
-    cum_r, cum_q = np.cumsum(r, axis=1)[:, :-1], np.cumsum(q, axis=1)[:, :-1]
-    gaps = np.abs(x[None, None, :] - cum_q[:, :, None])
-    w = (_binomial_pmf(P, cum_r) * gaps).sum(axis=(1, 2)) / (k - 1)
-    out["wasserstein"] = np.where(ordinal, w, np.nan)
-    terms = _js_terms(P, q)
-    jsd_mean = (pmf * terms).sum(axis=(1, 2))  # exact E[JS divergence] in nats
-    if _n_compositions(P, k) <= FLOOR_EXACT_LIMIT:
+        h = xlogy(x, x)
+        with np.errstate(divide="ignore"):
+            log_q = np.log(q)
+    exact = _n_compositions(P, k) <= FLOOR_EXACT_LIMIT
+    if exact:
         comps = _compositions(P, k)
         log_weight = gammaln(P + 1.0) - gammaln(comps + 1.0).sum(axis=1)  # (M,)
-        js = np.empty(m)
-        step = max(1, (1 << 20) // (len(comps) * k))
-        for s0 in range(0, m, step):
-            sl = slice(s0, s0 + step)
-            jsd = np.zeros((len(terms[sl]), len(comps)))
-            logp = np.broadcast_to(log_weight, jsd.shape).copy()
-            for o in range(k):
-                jsd += terms[sl, o, :][:, comps[:, o]]
-                logp += xlogy(comps[None, :, o], r[sl, o, None])
-            js[sl] = (np.exp(logp) * np.sqrt(np.maximum(jsd, 0.0) / _LN2)).sum(axis=1)
+    uniform_r = np.full((1, k), 1.0 / k)
+    results: dict[str, dict[str, np.ndarray]] = {}
+    for kind in ("floor", "uniform"):
+        r = q if kind == "floor" else uniform_r  # (m, k) or (1, k), broadcast against q
+        pmf = _binomial_pmf(P, r)  # (m or 1, k, P + 1)
+        out: dict[str, np.ndarray] = {}
+        if smoothing:
+            out["kl"] = (pmf @ h).sum(axis=1) - ((alpha * r + beta) * log_qs).sum(axis=1)
+        else:
+            with np.errstate(invalid="ignore"):
+                cross = np.where(r > 0, r * log_q, 0.0)  # -inf where r > 0 = q: an infinite expectation
+            out["kl"] = (pmf @ h).sum(axis=1) - cross.sum(axis=1)
+        out["wasserstein"] = np.full(m, np.nan)
+        if ordinal.any():  # only ordinal questions have a Wasserstein distance
+            cum_r = np.cumsum(r if kind == "uniform" else r[ordinal], axis=1)[:, :-1]
+            w = (_binomial_pmf(P, cum_r) * gaps[ordinal]).sum(axis=(1, 2)) / (k - 1)
+            out["wasserstein"][ordinal] = w
+        jsd_mean = (pmf * terms).sum(axis=(1, 2))  # exact E[JS divergence] in nats
+        if exact:
+            js = np.empty(m)
+            step = max(1, (1 << 20) // (len(comps) * k))
+            for s0 in range(0, m, step):
+                sl = slice(s0, s0 + step)
+                jsd = np.zeros((len(terms[sl]), len(comps)))
+                for o in range(k):
+                    jsd += terms[sl, o, :][:, comps[:, o]]
+                if kind == "floor":
+                    logp = np.broadcast_to(log_weight, jsd.shape).copy()
+                    for o in range(k):
+                        logp += xlogy(comps[None, :, o], q[sl, o, None])
+                else:
+                    logp = (log_weight - P * math.log(k))[None, :]
+                js[sl] = (np.exp(logp) * np.sqrt(np.maximum(jsd, 0.0) / _LN2)).sum(axis=1)
+        else:
+            if kind == "floor":
+                counts = _multinomial_draws(P, q, FLOOR_MC_DRAWS, rng)  # (R, m, k)
+                counts += (np.arange(m * k) * (P + 1)).reshape(m, k)
+                jsd = np.take(terms.ravel(), counts).sum(axis=2).T  # (m, R)
+            else:
+                shared = rng.multinomial(P, np.full(k, 1.0 / k), size=FLOOR_MC_DRAWS)  # (R, k)
+                jsd = np.zeros((m, FLOOR_MC_DRAWS))
+                for o in range(k):
+                    jsd += terms[:, o, :][:, shared[:, o]]
+            root = np.sqrt(np.maximum(jsd, 0.0) / _LN2)
+            slope = 0.5 / np.sqrt(np.maximum(jsd_mean, 1e-300) * _LN2)  # d sqrt(J / ln 2) / dJ at E[J]
+            js = root.mean(axis=1) - slope * (jsd.mean(axis=1) - jsd_mean)
         out["js"] = js
-        out["js_exact"] = np.ones(m, dtype=bool)
-    else:
-        counts = _multinomial_draws(P, r, FLOOR_MC_DRAWS, rng)  # (R, m, k)
-        counts += (np.arange(m * k) * (P + 1)).reshape(m, k)
-        jsd = np.take(terms.ravel(), counts).sum(axis=2)  # (R, m)
-        js = np.sqrt(np.maximum(jsd, 0.0) / _LN2)
-        slope = 0.5 / np.sqrt(np.maximum(jsd_mean, 1e-300) * _LN2)  # d sqrt(J / ln 2) / dJ at E[J]
-        out["js"] = js.mean(axis=0) - slope * (jsd.mean(axis=0) - jsd_mean)
-        out["js_exact"] = np.zeros(m, dtype=bool)
-    return out
+        out["js_exact"] = np.full(m, exact)
+        results[kind] = out
+    return results
 
 
 def _multinomial_draws(P: int, r: np.ndarray, R: int, rng: np.random.Generator) -> np.ndarray:
-    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF: R sorted
-    sets of P uniforms, shared by the rows (common random numbers: each row's draws are exact
-    multinomial draws; rows' Monte Carlo errors are correlated, which does not bias them)."""
+    """(R, m, k) int64 counts of P answers drawn from each row of r by inverse CDF. Each draw j
+    sorts P uniforms once; every row rotates them by its own uniform shift (modulo 1, a
+    Cranley-Patterson rotation), so each row's P answers are exact independent draws and the
+    rows' Monte Carlo errors do not line up, while one sorted array serves all rows."""
     m, k = r.shape
     u = np.sort(rng.random((R, P)), axis=1)
+    shift = rng.random((R, m))
     cum = np.cumsum(r, axis=1)
     cum[:, -1] = 1.0 + 1e-9  # every uniform falls at or below the last edge
     counts = np.empty((R, m, k), dtype=np.int64)
     for j in range(R):
-        below = np.searchsorted(u[j], cum, side="right")  # (m, k): uniforms <= each edge
+        # (u + s) mod 1 <= c  <=>  u <= c - s (and u > 1 - s) when c >= s, else 1 - s < u <= 1 + c - s
+        s_j = shift[j][:, None]
+        e = cum - s_j
+        wrap = np.searchsorted(u[j], 1.0 - shift[j], side="right")[:, None]  # uniforms <= 1 - s
+        below = np.searchsorted(u[j], np.where(e >= 0, e, 1.0 + e), side="right")
+        below = np.where(e >= 0, below + (P - wrap), below - wrap)
         counts[j, :, 0] = below[:, 0]
         np.subtract(below[:, 1:], below[:, :-1], out=counts[j, :, 1:])
     return counts
@@ -1254,8 +1297,8 @@ def _floors(data: "_Data", settings: dict) -> dict[str, np.ndarray]:
             sel = idx[lengths[idx] == P]
             q = data.human[sel, :k]
             rng = np.random.default_rng([FLOOR_SEED, k, P])
-            for kind, r in (("floor", q), ("uniform", np.full_like(q, 1.0 / k))):
-                e = _expected_divergences(r, q, int(P), data.ordinal[sel], settings, rng)
+            both = _expected_divergences(q, int(P), data.ordinal[sel], settings, rng)
+            for kind, e in both.items():
                 for stat in ("kl", "js", "wasserstein"):
                     out[f"{kind}_{stat}"][sel] = np.where(np.isfinite(e[stat]), e[stat], np.nan)
                 if kind == "floor":
@@ -1908,7 +1951,11 @@ positions divided by (options - 1), so also in [0, 1]. It averages them over que
 value dimension with percentile bootstrap confidence intervals (over questions, and over
 participants when answers are given), reports the argmax match rate, the demographic preference
 profile (which sex and age group the model's preferred options are most typical of) and the
-diversity of the simulated participants' answers.
+diversity of the simulated participants' answers. Per question it also gives the sampling-noise
+floor (the expected divergence of as many answers drawn from the human distribution) and the
+uniform baseline, and from them the normalised alignment score (1 = a perfect simulator of this
+size, 0 = random answers); bias-corrected participant intervals for the divergence with
+unlimited participants; the refusal channel; and demographic gaps with permutation p-values.
 
 Two configurations: "default" takes the participants' answers (option indices) as predictions;
 "probabilities" takes one probability vector per question as predictions.
@@ -1947,6 +1994,12 @@ Args:
     confidence (`float`, default 0.95): two-sided level of the intervals.
     seed (`int`, default 0): seeds both bootstraps; same inputs and seed, same intervals.
     return_per_question (`bool`, default False): add a "per_question" list of dicts.
+    response_statuses (`list[dict[str, int]]`, optional): per question, responses by status
+        ({"ok": 18, "refusal": 2}); gives the refusal channel ("error" rows are left out).
+    human_nonsubstantive_share (`list[float | None]`, optional): per question, the human share of
+        don't know / refused / skipped answers.
+    human_ceiling (`list[dict | None]`, optional): per question, the human split-half ceiling
+        {"kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd"}.
 
 Returns:
     A flat dict of plain Python numbers (None where undefined) and small dicts:
@@ -1961,6 +2014,14 @@ Returns:
     bias_profile {"n": {family: int}, "all" | "matched" | "mismatched": {family: {group: count,
     "tie": count}}}; per_dimension {tag: the same statistics for the questions with that tag};
     settings (the arguments used); metric_version; model_input; per_question when asked.
+    Also: <stat>_bc_mean (bias-corrected, for unlimited participants) with the bias-corrected
+    <stat>_participant_ci_low / _high and <stat>_participant_se; floor_<stat>_mean (what a
+    perfect simulator of this size scores) and uniform_<stat>_mean (random answers);
+    normalised_<stat> ((D_uniform - D_model) / (D_uniform - D_floor): 1 perfect, 0 random,
+    higher is better) with question and participant intervals; refusals (non-answer share vs
+    the human non-substantive share); ceiling_<stat>_mean; demographic_gaps (gap between groups
+    with CI and permutation p-value); bias_profile_counts (the paper's counts rule). One line
+    per key: OUTPUT_GLOSSARY.
 
 Examples:
 

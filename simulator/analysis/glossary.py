@@ -3,8 +3,9 @@
 Why: a number nobody can read is not a result. The report ends with this glossary, the
 Space shows it, and a test checks that every abbreviation on the report page is defined
 here. Each entry says what the term means and, for a measure, which direction is better.
-The metric module may publish definitions of its own outputs (``OUTPUT_GLOSSARY``); those
-are merged in, so a new number defined there is defined here too.
+The metric module publishes definitions of its own outputs (``OUTPUT_GLOSSARY``); the
+report names the metric keys it shows (``metric_terms``) and their lines are taken from there,
+so a number is defined once, where it is computed.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ GLOSSARY: tuple[Term, ...] = (
          "model", "", "source"),
     Term("DEF", "the paper's diversity-enhanced framework: prompt, generation-config and memory modifications "
          "(plan 'all')", "", "source"),
-    Term("human split-half", "divergence between two random halves of the real respondents: how close a perfect "
-         "simulator of this sample size could get", _LOWER, "ceiling"),
+    Term("human split-half", "divergence between two random halves of the real respondents (the human ceiling)",
+         "", "ceiling"),
+    Term("p-value", "permutation p-value: how often a lean this large would appear by chance", "", "bias"),
+    Term("closer to", "the group whose answers the model's distributions are closer to", "", "bias"),
     # Value dimensions
     Term("EVI", "emancipative values (Welzel)", "", "dimension"),
     Term("IDV", "individualism vs collectivism (Hofstede)", "", "dimension"),
@@ -115,24 +118,27 @@ GLOSSARY: tuple[Term, ...] = (
 )
 
 
-def glossary(extra: dict[str, str] | None = None) -> list[Term]:
-    """The glossary, with the metric's own output definitions (``OUTPUT_GLOSSARY`` of
-    ``metrics.cultural_alignment``, where it exists) and ``extra`` merged in."""
+def glossary(extra: dict[str, str] | None = None, metric_terms: dict[str, str] | None = None) -> list[Term]:
+    """The glossary, plus ``metric_terms`` (term -> metric output key: the line is the metric's
+    own ``OUTPUT_GLOSSARY`` definition, via ``metrics.cultural_alignment.describe``) and ``extra``
+    (term -> meaning). A direction is read from the line ("lower is better", "higher is better")."""
     terms = list(GLOSSARY)
     merged: dict[str, str] = {}
-    try:
-        from metrics import cultural_alignment
-
-        merged.update(getattr(cultural_alignment, "OUTPUT_GLOSSARY", {}) or {})
-    except ImportError:  # the metric module is optional for a reader of old reports
-        pass
+    if metric_terms:
+        try:
+            from metrics.cultural_alignment import describe
+        except ImportError:  # an older metric without definitions: the terms stay undefined here
+            describe = None
+        for term, key in metric_terms.items():
+            line = describe(key) if describe is not None else None
+            if line:
+                merged[term] = line
     merged.update(extra or {})
     known = {t.term for t in terms}
     for term, meaning in merged.items():
         if term not in known:
-            text = meaning if isinstance(meaning, str) else "; ".join(str(m) for m in meaning)
-            direction = _LOWER if "lower is better" in text else _HIGHER if "higher is better" in text else ""
-            terms.append(Term(term, text, direction, "metric"))
+            direction = _LOWER if "lower is better" in meaning else _HIGHER if "higher is better" in meaning else ""
+            terms.append(Term(term, meaning, direction, "metric"))
     return terms
 
 

@@ -27,8 +27,8 @@ What is reported (``invariance.json``, ``invariance.md``):
 - **Movement** per perturbation: per question, the mean JS distance of the perturbed run to
   ``base-a`` and to ``base-b``; next to it the yardstick, the JS distance between ``base-a`` and
   ``base-b`` on the same questions; and the excess (movement minus yardstick, averaged over
-  questions) with a 95% question-bootstrap interval. An excess whose interval lies above 0
-  is movement beyond sampling noise. Order, labels and paraphrase use the questions that are
+  questions) with a 95% question-bootstrap interval (none below ``MIN_CI_QUESTIONS``
+  questions). An excess whose interval lies above 0 is movement beyond sampling noise. Order, labels and paraphrase use the questions that are
   not numeric scales (a numeric scale keeps its order and numbers in every condition); reverse
   uses the ordered ones among them (agree/disagree, importance, frequency items), paraphrase
   those with at least one accepted variant. A question
@@ -48,8 +48,9 @@ What is reported (``invariance.json``, ``invariance.md``):
 - **Bias-corrected alignment**: the permutation-averaged score, i.e. the answers of all order
   runs pooled per question and scored against the human distributions through the
   ``cultural_alignment`` metric (KL, JS, match rate, question-bootstrap CIs), next to the
-  two source-order baselines pooled and scored the same way, on the same questions. With the
-  default two order runs both sides rest on the same number of answers.
+  source-order baselines pooled and scored the same way, on the same questions: as many
+  baseline runs as order runs (one with ``--orders 1``, both with two or more), so with up
+  to two order runs both sides rest on the same number of runs.
 
 All distances come from ``metrics.cultural_alignment`` (one implementation).
 """
@@ -213,8 +214,12 @@ def _js(a: _Run, b: _Run, qs: list[Question]) -> dict[str, float]:
     return {row["id"]: float(row["js"]) for row in result["per_question"]}
 
 
+MIN_CI_QUESTIONS = 8
+"""Fewer questions than this get no bootstrap interval: resampling 4 values says little."""
+
+
 def _bootstrap_mean(values: np.ndarray, samples: int, rng: np.random.Generator) -> tuple[float | None, float | None]:
-    if len(values) < 2 or samples < 1:
+    if len(values) < MIN_CI_QUESTIONS or samples < 1:
         return None, None
     idx = rng.integers(0, len(values), size=(samples, len(values)))
     means = values[idx].mean(axis=1)
@@ -370,12 +375,20 @@ def analyse(out: str | Path, conditions: Sequence[Condition], questions: Sequenc
             q.id for q in qs if any(q.id in r.answers for r in (base_a, base_b))}
         same = [q for q in qs if q.id in got]
         result["bias_corrected_alignment"] = _pooled_score(orders, same, bootstrap, seed)
-        result["source_order_alignment"] = _pooled_score([base_a, base_b], same, bootstrap, seed)
+        # as many baseline runs as order runs (up to the two), so both scores rest on as many answers
+        result["source_order_alignment"] = _pooled_score([base_a, base_b][: max(1, min(2, len(orders)))], same,
+                                                         bootstrap, seed)
     return result
 
 
 def _f(x: Any, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(m: dict[str, Any]) -> str:
+    if m["excess_ci_low"] is None:
+        return f"no interval under {MIN_CI_QUESTIONS} questions"
+    return f"95% CI {_f(m['excess_ci_low'])} to {_f(m['excess_ci_high'])}"
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -393,11 +406,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"  share of answers at each displayed position, observed vs content-predicted: {share}")
     for pert, m in result["movement"].items():
         lines.append(f"movement under {pert}: JS {_f(m['movement_mean'])} vs sampling noise {_f(m['noise_mean'])} "
-                     f"(excess {_f(m['excess_mean'])}, 95% CI {_f(m['excess_ci_low'])} to {_f(m['excess_ci_high'])}; "
-                     f"{m['questions']} questions)")
+                     f"(excess {_f(m['excess_mean'])}, {_ci(m)}; {m['questions']} questions)")
         for style, s in (m.get("by_style") or {}).items():
             lines.append(f"  {style}: JS {_f(s['movement_mean'])} vs noise {_f(s['noise_mean'])} "
-                         f"(excess {_f(s['excess_mean'])}, 95% CI {_f(s['excess_ci_low'])} to {_f(s['excess_ci_high'])})")
+                         f"(excess {_f(s['excess_mean'])}, {_ci(s)})")
     bc, so = result.get("bias_corrected_alignment"), result.get("source_order_alignment")
     if bc and so:
         lines.append(f"bias-corrected alignment (permutation-averaged, {bc['questions']} questions, "

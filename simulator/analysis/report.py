@@ -21,13 +21,37 @@ import io
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from simulator.argtypes import add_hidden_alias, nonnegative_int
 
-REPORT_VERSION = "1.0"
+REPORT_VERSION = "1.1"
+
+_STATS = ("kl", "js", "wasserstein")
+SCORE_MEANING_KEYS = tuple(
+    k for stat in _STATS for k in (
+        f"{stat}_mean", f"{stat}_bc_mean", f"floor_{stat}_mean", f"uniform_{stat}_mean", f"normalised_{stat}",
+        f"normalised_{stat}_ci_low", f"normalised_{stat}_ci_high", f"n_normalised_{stat}", f"ceiling_{stat}_mean",
+        f"{stat}_mean_on_ceiling_questions")) + ("n_with_ceiling", "match_rate", "match_rate_bc")
+"""The metric's numbers that say what a score means (floors, baselines, normalised score,
+ceiling), shown in the report's "What a score means" table."""
+
+# Report term -> the metric output key whose OUTPUT_GLOSSARY line defines it.
+METRIC_TERMS = {
+    "bias-corrected": "kl_bc_mean",
+    "floor": "floor_kl_mean",
+    "uniform baseline": "uniform_kl_mean",
+    "normalised score": "normalised_kl",
+    "human split-half ceiling": "ceiling_kl_mean",
+    "model on ceiling questions": "kl_mean_on_ceiling_questions",
+    "refusal channel": "refusals",
+    "demographic gap": "demographic_gaps",
+}
 log = logging.getLogger(__name__)
 
 
@@ -321,25 +345,80 @@ def _figure_png(fig: Any, path: Path) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def comparability(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Whether the runs ask one culture the same questions (by ``parallel_id``, so a language
+    ablation's runs count as the same questions), and if not, which differ and how."""
+    def qset(run: dict[str, Any]) -> frozenset[str]:
+        return frozenset(q.parallel_id or q.id for q in run["questions"])
+
+    first = runs[0]
+    cultures = sorted({str(r["config"].get("culture")) for r in runs})
+    differ = []
+    for run in runs[1:]:
+        shared = len(qset(run) & qset(first))
+        if run["config"].get("culture") != first["config"].get("culture") or qset(run) != qset(first):
+            differ.append({"dir": run["dir"], "culture": run["config"].get("culture"), "questions": len(qset(run)),
+                           "shared_with_first": shared})
+    return {"comparable": not differ, "first": {"dir": first["dir"], "culture": first["config"].get("culture"),
+                                                "questions": len(qset(first))},
+            "cultures": cultures, "differing_runs": differ}
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the finished report from ``staging`` into ``out`` (replacing an older report's files)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in sorted(staging.iterdir()):
+        dest = out / item.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        os.replace(item, dest)
+    staging.rmdir()
+
+
 def build_report(
     run_dirs: Sequence[str | Path],
     out_dir: str | Path,
     judge_backend: Any = None,
     dataset_dir: str | Path | None = None,
     bootstrap_samples: int = 1000,
+    allow_mixed: bool = False,
 ) -> dict[str, Any]:
-    """Analyse the runs; write report.json, report.html and figures/; return the report dict."""
+    """Analyse the runs; write report.json, report.html and figures/; return the report dict.
+
+    Nothing is written into the run folders, and nothing half-done into ``out_dir``: the report
+    is made in a hidden folder beside it and moved in when complete. Runs of different cultures
+    or question sets are refused (their numbers side by side would compare different questions)
+    unless ``allow_mixed``; then ``report["comparability"]`` and the page say which runs differ.
+    """
+    if not run_dirs:
+        raise ValueError("Give at least one RUN_DIR (a folder written by `culturesim simulate`).")
+    final = Path(out_dir)
+    for run_dir in run_dirs:
+        if final.resolve() == Path(run_dir).resolve() or Path(run_dir).resolve() in final.resolve().parents:
+            raise ValueError(f"--out {final} is inside the run folder {run_dir}; a report never writes into its "
+                             "inputs: choose another --out")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        report = _build_report(run_dirs, staging, judge_backend, dataset_dir, bootstrap_samples, allow_mixed)
+        _publish(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("report for %d run(s) written to %s", len(report["runs"]), final)
+    return report
+
+
+def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any, dataset_dir: str | Path | None,
+                  bootstrap_samples: int, allow_mixed: bool) -> dict[str, Any]:
     from simulator.analysis import figures
     from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
 
-    if not run_dirs:
-        raise ValueError("Give at least one RUN_DIR (a folder written by `culturesim simulate`).")
-    out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     runs = []
     for run_dir in run_dirs:
         config = load_config(run_dir)
-        scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, return_per_question=True, write=True)
+        scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, return_per_question=True, write=False)
         if not scores.get("metric"):
             raise ValueError(f"{run_dir} has no scorable answers (status counts: {scores['responses']['status_counts']})")
         questions = load_run_questions(run_dir)
@@ -348,8 +427,17 @@ def build_report(
                      "run": scores.get("run") or {}})
     for run, label in zip(runs, _unique_labels([r["label"] for r in runs])):
         run["label"] = label
+    mix = comparability(runs)
+    if not mix["comparable"] and not allow_mixed:
+        first = mix["first"]
+        parts = "; ".join(f"{d['dir']}: {d['culture']}, {d['questions']} questions, {d['shared_with_first']} shared"
+                          for d in mix["differing_runs"])
+        raise ValueError(f"the runs do not ask one culture the same questions: {first['dir']} is {first['culture']} with "
+                         f"{first['questions']} questions, but {parts}. Side by side their numbers would compare "
+                         "different questions. Give runs of one culture and question set, or pass --allow-mixed to "
+                         "report them anyway (the report then says which runs differ)")
 
-    report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": []}
+    report: dict[str, Any] = {"report_version": REPORT_VERSION, "comparability": mix, "runs": []}
     for run in runs:
         m = run["metric"]
         qmap = {q.id: q for q in run["questions"]}
@@ -368,6 +456,9 @@ def build_report(
                 "n_questions", "kl_mean", "kl_ci_low", "kl_ci_high", "js_mean", "js_ci_low", "js_ci_high",
                 "wasserstein_mean", "wasserstein_ci_low", "wasserstein_ci_high", "match_rate", "match_rate_ci_low",
                 "match_rate_ci_high", "distinct_answers_mean", "entropy_mean", "unanimous_share")},
+            "score_meaning": {k: m.get(k) for k in SCORE_MEANING_KEYS if k in m},
+            "refusals": m.get("refusals"),
+            "demographic_gaps": m.get("demographic_gaps"),
             "per_dimension": {d: {k: v for k, v in s.items() if k != "bias_profile"} for d, s in (m.get("per_dimension") or {}).items()},
             "per_question": [{k: p.get(k) for k in ("id", "kl", "js", "wasserstein", "match", "model_distribution",
                                                     "human_distribution", "distinct_answers")} for p in m.get("per_question") or []],
@@ -412,7 +503,6 @@ def build_report(
     with open(out / "report.json", "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=1, ensure_ascii=False, default=_jsonable)
     (out / "report.html").write_text(render_html(report, figs), encoding="utf-8")
-    log.info("report for %d run(s) written to %s", len(runs), out)
     return report
 
 
@@ -451,6 +541,17 @@ def _img(figs: dict[str, str], name: str, alt: str) -> str:
     if name not in figs:
         return ""
     return f'<figure><img class="figure" data-figure="{name}" alt="{html.escape(alt)}" src="data:image/png;base64,{figs[name]}"></figure>'
+
+
+def _mixed_notice(mix: dict[str, Any] | None) -> str:
+    if not mix or mix.get("comparable", True):
+        return ""
+    first = mix["first"]
+    items = "".join(f"<li>{html.escape(str(d['dir']))}: {html.escape(str(d['culture']))}, {d['questions']} questions, "
+                    f"{d['shared_with_first']} shared with the first run</li>" for d in mix["differing_runs"])
+    return (f'<div class="mixed-runs"><p><strong>These runs are not directly comparable.</strong> The first run '
+            f"({html.escape(str(first['dir']))}) asks {html.escape(str(first['culture']))} {first['questions']} questions; "
+            f"these differ in culture or questions, so each run's numbers rest on its own questions:</p><ul>{items}</ul></div>")
 
 
 _CSS = (
@@ -521,6 +622,61 @@ def _run_sections(r: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
+    """What a score means (floor, uniform baseline, normalised score, ceiling), the refusal
+    channel and the demographic gaps: the metric's numbers, each defined in the glossary."""
+    from simulator.analysis.scoring import MIN_QUESTIONS_PER_DIMENSION
+
+    parts = ["<h3 id=meaning>What a score means</h3>",
+             "<p>The floor is what a perfect simulator with this many parsed answers would score by sampling noise "
+             "alone; the uniform baseline is what random answers score. The normalised score puts the model between "
+             "them: 1 = as good as a perfect simulator of this size, 0 = no better than random, below 0 = worse. "
+             "The human split-half ceiling (where the dataset has one) is the divergence between two halves of the "
+             "real respondents.</p>"]
+    for r in runs:
+        sm = r.get("score_meaning") or {}
+        if not sm:
+            continue
+        rows = []
+        for stat, name in (("kl", "KL"), ("js", "JS"), ("wasserstein", "Wasserstein")):
+            if sm.get(f"{stat}_mean") is None:
+                continue
+            lo, hi = sm.get(f"normalised_{stat}_ci_low"), sm.get(f"normalised_{stat}_ci_high")
+            rows.append([name, sm.get(f"{stat}_mean"), sm.get(f"{stat}_bc_mean"), sm.get(f"floor_{stat}_mean"),
+                         sm.get(f"uniform_{stat}_mean"), sm.get(f"normalised_{stat}"),
+                         f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else "–",
+                         sm.get(f"n_normalised_{stat}"), sm.get(f"ceiling_{stat}_mean"),
+                         sm.get(f"{stat}_mean_on_ceiling_questions")])
+        parts.append(f"<h4>{html.escape(r['label'])}</h4>")
+        parts.append(_table(["measure", "model", "bias-corrected", "floor", "uniform baseline", "normalised score",
+                             "normalised CI", "questions (normalised)", "human split-half ceiling",
+                             "model on ceiling questions"], rows, "meaning"))
+        ref = r.get("refusals") or {}
+        if ref:
+            parts.append("<p>Refusal channel (kept apart from the divergences): the model gave no valid answer in "
+                         f"{_pct(ref.get('model_non_answer_share_mean'))} of responses per question on average; "
+                         + (f"real respondents gave no substantive answer in {_pct(ref.get('human_nonsubstantive_share_mean'))}"
+                            f" (error model − human {fmt(ref.get('error_mean'))}, CI [{fmt(ref.get('error_ci_low'))}, "
+                            f"{fmt(ref.get('error_ci_high'))}], over {ref.get('n_with_human_share')} questions)."
+                            if ref.get("human_nonsubstantive_share_mean") is not None
+                            else "the questions carry no human non-substantive share to compare with.") + "</p>")
+        gaps = (r.get("demographic_gaps") or {}).get("kl") or {}
+        rows = []
+        for family, block in gaps.items():
+            for pair, g in ((block or {}).get("pairs") or {}).items():
+                n = g.get("n_questions")
+                rows.append([family, pair.replace("_vs_", " vs "), g.get("gap"), g.get("ci_low"), g.get("ci_high"),
+                             g.get("p_value"), n, str(g.get("closer_to") or "–"),
+                             f"rests on {n} question(s)" if n is not None and n < MIN_QUESTIONS_PER_DIMENSION else ""])
+        if rows:
+            parts.append("<p>Demographic gaps on KL: gap = mean KL from the second group minus from the first "
+                         "(above 0: the model is closer to the first group), with its bootstrap CI and a permutation "
+                         "p-value.</p>")
+            parts.append(_table(["family", "groups", "gap", "CI low", "CI high", "p-value", "questions", "closer to",
+                                 "note"], rows, "gaps"))
+    return parts
+
+
 def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
     from simulator.analysis.glossary import glossary, glossary_html
     from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION
@@ -535,6 +691,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>culturesim report</title><style>",
         _CSS, "</style></head><body>",
         "<h1>culturesim report</h1>",
+        _mixed_notice(report.get("comparability")),
         "<p>How close a language model's answers to survey questions come to real respondents' answers: each run "
         "asks the model the questions as many simulated participants, counts the parsed answers per question into "
         "a distribution and compares it with the human one. Every abbreviation is defined in the "
@@ -562,6 +719,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         _img(figs, "dimension_js", "JS per value dimension"),
         _img(figs, "question_kl", "KL per question"),
     ]
+    parts += _meaning_sections(runs)
     for r in runs:
         rows = [[d, st.get("n_questions"), st.get("kl_mean"), *_ci_cells(st, "kl"), st.get("js_mean"),
                  st.get("wasserstein_mean"), st.get("match_rate"),
@@ -629,7 +787,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
     else:
         parts.append(f"<p>Not computed: {fmt((ceiling or {}).get('error', 'the runs have no GSS questions'))}</p>")
     parts.append("<h2 id=glossary>Glossary</h2>")
-    parts.append(glossary_html(glossary()))
+    parts.append(glossary_html(glossary(metric_terms=METRIC_TERMS)))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
 
@@ -644,6 +802,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
                         help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
     add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="report runs of different cultures or question sets side by side anyway (refused by "
+                             "default; the report then says which runs differ)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -659,13 +820,14 @@ def main(args: argparse.Namespace) -> int:
         judge = get_backend(args.judge_backend, **kwargs)
     try:
         report = build_report(args.run_dirs, args.out, judge_backend=judge,
-                              bootstrap_samples=args.bootstrap_samples)
+                              bootstrap_samples=args.bootstrap_samples, allow_mixed=args.allow_mixed)
     finally:
         if judge is not None:
             judge.close()
     for run in report["runs"]:
-        o = run["overall"]
+        o, sup = run["overall"], run["support"]
         print(f"{run['label']}: KL {fmt(o['kl_mean'])} [{fmt(o['kl_ci_low'])}, {fmt(o['kl_ci_high'])}], "
-              f"JS {fmt(o['js_mean'])}, match {fmt(o['match_rate'])}")
+              f"JS {fmt(o['js_mean'])}, match rate {fmt(o['match_rate'])}; parse rate {_pct(sup.get('parse_rate'))}, "
+              f"{len(sup['questions_dropped'])} question(s) dropped, {len(run['warnings'])} warning(s) in the report")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from simulator.argtypes import add_hidden_alias, nonnegative_int
 from simulator.questions import Question
+from simulator.rundir import load_run_config
 from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
 
 __all__ = [
@@ -44,9 +46,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.json"
-STATUSES = ("ok", "no_answer", "invalid_option", "multiple_for_single", "number_text_disagree", "refusal", "error")
+STATUSES = ("ok", "no_answer", "invalid_option", "multiple_for_single", "number_text_disagree", "refusal", "empty",
+            "error")
 """Every response status a run folder may hold. ``number_text_disagree`` (parser 1.1) was
-written as ``multiple_for_single`` by parser 1.0; old runs keep reading (both are non-answers)."""
+written as ``multiple_for_single`` by parser 1.0; old runs keep reading (both are non-answers).
+``empty``: the server answered with nothing to read (``content: null``, ``choices: []``);
+``error``: the request failed after its retries (``simulate --resume`` asks it again)."""
 
 # What the numbers rest on: below these a number is flagged (report, `culturesim score`).
 PARSE_RATE_WARNING = 0.5
@@ -58,10 +63,31 @@ MIN_QUESTIONS_PER_DIMENSION = 3
 
 
 def load_config(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}: not a culturesim run folder (make one with `culturesim simulate`)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The run's config.json; a missing or damaged one is an error naming the file and the fix."""
+    return load_run_config(run_dir)
+
+
+def check_rows(rows: list[dict[str, Any]], where: str | Path) -> None:
+    """Refuse rows the scores cannot rest on: two rows for one participant and question (two
+    writers), or an ``ok`` row without its option indices. ValueError names the rows and the fix."""
+    seen: set[tuple[int, str]] = set()
+    dupes: list[tuple[int, str]] = []
+    for row in rows:
+        key = (row["participant_id"], row["question_id"])
+        if key in seen:
+            dupes.append(key)
+        seen.add(key)
+        if row["status"] == "ok":
+            indices = row.get("option_indices")
+            if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+                raise ValueError(f"{where}: the ok row for participant {key[0]}, question "
+                                 f"{key[1]!r} has option_indices {indices!r}, not a list of whole numbers; restore the "
+                                 "file or run the simulation again")
+    if dupes:
+        examples = ", ".join(f"participant {p} x {q}" for p, q in dupes[:3])
+        raise ValueError(f"{where} holds {len(dupes)} duplicate row(s) (e.g. {examples}): two "
+                         "processes wrote this run, and counting both would weight those answers twice. Run the "
+                         "simulation again into a new --out (runs are locked against a second writer now)")
 
 
 def load_responses(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -77,8 +103,12 @@ def load_run_questions(run_dir: str | Path) -> list[Question]:
     config = load_config(run_dir)
     path = run_dir / QUESTIONS_FILE
     if path.exists() and path.stat().st_size:
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        by_id = {r["id"]: Question.from_record(r) for r in records}
+        try:
+            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            by_id = {r["id"]: Question.from_record(r) for r in records}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is damaged ({type(exc).__name__}: {exc}): restore it, or delete it to score "
+                             "against the dataset the run's config.json names") from None
     else:
         from simulator.questions import load_questions
 
@@ -112,7 +142,9 @@ class RunAnswers:
 
 
 def collect_answers(rows: list[dict[str, Any]], questions: list[Question]) -> RunAnswers:
-    """Group ok rows by question (participant order); count statuses."""
+    """Group ok rows by question (participant order); count statuses. Rows are checked first
+    (``check_rows``): duplicates and malformed ok rows are refused, not counted."""
+    check_rows(rows, "the responses")
     by_question: dict[str, list[dict[str, Any]]] = {q.id: [] for q in questions}
     counts: Counter[str] = Counter()
     for row in rows:
@@ -238,6 +270,7 @@ def score_run(
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     rows = load_responses(run_dir)
+    check_rows(rows, run_dir / RESPONSES_FILE)
     qs = questions if questions is not None else load_run_questions(run_dir)
     estimator = run_estimator(config)
     answers = collect_answers(rows, qs) if estimator == "sampling" else collect_distributions(rows, qs)
@@ -355,4 +388,11 @@ def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None)
 def main(args: argparse.Namespace) -> int:
     result = score_run(args.run_dir, bootstrap_samples=args.bootstrap_samples, seed=args.seed)
     print("\n".join(summary_lines(result, args.run_dir / SCORES_FILE)))
+    if result["metric"] is None:
+        r = result["responses"]
+        counts = ", ".join(f"{k} {v}" for k, v in r["status_counts"].items() if v) or "no rows"
+        print(f"culturesim: error: {args.run_dir}: nothing to score: no question has a parsed answer ({r['rows']} rows: "
+              f"{counts}). Resume an unfinished run with `culturesim simulate ... --resume`, or give a run folder with "
+              "answers", file=sys.stderr)
+        return 2
     return 0

@@ -21,7 +21,15 @@ from typing import Any
 import anthropic
 from anthropic.resources.messages import AsyncMessages
 
-from simulator.backends.base import RemoteBackend, RetryPolicy, api_key_from_env, is_retryable_status, public_url
+from simulator.backends.base import (
+    EmptyCompletion,
+    RemoteBackend,
+    RetryPolicy,
+    api_key_from_env,
+    is_retryable_status,
+    public_url,
+    url_secrets,
+)
 from simulator.types import GenerationRequest
 
 __all__ = ["AnthropicBackend", "SDK_SAMPLING_PARAMS"]
@@ -72,7 +80,7 @@ class AnthropicBackend(RemoteBackend):
             concurrency=concurrency,
             timeout_s=timeout_s,
             retry=retry or RetryPolicy(max_attempts=max_attempts),
-            secrets=[key],
+            secrets=[key, *url_secrets(self.base_url)],
         )
         self._key = key
         self._client: anthropic.AsyncAnthropic | None = None  # made on the private loop, where it is used
@@ -108,9 +116,12 @@ class AnthropicBackend(RemoteBackend):
                 default_headers={"x-api-key": self._key},
             )
         message = await self._client.messages.create(model=self.model_id, **params)
-        text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
         usage = message.usage
-        return text, (usage.input_tokens or 0), (usage.output_tokens or 0)
+        tokens = ((usage.input_tokens or 0), (usage.output_tokens or 0)) if usage else (0, 0)
+        blocks = [block for block in (message.content or []) if getattr(block, "type", "") == "text"]
+        if not blocks:
+            raise EmptyCompletion(f"the server returned no text block (stop_reason {message.stop_reason!r})", *tokens)
+        return "".join(block.text for block in blocks), tokens[0], tokens[1]
 
     def should_retry(self, error: BaseException) -> bool:
         if isinstance(error, anthropic.APIConnectionError):  # includes APITimeoutError

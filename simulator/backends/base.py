@@ -11,17 +11,21 @@ provider module only says how to send one request.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import ipaddress
 import logging
 import os
+import queue
 import random
+import re
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
@@ -35,6 +39,102 @@ CONFIG_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Gen
 # server-side failure (500, 502 bad gateway, 503 unavailable, 504 gateway timeout,
 # 529 overloaded). Other 4xx are the caller's fault and fail the same way every time.
 RETRYABLE_4XX: frozenset[int] = frozenset({408, 409, 429})
+
+EARLY_FAILURES = 3
+"""How many of a backend's first requests must fail the same non-retryable way (HTTP 400,
+401, 403, 404..., or no connection at all) before it gives up on the whole run: one such
+failure could be the request's own fault; the same one three times, before any answer,
+is the server's or the configuration's."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot answer any request (refused connection, HTTP 401 or 400 on the first
+    requests): the run stops at once with this message instead of writing failed rows."""
+
+
+class EmptyCompletion(Exception):
+    """The server answered, but with nothing to read (``content: null``, ``choices: []``, no
+    text block): not the model saying nothing, so it gets its own row status (``empty``)."""
+
+    def __init__(self, reason: str, input_tokens: int = 0, output_tokens: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+
+
+# --- secrets: never in a file, a log line or an error message -------------------------------
+
+_SECRETS: set[str] = set()
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/@\s'\"]+@")
+_QUERY_SECRET = re.compile(r"([?&;](?:[^=&\s'\"]*?)(?:key|token|secret|password|passwd|auth|sig|signature|credential)"
+                           r"[^=&\s'\"]*=)[^&#\s'\"]+", re.IGNORECASE)
+
+
+def register_secret(secret: str) -> None:
+    """Remember ``secret`` so that ``redact_secrets`` (and every log line, through
+    ``SecretFilter``) masks it from now on in this process."""
+    if secret and len(secret) >= 4 and secret != PLACEHOLDER_KEY:
+        _SECRETS.add(secret)
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The credentials a URL carries: the user-info password (or token) and every query value."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    found = []
+    if parts.password:
+        found += [parts.password, unquote(parts.password)]
+    elif parts.username:
+        found += [parts.username, unquote(parts.username)]
+    found += [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
+    return [f for f in found if f]
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with registered secrets, URL user info and key-like query values masked."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _URL_USERINFO.sub(r"\1***@", text)
+    return _QUERY_SECRET.sub(r"\1***", text)
+
+
+class SecretFilter(logging.Filter):
+    """A logging filter for handlers: masks secrets in every record, the SDKs' and httpx's
+    request logs included (httpx logs each request URL at INFO, user info and query too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logging's problem, not ours
+            return True
+        clean = redact_secrets(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def connection_failure(error: BaseException) -> str | None:
+    """``"connection refused"`` / ``"host not found"`` / ``"cannot connect"`` when ``error`` is a
+    failure to reach the server at all (not a timeout of a server that accepted), else None."""
+    chain = list(_causes(error))
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "host not found"
+    if any(type(e).__name__ == "ConnectError" for e in chain):  # httpx's (both SDKs use httpx)
+        return "cannot connect"
+    return None
 
 
 class Backend(ABC):
@@ -52,6 +152,14 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Run every request; return results in the same order. Never raise for one bad request."""
+
+    def iter_generate(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[int, GenerationResult]]]:
+        """Run every request; yield ``(index, result)`` groups as they finish (a local chunk, the
+        remote requests done so far), so the runner writes rows while the rest still run.
+        The default yields everything at once, from ``generate``."""
+        requests = list(requests)
+        if requests:
+            yield list(enumerate(self.generate(requests)))
 
     def describe(self) -> dict[str, object]:
         """What goes into a run's config.json (never secrets)."""
@@ -200,6 +308,11 @@ class RemoteBackend(Backend):
         self.timeout_s = timeout_s
         self.retry = retry
         self._secrets = tuple(s for s in secrets if s and s != PLACEHOLDER_KEY)
+        for secret in self._secrets:
+            register_secret(secret)
+        self._answered = False  # the server answered at least once: failures from now on are per row
+        self._early: dict[str, int] = {}
+        self._fatal: BackendUnavailable | None = None  # once set, no request is sent any more
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._slots: asyncio.Semaphore | None = None  # backend-wide, even if generate() runs in two threads
@@ -231,10 +344,40 @@ class RemoteBackend(Backend):
 
     # -- shared machinery -----------------------------------------------------------------
     def redact(self, text: str) -> str:
-        """``text`` with every secret this backend holds replaced by ``***``."""
+        """``text`` with every secret this backend holds replaced by ``***`` (and URL credentials)."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return redact_secrets(text)
+
+    def where(self) -> str:
+        """The server, as it may be shown (no credentials)."""
+        url = getattr(self, "base_url", None)
+        return public_url(url) if url else self.name
+
+    def fatal_signature(self, error: BaseException) -> str | None:
+        """What makes ``error`` a failure every request will meet (``"HTTP 401"``, ``"connection
+        refused"``), or None for one that may be the request's own or pass (5xx, 429, timeouts)."""
+        status = getattr(error, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500 and not is_retryable_status(status):
+            return f"HTTP {status}"
+        return connection_failure(error)
+
+    def _fatal_message(self, signature: str, error: BaseException, count: int) -> str:
+        detail = self.describe_error(error)
+        if len(detail) > 240:
+            detail = detail[:240] + "..."
+        which = "its first request" if count == 1 else f"each of its first {count} requests"
+        head = f"the {self.name} backend got {signature} on {which} to {self.where()}, and no answer"
+        if signature.startswith("HTTP 401") or signature.startswith("HTTP 403"):
+            fix = (f"check the API key in ${getattr(self, 'api_key_env', 'the key variable')} "
+                   "(keys are read from the environment only)")
+        elif signature.startswith("HTTP 404"):
+            fix = f"check --base-url (OpenAI-compatible servers end in /v1) and --model {self.model_id!r}"
+        elif signature.startswith("HTTP"):
+            fix = f"check --model {self.model_id!r} and the generation settings (e.g. --max-new-tokens) the server accepts"
+        else:
+            fix = "start the server, or fix --base-url"
+        return f"{head} ({detail}): {fix}"
 
     def describe_error(self, error: BaseException) -> str:
         status = getattr(error, "status_code", None)
@@ -249,15 +392,23 @@ class RemoteBackend(Backend):
         info["max_attempts"] = self.retry.max_attempts
         return info
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def worst_case_request_s(self) -> float:
+        """The longest one request can take: every attempt timing out plus every backoff wait."""
+        waits = sum(min(self.retry.max_delay_s, self.retry.initial_delay_s * 2 ** (a - 1))
+                    for a in range(1, self.retry.max_attempts))
+        return self.retry.max_attempts * (self.timeout_s + 1.0) + waits
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name=f"{self.name}-backend-loop", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
-            loop = self._loop
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+            return self._loop
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
         try:
             return future.result()
         except BaseException:
@@ -265,19 +416,85 @@ class RemoteBackend(Backend):
             raise
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Every result in request order. Raises ``BackendUnavailable`` when the first requests
+        all fail the same non-retryable way (see ``EARLY_FAILURES``)."""
+        requests = list(requests)
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for group in self.iter_generate(requests):
+            for i, result in group:
+                results[i] = result
+        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+
+    def iter_generate(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[int, GenerationResult]]]:
+        """Results as they finish: each group holds what completed since the last one."""
         requests = list(requests)
         if not requests:
-            return []
-        return self._run(self._generate_all(requests))
+            return
+        done: queue.SimpleQueue[tuple[int, GenerationResult]] = queue.SimpleQueue()
+        future = asyncio.run_coroutine_threadsafe(self._generate_all(requests, done.put), self._ensure_loop())
+        try:
+            while True:
+                try:
+                    first = done.get(timeout=0.2)
+                except queue.Empty:
+                    if future.done():
+                        break
+                    continue
+                group = [first]
+                while True:
+                    try:
+                        group.append(done.get_nowait())
+                    except queue.Empty:
+                        break
+                yield group
+            while True:  # results that landed between the last get and the future's end
+                try:
+                    yield [done.get_nowait()]
+                except queue.Empty:
+                    break
+            future.result()  # raises BackendUnavailable (or a bug) here
+        finally:
+            if not future.done():
+                future.cancel()
+                try:
+                    future.result(timeout=10)
+                except (concurrent.futures.CancelledError, Exception):  # noqa: BLE001 - cancelled on purpose
+                    pass
 
-    async def _generate_all(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    async def _generate_all(self, requests: list[GenerationRequest],
+                            sink: Callable[[tuple[int, GenerationResult]], None]) -> None:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         slots = self._slots
-        return list(await asyncio.gather(*(self._generate_one(r, slots) for r in requests)))
+        threshold = min(EARLY_FAILURES, len(requests))
+        # Failures that may mean "no server at all" are held back until the server answers once
+        # (then they are ordinary failed rows) or the run is stopped (then nothing was written).
+        held: list[tuple[int, GenerationResult]] = []
 
-    async def _generate_one(self, request: GenerationRequest, slots: asyncio.Semaphore) -> GenerationResult:
+        async def one(i: int, request: GenerationRequest) -> None:
+            result = await self._generate_one(request, slots, threshold)
+            if not self._answered and result.error is not None and result.attempts <= 1:
+                held.append((i, result))
+                return
+            while held:
+                sink(held.pop())
+            sink((i, result))
+
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
+        try:
+            await asyncio.gather(*tasks)
+            while held:
+                sink(held.pop())
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _generate_one(self, request: GenerationRequest, slots: asyncio.Semaphore,
+                            threshold: int = EARLY_FAILURES) -> GenerationResult:
         async with slots:
+            if self._fatal is not None:
+                raise self._fatal
             attempts = 0
 
             async def attempt() -> tuple:
@@ -291,13 +508,24 @@ class RemoteBackend(Backend):
                 completed, _ = await self.retry.acall(
                     attempt, self._should_retry, retry_after=self.retry_after, describe_error=self.describe_error
                 )
+            except EmptyCompletion as exc:
+                self._answered = True
+                return GenerationResult(text="", input_tokens=exc.input_tokens, output_tokens=exc.output_tokens,
+                                        latency_s=time.perf_counter() - start, attempts=attempts, empty=exc.reason)
             except Exception as exc:  # noqa: BLE001 - one failed request must not sink the batch
+                signature = None if self._answered else self.fatal_signature(exc)
+                if signature is not None:
+                    self._early[signature] = self._early.get(signature, 0) + 1
+                    if self._early[signature] >= threshold:
+                        self._fatal = BackendUnavailable(self._fatal_message(signature, exc, self._early[signature]))
+                        raise self._fatal from None
                 return GenerationResult(
                     text="",
                     latency_s=time.perf_counter() - start,
                     attempts=attempts,
                     error=self.describe_error(exc),
                 )
+            self._answered = True
             text, input_tokens, output_tokens = completed[:3]
             return GenerationResult(
                 text=text,
@@ -309,8 +537,12 @@ class RemoteBackend(Backend):
             )
 
     def _should_retry(self, error: BaseException) -> bool:
+        if isinstance(error, EmptyCompletion):
+            return False
         if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
             return True
+        if not self._answered and connection_failure(error):
+            return False  # nothing answered yet and nothing listens: say so now, not after the backoff
         return self.should_retry(error)
 
     def close(self) -> None:

@@ -13,7 +13,17 @@ from typing import Any, Literal
 
 import openai
 
-from simulator.backends.base import RemoteBackend, RetryPolicy, api_key_from_env, is_retryable_status, public_url
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from simulator.backends.base import (
+    EmptyCompletion,
+    RemoteBackend,
+    RetryPolicy,
+    api_key_from_env,
+    is_retryable_status,
+    public_url,
+    url_secrets,
+)
 from simulator.types import GenerationRequest
 
 __all__ = ["OpenAIBackend"]
@@ -79,8 +89,13 @@ class OpenAIBackend(RemoteBackend):
             concurrency=concurrency,
             timeout_s=timeout_s,
             retry=retry or RetryPolicy(max_attempts=max_attempts),
-            secrets=[key],
+            secrets=[key, *url_secrets(self.base_url)],
         )
+        # A query in the URL (Azure-style ``?api-version=...&api_key=...``) goes with every request
+        # as the client's default query: the SDK appends paths to base_url's raw path, query and all.
+        parts = urlsplit(self.base_url)
+        self._default_query = dict(parse_qsl(parts.query)) or None
+        self._client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         self._key = key
         self._client: openai.AsyncOpenAI | None = None  # made on the private loop, where it is used
 
@@ -105,19 +120,25 @@ class OpenAIBackend(RemoteBackend):
         if self._client is None:
             # max_retries=0: RetryPolicy is the one retry loop; the SDK's would multiply attempts.
             self._client = openai.AsyncOpenAI(
-                api_key=self._key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+                api_key=self._key, base_url=self._client_url, timeout=self.timeout_s, max_retries=0,
+                default_query=self._default_query,
             )
         response = await self._client.chat.completions.create(
             model=self.model_id,
             messages=[dict(m) for m in request.messages],  # type: ignore[misc]
             **self._params(request),
         )
-        text = (response.choices[0].message.content or "") if response.choices else ""
         usage = response.usage
-        counts = (usage.prompt_tokens if usage else 0), (usage.completion_tokens if usage else 0)
+        tokens = (usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else (0, 0)
+        if not response.choices:
+            raise EmptyCompletion("the server returned no choices (choices: [])", *tokens)
+        content = response.choices[0].message.content if response.choices[0].message is not None else None
+        if content is None:
+            reason = response.choices[0].finish_reason
+            raise EmptyCompletion(f"the server returned content: null (finish_reason {reason!r})", *tokens)
         if request.config.top_logprobs is None:
-            return text, *counts
-        return text, *counts, _token_logprobs(response)
+            return content, tokens[0], tokens[1]
+        return content, tokens[0], tokens[1], _token_logprobs(response)
 
     def should_retry(self, error: BaseException) -> bool:
         if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError

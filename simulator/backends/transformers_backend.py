@@ -30,7 +30,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from simulator.backends.base import Backend
 from simulator.backends.decoding import DecodeRequest, decode
-from simulator.embedded import EMBEDDED_MODEL, embedded_model_path
+from simulator.backends.model_source import resolve_model_source
+from simulator.embedded import EMBEDDED_MODEL
 from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
@@ -407,6 +408,22 @@ def chunk_seed(seed: int | None, requests: Sequence[GenerationRequest]) -> int |
     return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
 
 
+def _loading(model: str, source: str, gguf: str | None, load: Any) -> Any:
+    """Run one ``from_pretrained`` call; a failure becomes one ValueError naming the model and the fix
+    (a truncated GGUF file raises numpy's "cannot reshape array", a cut-off folder an OSError)."""
+    try:
+        return load()
+    except (OSError, ValueError, RuntimeError, KeyError, EOFError) as exc:
+        if isinstance(exc, ModuleNotFoundError):
+            raise
+        shown = f"{source}/{gguf}" if gguf else source
+        text = " ".join(str(exc).split())[:300]
+        hint = ("the GGUF file looks truncated or corrupt: download it again" if gguf
+                else "check that the folder or Hub id holds a complete transformers model (config.json, "
+                     "tokenizer and weights), or download it again")
+        raise ValueError(f"--model {model}: could not load {shown} ({type(exc).__name__}: {text}); {hint}") from exc
+
+
 class TransformersBackend(Backend):
     """A local causal LM (the embedded SmolLM2 by default, a local path, or a Hub id).
 
@@ -436,16 +453,28 @@ class TransformersBackend(Backend):
         self.batch_size = batch_size
         self.concurrency = batch_size
         self.seed = seed
-        if model == EMBEDDED_MODEL:
-            source, gguf = embedded_model_path()
-            gguf = gguf_file or gguf
-        else:
-            source, gguf = model, gguf_file
+        where = resolve_model_source(model, gguf_file)
+        source, gguf = where.source, where.gguf_file
         self.source = source
         self.gguf_file = gguf
+        self._load(model, source, gguf, device, dtype, load_in_4bit)
+        if memory_budget_mb is None and self.plan.device == "cpu":
+            memory_budget_mb = CPU_MEMORY_BUDGET_MB
+        self.memory_budget_mb = memory_budget_mb
+        self.memory_model = MemoryModel.from_config(self.model.config, self.plan.dtype)
 
+        eos: set[int] = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                eos.add(value)
+            elif value:
+                eos.update(int(v) for v in value)
+        self.eos_token_ids = sorted(eos)
+
+    def _load(self, model: str, source: str, gguf: str | None, device: str | None, dtype: str | None,
+              load_in_4bit: bool | None) -> None:
         hf_kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
-        config = AutoConfig.from_pretrained(source, **hf_kwargs)
+        config = _loading(model, source, gguf, lambda: AutoConfig.from_pretrained(source, **hf_kwargs))
         checkpoint_q = checkpoint_quantization_method(config)
         self.num_parameters = count_parameters(config)
         self.plan = plan_load(
@@ -458,7 +487,7 @@ class TransformersBackend(Backend):
         )
         check_quantization_packages(self.plan.quantization)
 
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **hf_kwargs)
+        self.tokenizer = _loading(model, source, gguf, lambda: AutoTokenizer.from_pretrained(source, **hf_kwargs))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             if self.tokenizer.eos_token is None:
@@ -480,22 +509,10 @@ class TransformersBackend(Backend):
             if target == "cuda":
                 target = f"cuda:{torch.cuda.current_device()}"
             load_kwargs["device_map"] = {"": target}
-        self.model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
+        self.model = _loading(model, source, gguf, lambda: AutoModelForCausalLM.from_pretrained(source, **load_kwargs))
         if "device_map" not in load_kwargs:
             self.model.to(self.plan.device)
         self.model.eval()
-        if memory_budget_mb is None and self.plan.device == "cpu":
-            memory_budget_mb = CPU_MEMORY_BUDGET_MB
-        self.memory_budget_mb = memory_budget_mb
-        self.memory_model = MemoryModel.from_config(self.model.config, self.plan.dtype)
-
-        eos: set[int] = set()
-        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
-            if isinstance(value, int):
-                eos.add(value)
-            elif value:
-                eos.update(int(v) for v in value)
-        self.eos_token_ids = sorted(eos)
 
     @property
     def device(self) -> torch.device:
@@ -528,14 +545,25 @@ class TransformersBackend(Backend):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
+        for group in self.iter_generate(requests):
+            for i, result in group:
+                results[i] = result
+        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+
+    def iter_generate(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[int, GenerationResult]]]:
+        """The results chunk by chunk, as each finishes (requests that cannot be tokenised first)."""
+        requests = list(requests)
         prompts: dict[int, list[int]] = {}
+        failed: list[tuple[int, GenerationResult]] = []
         for i, request in enumerate(requests):
             try:
                 _validate(request.config)
                 text, special = render_chat(self.tokenizer, request.messages)
                 prompts[i] = self.tokenizer(text, add_special_tokens=special)["input_ids"]
             except Exception as exc:  # noqa: BLE001 - one bad request must not sink the batch
-                results[i] = GenerationResult(text="", error=f"{type(exc).__name__}: {exc}")
+                failed.append((i, GenerationResult(text="", error=f"{type(exc).__name__}: {exc}")))
+        if failed:
+            yield failed
         members = sorted(prompts)
         budget = self.memory_budget_mb * 2**20 if self.memory_budget_mb is not None else None
         planned = plan_chunks(
@@ -548,9 +576,7 @@ class TransformersBackend(Backend):
         )
         for positions in planned:
             chunk = [members[k] for k in positions]
-            for i, result in zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])):
-                results[i] = result
-        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+            yield list(zip(chunk, self._run_safely([requests[i] for i in chunk], [prompts[i] for i in chunk])))
 
     def _run_safely(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
         """Run one chunk; on out-of-memory split it in halves; any other error is recorded per request."""

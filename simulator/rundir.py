@@ -1,0 +1,339 @@
+"""The run folder on disk: one writer at a time, an atomic set-up, rows that survive anything.
+
+Why each piece:
+
+- **Lock.** Two ``simulate`` processes appending to one ``responses.jsonl`` write duplicate
+  rows and leave a folder that can neither be resumed nor scored. ``RunLock`` holds an
+  OS-level lock (``filelock``: ``flock`` on POSIX) on ``.culturesim.lock`` while a process
+  writes; the kernel drops it when the process dies, however it dies, so a SIGKILLed run
+  never blocks its own resume. The holder's PID, host and command go to ``.culturesim.writer``
+  so a refused second writer can say who holds the folder.
+- **Set-up is committed by config.json.** ``questions.jsonl`` and an empty ``responses.jsonl``
+  are written first, ``config.json`` last (each atomically), so a folder without
+  ``config.json`` only ever holds an unfinished set-up: ``setup_leftovers`` recognises it
+  and the runner starts afresh there (with or without ``--resume``) and says so.
+- **Rows.** ``RowWriter`` appends with ``os.write`` on an ``O_APPEND`` descriptor and fsyncs
+  after each group, so a kill or a full disk leaves at most a cut-off last line, which
+  ``read_rows(repair=True)`` drops on resume; every complete line is a row.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+__all__ = [
+    "CONFIG_FILE",
+    "LOCK_FILE",
+    "QUESTIONS_FILE",
+    "RESPONSES_FILE",
+    "WRITER_FILE",
+    "FolderBusy",
+    "RowWriter",
+    "RunLock",
+    "check_out_dir",
+    "load_run_config",
+    "read_rows",
+    "setup_leftovers",
+    "write_atomic",
+]
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+RESPONSES_FILE = "responses.jsonl"
+QUESTIONS_FILE = "questions.jsonl"
+LOCK_FILE = ".culturesim.lock"
+WRITER_FILE = ".culturesim.writer"
+LOCK_NAMES = frozenset({LOCK_FILE, WRITER_FILE})
+"""Files of the lock: they never make a folder count as holding a run."""
+SETUP_NAMES = frozenset({QUESTIONS_FILE, RESPONSES_FILE, f"{QUESTIONS_FILE}.tmp", f"{CONFIG_FILE}.tmp",
+                         f"{RESPONSES_FILE}.tmp"})
+ROW_TYPES: dict[str, type | tuple[type, ...]] = {"participant_id": int, "question_id": str, "status": str}
+"""The keys every row must hold, with their types: what resuming, merging and scoring rely on."""
+
+
+# --------------------------------------------------------------------------------------
+# Reading and writing
+# --------------------------------------------------------------------------------------
+
+
+def _disk_message(exc: OSError, path: Path, what: str) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (f"no space left to write {path} ({what}; {os.strerror(exc.errno or 0)}): free space on that file "
+                "system, then run the same command again with --resume")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path} ({os.strerror(exc.errno or 0)}): choose an --out folder you may write to"
+    return f"cannot write {path} ({what}): {exc.strerror or exc}"
+
+
+class DiskError(OSError):
+    """Writing the run folder failed (full disk, permissions); the message names the file and the fix."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a fsynced ``.tmp`` beside it and a rename, so ``path``
+    holds the old content or the new, never half; a failed write removes the ``.tmp``."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise DiskError(exc.errno, _disk_message(exc, path, "nothing of it was kept")) from exc
+
+
+def check_row(row: Any, path: Path, number: int) -> None:
+    """Raise ValueError unless ``row`` (line ``number`` of ``path``) has the shape of a row."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}: line {number} is {type(row).__name__} JSON, not a row object; this is not a "
+                         "culturesim responses file, or it was edited: restore it or run the simulation again")
+    for key, kind in ROW_TYPES.items():
+        if key not in row:
+            raise ValueError(f"{path}: line {number} has no {key!r} (it has {', '.join(sorted(row)) or 'no keys'}); "
+                             "this is not a culturesim responses row: restore the file or run the simulation again")
+        if not isinstance(row[key], kind) or isinstance(row[key], bool):
+            raise ValueError(f"{path}: line {number}: {key} is {row[key]!r}, not a {getattr(kind, '__name__', kind)}; "
+                             "restore the file or run the simulation again")
+
+
+def read_rows(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Rows of a ``responses.jsonl``; a truncated last line (no newline) is ignored, and with
+    ``repair`` cut off the file. A complete line that is not JSON, or not a row (``check_row``),
+    raises ValueError naming the file and line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    rows = []
+    for number, line in enumerate(data[:end].split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: line {number} is not valid JSON ({exc}); the file is corrupted: restore it, "
+                             "or delete that line and run the same command with --resume to ask it again") from exc
+        check_row(row, path, number)
+        rows.append(row)
+    if end < len(data):
+        log.warning("%s: dropping a truncated last line (%d bytes) left by an interrupted run", path, len(data) - end)
+        if repair:
+            with open(path, "r+b") as fh:
+                fh.truncate(end)
+                fh.flush()
+                os.fsync(fh.fileno())
+    return rows
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's ``config.json``; a missing, truncated or wrong-shape file is a ValueError
+    (FileNotFoundError when missing) naming the file and the fix."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}: not a culturesim run folder (make one with "
+                                "`culturesim simulate --out ...`)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}; truncated?): the run folder is damaged. Restore "
+                         f"{CONFIG_FILE} from a copy, or run the simulation again into a new --out") from None
+    if not isinstance(config, dict) or "question_ids" not in config:
+        raise ValueError(f"{path} is not a culturesim run config (no question_ids); restore it or run the simulation "
+                         "again into a new --out")
+    return config
+
+
+class RowWriter:
+    """Appends rows to ``responses.jsonl``: whole lines, fsynced per group; a failure names the fix."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.written = 0
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DiskError(exc.errno, _disk_message(exc, self.path, "no row written")) from exc
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise DiskError(exc.errno, _disk_message(
+                exc, self.path, f"the {self.written} rows written before are kept, a cut-off last line is dropped "
+                                "on resume")) from exc
+        self.written += len(rows)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "RowWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------
+# The folder: where it may be, what it holds, who writes it
+# --------------------------------------------------------------------------------------
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become a writable folder, before anything is loaded:
+    a file at or above it, or a nearest existing folder this user may not write in."""
+    out = Path(out)
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is" if probe == out else f"is below {probe}, which is"
+        raise ValueError(f"--out {out} {where} a file, not a folder: choose another --out")
+    target = probe if probe.exists() else out
+    if not os.access(target, os.W_OK | os.X_OK):
+        ro = ""
+        try:
+            if os.statvfs(target).f_flag & os.ST_RDONLY:
+                ro = " (a read-only file system)"
+        except OSError:
+            pass
+        raise ValueError(f"--out {out}: {target} is not writable by this user{ro}: choose an --out folder you may "
+                         "write to")
+
+
+def setup_leftovers(out: Path) -> list[str] | None:
+    """The files of an interrupted set-up when ``out`` holds nothing else (no ``config.json``, an
+    empty or absent ``responses.jsonl``, set-up and lock files only); None when it holds more."""
+    out = Path(out)
+    if not out.is_dir() or (out / CONFIG_FILE).exists():
+        return None
+    names = sorted(p.name for p in out.iterdir())
+    if any(n not in SETUP_NAMES | LOCK_NAMES for n in names):
+        return None
+    responses = out / RESPONSES_FILE
+    if responses.exists() and responses.stat().st_size > 0:
+        return None
+    return [n for n in names if n not in LOCK_NAMES]
+
+
+def holds_anything(out: Path) -> bool:
+    """Whether ``out`` holds files other than the lock's."""
+    return out.is_dir() and any(p.name not in LOCK_NAMES for p in out.iterdir())
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+_HELD: dict[str, list[Any]] = {}
+"""Folders this process holds: path -> [FileLock, depth], so nested holders (the command line,
+then ``simulate``) share one lock instead of blocking each other."""
+
+
+class RunLock:
+    """Hold ``out``'s writer lock for a ``with`` block; refuse at once if another process holds it.
+
+    Creates ``out`` (and its parents) if needed. Re-entrant within a process.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.created = False
+
+    def __enter__(self) -> "RunLock":
+        key = str(self.out.resolve())
+        if key in _HELD:
+            _HELD[key][1] += 1
+            return self
+        if not self.out.exists():
+            check_out_dir(self.out)
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DiskError(exc.errno, _disk_message(exc, self.out, "the folder could not be made")) from exc
+            self.created = True
+        lock = FileLock(self.out / LOCK_FILE, timeout=0, fallback_to_soft=False, thread_local=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise FolderBusy(f"--out {self.out} is being written by another culturesim process "
+                             f"({self._holder()}); wait for it to finish, or stop it, then run again with --resume"
+                             ) from None
+        except OSError as exc:
+            raise DiskError(exc.errno, _disk_message(exc, self.out / LOCK_FILE, "the folder could not be locked")) from exc
+        _HELD[key] = [lock, 1]
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
+                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        try:
+            write_atomic(self.out / WRITER_FILE, json.dumps(info) + "\n")
+        except OSError:
+            pass  # the lock holds without the note; only the refusal message gets poorer
+        return self
+
+    def _holder(self) -> str:
+        try:
+            info = json.loads((self.out / WRITER_FILE).read_text(encoding="utf-8"))
+            return f"PID {info['pid']} on {info['host']}, since {info['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "PID unknown"
+
+    def __exit__(self, *exc: object) -> None:
+        key = str(self.out.resolve())
+        entry = _HELD.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _HELD[key]
+        try:
+            (self.out / WRITER_FILE).unlink()
+        except OSError:
+            pass
+        entry[0].release()
+
+
+def _command() -> list[str]:
+    from simulator.runner import redact_argv
+
+    return redact_argv([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def remove_if_only_lock(out: Path, names: Iterable[str] = LOCK_NAMES) -> None:
+    """Remove ``out`` when it holds nothing but lock files (a folder this run made and never used)."""
+    try:
+        if out.is_dir() and all(p.name in set(names) for p in out.iterdir()):
+            for p in out.iterdir():
+                p.unlink()
+            out.rmdir()
+    except OSError:
+        pass
