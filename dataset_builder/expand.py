@@ -396,7 +396,9 @@ def _card(summary: dict[str, Any]) -> str:
         "`original_question`, `options` and `option_codes` (unchanged), provenance (`model`, `backend`, "
         "`prompt_version`, `review_version`, `review_checks`, `judge`).\n\n"
         "| rejected by check | candidates |\n| --- | --- |\n" + reasons + "\n\n"
-        "A passed review is a screen, not a guarantee of the same meaning: read a sample before relying on it.\n"
+        "A passed review is a screen, not a guarantee of the same meaning: read a sample before relying on it.\n\n"
+        "datasets 5 caches a local folder by its name and config: it has served another folder of the same name "
+        "from its cache; pass `download_mode=\"force_redownload\"` after writing a new one.\n"
     )
 
 
