@@ -14,13 +14,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from katan import free_port
 
 from simulator.analysis.scoring import score_run
 from simulator.backends import get_backend
-from simulator.backends.transformers_backend import TransformersBackend
+from simulator.backends.transformers_backend import TransformersBackend, render_chat
 from simulator.embedded import embedded_model_path
-from simulator.estimators.logprob import OptionPrompt, logprob_items
 from simulator.questions import load_questions
 from simulator.runner import read_rows
 
@@ -81,26 +81,30 @@ def test_simulate_logprob_against_the_server_agrees_with_the_local_reading(llama
     ok = [r for r in rows if r["status"] == "ok"]
     assert ok, [r["logprob"]["detail"] for r in rows]
 
-    # The exact local reading of the same prompts (each participant's option order).
+    # The same reading done locally by brute force: the model's next-token probabilities at the
+    # answer position (the first reply token here: the tiny model starts its reply with the
+    # numbered list), over the option labels, renormalised. The server's are llama.cpp's
+    # quantised kernels on the same GGUF, so they agree to a few hundredths.
     qs = {q.id: q for q in load_questions("US", ids=IDS)}
-    items = []
-    for r in ok:
-        q, order = qs[r["question_id"]], r["option_order"]
-        labels = tuple(str(order.index(i) + 1) for i in range(q.num_options))
-        items.append(OptionPrompt(q, tuple(r["prompt"]), labels, r["key"]))
-    local_backend = TransformersBackend()
-    try:
-        local = logprob_items(local_backend, items)
-    finally:
-        local_backend.close()
+    local = TransformersBackend()
     compared = 0
-    for r, exact in zip(ok, local):
-        assert sum(r["distribution"]) == pytest.approx(1.0)
-        assert 0 < r["logprob"]["mass_on_options"] <= 1
-        # Where the greedy reply is "Answer:" and then the number, the server read the very
-        # position the local path prefills: the two agree up to llama.cpp's quantised kernels.
-        if r["raw_text"].startswith("Answer:") and r["logprob"]["answer_index"] <= 3:
-            assert r["distribution"] == pytest.approx(exact["distribution"], abs=0.03), (r["key"], r["raw_text"][:40])
+    try:
+        tok, model = local.tokenizer, local.model
+        for r in ok:
+            assert sum(r["distribution"]) == pytest.approx(1.0)
+            assert 0 < r["logprob"]["mass_on_options"] <= 1
+            if r["logprob"]["answer_index"] != 0:
+                continue
+            q, order = qs[r["question_id"]], r["option_order"]
+            text, special = render_chat(tok, r["prompt"])
+            ids = tok(text, add_special_tokens=special)["input_ids"]
+            with torch.inference_mode():
+                probs = torch.softmax(model(torch.tensor([ids])).logits[0, -1].double(), dim=-1)
+            label_ids = [tok.convert_tokens_to_ids(str(order.index(i) + 1)) for i in range(q.num_options)]
+            exact = [float(probs[t]) for t in label_ids]
+            assert r["distribution"] == pytest.approx([x / sum(exact) for x in exact], abs=0.03), r["key"]
             compared += 1
+    finally:
+        local.close()
     assert compared >= 1, [r["raw_text"][:30] for r in ok]
     assert score_run(out, bootstrap_samples=0)["responses"]["questions_scored"] >= 1
