@@ -1,7 +1,7 @@
 """The remote log-prob path against a real OpenAI-compatible server that returns
 log-probabilities: llama.cpp's server (PyPI ``llama-cpp-python[server]``, built from source)
-serving the embedded SmolLM2-135M GGUF on loopback, checked against the exact local reading
-of the same model."""
+serving the embedded SmolLM2-135M GGUF on loopback, checked against the same model's
+next-token probabilities at the answer position, computed locally."""
 
 from __future__ import annotations
 
