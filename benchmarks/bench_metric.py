@@ -5,11 +5,11 @@ ordinal, one or two value dimensions each, sex and age distributions for every q
 given as plain Python lists the way the simulator hands them over. Ours and the naive way are
 timed in the same run; the naive loop is timed on a random subsample of questions (and its
 bootstraps on a few replicates) and extrapolated linearly, which each line says. The naive
-floor is what one would write per question: 32 multinomial draws (as many as ours) from the human and from the
+floor is what one would write per question: 16 multinomial draws (as many as ours) from the human and from the
 uniform distribution, each scored with scipy (ours is exact for KL and Wasserstein).
 
 The bar from issue 11: 100,000 questions x 20 participants with floors and bias-corrected
-participant intervals (the default 200 replicates) in under 5 s of CPU time, measured with
+participant intervals (the default 100 replicates) in under 5 s of CPU time, measured with
 time.process_time, so that other jobs on a shared machine matter less; the ratios compare CPU
 seconds of both ways. Each line also gives our wall clock (it grows with the load average,
 printed; the metric runs BLAS on one thread).
@@ -100,7 +100,7 @@ def naive_loop(data: dict, sample: np.ndarray, weights=None) -> list:
     ]
 
 
-def naive_floor(q, P, rng, draws=32):
+def naive_floor(q, P, rng, draws=16):
     """The floor and uniform baseline of one question the plain way: scipy on sampled answers."""
     k = len(q)
     out = []
@@ -148,7 +148,7 @@ def main() -> int:
     print(f"# {n:,} questions x {P} participants, option counts 2..11, bootstrap {B} replicates; "
           f"{os.cpu_count()} CPUs, load average {load_before:.2f}")
 
-    PB = 200  # the participant bootstrap's default replicates
+    PB = 100  # the participant bootstrap's default replicates
     point = timed(compute_alignment, **data, bootstrap_samples=0)
     bar = timed(compute_alignment, **data, bootstrap_samples=0, participant_bootstrap_samples=PB)
     default = timed(compute_alignment, **data, bootstrap_samples=B)

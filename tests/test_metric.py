@@ -423,7 +423,7 @@ def test_bootstrap_is_seeded():
     assert a == b
     assert a["kl_ci_low"] != c["kl_ci_low"]
     assert a["settings"] == {"zero_policy": "smoothing", "smoothing": 1e-3, "bootstrap_samples": 200,
-                             "participant_bootstrap_samples": 200, "confidence": 0.95, "seed": 1}
+                             "participant_bootstrap_samples": 100, "confidence": 0.95, "seed": 1}
 
 
 # --------------------------------------------------------------------------------------

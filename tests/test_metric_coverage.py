@@ -61,7 +61,7 @@ def coverage(P: int, k: int, shape: str, seed: int = 0) -> dict[str, float]:
     rng = np.random.default_rng([seed, P, k, len(shape)])
     preds = rng.choice(k, size=(REPLICATES, P), p=p).tolist()
     r = compute_alignment(predictions=preds, references=[q.tolist()] * REPLICATES, ordinal=[True] * REPLICATES,
-                          bootstrap_samples=200, seed=seed, return_per_question=True)
+                          bootstrap_samples=1000, seed=seed, return_per_question=True)
     out = {}
     for stat in STATS:
         low = np.array([row[f"{stat}_participant_ci_low"] for row in r["per_question"]])
@@ -83,8 +83,7 @@ def mean_coverage(P: int, k: int, shape: str, seed: int = 0) -> dict[str, float]
     for run in range(MEAN_RUNS):
         preds = rng.choice(k, size=(MEAN_QUESTIONS, P), p=p).tolist()
         r = compute_alignment(predictions=preds, references=[q.tolist()] * MEAN_QUESTIONS,
-                              ordinal=[True] * MEAN_QUESTIONS, bootstrap_samples=0,
-                              participant_bootstrap_samples=200, seed=run)
+                              ordinal=[True] * MEAN_QUESTIONS, bootstrap_samples=100, seed=run)
         for s in STATS:
             hits[s] += r[f"{s}_participant_ci_low"] <= target[s] + 1e-12 and target[s] - 1e-12 <= r[f"{s}_participant_ci_high"]
     return {s: hits[s] / MEAN_RUNS for s in STATS}

@@ -128,7 +128,7 @@ def test_second_writer_is_refused_with_the_holders_pid_and_a_killed_writer_does_
 
         # A writer killed with SIGKILL leaves its lock file, but not its lock.
         out2 = tmp_path / "killed"
-        argv2 = run_args(server.openai_url, out2, "--concurrency", "2", questions=5, participants=6)
+        argv2 = run_args(server.openai_url, out2, "--concurrency", "2", questions=3, participants=4)
         victim = spawn(*argv2)
         wait_for_rows(out2 / RESPONSES_FILE, 2, victim)
         os.killpg(victim.pid, signal.SIGKILL)
@@ -137,7 +137,7 @@ def test_second_writer_is_refused_with_the_holders_pid_and_a_killed_writer_does_
         code, _, err = finish(spawn(*argv2, "--resume"))
         assert code == 0, err
     rows = read_rows(out2 / RESPONSES_FILE)
-    assert len(keys(rows)) == len(set(keys(rows))) == 30
+    assert len(keys(rows)) == len(set(keys(rows))) == 12
 
 
 @pytest.mark.slow

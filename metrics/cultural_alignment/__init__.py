@@ -15,6 +15,7 @@ from .cultural_alignment import (
     ZERO_POLICIES,
     compute_alignment,
     describe,
+    refusal_channel,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "ZERO_POLICIES",
     "OUTPUT_GLOSSARY",
     "describe",
+    "refusal_channel",
 ]

@@ -97,7 +97,8 @@ def _gap(stated: dict[str, Any], produced: dict[str, Any], bootstrap_samples: in
     )
     for stat in ("js", "kl", "wasserstein"):
         for suffix in ("mean", "ci_low", "ci_high"):
-            gap[f"{stat}_{suffix}"] = m.get(f"{stat}_{suffix}")
+            # One question has no spread to resample: no interval rather than a zero-width one.
+            gap[f"{stat}_{suffix}"] = m.get(f"{stat}_{suffix}") if suffix == "mean" or len(ids) > 1 else None
     gap["match_rate"] = m.get("match_rate")  # share of questions whose top option agrees
     return gap
 

@@ -265,7 +265,7 @@ def score_run(
     metric's output}``. ``questions`` overrides the run's question snapshot (e.g. a rebuilt
     dataset with corrected human distributions; ids must match).
     """
-    from metrics.cultural_alignment import METRIC_VERSION, compute_alignment
+    from metrics.cultural_alignment import METRIC_VERSION, compute_alignment, refusal_channel
 
     run_dir = Path(run_dir)
     config = load_config(run_dir)
@@ -293,6 +293,13 @@ def score_run(
                               for qid in answers.unanswered],
         "thresholds": {"parse_rate_warning": PARSE_RATE_WARNING, "min_answers_per_question": MIN_ANSWERS_PER_QUESTION,
                        "min_questions_per_dimension": MIN_QUESTIONS_PER_DIMENSION},
+        # the refusal channel over every question of the run, also those without a valid answer
+        # (the metric's own "refusals" block covers the scored questions only)
+        "refusals": refusal_channel(
+            [answers.question_status.get(q.id, {}) for q in qs],
+            [getattr(q, "human_nonsubstantive_share", None) for q in qs],
+            question_ids=[q.id for q in qs], bootstrap_samples=bootstrap_samples, seed=seed,
+        ) if qs else None,
     }
     if not answers.rows == expected:
         log.warning("%s: %d of %d rows present; scoring what is there", run_dir, answers.rows, expected)

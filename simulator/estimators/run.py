@@ -44,6 +44,8 @@ from simulator.estimators.verbalized import VERBALIZED_VERSION, parse_verbalized
 from simulator.participants import PlanSettings, make_participants, parse_plan
 from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, option_order, render_question
 from simulator.questions import Question
+from simulator.rundir import RunLock
+from simulator.runner import RESPONSES_FILE, RunSummary, _prepare_dir, _progress, build_config, write_atomic
 from simulator.types import GenerationRequest
 
 __all__ = ["ESTIMATORS", "check_plan", "estimator_config", "simulate_estimator"]
@@ -225,10 +227,9 @@ def simulate_estimator(
     progress: bool = True,
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     selection: dict[str, Any] | None = None,
-) -> Any:
+) -> RunSummary:
     """Run (or resume) a ``logprob`` or ``verbalized`` run into ``out_dir``; the arguments are
     ``simulator.runner.simulate``'s. Returns its ``RunSummary``."""
-    from simulator.runner import RESPONSES_FILE, RunSummary, _prepare_dir, _progress, build_config
 
     started = time.perf_counter()
     check_plan(estimator, plan)
@@ -248,7 +249,20 @@ def simulate_estimator(
     out = Path(out_dir)
     config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection,
                           estimator=estimator)
+    with RunLock(out):  # one writer per folder (re-entrant: the command line already holds it)
+        return _run_locked(out, questions, backend, estimator, plan, participants, seed, settings, max_new_tokens,
+                           config, resume, progress, on_rows, started)
+
+
+def _run_locked(out: Path, questions: list[Question], backend: Backend, estimator: str, plan: str, participants: int,
+                seed: int, settings: PlanSettings, max_new_tokens: int, config: dict[str, Any], resume: bool,
+                progress: bool, on_rows: Callable[[list[dict[str, Any]]], None] | None, started: float) -> RunSummary:
     existing = _prepare_dir(out, config, resume, questions)
+    failed = [r for r in existing if r.get("status") == "error"]
+    if failed:  # failed requests are not final: a resume asks them again
+        existing = [r for r in existing if r.get("status") != "error"]
+        write_atomic(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in existing))
+        log.info("%s: asking %d failed request(s) again", out, len(failed))
     ids = config["participant_ids"]
     people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
     run = _EstimatorRun(estimator, questions, backend, plan, seed, settings, people, config["plan"])
