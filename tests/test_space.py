@@ -20,7 +20,6 @@ import gradio
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 import yaml
 from scipy.spatial.distance import jensenshannon
 
