@@ -1,7 +1,7 @@
 """``culturesim dataset build``: raw sources -> reviewed, tagged, validated Hub-ready folder.
 
 Output: ``README.md`` (the dataset card with YAML ``configs``, one per culture, split
-``test``), ``data/<CULTURE>.parquet`` and ``build_report.json`` (every excluded or repaired
+``test``), ``data/<CONFIG>-<content hash>.parquet`` and ``build_report.json`` (every excluded or repaired
 item with its reason). The same sources give byte-identical parquet files.
 """
 
@@ -36,7 +36,7 @@ from dataset_builder.review import (
     load_yaml_file,
     load_tags,
 )
-from dataset_builder.schema import SCHEMA, VALUE_DIMENSIONS
+from dataset_builder.schema import SCHEMA, VALUE_DIMENSIONS, data_file_name
 
 log = logging.getLogger(__name__)
 
@@ -336,18 +336,23 @@ def validate(rows: list[dict[str, Any]]) -> None:
                 raise ValidationError(f"{rid}: demographic group {group['group']} has a bad distribution")
 
 
-def write_parquet(rows: list[dict[str, Any]], out: Path) -> dict[str, int]:
+def write_parquet(rows: list[dict[str, Any]], out: Path) -> dict[str, str]:
+    """One zstd parquet file per config, named by its content (``schema.data_file_name``);
+    returns config -> path relative to ``out`` (what the card's ``configs`` list)."""
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     for old in data.glob("*.parquet"):
         old.unlink()
-    counts = {}
+    files = {}
     for config in sorted({r["config"] for r in rows}):
         part = sorted((r for r in rows if r["config"] == config), key=lambda r: r["id"])
-        table = pa.Table.from_pylist(part, schema=SCHEMA)
-        pq.write_table(table, data / f"{config}.parquet", compression="zstd", write_statistics=False)
-        counts[config] = len(part)
-    return counts
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(part, schema=SCHEMA), sink, compression="zstd", write_statistics=False)
+        payload = sink.getvalue().to_pybytes()
+        name = data_file_name(config, payload)
+        (data / name).write_bytes(payload)
+        files[config] = f"data/{name}"
+    return files
 
 
 def collect(sources: Path = DEFAULT_SOURCES) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -378,8 +383,8 @@ def finish(rows: list[dict[str, Any]], report: dict[str, Any], out: Path = DEFAU
     if findings:
         _write_report(report, out)
         raise lint.LintError(findings)
-    counts = write_parquet(rows, out)
-    report["rows_per_config"] = counts
+    report["data_files"] = write_parquet(rows, out)
+    report["rows_per_config"] = dict(sorted(Counter(r["config"] for r in rows).items()))
     report["rows"] = len(rows)
     report["distinct_human_distributions"] = len({(r["source"], r["source_variable"], r["culture"], r["source_year"])
                                                   for r in rows})

@@ -18,7 +18,7 @@ LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "ar": "Ara
 CULTURE_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egypt"}
 
 
-def _front_matter(rows: list[dict[str, Any]]) -> str:
+def _front_matter(rows: list[dict[str, Any]], files: dict[str, str]) -> str:
     configs = sorted({r["config"] for r in rows})
     meta = {
         "pretty_name": "culturesim survey values",
@@ -32,7 +32,7 @@ def _front_matter(rows: list[dict[str, Any]]) -> str:
         "configs": [
             {
                 "config_name": c,
-                "data_files": [{"split": "test", "path": f"data/{c}.parquet"}],
+                "data_files": [{"split": "test", "path": files[c]}],
                 **({"default": True} if c == "US" else {}),
             }
             for c in configs
@@ -81,7 +81,7 @@ def render(rows: list[dict[str, Any]], report: dict[str, Any]) -> str:
     repair_table = _table(["defect", "items repaired"], [[k, v] for k, v in repaired.items()])
     lint_table = _table(["kind of finding", "what it catches"], [[f"`{k}`", v] for k, v in LINT_KINDS.items()])
     columns = _table(["column", "definition"], [[f"`{k}`", v] for k, v in COLUMN_DOCS.items()])
-    return f"""{_front_matter(rows)}
+    return f"""{_front_matter(rows, report["data_files"])}
 # culturesim survey values
 
 Survey questions about attitudes, values, beliefs and preferences, each with the answer
@@ -109,6 +109,10 @@ us24 = load_dataset("path/to/this/folder", "US_2024", split="test")
 row = us[0]
 row["question"], row["options"], row["human_distribution"], row["human_ceiling_js"]
 ```
+
+Each config's file is named by its content (`data/US-<sha256 prefix>.parquet`): `datasets` caches a
+local folder by its name and file paths, not their content, so a rebuilt folder with fixed file
+names would be served from the stale cache; a new content is a new name.
 
 Score a model's answers with the companion metric:
 

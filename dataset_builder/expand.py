@@ -29,7 +29,7 @@ Flow, for each question and each variant index ``i`` in ``0..K-1``:
    accepted variant again); and with ``--judge-backend``, ``judge`` (the judge model did not
    answer YES to "same question, same options?").
 5. **Write**: ``review.jsonl`` (every candidate: raw answer, extracted text, accepted or not,
-   every failed check), ``data/paraphrases.parquet`` (accepted variants with provenance:
+   every failed check), ``data/paraphrases-<hash>.parquet`` (accepted variants with provenance:
    model, backend, prompt and review versions, checks passed, judge verdict),
    ``README.md`` (a dataset card whose YAML ``configs`` declares the ``paraphrases`` config),
    and ``expand.json`` (counts). ``datasets.load_dataset(DIR, "paraphrases", split="test")``
@@ -84,7 +84,6 @@ CACHE_FILE = "cache.jsonl"
 REVIEW_FILE = "review.jsonl"
 SUMMARY_FILE = "expand.json"
 CONFIG_NAME = "paraphrases"
-DATA_FILE = Path("data") / "paraphrases.parquet"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "ar": "Arabic"}
 
 PROMPT = (
@@ -316,7 +315,7 @@ def expand(
     write_atomic(out / REVIEW_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in review_rows))
     rows = [_paraphrase_row(by_id[c.question_id], c, provenance, judge_backend is not None)
             for c in candidates if c.accepted]
-    _write_config(out, rows)
+    data_file = _write_config(out, rows)
     reasons = Counter(r for c in candidates for r in c.reasons)
     summary = {
         "format": "culturesim-paraphrases",
@@ -330,6 +329,7 @@ def expand(
         "rejected": sum(not c.accepted for c in candidates),
         "rejected_by_check": dict(sorted(reasons.items())),
         "questions_with_variants": len({c.question_id for c in candidates if c.accepted}),
+        "data_file": data_file,
     }
     write_atomic(out / SUMMARY_FILE, json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     write_atomic(out / "README.md", _card(summary))
@@ -361,26 +361,37 @@ def _schema():
     ])
 
 
-def _write_config(out: Path, rows: list[dict[str, Any]]) -> None:
+def _write_config(out: Path, rows: list[dict[str, Any]]) -> str:
+    """Write the accepted variants as ``data/paraphrases-<hash>.parquet`` (named by content, as the
+    dataset's files are: ``schema.data_file_name``); return its path relative to ``out``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = out / DATA_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows, schema=_schema())
+    from dataset_builder.schema import data_file_name
+
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), sink, compression="zstd", write_statistics=False)
+    payload = sink.getvalue().to_pybytes()
+    path = data / data_file_name(CONFIG_NAME, payload)
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd", write_statistics=False)
+    tmp.write_bytes(payload)
     os.replace(tmp, path)
+    for old in data.glob(f"{CONFIG_NAME}*.parquet"):
+        if old != path:
+            old.unlink()
     if not rows:
         log.warning("%s: no variant was accepted; the paraphrases config has no rows (datasets.load_dataset cannot "
                     "load an empty parquet file; see review.jsonl for the reasons)", path)
+    return str(path.relative_to(out))
 
 
 def _card(summary: dict[str, Any]) -> str:
     import yaml
 
     meta = {"pretty_name": "culturesim question paraphrases", "tags": ["survey", "paraphrase", "culturesim"],
-            "configs": [{"config_name": CONFIG_NAME, "data_files": [{"split": "test", "path": str(DATA_FILE)}]}]}
+            "configs": [{"config_name": CONFIG_NAME, "data_files": [{"split": "test", "path": summary["data_file"]}]}]}
     reasons = "\n".join(f"| {k} | {v} |" for k, v in summary["rejected_by_check"].items()) or "| (none) | 0 |"
     return (
         "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n"

@@ -93,3 +93,31 @@ COLUMN_DOCS: dict[str, str] = {
     "human_ceiling_js_sd": "Standard deviation of the JS distance over the 100 splits.",
     "human_ceiling_wasserstein_sd": "Standard deviation of the Wasserstein distance over the 100 splits; null for non-ordinal questions.",
 }
+
+
+DATA_FILE_HASH_CHARS = 12
+
+
+def data_file_name(config: str, payload: bytes) -> str:
+    """``<CONFIG>-<sha256 prefix of the file>.parquet``: the file name changes with its content.
+
+    Why: ``datasets.load_dataset`` on a local folder keys its cache on the folder's name and the
+    data files' relative paths, not their content (huggingface/datasets#2956), so a rebuilt
+    ``data/US.parquet`` -- or another folder of the same name -- is served from the stale cache.
+    A name that carries the content's hash makes every new content a new cache entry.
+    """
+    import hashlib
+
+    return f"{config}-{hashlib.sha256(payload).hexdigest()[:DATA_FILE_HASH_CHARS]}.parquet"
+
+
+def config_of_data_file(name: str) -> str | None:
+    """The config a data file holds: ``US-3f2a…parquet`` -> ``US``; a plain ``US.parquet`` (small
+    hand-made folders) -> ``US``; anything else -> None."""
+    if not name.endswith(".parquet"):
+        return None
+    stem = name[: -len(".parquet")]
+    config, sep, digest = stem.rpartition("-")
+    if sep and len(digest) == DATA_FILE_HASH_CHARS and all(c in "0123456789abcdef" for c in digest):
+        return config
+    return stem

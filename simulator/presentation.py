@@ -35,8 +35,7 @@ __all__ = ["ORDERS", "PARAPHRASES_CONFIG", "Paraphrases", "Presentation"]
 
 ORDERS = ("plan", "source", "reverse")
 PARAPHRASES_CONFIG = "paraphrases"
-"""The dataset config name ``culturesim dataset expand`` writes (``data/paraphrases.parquet``)."""
-PARAPHRASES_FILE = Path("data") / "paraphrases.parquet"
+"""The dataset config name ``culturesim dataset expand`` writes (``data/paraphrases-<hash>.parquet``)."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +61,12 @@ class Paraphrases:
         import pyarrow.parquet as pq
 
         folder = Path(path)
-        file = folder / PARAPHRASES_FILE
-        if not file.exists():
-            raise FileNotFoundError(f"--paraphrases {folder}: no {PARAPHRASES_FILE} (write one with `culturesim dataset expand --out {folder}`)")
+        from simulator.questions import config_files
+
+        file = config_files(folder).get(PARAPHRASES_CONFIG) if (folder / "data").is_dir() else None
+        if file is None:
+            raise FileNotFoundError(f"--paraphrases {folder}: no data/{PARAPHRASES_CONFIG}-*.parquet (write one with "
+                                    f"`culturesim dataset expand --out {folder}`)")
         rows = pq.read_table(file).to_pylist()
         by_id = {q.id: q for q in questions or ()}
         variants: dict[str, list[tuple[str, str]]] = {}

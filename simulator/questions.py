@@ -12,6 +12,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from dataset_builder.schema import config_of_data_file
+
 DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "dataset_builder" / "dataset"
 VALUE_DIMENSIONS = ("EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI")
 
@@ -87,9 +89,25 @@ def _ceiling_from_record(row: dict[str, Any]) -> dict[str, float | None] | None:
     return values if values["kl"] is not None else None
 
 
-def dataset_cultures(dataset_dir: str | Path | None = None) -> list[str]:
+def config_files(dataset_dir: str | Path | None = None) -> dict[str, Path]:
+    """Config name -> its parquet file in a dataset folder (``data/US-<hash>.parquet``, or a plain
+    ``data/US.parquet`` in a hand-made folder). Two files for one config is an error: a stale file
+    left beside a rebuilt one would otherwise be read silently."""
     data = Path(dataset_dir or DEFAULT_DATASET_DIR) / "data"
-    return sorted(p.stem for p in data.glob("*.parquet"))
+    files: dict[str, Path] = {}
+    for path in sorted(data.glob("*.parquet")):
+        config = config_of_data_file(path.name)
+        if config is None:
+            continue
+        if config in files:
+            raise ValueError(f"{data} holds two files for config {config!r} ({files[config].name}, {path.name}); "
+                             "rebuild the folder with `culturesim dataset build` or delete the stale one.")
+        files[config] = path
+    return files
+
+
+def dataset_cultures(dataset_dir: str | Path | None = None) -> list[str]:
+    return sorted(config_files(dataset_dir))
 
 
 def load_questions(
@@ -112,10 +130,12 @@ def load_questions(
     ``language`` None keeps the culture's native-language rows (for US: English); pass
     ``"en"`` for the English parallel rows of a non-English culture.
     """
-    path = Path(dataset_dir or DEFAULT_DATASET_DIR) / "data" / f"{culture}.parquet"
-    if not path.exists():
-        choices = ", ".join(dataset_cultures(dataset_dir)) or "none built"
-        raise ValueError(f"No questions for culture {culture!r} in {path.parent}. Available configs: {choices}.")
+    files = config_files(dataset_dir)
+    path = files.get(culture)
+    if path is None:
+        choices = ", ".join(sorted(files)) or "none built"
+        folder = Path(dataset_dir or DEFAULT_DATASET_DIR) / "data"
+        raise ValueError(f"No questions for culture {culture!r} in {folder}. Available configs: {choices}.")
     rows = pq.read_table(path).to_pylist()
     if language is None:
         native = [r for r in rows if r.get("is_native_language", True)]

@@ -14,6 +14,7 @@ import pytest
 from dataset_builder import wvs
 from dataset_builder.build import build
 from dataset_builder.schema import VALUE_DIMENSIONS
+from simulator.questions import config_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -148,7 +149,7 @@ def test_cli_build(tmp_path, sources):
     proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "build", "--out", str(out),
                            "--sources", str(sources)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    assert (out / "README.md").exists() and (out / "data" / "US.parquet").exists()
+    assert (out / "README.md").exists() and "US" in config_files(out)
     assert json.loads(proc.stdout)["rows"] >= 1153
 
 
@@ -177,3 +178,22 @@ def test_publish_refuses_a_non_dataset_folder(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "publish", str(tmp_path),
                            "--repo-id", "culturesim/test"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode != 0 and "not a built dataset folder" in proc.stderr
+
+
+def test_load_dataset_sees_a_rebuilt_folder_not_a_stale_cache(tmp_path, dataset_dir):
+    """datasets caches a local folder by its name and its files' relative paths, not their content
+    (huggingface/datasets#2956): with fixed names a rebuilt folder, or another folder of the same
+    name, came back from the cache with the old rows. Content-named data files make each content
+    its own cache entry."""
+    from dataset_builder import card
+    from dataset_builder.build import write_parquet
+    from datasets import load_dataset
+
+    rows = [dict(r, config="US") for r in pq.read_table(config_files(dataset_dir)["US"]).to_pylist()[:5]]
+    cache = str(tmp_path / "hf-cache")
+    seen = []
+    for folder, n in ((tmp_path / "a" / "dataset", 5), (tmp_path / "a" / "dataset", 3), (tmp_path / "b" / "dataset", 4)):
+        files = write_parquet(rows[:n], folder)
+        (folder / "README.md").write_text(card._front_matter(rows[:n], files), encoding="utf-8")
+        seen.append([r["id"] for r in load_dataset(str(folder), "US", split="test", cache_dir=cache)])
+    assert seen == [sorted(r["id"] for r in rows[:n]) for n in (5, 3, 4)]

@@ -13,6 +13,7 @@ import pytest
 from dataset_builder import microdata
 from dataset_builder.build import gss_rows
 from dataset_builder.review import load_review, load_tags
+from simulator.questions import config_files
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def frames(sources):
 def gss_rows_built(dataset_dir):
     rows = []
     for config in ("US", "US_2024"):
-        rows += [r for r in pq.read_table(dataset_dir / "data" / f"{config}.parquet").to_pylist() if r["source"] == "GSS"]
+        rows += [r for r in pq.read_table(config_files(dataset_dir)[config]).to_pylist() if r["source"] == "GSS"]
     return rows
 
 

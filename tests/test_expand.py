@@ -19,7 +19,7 @@ from katan import start_katan
 from dataset_builder import expand as ex
 from simulator.backends import get_backend
 from simulator.cli import main as cli_main
-from simulator.questions import load_questions
+from simulator.questions import config_files, load_questions
 
 IDS = ["gss2022.cappun.en", "wvs7.US.Q1.en", "gss2022.grass.en"]
 
@@ -185,7 +185,7 @@ def test_expand_through_llm_katan_echo_is_reviewed_out(name, tmp_path, no_keys, 
     assert summary["accepted"] == 0 and summary["rejected_by_check"] == {"empty": 6}
     review = [json.loads(line) for line in (tmp_path / "review.jsonl").read_text().splitlines()]
     assert all(r["raw_text"].startswith("[echo] model=katan-echo") for r in review)
-    assert pq.read_table(tmp_path / "data" / "paraphrases.parquet").num_rows == 0
+    assert pq.read_table(config_files(tmp_path)["paraphrases"]).num_rows == 0
 
 
 def test_simulate_with_paraphrases_gives_each_participant_a_variant(tmp_path, rephraser, no_keys):
@@ -228,4 +228,4 @@ def test_expand_on_the_embedded_model_is_mostly_rejected(tmp_path, questions):
         assert r["accepted"] == (r["reasons"] == []) and set(r["reasons"]) <= set(ex.CHECKS)
         assert ex.review_variant(r["text"], questions[r["question_id"]]) == [
             x for x in r["reasons"] if x != "duplicate"] or "duplicate" in r["reasons"]
-    assert pq.read_table(tmp_path / "data" / "paraphrases.parquet").num_rows == summary["accepted"]
+    assert pq.read_table(config_files(tmp_path)["paraphrases"]).num_rows == summary["accepted"]

@@ -2160,6 +2160,41 @@ def _prepare_evaluate_predictions(predictions: Any, as_lists: bool | None = None
     return predictions
 
 
+_INT64 = (-(1 << 63), 1 << 63)
+
+
+def _arrow_safe(predictions: Any, references: Any, probabilities: bool) -> bool:
+    """Whether evaluate's Arrow storage keeps this batch as given: numbers stay numbers (no
+    bools, strings or ints beyond int64; answers are ints, or lists of ints)."""
+
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+    def answer(x: Any) -> bool:
+        return _is_int(x) and _INT64[0] <= int(x) < _INT64[1]
+
+    def rows(values: Any, ok) -> bool:
+        if isinstance(values, np.ndarray):
+            values = values.tolist()
+        if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+            return False
+        for row in values:
+            if isinstance(row, np.ndarray):
+                row = row.tolist()
+            if isinstance(row, (str, bytes, dict)) or not hasattr(row, "__iter__") or not all(map(ok, row)):
+                return False
+        return True
+
+    def one_answer(x: Any) -> bool:
+        if isinstance(x, (list, tuple)):
+            return all(map(answer, x))
+        return answer(x)
+
+    if hasattr(references, "__len__") and len(references) == 0:
+        return False  # evaluate itself fails on an empty batch with an IndexError
+    return rows(references, number) and rows(predictions, number if probabilities else one_answer)
+
+
 def _build_metric_class() -> type:
     import datasets
     import evaluate
@@ -2213,22 +2248,28 @@ def _build_metric_class() -> type:
             if predictions is None or references is None:
                 return
             side = "probabilities" if self.config_name == "probabilities" else "predictions"
-            _prepare(**{side: predictions}, references=references, **dict.fromkeys(_PREPARE_OPTIONAL))
+            try:
+                _prepare(**{side: predictions}, references=references, **dict.fromkeys(_PREPARE_OPTIONAL))
+            except ValueError:
+                # what Arrow stores faithfully is left to compute(), whose message can name the
+                # question's id; what it would mangle is refused now
+                if not _arrow_safe(predictions, references, self.config_name == "probabilities"):
+                    raise
 
         def add_batch(self, *, predictions=None, references=None, **kwargs):
             """Add a batch of questions (see the inputs below); per-question options such as
             ordinal go to compute(), covering all questions added, in order."""
-            self._validate(predictions, references)
             if self.config_name != "probabilities":
                 predictions = _prepare_evaluate_predictions(predictions, self._stored_as_lists())
+            self._validate(predictions, references)
             return super().add_batch(predictions=predictions, references=references, **kwargs)
 
         def add(self, *, prediction=None, reference=None, **kwargs):
             """Add one question (see the inputs below)."""
-            if prediction is not None and reference is not None:
-                self._validate([prediction], [reference])
             if self.config_name != "probabilities" and prediction is not None:
                 prediction = _prepare_evaluate_predictions([prediction], self._stored_as_lists())[0]
+            if prediction is not None and reference is not None:
+                self._validate([prediction], [reference])
             return super().add(prediction=prediction, reference=reference, **kwargs)
 
         def _compute(
