@@ -402,6 +402,8 @@ def test_four_pages_pressing_run_at_once_all_finish(browser, server, default_run
     # concurrency_limit 1: the jobs ran one after another (run folders: start, last row)
     spans = []
     for run in server["runs"].iterdir():
+        if not (run / "config.json").exists():  # a report folder (beside its run)
+            continue
         config = json.loads((run / "config.json").read_text())
         if config["participants"] == 2 and len(config["question_ids"]) == 1:
             rows = [json.loads(line) for line in (run / "responses.jsonl").read_text().splitlines()]
