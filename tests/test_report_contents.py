@@ -143,7 +143,7 @@ def test_every_abbreviation_on_the_page_is_in_the_glossary(report):
 def test_metric_definitions_are_merged_into_the_glossary():
     from metrics.cultural_alignment import describe
 
-    from simulator.analysis.report import METRIC_TERMS
+    from simulator.analysis.glossary import METRIC_TERMS
 
     terms = {t.term: t for t in glossary(metric_terms=METRIC_TERMS)}
     for term, key in METRIC_TERMS.items():

@@ -157,7 +157,8 @@ def test_notes_say_what_the_scores_leave_out(tmp_path: Path) -> None:
     assert "Generation-settings variation lost" in notes and "claude-haiku-4-5 cannot apply num_beams" in notes
     assert "1 question got no usable answer" in notes and "Is work important? (`q2`): 1 no_answer, 1 error" in notes
     assert "Is family important?" not in notes
-    assert "1 no_answer (no option number or option text could be read" in notes
+    from space.glossary import STATUSES
+    assert f"1 no_answer ({STATUSES['no_answer']})" in notes
     assert "SmolLM2" not in notes  # the embedded model's note only for the embedded model
     (tmp_path / "config.json").write_text(json.dumps({"model": logic.EMBEDDED_MODEL}))
     assert "Why so many replies do not parse" in logic.run_notes(tmp_path, {}, rows, [q1, q2])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-__all__ = ["GLOSSARY", "Term", "glossary", "glossary_html", "glossary_markdown"]
+__all__ = ["GLOSSARY", "METRIC_TERMS", "Term", "glossary", "glossary_html", "glossary_markdown"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ GLOSSARY: tuple[Term, ...] = (
     Term("number_text_disagree", "status: the option number and the option text name different options "
          "(\"1. No\" where 1 is \"Yes\"); parser 1.0 wrote multiple_for_single for this", "", "status"),
     Term("refusal", "status: the model declines to answer or says it is an AI, without an answer", "", "status"),
+    Term("empty", "status: the server answered with nothing to read (no text, no choices)", "", "status"),
     Term("error", "status: the backend failed on this request (no text)", "", "status"),
     # Diversity
     Term("distinct answers", "number of different options the simulated participants chose for a question, "
@@ -116,6 +117,19 @@ GLOSSARY: tuple[Term, ...] = (
     Term("flagged / decided / undecided", "responses flagged on a dimension / judged at all (by rule or judge) / "
          "left undecided; rate = flagged ÷ decided", "", "insensitivity"),
 )
+
+
+METRIC_TERMS = {
+    "bias-corrected": "kl_bc_mean",
+    "floor": "floor_kl_mean",
+    "uniform baseline": "uniform_kl_mean",
+    "normalised score": "normalised_kl",
+    "human split-half ceiling": "ceiling_kl_mean",
+    "model on ceiling questions": "kl_mean_on_ceiling_questions",
+    "refusal channel": "refusals",
+    "demographic gap": "demographic_gaps",
+}
+"""The metric outputs the report and the Space name, each defined by the metric's own line."""
 
 
 def glossary(extra: dict[str, str] | None = None, metric_terms: dict[str, str] | None = None) -> list[Term]:

@@ -41,17 +41,6 @@ SCORE_MEANING_KEYS = tuple(
 """The metric's numbers that say what a score means (floors, baselines, normalised score,
 ceiling), shown in the report's "What a score means" table."""
 
-# Report term -> the metric output key whose OUTPUT_GLOSSARY line defines it.
-METRIC_TERMS = {
-    "bias-corrected": "kl_bc_mean",
-    "floor": "floor_kl_mean",
-    "uniform baseline": "uniform_kl_mean",
-    "normalised score": "normalised_kl",
-    "human split-half ceiling": "ceiling_kl_mean",
-    "model on ceiling questions": "kl_mean_on_ceiling_questions",
-    "refusal channel": "refusals",
-    "demographic gap": "demographic_gaps",
-}
 log = logging.getLogger(__name__)
 
 
@@ -678,7 +667,7 @@ def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
-    from simulator.analysis.glossary import glossary, glossary_html
+    from simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
     from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION
 
     runs = report["runs"]
