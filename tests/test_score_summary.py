@@ -3,34 +3,16 @@ questions by name, rounded numbers, and a warning when most responses did not pa
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, PARSE_RATE_WARNING
-from simulator.questions import Question, load_questions
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
+from runfolders import make_row, write_run
+from simulator.questions import load_questions
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _row(pid: int, q: Question, status: str, indices: list[int]) -> dict:
-    return {"key": f"{pid}:{q.id}", "participant_id": pid, "question_id": q.id, "status": status,
-            "option_indices": indices, "parsed": [q.option_codes[i] for i in indices], "raw_text": "",
-            "tokens": {"input": 1, "output": 1}}
-
-
-def _write_run(folder: Path, questions: list[Question], rows: list[dict], participants: int) -> Path:
-    folder.mkdir(parents=True)
-    config = {"model": "hand-written", "backend": {"backend": "none"}, "plan": "all", "culture": questions[0].culture,
-              "languages": ["en"], "participants": participants, "participant_ids": list(range(participants)),
-              "seed": 0, "question_ids": [q.id for q in questions], "prompt_version": "1.0"}
-    (folder / CONFIG_FILE).write_text(json.dumps(config))
-    (folder / QUESTIONS_FILE).write_text("".join(json.dumps(question_record(q)) + "\n" for q in questions))
-    (folder / RESPONSES_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
 
 
 def _score(run: Path) -> str:
@@ -42,12 +24,12 @@ def _score(run: Path) -> str:
 
 def test_mostly_unparsed_run_is_summarised_and_warned_about(tmp_path):
     a, b, c = load_questions("US", limit=3)
-    rows = [_row(0, a, "ok", [0]), _row(1, a, "ok", [1]), _row(2, a, "no_answer", []), _row(3, a, "no_answer", []),
-            _row(0, b, "ok", [0]), _row(1, b, "refusal", []), _row(2, b, "number_text_disagree", []),
-            _row(3, b, "no_answer", []),
-            _row(0, c, "no_answer", []), _row(1, c, "no_answer", []), _row(2, c, "invalid_option", []),
-            _row(3, c, "multiple_for_single", [])]  # an old run's status still reads
-    out = _score(_write_run(tmp_path / "run", [a, b, c], rows, participants=4))
+    rows = [make_row(0, a, "ok", [0]), make_row(1, a, "ok", [1]), make_row(2, a, "no_answer", []), make_row(3, a, "no_answer", []),
+            make_row(0, b, "ok", [0]), make_row(1, b, "refusal", []), make_row(2, b, "number_text_disagree", []),
+            make_row(3, b, "no_answer", []),
+            make_row(0, c, "no_answer", []), make_row(1, c, "no_answer", []), make_row(2, c, "invalid_option", []),
+            make_row(3, c, "multiple_for_single", [])]  # an old run's status still reads
+    out = _score(write_run(tmp_path / "run", [a, b, c], rows, participants=4))
     lines = out.splitlines()
     assert len(lines) <= 10
     assert lines[0].startswith("3 of 12 responses parsed to an answer (25%); 2 of 3 questions scored, "
@@ -56,14 +38,14 @@ def test_mostly_unparsed_run_is_summarised_and_warned_about(tmp_path):
     assert "not parsed: no_answer 5," in out
     assert not re.search(r"\.\d{4,}", out), out  # rounded, no raw floats
     warnings = [ln for ln in lines if ln.startswith("warning:")]
-    assert any(f"Only 25% of responses parsed" in w and f"below {PARSE_RATE_WARNING:.0%}" in w for w in warnings)
+    assert any("Only 25% of responses parsed" in w and f"below {PARSE_RATE_WARNING:.0%}" in w for w in warnings)
     assert any(f"fewer than {MIN_ANSWERS_PER_QUESTION} parsed answers" in w for w in warnings)
     assert lines[-1] == f"scores: {tmp_path / 'run' / 'scores.json'}"
 
 
 def test_well_parsed_run_has_no_parse_warning(tmp_path):
     a, b = load_questions("US", limit=2)
-    rows = [_row(p, q, "ok", [p % 2]) for q in (a, b) for p in range(6)]
-    out = _score(_write_run(tmp_path / "run", [a, b], rows, participants=6))
+    rows = [make_row(p, q, "ok", [p % 2]) for q in (a, b) for p in range(6)]
+    out = _score(write_run(tmp_path / "run", [a, b], rows, participants=6))
     assert out.startswith("12 of 12 responses parsed to an answer (100%); 2 of 2 questions scored")
     assert "Only" not in out and "dropped" not in out and "not parsed" not in out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,28 +11,12 @@ from scipy.stats import entropy
 
 from simulator.backends import get_backend
 from simulator.cli import main as cli_main
+from runfolders import make_row, write_run
 from simulator.questions import Question, load_questions
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record, simulate
+from simulator.runner import RESPONSES_FILE, simulate
 from simulator.analysis.scoring import SCORES_FILE, collect_answers, load_responses, load_run_questions, score_run
 
 EPS = 1e-3  # the metric's default additive smoothing for KL
-
-
-def _row(pid: int, q: Question, status: str, indices: list[int]) -> dict:
-    return {"key": f"{pid}:{q.id}", "participant_id": pid, "question_id": q.id, "status": status,
-            "option_indices": indices, "parsed": [q.option_codes[i] for i in indices], "raw_text": "",
-            "tokens": {"input": 1, "output": 1}}
-
-
-def _write_run(folder: Path, questions: list[Question], rows: list[dict], participants: int) -> Path:
-    folder.mkdir(parents=True)
-    config = {"model": "hand-written", "backend": {"backend": "none"}, "plan": "all", "culture": questions[0].culture,
-              "languages": ["en"], "participants": participants, "participant_ids": list(range(participants)),
-              "seed": 0, "question_ids": [q.id for q in questions], "prompt_version": "1.0"}
-    (folder / CONFIG_FILE).write_text(json.dumps(config))
-    (folder / QUESTIONS_FILE).write_text("".join(json.dumps(question_record(q)) + "\n" for q in questions))
-    (folder / RESPONSES_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
 
 
 def _smoothed_kl(p: np.ndarray, q: np.ndarray) -> float:
@@ -48,12 +31,12 @@ def test_scores_match_scipy_on_a_written_run(tmp_path):
                   options=("Tolerance", "Thrift", "Obedience"), option_codes=(1, 2, 3), question_type="multiple_choice",
                   ordinal=False, human_distribution=(0.5, 0.3, 0.2), human_n=100)
     rows = [
-        _row(0, a, "ok", [0]), _row(1, a, "ok", [1]), _row(2, a, "ok", [1]), _row(3, a, "no_answer", []),
-        _row(0, b, "ok", [len(b.options) - 1]), _row(1, b, "refusal", []), _row(2, b, "ok", [0]), _row(3, b, "ok", [0]),
-        _row(0, c, "no_answer", []), _row(1, c, "invalid_option", []), _row(2, c, "error", []), _row(3, c, "no_answer", []),
-        _row(0, mc, "ok", [0, 2]), _row(1, mc, "ok", [1]), _row(2, mc, "ok", [0]), _row(3, mc, "multiple_for_single", []),
+        make_row(0, a, "ok", [0]), make_row(1, a, "ok", [1]), make_row(2, a, "ok", [1]), make_row(3, a, "no_answer", []),
+        make_row(0, b, "ok", [len(b.options) - 1]), make_row(1, b, "refusal", []), make_row(2, b, "ok", [0]), make_row(3, b, "ok", [0]),
+        make_row(0, c, "no_answer", []), make_row(1, c, "invalid_option", []), make_row(2, c, "error", []), make_row(3, c, "no_answer", []),
+        make_row(0, mc, "ok", [0, 2]), make_row(1, mc, "ok", [1]), make_row(2, mc, "ok", [0]), make_row(3, mc, "multiple_for_single", []),
     ]
-    run = _write_run(tmp_path / "run", [a, b, c, mc], rows, participants=4)
+    run = write_run(tmp_path / "run", [a, b, c, mc], rows, participants=4)
     result = score_run(run, bootstrap_samples=0)
     assert json.loads((run / SCORES_FILE).read_text()) == json.loads(json.dumps(result))
 
@@ -93,16 +76,16 @@ def test_scores_match_scipy_on_a_written_run(tmp_path):
 
 def test_answers_are_in_participant_order_and_checked(tmp_path):
     q = load_questions("US", limit=1)[0]
-    rows = [_row(2, q, "ok", [1]), _row(0, q, "ok", [0]), _row(1, q, "ok", [1])]
+    rows = [make_row(2, q, "ok", [1]), make_row(0, q, "ok", [0]), make_row(1, q, "ok", [1])]
     answers = collect_answers(rows, [q])
     assert answers.predictions == [[0, 1, 1]] and answers.participants == [[0, 1, 2]]
     with pytest.raises(ValueError, match="do not fit question"):
-        collect_answers([{**_row(0, q, "ok", [0]), "option_indices": [len(q.options)]}], [q])
+        collect_answers([{**make_row(0, q, "ok", [0]), "option_indices": [len(q.options)]}], [q])
 
 
 def test_truncated_tail_is_skipped_without_touching_the_file(tmp_path):
     q = load_questions("US", limit=1)[0]
-    run = _write_run(tmp_path / "run", [q], [_row(0, q, "ok", [0])], participants=2)
+    run = write_run(tmp_path / "run", [q], [make_row(0, q, "ok", [0])], participants=2)
     with open(run / RESPONSES_FILE, "a") as fh:
         fh.write('{"participant_id": 1, "question_')
     size = (run / RESPONSES_FILE).stat().st_size

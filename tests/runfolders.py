@@ -1,0 +1,30 @@
+"""Hand-written run folders for scoring tests: rows and a config as the runner writes them.
+
+Why a module: the scoring and score-summary tests build the same folders; one copy keeps their
+shape in step with the runner's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from simulator.questions import Question
+from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
+
+
+def make_row(pid: int, q: Question, status: str, indices: list[int]) -> dict:
+    return {"key": f"{pid}:{q.id}", "participant_id": pid, "question_id": q.id, "status": status,
+            "option_indices": indices, "parsed": [q.option_codes[i] for i in indices], "raw_text": "",
+            "tokens": {"input": 1, "output": 1}}
+
+
+def write_run(folder: Path, questions: list[Question], rows: list[dict], participants: int) -> Path:
+    folder.mkdir(parents=True)
+    config = {"model": "hand-written", "backend": {"backend": "none"}, "plan": "all", "culture": questions[0].culture,
+              "languages": ["en"], "participants": participants, "participant_ids": list(range(participants)),
+              "seed": 0, "question_ids": [q.id for q in questions], "prompt_version": "1.0"}
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    (folder / QUESTIONS_FILE).write_text("".join(json.dumps(question_record(q)) + "\n" for q in questions))
+    (folder / RESPONSES_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
