@@ -8,12 +8,13 @@ bootstraps are replayed from the same random stream with a plain float64 loop.
 from __future__ import annotations
 
 import json
+import itertools
 import math
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import entropy, wasserstein_distance
+from scipy.stats import entropy, multinomial, wasserstein_distance
 
 from metrics.cultural_alignment import compute_alignment, describe
 
@@ -388,28 +389,74 @@ def replay_participant_bootstrap(preds, refs, ordinal, B, seed, policy):
     return out
 
 
+def compositions(P, k):
+    """Every count vector of P answers over k options (stars and bars), (M, k)."""
+    rows = []
+    for bars in itertools.combinations(range(P + k - 1), k - 1):
+        edges = (-1,) + bars + (P + k - 1,)
+        rows.append([edges[i + 1] - edges[i] - 1 for i in range(k)])
+    return np.array(rows)
+
+
+def divergence_rows(ps, q, ordinal, policy, eps=1e-3):
+    """KL, JS and Wasserstein of each row of ps against q, with scipy."""
+    if policy == "smoothing":
+        kl = entropy(ps + eps, np.asarray(q) + eps, axis=1)
+    else:
+        kl = entropy(ps, np.broadcast_to(q, ps.shape), axis=1)
+    js = jensenshannon(ps, np.broadcast_to(q, ps.shape), base=2, axis=1)
+    w = np.abs(np.cumsum(ps - np.asarray(q), axis=1)[:, :-1]).sum(axis=1) / (len(q) - 1) if ordinal else np.nan
+    return {"kl": kl, "js": js, "wasserstein": w}
+
+
+def smoothed_bias(answers, q, ordinal, policy):
+    """E[D(P answers drawn from p~)] - D(p~), p~ = (counts + 1) / (P + k), by enumeration."""
+    k, P = len(q), len(answers)
+    p, _ = model_distribution(answers, k)
+    tilde = (p * P + 1.0) / (P + k)
+    comps = compositions(P, k)
+    weights = multinomial.pmf(comps, P, tilde)
+    at = divergence_rows(comps / P, q, ordinal, policy)
+    centre = divergence_rows(tilde[None, :], q, ordinal, policy)
+    with np.errstate(invalid="ignore"):
+        return {s: float(weights @ at[s] - centre[s][0]) if ordinal or s != "wasserstein" else np.nan for s in at}
+
+
 @pytest.mark.parametrize(
     "policy, ragged, multi",
     [("smoothing", False, False), ("paper", False, False), ("smoothing", True, True), ("paper", True, False)],
 )
 def test_participant_bootstrap_replayed(policy, ragged, multi):
+    """The participant interval of a mean, recomputed: the replicates replayed from the same
+    random stream give its standard error; the smoothed-model bias of each question, by
+    enumeration with scipy, its centre and its widening (plug-in - mean b, plus or minus
+    z x sqrt(se^2 + mean|b|^2)); the match rate (and KL under 'paper', where a human share of 0
+    leaves no finite bias) keep the plain bias-corrected bootstrap (2 x plug-in - mean of the
+    replicates, plus or minus z x se)."""
     rng = np.random.default_rng(21)
-    preds, refs, ordinal = random_case(rng, 25, participants=8, ragged=ragged, multi=multi)
+    preds, refs, ordinal = random_case(rng, 25, participants=6, ragged=ragged, multi=multi)
     B, seed = 100, 4
     r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, zero_policy=policy,
                           bootstrap_samples=0, participant_bootstrap_samples=B, seed=seed)
     reps = replay_participant_bootstrap(preds, refs, ordinal, B, seed, policy)
+    biases = [smoothed_bias(a, q, o, policy) for a, q, o in zip(preds, refs, ordinal)]
     z = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
     for stat in ("kl", "js", "wasserstein", "match_rate"):
         values = np.asarray(reps[stat])
         values = values[np.isfinite(values)]
         point = r["match_rate"] if stat == "match_rate" else r[f"{stat}_mean"]
-        bc, se = 2 * point - values.mean(), values.std(ddof=1)
+        se = values.std(ddof=1)
+        b = np.array([x[stat] for x, o in zip(biases, ordinal) if o or stat != "wasserstein"]) if stat != "match_rate" else None
+        if b is None or not np.isfinite(b).all():
+            bc, half = 2 * point - values.mean(), z * se
+        else:
+            bc, half = point - b.mean(), z * math.sqrt(se ** 2 + np.abs(b).mean() ** 2)
         upper = math.inf if stat == "kl" else 1.0
-        expected = np.clip([bc, bc - z * se, bc + z * se], 0.0, upper)
+        expected = np.clip([bc, bc - half, bc + half], 0.0, upper)
         got = [r["match_rate_bc" if stat == "match_rate" else f"{stat}_bc_mean"],
                r[f"{stat}_participant_ci_low"], r[f"{stat}_participant_ci_high"]]
-        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-5)
+        # JS expectations above 100 outcomes are a 16-draw Monte Carlo in the metric
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=0.01 if stat == "js" else 2e-5)
         assert r[f"{stat}_participant_se"] == pytest.approx(se, rel=2e-4, abs=2e-6)
     assert r["kl_ci_low"] is None  # question bootstrap off
 
@@ -510,7 +557,13 @@ def test_edge_sizes_give_defined_numbers():
     r = compute_alignment(predictions=[[1]], references=[[0.3, 0.7]], bootstrap_samples=50)
     json.dumps(r, allow_nan=False)
     assert r["kl_ci_low"] == pytest.approx(r["kl_mean"]) == pytest.approx(r["kl_ci_high"])
-    assert r["kl_participant_ci_low"] == pytest.approx(r["kl_mean"], rel=1e-5)
+    # one participant: every participant replicate is the data itself (se 0); the interval's width
+    # comes from the smoothed-model bias, so one answer does not look like a certain divergence
+    assert r["kl_participant_se"] == 0.0
+    low, high = r["kl_participant_ci_low"], r["kl_participant_ci_high"]
+    assert low <= r["kl_bc_mean"] < r["kl_mean"] < high
+    one = compute_alignment(predictions=[[1]], references=[[0.3, 0.7]], return_per_question=True)["per_question"][0]
+    assert one["kl_participant_ci_low"] == 0.0 < r["kl_mean"] < one["kl_participant_ci_high"]  # Wilson: [0, 0.79] holds 0.3
     assert r["wasserstein_mean"] is None and r["wasserstein_ci_low"] is None
     assert r["wasserstein_participant_ci_low"] is None
     assert r["per_dimension"] == {} and r["unanimous_share"] == 1.0
@@ -527,3 +580,55 @@ def test_evaluate_style_inputs_from_numpy():
     b = compute_alignment(predictions=preds.tolist(), references=refs.tolist(), ordinal=ordinal.tolist(),
                           bootstrap_samples=20)
     assert a == b
+
+
+def test_per_question_participant_intervals_recomputed():
+    """The three per-question interval rules, recomputed by hand with scipy: a two-option
+    question's Wilson image, an ordinal question's folded cumulative steps, and a four-option
+    question's (plug-in - b) +- z sqrt(se^2 + b^2) with se at least the delta-method standard
+    error at p~ (its gradient here by finite differences of scipy's entropy)."""
+    z = 1.959963984540054
+    preds = [[0] * 3 + [1] * 17, [0, 0, 1, 2, 2, 2, 4, 4, 4, 4], [0] * 15 + [1] * 3 + [3] * 2]
+    refs = [[0.6, 0.4], [0.1, 0.2, 0.3, 0.2, 0.2], [0.1, 0.2, 0.6, 0.1]]
+    ordinal = [False, True, False]
+    r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, bootstrap_samples=0,
+                          participant_bootstrap_samples=200, seed=3, return_per_question=True)
+    two, steps, four = r["per_question"]
+    # two options: Wilson interval of the first share, 3 of 20
+    c, n = 3, 20
+    centre = (c + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * math.sqrt(c * (n - c) / n + z * z / 4)
+    lo, hi = centre - half, centre + half
+    q = np.array(refs[0])
+    kl = lambda s: entropy(np.array([s, 1 - s]) + 1e-3, q + 1e-3)  # noqa: E731
+    js = lambda s: jensenshannon([s, 1 - s], q, base=2)  # noqa: E731
+    assert lo < 0.6 and hi < 0.6  # the human share lies above the interval: D is least at hi
+    assert two["kl_participant_ci_low"] == pytest.approx(kl(hi), rel=1e-9)
+    assert two["kl_participant_ci_high"] == pytest.approx(kl(lo), rel=1e-9)
+    assert two["js_participant_ci_low"] == pytest.approx(js(hi), rel=1e-9)
+    assert two["js_participant_ci_high"] == pytest.approx(js(lo), rel=1e-9)
+    # ordinal, five options, ten answers: per cumulative step a Wald interval from the smoothed share
+    k, n = 5, 10
+    counts = np.bincount(preds[1], minlength=k)
+    cum_p, cum_q = np.cumsum(counts)[:-1] / n, np.cumsum(refs[1])[:-1]
+    smooth = (np.cumsum(counts)[:-1] + np.arange(1, k)) / (n + k)
+    se = np.sqrt(smooth * (1 - smooth) / n)
+    gap = np.abs(cum_p - cum_q)
+    assert steps["wasserstein_participant_ci_low"] == pytest.approx(np.maximum(gap - z * se, 0).sum() / (k - 1), rel=1e-9)
+    assert steps["wasserstein_participant_ci_high"] == pytest.approx((gap + z * se).sum() / (k - 1), rel=1e-9)
+    assert steps["wasserstein_participant_ci_low"] <= steps["wasserstein"] <= steps["wasserstein_participant_ci_high"]
+    # four options, option 2 (the human's 60 %) never chosen: the bootstrap cannot vary it
+    q, n = np.array(refs[2]), 20
+    tilde = (np.bincount(preds[2], minlength=4) + 1.0) / (n + 4)
+    b = smoothed_bias(preds[2], refs[2], False, "smoothing")
+    for stat, f in (("kl", lambda p: entropy(p + 1e-3, q + 1e-3)), ("js", lambda p: jensenshannon(p, q, base=2))):
+        h = 1e-6
+        grad = np.array([(f(tilde + h * np.eye(4)[j]) - f(tilde - h * np.eye(4)[j])) / (2 * h) for j in range(4)])
+        delta = math.sqrt((tilde @ grad ** 2 - (tilde @ grad) ** 2) / n)
+        se = four[f"{stat}_participant_se"]
+        assert se >= delta * (1 - 1e-4) and se == pytest.approx(max(se, delta))
+        tol = 3e-3 if stat == "js" else 1e-9  # the metric's JS bias above 100 outcomes: 8 controlled Monte Carlo draws
+        assert four[f"{stat}_bc"] == pytest.approx(four[stat] - b[stat], abs=tol)
+        half = z * math.sqrt(se ** 2 + b[stat] ** 2)
+        assert four[f"{stat}_participant_ci_low"] == pytest.approx(max(four[stat] - b[stat] - half, 0.0), abs=2 * tol)
+        assert four[f"{stat}_participant_ci_high"] == pytest.approx(four[stat] - b[stat] + half, abs=2 * tol)

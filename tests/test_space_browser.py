@@ -263,6 +263,8 @@ def test_responses_show_question_text_whole_replies_and_what_was_not_usable(defa
     if statuses - {"ok"}:  # the embedded model: replies that do not parse are counted and explained
         assert "Replies not counted" in summary and "Why so many replies do not parse" in summary
     page.get_by_text("Glossary: what the scores").first.click()
+    # the accordion renders its body after the click: wait for it rather than read the closed header
+    page.locator("#glossary").first.get_by_text("lower is better").first.wait_for(timeout=30_000)
     glossary = page.locator("#glossary").first.inner_text()
     for term in ("lower is better", "PDI", "power distance", "EVI", "RP", "role play", "IU", "no_answer"):
         assert term in glossary, term
