@@ -106,16 +106,24 @@ class _Rephraser(BaseHTTPRequestHandler):
     counters: Counter = Counter()
     lock = threading.Lock()
     seen_models: list = []
+    judged: list = []
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["messages"][-1]["content"]
-        original = re.search(r"^Question: (.*)$", prompt, re.M).group(1)
-        with self.lock:
-            i = self.counters[original]
-            self.counters[original] += 1
-            self.seen_models.append(body["model"])
-        text = HUMAN[original][i % len(HUMAN[original])]
+        judged = re.search(r"^Question B: (.*)$", prompt, re.M)
+        if judged:  # a judge request: the judge accepts only variants that keep the word "favor" or "family"
+            with self.lock:
+                self.judged.append(judged.group(1))
+                self.seen_models.append(body["model"])
+            text = "YES" if re.search(r"favor|family", judged.group(1)) else "NO, they differ"
+        else:
+            original = re.search(r"^Question: (.*)$", prompt, re.M).group(1)
+            with self.lock:
+                i = self.counters[original]
+                self.counters[original] += 1
+                self.seen_models.append(body["model"])
+            text = HUMAN[original][i % len(HUMAN[original])]
         reply = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                  "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
                  "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
@@ -133,6 +141,7 @@ class _Rephraser(BaseHTTPRequestHandler):
 @pytest.fixture
 def rephraser():
     _Rephraser.counters = Counter()
+    _Rephraser.judged = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Rephraser)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -168,6 +177,30 @@ def test_expand_over_http_writes_variants_review_log_and_a_loadable_config(tmp_p
     assert cli_main(args) == 0
     assert sum(_Rephraser.counters.values()) == before
     assert json.loads((out / "expand.json").read_text())["from_cache"] == 9
+
+
+def test_expand_with_a_judge_over_http_rejects_what_the_judge_refuses(tmp_path, rephraser, no_keys):
+    """The optional judge: every variant the code review accepts goes to the judge model (here
+    the same real HTTP server under another model name), and a variant it does not answer YES
+    for is rejected with the reason "judge" and its verdict kept in the review log."""
+    out = tmp_path / "para"
+    args = ["dataset", "expand", "--backend", "openai", "--base-url", rephraser, "--model", "human-rephraser",
+            "--judge-backend", "openai", "--judge-base-url", rephraser, "--judge-model", "strict-judge",
+            "--question-ids", ",".join(IDS), "--variants", "3", "--concurrency", "1", "--out", str(out)]
+    assert cli_main(args) == 0
+    review = [json.loads(line) for line in (out / "review.jsonl").read_text().splitlines()]
+    passed_code = [r for r in review if set(r["reasons"]) <= {"judge"}]
+    assert len(passed_code) == 5 and len(_Rephraser.judged) == 5  # only the code-accepted ones are judged
+    assert "strict-judge" in _Rephraser.seen_models
+    for r in passed_code:
+        keeps = bool(re.search(r"favor|family", r["text"]))
+        assert r["accepted"] is keeps and r["judge"] == ("yes" if keeps else "no"), r
+        assert ("judge" in r["reasons"]) is (not keeps)
+    summary = json.loads((out / "expand.json").read_text())
+    accepted = sum(r["accepted"] for r in review)
+    assert summary["accepted"] == accepted and 0 < accepted < 5 and summary["rejected_by_check"].get("judge") == 5 - accepted
+    data = load_dataset(str(out), "paraphrases", split="test", cache_dir=str(tmp_path / "hf"))
+    assert len(data) == accepted and all(re.search(r"favor|family", q) for q in data["question"])
 
 
 @pytest.mark.parametrize("name", ["openai", "anthropic"])
