@@ -404,6 +404,12 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
 
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    batteries = [Path(d) for d in run_dirs if (Path(d) / INVARIANCE_FILE).exists()]
+    run_dirs = [d for d in run_dirs if Path(d) not in batteries]
+    if batteries and not run_dirs:  # only batteries: their unperturbed runs are the runs shown
+        run_dirs = [b / "base-a" for b in batteries if (b / "base-a" / "config.json").exists()]
+        if not run_dirs:
+            raise ValueError(f"{batteries[0]} has {INVARIANCE_FILE} but no base-a run folder; give the run folders too")
     runs = []
     for run_dir in run_dirs:
         config = load_config(run_dir)
@@ -464,6 +470,7 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
 
     report["estimators"] = compare_estimators(runs, bootstrap_samples=bootstrap_samples)
     report["human_ceiling"] = _ceiling(runs)
+    report["invariance"] = [invariance_for_report(b) for b in batteries]
 
     figs: dict[str, str] = {}
     fdir = out / "figures"
@@ -493,6 +500,71 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
         json.dump(report, fh, indent=1, ensure_ascii=False, default=_jsonable)
     (out / "report.html").write_text(render_html(report, figs), encoding="utf-8")
     return report
+
+
+INVARIANCE_FILE = "invariance.json"
+
+
+def invariance_for_report(battery: Path) -> dict[str, Any]:
+    """The headline numbers of a `culturesim invariance` folder, as the report shows them."""
+    result = json.loads((battery / INVARIANCE_FILE).read_text(encoding="utf-8"))
+    return {
+        "dir": str(battery),
+        "model": result.get("model"),
+        "questions": result.get("questions"),
+        "runs": {name: {"rows": r.get("rows"), "parse_rate": r.get("parse_rate")} for name, r in result["runs"].items()},
+        "position_bias": {k: v for k, v in (result.get("position_bias") or {}).items() if k != "per_question"} or None,
+        "movement": {p: {k: v for k, v in m.items() if k != "per_question"} for p, m in result["movement"].items()},
+        "bias_corrected_alignment": result.get("bias_corrected_alignment"),
+        "source_order_alignment": result.get("source_order_alignment"),
+    }
+
+
+def invariance_html(batteries: list[dict[str, Any]]) -> str:
+    """The invariance battery section: movement under each perturbation beside the sampling-noise
+    yardstick, the position-bias index beside its content-only reference, and the
+    permutation-averaged (bias-corrected) alignment beside the source-order one."""
+    from simulator.analysis.invariance import MIN_CI_QUESTIONS
+
+    parts = ["<h2 id=invariance>Invariance battery</h2>",
+             "<p>The same questions asked under controlled perturbations (option order, label style, reversed "
+             "scales, paraphrases). <b>Movement</b> is the JS distance between the perturbed and the unperturbed "
+             "runs' distributions; the <b>sampling noise</b> is the JS distance between two unperturbed runs with "
+             "different seeds, the yardstick: movement whose excess interval lies above 0 is more than noise. "
+             "The <b>bias-corrected alignment</b> pools the answers of all option orders (position effects average "
+             "out); compare it with the source-order alignment on the same questions.</p>"]
+    for b in batteries:
+        parts.append(f"<h3>{fmt(b['model'])} ({html.escape(b['dir'])}), {fmt(b['questions'])} questions</h3>")
+        rows = [[p, m.get("questions"), m.get("movement_mean"), m.get("noise_mean"), m.get("excess_mean"),
+                 m.get("excess_ci_low"), m.get("excess_ci_high"),
+                 "yes" if m.get("beyond_noise") else ("no" if m.get("beyond_noise") is False else
+                                                       f"n/a (no interval under {MIN_CI_QUESTIONS} questions)")]
+                for p, m in b["movement"].items()]
+        parts.append(_table(["perturbation", "questions", "movement (JS)", "sampling noise (JS)", "excess",
+                             "excess CI low", "excess CI high", "beyond noise"], rows, "invariance-movement"))
+        pb = b.get("position_bias")
+        if pb:
+            parts.append(f"<p>Position-bias index {fmt(pb.get('index'))} (answers following the content alone: mean "
+                         f"{fmt(pb.get('null_mean'))}, 95th percentile {fmt(pb.get('null_q95'))}; p = "
+                         f"{fmt(pb.get('p_value'), 4)}; {fmt(pb.get('answers'))} answers). 0: answers follow the "
+                         "content; 1: the displayed position alone decides.</p>")
+            parts.append(_table(["displayed position", "observed share", "content-predicted share"],
+                                [[p.get("position"), p.get("observed_share"), p.get("predicted_share")]
+                                 for p in pb.get("positions") or []], "invariance-positions"))
+        else:
+            parts.append("<p>Position-bias index: not computed (the battery had no option-order runs).</p>")
+        rows = []
+        for name, a in (("bias-corrected (permutation-averaged)", b.get("bias_corrected_alignment")),
+                        ("source order", b.get("source_order_alignment"))):
+            if a:
+                rows.append([name, a.get("questions"), a.get("kl_mean"), a.get("kl_ci_low"), a.get("kl_ci_high"),
+                             a.get("js_mean"), a.get("js_ci_low"), a.get("js_ci_high"), a.get("match_rate")])
+        if rows:
+            parts.append(_table(["alignment", "questions", "KL", "KL CI low", "KL CI high", "JS", "JS CI low",
+                                 "JS CI high", "match rate"], rows, "invariance-alignment"))
+        parts.append(_table(["run", "rows", "parse rate"],
+                            [[name, r["rows"], r["parse_rate"]] for name, r in b["runs"].items()], "invariance-runs"))
+    return "\n".join(parts)
 
 
 def _jsonable(value: Any) -> Any:
@@ -767,6 +839,8 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
 
     parts.append(estimators_html(report.get("estimators"), _table))
     ceiling = report.get("human_ceiling")
+    if report.get("invariance"):
+        parts.append(invariance_html(report["invariance"]))
     parts.append("<h2 id=ceiling>Human ceiling</h2>")
     if ceiling and "comparison" in ceiling:
         parts.append(f"<p>{fmt(ceiling.get('method'))}</p>")
@@ -783,7 +857,8 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                        help="run folders written by culturesim simulate (several: compared side by side)")
+                        help="run folders written by culturesim simulate (several: compared side by side); a folder "
+                             "written by culturesim invariance adds its battery's section")
     parser.add_argument("--out", type=Path, required=True, help="output folder for report.html, report.json, figures/")
     parser.add_argument("--judge-backend", default=None, help="backend for the optional LLM judge of the insensitivity dimensions rules cannot decide (default: off)")
     parser.add_argument("--judge-model", default=None, help="model for the judge backend")
@@ -818,5 +893,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"{run['label']}: KL {fmt(o['kl_mean'])} [{fmt(o['kl_ci_low'])}, {fmt(o['kl_ci_high'])}], "
               f"JS {fmt(o['js_mean'])}, match rate {fmt(o['match_rate'])}; parse rate {_pct(sup.get('parse_rate'))}, "
               f"{len(sup['questions_dropped'])} question(s) dropped, {len(run['warnings'])} warning(s) in the report")
+    for b in report.get("invariance") or []:
+        pb = b.get("position_bias") or {}
+        moves = ", ".join(f"{p} {fmt(m.get('movement_mean'))} vs noise {fmt(m.get('noise_mean'))}" for p, m in b["movement"].items())
+        print(f"invariance battery {b['dir']}: position-bias index {fmt(pb.get('index'))}; movement (JS) {moves}")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
