@@ -1,21 +1,28 @@
-"""Make the optional ``harness`` extra (lm-eval, inspect-ai) importable for the harness tests.
+"""A Python with the optional ``harness`` extra (lm-eval, inspect-ai) for the harness tests.
 
 Why the tests install it rather than ``[dev]``: the two harnesses pull in dozens of packages
-(and pin some, e.g. inspect-ai caps fsspec) that nothing else in culturesim needs, so the lead's
-rule keeps heavy optional extras out of ``[dev]``. A test that skipped when they are missing
-would never run in CI; instead the harness tests call ``ensure_harness()``, which installs the
-extra's requirements, read from pyproject.toml (one source of truth), with this interpreter's pip
-the first time they are missing.
+(and pin some, e.g. inspect-ai caps fsspec) that nothing else in culturesim needs, so heavy
+optional extras stay out of ``[dev]``. A test that skipped when they are missing would never
+run in CI. Why a separate virtual environment: installing them into the test process's own
+environment mid-run could change the versions every later test runs with. So
+``harness_python()`` makes (once, under a lock, in a cache folder keyed by the requirements and
+this interpreter) a venv with ``--system-site-packages`` (torch, transformers and culturesim's
+own dependencies come from the test environment), installs the extra's requirements there (read
+from pyproject.toml, one source of truth), and returns its interpreter; the harness tests run
+``lm_eval`` and ``inspect`` with it as real subprocesses. ``CULTURESIM_HARNESS_VENV`` names
+another folder.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import hashlib
+import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES = ("lm_eval", "inspect_ai")
@@ -27,15 +34,35 @@ def harness_requirements() -> list[str]:
     return list(project["optional-dependencies"]["harness"])
 
 
-def ensure_harness() -> None:
-    """Install the harness extra unless both harnesses are already importable."""
-    if all(importlib.util.find_spec(m) is not None for m in MODULES):
-        return
-    command = [sys.executable, "-m", "pip", "install", "--quiet", *harness_requirements()]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+def harness_venv() -> Path:
+    requirements = harness_requirements()
+    key = hashlib.sha256("\n".join([*requirements, sys.prefix, sys.version]).encode()).hexdigest()[:12]
+    default = Path.home() / ".cache" / "culturesim" / f"harness-venv-{key}"
+    return Path(os.environ.get("CULTURESIM_HARNESS_VENV") or default)
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    importlib.invalidate_caches()
-    missing = [m for m in MODULES if importlib.util.find_spec(m) is None]
-    if missing:
-        raise RuntimeError(f"{missing} still not importable after {' '.join(command)}")
+
+
+def harness_python() -> str:
+    """The interpreter of the harness venv, made and filled on first use."""
+    root = harness_venv()
+    python = root / "bin" / "python"
+    marker = root / ".harness-installed"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if not marker.exists():
+            if not python.exists():
+                _run([sys.executable, "-m", "venv", "--system-site-packages", str(root)])
+            _run([str(python), "-m", "pip", "install", "--quiet", *harness_requirements()])
+            _run([str(python), "-c", "import " + ", ".join(MODULES)])
+            marker.write_text("\n".join(harness_requirements()) + "\n", encoding="utf-8")
+    return str(python)
+
+
+def ensure_harness() -> str:
+    """Backwards-compatible name: the harness interpreter (the test environment is left as it is)."""
+    return harness_python()

@@ -15,16 +15,16 @@ one ``culturesim simulate`` renders for that participant, every reply is re-pars
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from harness_extra import REPO, ensure_harness
+from harness_extra import REPO, harness_python
 from katan import start_katan
 from metrics.cultural_alignment import compute_alignment
 from simulator.parsing import parse_response
@@ -48,9 +48,28 @@ def _entry_point_path(tmp_path: Path) -> Path:
     return info.parent
 
 
-def _inspect_eval(tmp_path: Path, model_args: list[str], env: dict[str, str]) -> object:
+# Run with the harness interpreter: what the checks need from the log, as JSON (inspect_ai is not
+# importable in the test process; see tests/harness_extra.py).
+_READ_LOG = """
+import json, sys
+from inspect_ai.log import read_eval_log
+log = read_eval_log(sys.argv[1])
+print(json.dumps({
+    "status": log.status,
+    "task": log.eval.task,
+    "metrics": {name: m.value for score in log.results.scores for name, m in score.metrics.items()},
+    "samples": [{
+        "id": s.id, "epoch": s.epoch, "user": [m.text for m in s.messages if m.role == "user"],
+        "completion": s.output.completion, "row": next(iter(s.scores.values())).metadata["row"],
+    } for s in log.samples],
+}))
+"""
+
+
+def _inspect_eval(tmp_path: Path, model_args: list[str], env: dict[str, str]) -> dict:
+    python = harness_python()
     command = [
-        sys.executable, "-m", "inspect_ai", "eval", "culturesim/us", *model_args,
+        python, "-m", "inspect_ai", "eval", "culturesim/us", *model_args,
         "--epochs", str(EPOCHS), "--limit", str(QUESTIONS), "-T", f"max_tokens={MAX_TOKENS}", "--seed", "0",
         "--log-dir", str(tmp_path / "logs"), "--display", "plain", "--no-log-realtime",
     ]  # fmt: skip
@@ -58,40 +77,42 @@ def _inspect_eval(tmp_path: Path, model_args: list[str], env: dict[str, str]) ->
                 "HF_HUB_OFFLINE": "1", "INSPECT_LOG_FORMAT": "eval", **env}  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=full_env, timeout=900)
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
-    from inspect_ai.log import read_eval_log
-
     logs = sorted((tmp_path / "logs").glob("*.eval"))
     assert len(logs) == 1, logs
-    return read_eval_log(str(logs[0]))
+    read = subprocess.run([python, "-c", _READ_LOG, str(logs[0])], capture_output=True, text=True, env=full_env,
+                          timeout=300)
+    assert read.returncode == 0, read.stderr[-3000:]
+    return json.loads(read.stdout)
 
 
-def _check_log(log) -> list[str]:
+def _check_log(log: dict) -> list[str]:
     """The checks both providers share; returns the nine replies."""
-    assert log.status == "success"
-    assert log.eval.task == "culturesim/us"
+    assert log["status"] == "success"
+    assert log["task"] == "culturesim/us"
     questions = load_questions("US")[:QUESTIONS]
-    assert [s.id for s in log.samples if s.epoch == 1] == [q.id for q in questions]
-    assert len(log.samples) == EPOCHS * QUESTIONS
-    assert sorted((s.id, s.epoch) for s in log.samples) == sorted((q.id, e) for q in questions for e in range(1, EPOCHS + 1))
+    samples = log["samples"]
+    assert [s["id"] for s in samples if s["epoch"] == 1] == [q.id for q in questions]
+    assert len(samples) == EPOCHS * QUESTIONS
+    assert sorted((s["id"], s["epoch"]) for s in samples) == sorted((q.id, e) for q in questions for e in range(1, EPOCHS + 1))
     by_id = {q.id: q for q in questions}
     answers: dict[str, list[int]] = {q.id: [] for q in questions}
     replies = []
-    for sample in sorted(log.samples, key=lambda s: (s.epoch, s.id)):
-        question, participant_id = by_id[sample.id], sample.epoch - 1
+    for sample in sorted(samples, key=lambda s: (s["epoch"], s["id"])):
+        question, participant_id = by_id[sample["id"]], sample["epoch"] - 1
         participant = make_participant(participant_id, "US", plan=PLAN, seed=SEED, max_new_tokens=MAX_TOKENS)
         rendered = render_question(question, "US", option_order(question, SEED, participant_id), participant.location)
-        user = [m for m in sample.messages if m.role == "user"]
-        assert len(user) == 1 and user[0].text == rendered.text  # the prompt culturesim simulate sends
-        reply = sample.output.completion
+        user = sample["user"]
+        assert len(user) == 1 and user[0] == rendered.text  # the prompt culturesim simulate sends
+        reply = sample["completion"]
         replies.append(reply)
         parsed = parse_response(reply, rendered.options, question.question_type, scale=rendered.scale, language="en")
-        row = next(iter(sample.scores.values())).metadata["row"]
+        row = sample["row"]
         assert row["status"] == parsed.status.value
         if parsed.status.value == "ok":
             source = sorted(rendered.order[p] for p in parsed.positions)
             assert row["option_indices"] == source
             answers[question.id].append(source[0])
-    metrics = {name: m.value for score in log.results.scores for name, m in score.metrics.items()}
+    metrics = log["metrics"]
     ok = sum(len(a) for a in answers.values())
     assert metrics["parse_rate"] == pytest.approx(ok / (EPOCHS * QUESTIONS))
     answered = [q for q in questions if answers[q.id]]
@@ -113,7 +134,6 @@ def _check_log(log) -> list[str]:
 
 
 def test_inspect_eval_on_the_embedded_model_through_the_hf_provider(tmp_path: Path) -> None:
-    ensure_harness()
     from simulator.harness.common import embedded_model_folder
 
     folder = embedded_model_folder()
@@ -126,7 +146,6 @@ def test_inspect_eval_against_llm_katan_through_the_openai_api_provider(tmp_path
     # ``openai-api/<service>/<model>`` (base URL from ``<SERVICE>_BASE_URL``) is inspect's provider for
     # OpenAI-compatible servers; its ``openai/`` provider treats an unknown model name as a new OpenAI
     # reasoning model and drops ``temperature`` (seen here: the server got its own default).
-    ensure_harness()
     with start_katan(model="katan-echo") as server:
         log = _inspect_eval(
             tmp_path, ["--model", "openai-api/katan/katan-echo"],
@@ -134,8 +153,8 @@ def test_inspect_eval_against_llm_katan_through_the_openai_api_provider(tmp_path
         )  # fmt: skip
     replies = _check_log(log)
     # The echo backend reports the sampling settings it received: each participant's own temperature.
-    for sample in log.samples:
-        participant = make_participant(sample.epoch - 1, "US", plan=PLAN, seed=SEED, max_new_tokens=MAX_TOKENS)
-        assert f"temperature={participant.generation.temperature}" in sample.output.completion
-        assert f"max_tokens={MAX_TOKENS}" in sample.output.completion
+    for sample in log["samples"]:
+        participant = make_participant(sample["epoch"] - 1, "US", plan=PLAN, seed=SEED, max_new_tokens=MAX_TOKENS)
+        assert f"temperature={participant.generation.temperature}" in sample["completion"]
+        assert f"max_tokens={MAX_TOKENS}" in sample["completion"]
     assert len(replies) == EPOCHS * QUESTIONS

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness_extra import REPO, ensure_harness
+from harness_extra import REPO, harness_python
 from simulator.harness.common import LM_EVAL_TASK_DIR, def_logprob_prompt, option_labels
 from simulator.harness.lm_eval_tasks import utils
 from simulator.prompts import render_question
@@ -84,7 +84,7 @@ def test_option_distribution_removes_the_longer_numbers_from_a_prefix() -> None:
 
 @pytest.mark.slow
 def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path: Path) -> None:
-    ensure_harness()
+    python = harness_python()
     from metrics.cultural_alignment import compute_alignment
     from simulator.backends.transformers_backend import TransformersBackend
     from simulator.embedded import embedded_model_path
@@ -92,7 +92,7 @@ def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path:
 
     folder, gguf = embedded_model_path()
     command = [
-        sys.executable, "-m", "lm_eval", "--model", "hf",
+        python, "-m", "lm_eval", "--model", "hf",
         "--model_args", f"pretrained={folder},gguf_file={gguf},dtype=float32", "--device", "cpu", "--batch_size", "16",
         "--include_path", str(LM_EVAL_TASK_DIR), "--tasks", "culturesim_us", "--apply_chat_template",
         "--limit", "5", "--output_path", str(tmp_path), "--log_samples",

@@ -1387,6 +1387,9 @@ def _floors(data: "_Data", settings: dict) -> dict[str, np.ndarray]:
 #: intervals estimate the plug-in's bias (Laplace's rule: (count + 1) / (P + k)), so that options
 #: no participant chose still add their share of the bias; see _smoothed_model.
 INTERVAL_PSEUDOCOUNT = 1.0
+#: How much of the mean bias the interval of a mean keeps as the bias correction's own
+#: uncertainty (see _mean_limits).
+MEAN_BIAS_WIDENING = 1.0
 def _smoothed_model(data: "_Data") -> np.ndarray:
     """(n, kmax): the smoothed model distributions p~ = (counts + 1) / (P + k) from which the
     participant intervals take the plug-in's bias: E[D(P answers drawn from p~)] - D(p~)
@@ -1802,7 +1805,7 @@ def _mean_limits(point: dict, pboot, stat: str, column: int, sel: np.ndarray, es
         return None, None, None, None
     se = float(reps.std(ddof=1))
     bc = estimate - float(b.mean())
-    half = _z(conf) * math.sqrt(se * se + float(np.abs(b).mean()) ** 2)
+    half = _z(conf) * math.sqrt(se * se + (MEAN_BIAS_WIDENING * float(np.abs(b).mean())) ** 2)
     lo_b, hi_b = _BOUNDS[stat]
     bc, low, high = (min(max(x, lo_b), hi_b) for x in (bc, bc - half, bc + half))
     return _num(bc), _num(low), _num(high), _num(se)
