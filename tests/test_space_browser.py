@@ -292,6 +292,7 @@ def test_explore_empty_filter_language_list_and_opening_question(browser, server
     assert page.locator("#ex-language input").input_value() == "(all)"
     box = page.locator("#ex-language input")
     box.click()
+    page.get_by_role("option").first.wait_for(timeout=30_000)  # the list opens after the click
     offered = [t.strip() for t in page.get_by_role("option").all_inner_texts()]
     box.press("Escape")
     assert "ja" not in offered and "zh" not in offered and "ar" in offered, offered
@@ -420,7 +421,9 @@ def test_pasted_api_key_never_appears_anywhere(browser, server, default_run) -> 
     page.locator("#model-kind").get_by_text("Claude").click()
     page.locator("#api-key input").fill(FAKE_KEY)
     _small_job(page, questions=1, participants=1, tokens=8)
-    assert "partly applied" in page.locator("#claude-note").inner_text()  # said before the run, too
+    # said before the run, too (the note follows the model choice through a server event: wait for it)
+    page.wait_for_function("() => document.querySelector('#claude-note')?.innerText.includes('partly applied')",
+                           timeout=30_000)
     page.click("#run")
     status = _wait_failed(page, 180)
     _shot(page, "claude_key")
@@ -460,6 +463,7 @@ def test_limits_are_refused_with_clear_errors(browser, server, default_run) -> N
     page.locator("#model-kind").get_by_text("Hugging Face Hub model id").click()
     box = page.locator("#hub-model input")
     box.click()
+    page.get_by_role("option").first.wait_for(timeout=30_000)  # the list opens after the click
     offered = [t.strip() for t in page.get_by_role("option").all_inner_texts()]
     assert offered == ["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"], offered  # fit a CPU
     box.fill("meta-llama/Llama-3.1-8B-Instruct")
