@@ -1226,14 +1226,15 @@ def _js_terms(P: int, q: np.ndarray) -> np.ndarray:
 
 def _expected_divergences(
     q: np.ndarray, P: int, ordinal: np.ndarray, settings: dict, rng: np.random.Generator,
-    sources: dict[str, np.ndarray] | None = None,
+    sources: dict[str, np.ndarray] | None = None, draws: dict[str, int] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """For questions with k options and P answers each (q: (m, k) human distributions): the
     expected KL, JS and Wasserstein of the empirical distribution of P answers drawn from q
     itself (``floor``) and from the uniform distribution (``uniform``), scored against q exactly
     as the point estimates are. ``sources`` replaces these two by other named distributions to
     draw from: (m, k), one per question, or (1, k), shared (the smoothed model distributions of
-    the participant intervals use it).
+    the participant intervals use it); ``draws`` gives a source other than FLOOR_MC_DRAWS Monte
+    Carlo draws.
 
     KL and Wasserstein are sums of per-option (per-cumulative-step) terms, so their expectations
     need only the binomial marginals: exact for any k and P. The JS distance is the square root
@@ -1294,8 +1295,7 @@ def _expected_divergences(
                 js[sl] = (np.exp(logp) * np.sqrt(np.maximum(jsd, 0.0) / _LN2)).sum(axis=1)
         else:
             if not shared:
-                draws = BIAS_MC_DRAWS if kind == "smoothed" else FLOOR_MC_DRAWS
-                counts = _multinomial_draws(P, r, draws, rng)  # (R, m, k)
+                counts = _multinomial_draws(P, r, (draws or {}).get(kind, FLOOR_MC_DRAWS), rng)  # (R, m, k)
                 counts += (np.arange(m * k, dtype=np.int32) * (P + 1)).reshape(m, k)
                 jsd = np.take(terms.ravel(), counts).sum(axis=2, dtype=np.float64).T  # (m, R)
             else:
@@ -1365,9 +1365,10 @@ def _floors(data: "_Data", settings: dict) -> dict[str, np.ndarray]:
             sources = {"floor": q, "uniform": np.full((1, k), 1.0 / k)}
             if tilde is not None:
                 sources["smoothed"] = tilde[sel, :k]  # drawn last: the floors' stream is unchanged
-            both = _expected_divergences(q, int(P), data.ordinal[sel], settings, rng, sources)
+            both = _expected_divergences(q, int(P), data.ordinal[sel], settings, rng, sources,
+                                         draws={"smoothed": BIAS_MC_DRAWS})
             for kind, e in both.items():
-                for stat in ("kl", "js", "wasserstein"):
+                for stat in _DIVERGENCES:
                     if kind == "smoothed":
                         expected[stat][sel] = e[stat]
                     else:
@@ -1376,6 +1377,7 @@ def _floors(data: "_Data", settings: dict) -> dict[str, np.ndarray]:
                     out["floor_exact"][sel] = e["js_exact"]
     if tilde is not None:
         at_tilde = _divergences(tilde, data.human, data.ks, data.ordinal, settings, raw=False)
+        out["smoothed_model"], out["smoothed_js"] = tilde, at_tilde["js"]  # for _delta_se
         with np.errstate(invalid="ignore"):
             for stat in _DIVERGENCES:
                 b = expected[stat] - at_tilde[stat]
@@ -1387,9 +1389,8 @@ def _floors(data: "_Data", settings: dict) -> dict[str, np.ndarray]:
 #: intervals estimate the plug-in's bias (Laplace's rule: (count + 1) / (P + k)), so that options
 #: no participant chose still add their share of the bias; see _smoothed_model.
 INTERVAL_PSEUDOCOUNT = 1.0
-#: How much of the mean bias the interval of a mean keeps as the bias correction's own
-#: uncertainty (see _mean_limits).
-MEAN_BIAS_WIDENING = 1.0
+
+
 def _smoothed_model(data: "_Data") -> np.ndarray:
     """(n, kmax): the smoothed model distributions p~ = (counts + 1) / (P + k) from which the
     participant intervals take the plug-in's bias: E[D(P answers drawn from p~)] - D(p~)
@@ -1805,7 +1806,7 @@ def _mean_limits(point: dict, pboot, stat: str, column: int, sel: np.ndarray, es
         return None, None, None, None
     se = float(reps.std(ddof=1))
     bc = estimate - float(b.mean())
-    half = _z(conf) * math.sqrt(se * se + (MEAN_BIAS_WIDENING * float(np.abs(b).mean())) ** 2)
+    half = _z(conf) * math.sqrt(se * se + float(np.abs(b).mean()) ** 2)
     lo_b, hi_b = _BOUNDS[stat]
     bc, low, high = (min(max(x, lo_b), hi_b) for x in (bc, bc - half, bc + half))
     return _num(bc), _num(low), _num(high), _num(se)
@@ -1963,7 +1964,7 @@ def _participant_limits(data: _Data, point: dict, pboot, settings: dict) -> dict
         b = np.where(defined, _effective_bias(point, pboot, stat), np.nan)
         bc = value - b
         if stat != "wasserstein":  # an option nobody chose does not vary in the bootstrap
-            se = np.fmax(se, _delta_se(data, stat, settings))
+            se = np.fmax(se, _delta_se(data, point, stat, settings))
         half = z * np.sqrt(se * se + b * b)
         low, high = bc - half, bc + half
         if two.any():
@@ -1977,7 +1978,7 @@ def _participant_limits(data: _Data, point: dict, pboot, settings: dict) -> dict
     return out
 
 
-def _delta_se(data: _Data, stat: str, settings: dict) -> np.ndarray:
+def _delta_se(data: _Data, point: dict, stat: str, settings: dict) -> np.ndarray:
     """Per question: the delta-method standard error of the plug-in KL or JS distance at the
     smoothed model distribution p~ (see _smoothed_model): sqrt(Var_p~(g) / P), g the gradient of
     the divergence in the model shares. Unlike the bootstrap it sees the variation of options
@@ -1985,7 +1986,7 @@ def _delta_se(data: _Data, stat: str, settings: dict) -> np.ndarray:
     against a human 57 %). NaN where it is undefined (JS of p~ = q)."""
     kmax = data.human.shape[1]
     valid = np.arange(kmax)[None, :] < data.ks[:, None]
-    tilde = _smoothed_model(data)
+    tilde = point["smoothed_model"]
     q = data.human
     P = data.answers.lengths.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -1996,8 +1997,7 @@ def _delta_se(data: _Data, stat: str, settings: dict) -> np.ndarray:
             else:
                 g = np.log(tilde / q)
         else:
-            j = _divergences(tilde, q, data.ks, data.ordinal, settings, raw=False)["js"]
-            g = 0.5 * np.log(2.0 * tilde / (tilde + q)) / _LN2 / (2.0 * j[:, None])
+            g = 0.5 * np.log(2.0 * tilde / (tilde + q)) / _LN2 / (2.0 * point["smoothed_js"][:, None])
         g = np.where(valid, g, 0.0)
         mean = (tilde * g).sum(axis=1)
         var = (tilde * g * g).sum(axis=1) - mean * mean
@@ -2013,7 +2013,7 @@ def _wilson_image(data: _Data, i: np.ndarray, P: np.ndarray, stat: str, z: float
     half = z / (P + z * z) * np.sqrt(np.maximum(c * (P - c) / P, 0.0) + z * z / 4.0)
     lo, hi = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
     nearest = np.clip(data.human[i, 0], lo, hi)
-    ks, ordinal, human = data.ks[i], data.ordinal[i], data.human[i]
+    ks, human = data.ks[i], data.human[i]
     kmax = human.shape[1]
 
     def at(share: np.ndarray) -> np.ndarray:
@@ -2067,7 +2067,7 @@ def _per_question_intervals(data: _Data, point: dict, pboot, settings: dict) -> 
     return out
 
 
-def _per_question(data: _Data, point: dict, pboot=None, settings: dict | None = None) -> list[dict[str, Any]]:
+def _per_question(data: _Data, point: dict, pboot, settings: dict) -> list[dict[str, Any]]:
     rows = []
     extra = _per_question_intervals(data, point, pboot, settings)
     floor_exact = point["floor_exact"].tolist()
