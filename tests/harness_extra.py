@@ -34,8 +34,7 @@ def harness_requirements() -> list[str]:
     return list(project["optional-dependencies"]["harness"])
 
 
-def harness_venv() -> Path:
-    requirements = harness_requirements()
+def harness_venv(requirements: list[str]) -> Path:
     key = hashlib.sha256("\n".join([*requirements, sys.prefix, sys.version]).encode()).hexdigest()[:12]
     default = Path.home() / ".cache" / "culturesim" / f"harness-venv-{key}"
     return Path(os.environ.get("CULTURESIM_HARNESS_VENV") or default)
@@ -49,7 +48,8 @@ def _run(command: list[str]) -> None:
 
 def harness_python() -> str:
     """The interpreter of the harness venv, made and filled on first use."""
-    root = harness_venv()
+    requirements = harness_requirements()
+    root = harness_venv(requirements)
     python = root / "bin" / "python"
     marker = root / ".harness-installed"
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -57,12 +57,7 @@ def harness_python() -> str:
         if not marker.exists():
             if not python.exists():
                 _run([sys.executable, "-m", "venv", "--system-site-packages", str(root)])
-            _run([str(python), "-m", "pip", "install", "--quiet", *harness_requirements()])
+            _run([str(python), "-m", "pip", "install", "--quiet", *requirements])
             _run([str(python), "-c", "import " + ", ".join(MODULES)])
-            marker.write_text("\n".join(harness_requirements()) + "\n", encoding="utf-8")
+            marker.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     return str(python)
-
-
-def ensure_harness() -> str:
-    """Backwards-compatible name: the harness interpreter (the test environment is left as it is)."""
-    return harness_python()

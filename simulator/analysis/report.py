@@ -404,12 +404,15 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
 
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    batteries = [Path(d) for d in run_dirs if (Path(d) / INVARIANCE_FILE).exists()]
+    from simulator.analysis.invariance import RESULT_FILE
+    from simulator.rundir import CONFIG_FILE
+
+    batteries = [Path(d) for d in run_dirs if (Path(d) / RESULT_FILE).exists()]
     run_dirs = [d for d in run_dirs if Path(d) not in batteries]
     if batteries and not run_dirs:  # only batteries: their unperturbed runs are the runs shown
-        run_dirs = [b / "base-a" for b in batteries if (b / "base-a" / "config.json").exists()]
+        run_dirs = [b / "base-a" for b in batteries if (b / "base-a" / CONFIG_FILE).exists()]
         if not run_dirs:
-            raise ValueError(f"{batteries[0]} has {INVARIANCE_FILE} but no base-a run folder; give the run folders too")
+            raise ValueError(f"{batteries[0]} has {RESULT_FILE} but no base-a run folder; give the run folders too")
     runs = []
     for run_dir in run_dirs:
         config = load_config(run_dir)
@@ -502,12 +505,11 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     return report
 
 
-INVARIANCE_FILE = "invariance.json"
-
-
 def invariance_for_report(battery: Path) -> dict[str, Any]:
     """The headline numbers of a `culturesim invariance` folder, as the report shows them."""
-    result = json.loads((battery / INVARIANCE_FILE).read_text(encoding="utf-8"))
+    from simulator.analysis.invariance import RESULT_FILE
+
+    result = json.loads((battery / RESULT_FILE).read_text(encoding="utf-8"))
     return {
         "dir": str(battery),
         "model": result.get("model"),
@@ -537,8 +539,8 @@ def invariance_html(batteries: list[dict[str, Any]]) -> str:
         parts.append(f"<h3>{fmt(b['model'])} ({html.escape(b['dir'])}), {fmt(b['questions'])} questions</h3>")
         rows = [[p, m.get("questions"), m.get("movement_mean"), m.get("noise_mean"), m.get("excess_mean"),
                  m.get("excess_ci_low"), m.get("excess_ci_high"),
-                 "yes" if m.get("beyond_noise") else ("no" if m.get("beyond_noise") is False else
-                                                       f"n/a (no interval under {MIN_CI_QUESTIONS} questions)")]
+                 f"n/a (no interval under {MIN_CI_QUESTIONS} questions)" if m.get("beyond_noise") is None
+                 else fmt(m["beyond_noise"])]  # yes / no
                 for p, m in b["movement"].items()]
         parts.append(_table(["perturbation", "questions", "movement (JS)", "sampling noise (JS)", "excess",
                              "excess CI low", "excess CI high", "beyond noise"], rows, "invariance-movement"))
