@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["KatanServer", "free_port", "katan", "start_katan"]
+__all__ = ["KatanServer", "free_port", "katan", "start_katan", "stop_process"]
 
 READY_TIMEOUT_S = 30.0
 
@@ -47,6 +47,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen, grace_s: float, kill_wait_s: float | None = 10) -> None:
+    """Stop a server process the tests started: SIGTERM, and SIGKILL if it has not exited after
+    ``grace_s``; a no-op when it already exited."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=kill_wait_s)
 
 
 class KatanServer:
@@ -79,13 +91,7 @@ class KatanServer:
         uvicorn's graceful shutdown waits for requests still sleeping in ``latency_ms``;
         the echo backend holds no state worth that wait.
         """
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace_s=1, kill_wait_s=5)
 
 
 def _flags(options: dict[str, object]) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from katan import free_port
+from katan import free_port, stop_process
 
 from simulator.analysis.scoring import score_run
 from simulator.backends import get_backend
@@ -55,12 +55,7 @@ def llama_server(tmp_path_factory):
             time.sleep(0.3)
         yield f"{url}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, grace_s=10, kill_wait_s=10)
 
 
 @pytest.mark.slow

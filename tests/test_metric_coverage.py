@@ -62,10 +62,16 @@ def coverage(P: int, k: int, shape: str, seed: int = 0) -> dict[str, float]:
     preds = rng.choice(k, size=(REPLICATES, P), p=p).tolist()
     r = compute_alignment(predictions=preds, references=[q.tolist()] * REPLICATES, ordinal=[True] * REPLICATES,
                           bootstrap_samples=1000, seed=seed, return_per_question=True)
+    return covered(r["per_question"], target)
+
+
+def covered(per_question: list[dict], target: dict[str, float]) -> dict[str, float]:
+    """Per statistic: the share of the runs (questions of one call) whose participant interval
+    contains the target."""
     out = {}
     for stat in STATS:
-        low = np.array([row[f"{stat}_participant_ci_low"] for row in r["per_question"]])
-        high = np.array([row[f"{stat}_participant_ci_high"] for row in r["per_question"]])
+        low = np.array([row[f"{stat}_participant_ci_low"] for row in per_question], dtype=float)
+        high = np.array([row[f"{stat}_participant_ci_high"] for row in per_question], dtype=float)
         out[stat] = float(np.mean((low <= target[stat] + 1e-12) & (target[stat] - 1e-12 <= high)))
     return out
 
@@ -145,12 +151,7 @@ def random_cases(seed: int = 7) -> list[dict]:
         r = compute_alignment(predictions=preds, references=[q.tolist()] * RANDOM_REPLICATES,
                               ordinal=[True] * RANDOM_REPLICATES, bootstrap_samples=100, seed=case,
                               return_per_question=True)
-        cov = {}
-        for stat in STATS:
-            low = np.array([row[f"{stat}_participant_ci_low"] for row in r["per_question"]], dtype=float)
-            high = np.array([row[f"{stat}_participant_ci_high"] for row in r["per_question"]], dtype=float)
-            cov[stat] = float(np.mean((low <= target[stat] + 1e-12) & (target[stat] - 1e-12 <= high)))
-        out.append({"k": k, "P": P, "alpha": alpha, **cov})
+        out.append({"k": k, "P": P, "alpha": alpha, **covered(r["per_question"], target)})
     return out
 
 

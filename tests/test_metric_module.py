@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from katan import free_port
 from metrics.cultural_alignment import compute_alignment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,12 +156,6 @@ def test_card_examples_run(monkeypatch):
     test = doctest.DocTestParser().get_doctest(source, {}, "README.md examples", str(MODULE_DIR / "README.md"), 0)
     result = run_doctests([test])
     assert result.failed == 0 and result.attempted >= 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

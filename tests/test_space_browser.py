@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from katan import free_port, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +34,6 @@ FIRST_RESULTS_BUDGET_S = 90.0
 FIGURES = ("dimensions", "culture_map", "bias", "insensitivity", "questions")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     if not Path(CHROMIUM).exists():
@@ -46,7 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     from katan import start_katan
 
     root = tmp_path_factory.mktemp("space")
-    port = _free_port()
+    port = free_port()
     # A fake Anthropic API that refuses the key and echoes it back in its 401 message.
     katan_server = start_katan(validate_keys=True)
     katan = katan_server.__enter__()
@@ -84,12 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.5)
         yield {"url": url, "root": root, "runs": root / "runs", "log": log_path, "proc": proc}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace_s=20, kill_wait_s=None)
         katan_server.__exit__(None, None, None)
 
 
