@@ -6,35 +6,15 @@ upload code alike; the font fallback must be set before any figure is drawn.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # the Space renders figures off-screen, in worker threads
+from simulator.analysis.fonts import use_fonts  # noqa: E402
 
 
-def _use_fonts_with_fallback() -> None:
-    """Chinese, Japanese and Arabic options need glyphs DejaVu Sans lacks: fall back per glyph
-    to the Noto fonts where installed (Debian fonts-noto-cjk, fonts-noto-core; space/packages.txt)."""
-    from matplotlib import font_manager
-
-    wanted = ["DejaVu Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans Arabic", "Noto Naskh Arabic"]
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    if not set(wanted[1:]) & installed:  # a font cache built before the fonts were installed: add them
-        for path in font_manager.findSystemFonts():
-            if any(key in Path(path).name for key in ("NotoSansCJK", "NotoSansArabic", "NotoNaskhArabic")):
-                try:
-                    font_manager.fontManager.addfont(path)
-                except (OSError, RuntimeError, ValueError):
-                    continue
-        installed = {f.name for f in font_manager.fontManager.ttflist}
-    family = [name for name in wanted if name in installed]
-    if len(family) > 1:
-        matplotlib.rcParams["font.family"] = family  # a list of families: matplotlib falls back per glyph
-
-
-_use_fonts_with_fallback()
+use_fonts()  # CJK and Arabic glyphs before any figure is drawn
 ALL = "(all)"
 EMBEDDED_MODEL = "smollm2-135m"
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from katan import death_notes
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see simulator/__init__.py
 
@@ -24,3 +25,14 @@ def sources() -> Path:
 @pytest.fixture(scope="session")
 def dataset_dir() -> Path:
     return DATASET
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failing test also reports every server it relied on that has died (llm-katan, llama.cpp,
+    the Space): exit status and last log lines, the cause that "connection refused" hides."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for note in death_notes():
+            report.sections.append(("a server the tests started has died", note))

@@ -6,17 +6,24 @@ optional extras stay out of ``[dev]``. A test that skipped when they are missing
 run in CI. Why a separate virtual environment: installing them into the test process's own
 environment mid-run could change the versions every later test runs with. So
 ``harness_python()`` makes (once, under a lock, in a cache folder keyed by the requirements and
-this interpreter) a venv with ``--system-site-packages`` (torch, transformers and culturesim's
-own dependencies come from the test environment), installs the extra's requirements there (read
-from pyproject.toml, one source of truth), and returns its interpreter; the harness tests run
+this interpreter) a venv that sees the test environment's packages (torch, gguf, transformers and
+culturesim itself, editable install included), installs the extra's requirements there (read from
+pyproject.toml, one source of truth), and returns its interpreter; the harness tests run
 ``lm_eval`` and ``inspect`` with it as real subprocesses. ``CULTURESIM_HARNESS_VENV`` names
 another folder.
+
+Why not ``venv --system-site-packages``: that exposes the *base* interpreter's packages, not those
+of the virtual environment the tests run in, so it only worked where everything had been installed
+into the system Python. Instead a ``.pth`` file in the harness venv adds the test environment's site
+directories after its own (``site.addsitedir``, so their ``.pth`` files, culturesim's editable
+finder among them, are processed too); what the harness installs comes first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import site
 import subprocess
 import sys
 import tomllib
@@ -35,7 +42,7 @@ def harness_requirements() -> list[str]:
 
 
 def harness_venv(requirements: list[str]) -> Path:
-    key = hashlib.sha256("\n".join([*requirements, sys.prefix, sys.version]).encode()).hexdigest()[:12]
+    key = hashlib.sha256("\n".join([*requirements, sys.prefix, sys.version, "pth"]).encode()).hexdigest()[:12]
     default = Path.home() / ".cache" / "culturesim" / f"harness-venv-{key}"
     return Path(os.environ.get("CULTURESIM_HARNESS_VENV") or default)
 
@@ -44,6 +51,15 @@ def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+
+
+def _inherit_test_environment(python: Path) -> None:
+    """Make the test environment's packages visible to ``python`` (the harness venv), after its own."""
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    ours = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    lines = [f"import site; site.addsitedir({p!r})" for p in ours]
+    (Path(purelib) / "culturesim-test-environment.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def harness_python() -> str:
@@ -56,7 +72,8 @@ def harness_python() -> str:
     with FileLock(str(root) + ".lock"):
         if not marker.exists():
             if not python.exists():
-                _run([sys.executable, "-m", "venv", "--system-site-packages", str(root)])
+                _run([sys.executable, "-m", "venv", str(root)])
+            _inherit_test_environment(python)
             _run([str(python), "-m", "pip", "install", "--quiet", *requirements])
             _run([str(python), "-c", "import " + ", ".join(MODULES)])
             marker.write_text("\n".join(requirements) + "\n", encoding="utf-8")

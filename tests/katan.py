@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["KatanServer", "free_port", "katan", "start_katan", "stop_process"]
+__all__ = ["KatanServer", "death_notes", "free_port", "katan", "start_katan", "stop_process", "watch"]
 
 READY_TIMEOUT_S = 30.0
 
@@ -49,9 +49,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Server processes the tests started and have not stopped yet: (what it is, process, its log file).
+_WATCHED: list[tuple[str, subprocess.Popen, Path]] = []
+LOG_LINES = 25
+
+
+def watch(name: str, process: subprocess.Popen, log_path: Path) -> None:
+    """Remember a started server so that a failing test says whether it died, with what exit
+    status and its last log lines (``death_notes``, added to the failure report by conftest.py),
+    instead of only the client's "connection refused"."""
+    _WATCHED.append((name, process, Path(log_path)))
+
+
+def death_notes() -> list[str]:
+    """For each watched server that has exited: its exit status and last ``LOG_LINES`` log lines."""
+    notes = []
+    for name, process, log_path in _WATCHED:
+        status = process.poll()
+        if status is None:
+            continue
+        why = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+        try:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-LOG_LINES:])
+        except OSError as error:
+            tail = f"(its log {log_path} is unreadable: {error})"
+        notes.append(f"{name} (pid {process.pid}) died: {why}; last lines of {log_path}:\n{tail}")
+    return notes
+
+
 def stop_process(process: subprocess.Popen, grace_s: float, kill_wait_s: float | None = 10) -> None:
     """Stop a server process the tests started: SIGTERM, and SIGKILL if it has not exited after
     ``grace_s``; a no-op when it already exited."""
+    _WATCHED[:] = [w for w in _WATCHED if w[1] is not process]
     if process.poll() is None:
         process.terminate()
         try:
@@ -117,7 +146,9 @@ def _launch(port: int, model: str, log_path: Path, options: dict[str, object]) -
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_KATAN_")}
     env["PYTHONUNBUFFERED"] = "1"
     with log_path.open("ab") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    watch(f"llm-katan on port {port}", process, log_path)
+    return process
 
 
 def _wait_ready(server: KatanServer, deadline: float) -> bool:

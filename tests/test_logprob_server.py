@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from katan import free_port, stop_process
+from katan import free_port, stop_process, watch
 
 from simulator.analysis.scoring import score_run
 from simulator.backends import get_backend
@@ -38,6 +38,7 @@ def llama_server(tmp_path_factory):
             [sys.executable, "-m", "llama_cpp.server", "--model", str(Path(folder) / name), "--model_alias", ALIAS,
              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    watch("llama_cpp.server", proc, log_path)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from katan import free_port, stop_process
+from katan import free_port, stop_process, watch
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
              "--runs-dir", str(root / "runs"), "--job-timeout", "600"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
+    watch("the Space (culturesim space launch)", proc, log_path)
     url = f"http://127.0.0.1:{port}/"
     try:
         import httpx
