@@ -181,6 +181,10 @@ observed codes of each column are checked against the documentation: codes outsi
 ones, or counts that differ from the documentation's tabulation (total variation above 0.02 or n
 off by more than 5%), are repaired when a shift by one code explains them and excluded otherwise.
 
+**Precision.** Every float is stored rounded to 12 significant digits (`FLOAT_DIGITS` in
+`dataset_builder/build.py`), far below any sampling error: the last bits of a sum depend on the
+machine's summation order, and the parquet files must be byte-identical when rebuilt anywhere.
+
 **Breakdowns.** The sex (female, male) and age-group (18–29, 30–49, 50+) distributions come from
 the same respondents and the same weight, so each family mixes back to the overall distribution
 of the respondents whose sex (age) is known: `weight_share` is each group's share of that weight,
