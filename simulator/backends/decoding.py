@@ -28,6 +28,7 @@ gives the same text.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -382,6 +383,14 @@ class ReservedLayer(DynamicLayer):
         self._expose()
 
 
+def cache_argument(model: Any) -> str:
+    """The forward argument that takes the KV cache: ``cache`` from transformers 5.2x, where
+    ``past_key_values`` still works but prints a FutureWarning into the user's progress bar;
+    ``past_key_values`` before that."""
+    parameters = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 def new_cache(model: Any, capacity: int) -> Any:
     """A cache for ``model`` with ``capacity`` tokens reserved per row, where every layer is a plain
     (full-attention) ``DynamicLayer``; otherwise (sliding windows, linear attention) the model's
@@ -444,7 +453,8 @@ def decode(
     input_ids, mask = input_ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = new_cache(model, prompt_length + max(r.max_new_tokens for r in requests))
-    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+    cache_kw = cache_argument(model)
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, **{cache_kw: cache},
                    use_cache=True, logits_to_keep=1).logits[:, -1, :]
 
     beams = [r.num_beams for r in requests]
@@ -528,6 +538,6 @@ def decode(
         mask = torch.cat((mask, torch.ones((len(index), 1), dtype=mask.dtype, device=device)), dim=1)
         tokens_in = torch.tensor(next_tokens, dtype=torch.long, device=device)[:, None]
         logits = model(input_ids=tokens_in, attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1,
-                       past_key_values=cache, use_cache=True).logits[:, -1, :]
+                       **{cache_kw: cache}, use_cache=True).logits[:, -1, :]
         step += 1
     return results
