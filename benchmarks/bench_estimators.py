@@ -2,7 +2,7 @@
 
 Same model (the embedded SmolLM2-135M on CPU unless --model), same questions, same number of
 participants, one process: each estimator runs as `culturesim simulate` would
-(``simulator.runner.simulate`` for DEF sampling with plan ``all``, ``simulate_estimator`` for
+(``culturesim.simulator.runner.simulate`` for DEF sampling with plan ``all``, ``simulate_estimator`` for
 ``logprob`` and ``verbalized`` with plan ``none``) into a temporary run folder, and the
 tokens (prompt + generated, as the rows record them) and seconds per question are compared
 as ratios within this run. CPU seconds are given too: on a shared machine they move less than
@@ -23,11 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as simulator/__init__ does
 
-from simulator.backends import get_backend  # noqa: E402
-from simulator.estimators.run import simulate_estimator  # noqa: E402
-from simulator.participants import PlanSettings  # noqa: E402
-from simulator.questions import load_questions  # noqa: E402
-from simulator.runner import read_rows, simulate  # noqa: E402
+from culturesim.simulator.backends import get_backend  # noqa: E402
+from culturesim.simulator.estimators.run import simulate_estimator  # noqa: E402
+from culturesim.simulator.participants import PlanSettings  # noqa: E402
+from culturesim.simulator.questions import load_questions  # noqa: E402
+from culturesim.simulator.runner import read_rows, simulate  # noqa: E402
 
 ESTIMATORS = ("sampling", "logprob", "verbalized")
 

@@ -5,7 +5,7 @@ per-participant location), same per-participant generation configs, same run:
 
 (a) DEF config sampling as the simulator draws it (num_beams 1..5, sampling, temperature
     0.7-1.3, top_p 0.9-1.0): our batched ``TransformersBackend`` (one decoding loop for all
-    participants, ``simulator.backends.decoding``) vs a naive loop calling ``model.generate``
+    participants, ``culturesim.simulator.backends.decoding``) vs a naive loop calling ``model.generate``
     once per participant with that participant's settings.
 (b) the same with num_beams=1 for everyone (per-participant temperature and top_p only).
 (c) the option log-probability estimator vs DEF sampling on the same questions: seconds and
@@ -35,10 +35,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from simulator.backends.transformers_backend import TransformersBackend, render_chat  # noqa: E402
-from simulator.estimators.logprob import logprob_distributions  # noqa: E402
-from simulator.questions import Question  # noqa: E402
-from simulator.types import GenerationConfig, GenerationRequest  # noqa: E402
+from culturesim.simulator.backends.transformers_backend import TransformersBackend, render_chat  # noqa: E402
+from culturesim.simulator.estimators.logprob import logprob_distributions  # noqa: E402
+from culturesim.simulator.questions import Question  # noqa: E402
+from culturesim.simulator.types import GenerationConfig, GenerationRequest  # noqa: E402
 
 TEMPLATE = (
     "I want you to act as a citizen from {country}. You should obtain an answer from {n} choices. You should "

@@ -31,7 +31,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, wasserstein_distance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment  # noqa: E402
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment  # noqa: E402
 
 GROUPS = [("sex", "female"), ("sex", "male"), ("age", "18-29"), ("age", "30-49"), ("age", "50+")]
 

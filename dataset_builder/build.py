@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder import card, gss, gss_text, lint, microdata, wvs
-from dataset_builder.review import (
+from culturesim.dataset_builder import card, gss, gss_text, lint, microdata, wvs
+from culturesim.dataset_builder.review import (
     DIMENSIONS_FILE,
     GSS_TEXT_FILE,
     LINT_ALLOW_FILE,
@@ -39,7 +39,7 @@ from dataset_builder.review import (
     load_yaml_file,
     load_tags,
 )
-from dataset_builder.schema import SCHEMA, VALUE_DIMENSIONS, data_file_name
+from culturesim.dataset_builder.schema import SCHEMA, VALUE_DIMENSIONS, data_file_name
 
 log = logging.getLogger(__name__)
 

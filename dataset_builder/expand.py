@@ -23,7 +23,7 @@ Flow, for each question and each variant index ``i`` in ``0..K-1``:
    back); ``options_changed`` (an option list, or an option the original names in its
    wording is gone); ``answer_hint`` (an answer label, an option the original does not name
    that is named alone, or a leading word like "obviously"); ``language`` (written in another
-   script than the question, ``dataset_builder.wvs.detect_script_language``); ``length``
+   script than the question, ``culturesim.dataset_builder.wvs.detect_script_language``); ``length``
    (under half or over twice the original's length in characters, or under 8); ``copy``
    (the original again, inside a longer text or over 0.9 similar by ``difflib``); ``duplicate`` (an earlier
    accepted variant again); and with ``--judge-backend``, ``judge`` (the judge model did not
@@ -165,7 +165,7 @@ def review_variant(text: str, question: Any, accepted: Sequence[str] = ()) -> li
     hint_word = any(w in text.lower() and w not in original.lower() for w in _HINT_WORDS)
     if _ANSWER_RE.search(text) or hint_word or (new_named and len(new_named) < len(unnamed)):
         failed.append("answer_hint")
-    from dataset_builder.wvs import detect_script_language
+    from culturesim.dataset_builder.wvs import detect_script_language
 
     if detect_script_language(text) != question.language:
         failed.append("language")
@@ -232,7 +232,7 @@ def _request_seed(question_id: str, index: int, seed: int) -> int:
 
 
 def _judge(judge_backend: Any, candidates: list[Candidate], questions: dict[str, Any], max_new_tokens: int) -> None:
-    from simulator.types import GenerationConfig, GenerationRequest
+    from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
     todo = [c for c in candidates if c.accepted]
     if not todo:
@@ -260,8 +260,8 @@ def expand(
     judge_backend: Any = None,
 ) -> dict[str, Any]:
     """Ask ``backend`` for ``variants`` rephrasings of each question, review them, write ``out``."""
-    from simulator.runner import write_atomic
-    from simulator.types import GenerationConfig, GenerationRequest
+    from culturesim.simulator.runner import write_atomic
+    from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
     if variants < 1:
         raise ValueError(f"--variants {variants} must be >= 1")
@@ -367,7 +367,7 @@ def _write_config(out: Path, rows: list[dict[str, Any]]) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dataset_builder.schema import data_file_name
+    from culturesim.dataset_builder.schema import data_file_name
 
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -423,7 +423,7 @@ def _csv(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from simulator.backends import available_backends
+    from culturesim.simulator.backends import available_backends
 
     g = parser.add_argument_group("model")
     g.add_argument("--backend", default="transformers", choices=available_backends(), help="backend that rephrases (default: transformers)")
@@ -451,9 +451,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulator.backends import get_backend
-    from simulator.questions import load_questions
-    from simulator.runner import backend_kwargs
+    from culturesim.simulator.backends import get_backend
+    from culturesim.simulator.questions import load_questions
+    from culturesim.simulator.runner import backend_kwargs
 
     questions = load_questions(culture=args.culture, language=args.language, limit=args.questions,
                                ids=args.question_ids, dataset_dir=args.dataset_dir)

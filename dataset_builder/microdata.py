@@ -190,7 +190,7 @@ def ceilings(halves: list[tuple[np.ndarray, np.ndarray]], ordinal: list[bool]) -
     Scored in one call of the metric module (``compute_alignment``), so the ceiling is the same
     divergence, with the same smoothing, as a model's score.
     """
-    from metrics.cultural_alignment import compute_alignment
+    from culturesim.metrics.cultural_alignment import compute_alignment
 
     if not halves:
         return []

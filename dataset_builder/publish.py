@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from simulator.hub import PublishError, upload_folder
+from culturesim.simulator.hub import PublishError, upload_folder
 
 
 def check_folder(folder: Path) -> None:

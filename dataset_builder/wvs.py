@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.lint import RESIDUAL_RE
+from culturesim.dataset_builder.lint import RESIDUAL_RE
 
 COUNTRIES: dict[str, str] = {"US": "en", "CN": "zh", "JP": "ja", "EG": "ar"}
 COUNTRY_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egypt"}

@@ -3,7 +3,7 @@
 An evaluate metric on the Hub is a Space: its folder (script, metric card with Space front
 matter, app.py, requirements.txt) is what ``evaluate.load("ORG/NAME")`` downloads and what
 the Space runs. The upload itself (token, one commit, offline message) lives in
-``simulator.hub.upload_folder``, shared with the dataset and the app.
+``culturesim.simulator.hub.upload_folder``, shared with the dataset and the app.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulator.hub import PublishError, upload_folder
+    from culturesim.simulator.hub import PublishError, upload_folder
 
     try:
         url = upload_folder(

@@ -40,9 +40,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.backends.base import Backend
-from simulator.prompts import CAO_TEMPLATES, country_label, template_language
-from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
+from culturesim.simulator.backends.base import Backend
+from culturesim.simulator.prompts import CAO_TEMPLATES, country_label, template_language
+from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 __all__ = ["CAO_TEMPLATES", "CCSV_PROMPTS", "CcsvItem", "CcsvOutcome", "parse_vote", "run_ccsv"]
 

@@ -28,19 +28,19 @@ EPILOG = "Run culturesim COMMAND --help for a command's options."
 
 # command path -> (module, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("dataset", "build"): ("dataset_builder.build", "build the Hub-ready dataset folder from ../shared/sources"),
-    ("dataset", "publish"): ("dataset_builder.publish", "upload a built dataset folder to the Hugging Face Hub"),
-    ("dataset", "expand"): ("dataset_builder.expand", "rephrase each question with an LLM, reviewed in code (a paraphrases config)"),
-    ("simulate",): ("simulator.runner", "run a model as many simulated survey participants (DEF)"),
-    ("merge",): ("simulator.merge", "join the shards of a run split with --shard K/N"),
-    ("score",): ("simulator.analysis.scoring", "score a run's responses against the human distributions"),
-    ("report",): ("simulator.analysis.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
-    ("ablate",): ("simulator.analysis.ablation", "diversity-plan and language ablations on the same questions"),
-    ("invariance",): ("simulator.analysis.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
-    ("harness-path",): ("simulator.harness.cli", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
-    ("metric", "publish"): ("metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
-    ("space", "launch"): ("space.cli", "launch the Gradio Space locally"),
-    ("space", "publish"): ("space.publish", "upload the Space folder to the Hugging Face Hub"),
+    ("dataset", "build"): ("culturesim.dataset_builder.build", "build the Hub-ready dataset folder from ../shared/sources"),
+    ("dataset", "publish"): ("culturesim.dataset_builder.publish", "upload a built dataset folder to the Hugging Face Hub"),
+    ("dataset", "expand"): ("culturesim.dataset_builder.expand", "rephrase each question with an LLM, reviewed in code (a paraphrases config)"),
+    ("simulate",): ("culturesim.simulator.runner", "run a model as many simulated survey participants (DEF)"),
+    ("merge",): ("culturesim.simulator.merge", "join the shards of a run split with --shard K/N"),
+    ("score",): ("culturesim.simulator.analysis.scoring", "score a run's responses against the human distributions"),
+    ("report",): ("culturesim.simulator.analysis.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
+    ("ablate",): ("culturesim.simulator.analysis.ablation", "diversity-plan and language ablations on the same questions"),
+    ("invariance",): ("culturesim.simulator.analysis.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
+    ("harness-path",): ("culturesim.simulator.harness.cli", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
+    ("metric", "publish"): ("culturesim.metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
+    ("space", "launch"): ("culturesim.space.cli", "launch the Gradio Space locally"),
+    ("space", "publish"): ("culturesim.space.publish", "upload the Space folder to the Hugging Face Hub"),
 }
 
 GROUP_HELP = {
@@ -122,7 +122,7 @@ def _logging_for_command(verbose: bool) -> tuple[list[tuple[logging.Handler, log
     """Every log line passes the secret filter (keys in URLs, registered API keys); the chatty
     libraries are quiet without -v. Returns what to undo (``main`` may run inside a process
     that goes on, e.g. a test or a notebook)."""
-    from simulator.backends.base import SecretFilter
+    from culturesim.simulator.backends.base import SecretFilter
 
     added = []
     for handler in logging.getLogger().handlers:

@@ -1,6 +1,6 @@
 """Label styles for the displayed options, and reading a letter-labelled answer.
 
-Why: the DEF template numbers its options, and the parser (``simulator.parsing``) reads
+Why: the DEF template numbers its options, and the parser (``culturesim.simulator.parsing``) reads
 numbers. The invariance battery (``culturesim invariance``) also shows the same options
 labelled with letters (``A. Favor``) or bare (the option texts alone, one per line), because a
 model's answers may follow the label style rather than the content (Dominguez-Olmedo et al.,

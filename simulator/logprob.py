@@ -1,6 +1,6 @@
-"""Moved to ``simulator.estimators.logprob`` (one implementation); this name re-exports it."""
+"""Moved to ``culturesim.simulator.estimators.logprob`` (one implementation); this name re-exports it."""
 
-from simulator.estimators.logprob import (  # noqa: F401
+from culturesim.simulator.estimators.logprob import (  # noqa: F401
     ANSWER_PREFIX,
     ESTIMATOR_VERSION,
     LABEL_SEPARATOR,

@@ -6,7 +6,7 @@ short and clean so a small model is not derailed by its own failures.
 
 Semantics (paper, section "Memory modification"):
 
-- Each participant has a cap drawn uniformly from ``1..max_memory`` (``simulator.participants``).
+- Each participant has a cap drawn uniformly from ``1..max_memory`` (``culturesim.simulator.participants``).
 - After each answer the memory is cleaned: an answer without an ``Answer:`` label (or the
   template language's label, 答案/回答) or with an AI self-disclosure ("As an AI language
   model") is dropped; of the rest only the request part of the query (question and
@@ -29,8 +29,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.parsing import first_sentence, has_ai_disclosure, split_answer_explanation
-from simulator.prompts import answer_labels
+from culturesim.simulator.parsing import first_sentence, has_ai_disclosure, split_answer_explanation
+from culturesim.simulator.prompts import answer_labels
 
 __all__ = ["MEMORY_VERSION", "Memory", "MemoryEntry", "clean_entry", "memory_rng"]
 

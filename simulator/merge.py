@@ -15,8 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from simulator.rundir import RunLock, holds_anything, load_run_config
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, config_differences, read_rows, write_atomic
+from culturesim.simulator.rundir import RunLock, holds_anything, load_run_config
+from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, config_differences, read_rows, write_atomic
 
 __all__ = ["add_arguments", "main", "merge_runs"]
 

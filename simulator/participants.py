@@ -12,9 +12,9 @@ Plans (``parse_plan``):
 - ``none``: the paper's template, default generation config, no memory;
 - ``prompt``: a location (region, city) is appended to the country in the template;
 - ``config``: generation parameters sampled per participant within ``PlanSettings`` ranges;
-- ``memory``: earlier questions and answers are kept as chat turns (``simulator.memory``);
+- ``memory``: earlier questions and answers are kept as chat turns (``culturesim.simulator.memory``);
 - any ``+`` combination of the three, e.g. ``prompt+memory``; ``all`` (= DEF) is all three;
-- ``cao`` and ``ccsv``: the baselines (``simulator.baselines``), default config, no memory.
+- ``cao`` and ``ccsv``: the baselines (``culturesim.simulator.baselines``), default config, no memory.
 
 Locations come from ``simulator/locations/<CULTURE>.json`` (curated: regions of the country
 with a city each and census population weights, source and year in the file) and are drawn
@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from simulator.types import GenerationConfig
+from culturesim.simulator.types import GenerationConfig
 
 __all__ = [
     "BASELINE_PLANS",
@@ -83,7 +83,7 @@ class PlanSettings:
     shuffle_options: bool = True
     """Shuffle answer options per participant (all plans; numeric scales are never shuffled).
     ``culturesim ablate`` keeps the source order unless asked: shuffling is a diversity source of
-    its own, not one of the paper's modifications (see ``simulator.analysis.ablation``)."""
+    its own, not one of the paper's modifications (see ``culturesim.simulator.analysis.ablation``)."""
     ccsv_critiques: int = 3
     """CCSV: critiques sampled per initial answer (the "collective" critique)."""
     ccsv_revisions: int = 3

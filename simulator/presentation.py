@@ -11,7 +11,7 @@ renders exactly as before, and its ``config.json`` has no ``presentation`` key.
   ``--no-shuffle``), ``source``, or ``reverse`` (the source order backwards: a reversed
   scale for agree/disagree and importance items). Numeric scales (``question_type ==
   "scale"``) keep their order in every setting, since their numbers carry the meaning.
-- ``labels``: ``numbers``, ``letters`` or ``text`` (``simulator.labels``).
+- ``labels``: ``numbers``, ``letters`` or ``text`` (``culturesim.simulator.labels``).
 - ``paraphrases``: per question id, accepted variants; participant ``p`` sees the variant
   drawn by ``random.Random(f"{seed}:{p}:{question_id}:paraphrase")`` from the variants (and
   the source wording, unless ``include_original`` is off). Options never change.
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.labels import check_label_style
-from simulator.prompts import DEF_TEMPLATES, RenderedQuestion, option_order, render_question
-from simulator.questions import Question
+from culturesim.simulator.labels import check_label_style
+from culturesim.simulator.prompts import DEF_TEMPLATES, RenderedQuestion, option_order, render_question
+from culturesim.simulator.questions import Question
 
 __all__ = ["ORDERS", "PARAPHRASES_CONFIG", "Paraphrases", "Presentation"]
 
@@ -61,7 +61,7 @@ class Paraphrases:
         import pyarrow.parquet as pq
 
         folder = Path(path)
-        from simulator.questions import config_files
+        from culturesim.simulator.questions import config_files
 
         file = config_files(folder).get(PARAPHRASES_CONFIG) if (folder / "data").is_dir() else None
         if file is None:

@@ -44,14 +44,14 @@ it is); a scale with gaps in its codes (GSS ``brv5cowknum``: 0..8, 20) is number
 like any other question (``1. 0``, ..., ``10. 20``), since the parser reads contiguous
 scales only.
 
-Label styles (``labels=``, for the invariance battery; ``simulator.labels``): ``numbers`` is the
+Label styles (``labels=``, for the invariance battery; ``culturesim.simulator.labels``): ``numbers`` is the
 template's; ``letters`` shows ``A. Oppose`` / ``B. Favor`` and ``RenderedQuestion.parser_text``
 turns a letter answer into the number the parser reads; ``text`` lists the bare option texts.
 Numeric scales keep their numbers in every style.
 
 The Cao et al. (2023) baseline template asks for the choice of the *average* person (see
 ``CAO_TEMPLATES``); the CCSV baseline's critique, revision and vote prompts live in
-``simulator.baselines``.
+``culturesim.simulator.baselines``.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from simulator.labels import LABEL_STYLES, check_label_style, letter, letters_to_numbers
-from simulator.participants import Location, country_name
-from simulator.questions import Question
+from culturesim.simulator.labels import LABEL_STYLES, check_label_style, letter, letters_to_numbers
+from culturesim.simulator.participants import Location, country_name
+from culturesim.simulator.questions import Question
 
 __all__ = [
     "CAO_TEMPLATES",
@@ -220,7 +220,7 @@ class RenderedQuestion:
     option_codes: tuple[int, ...]
     """The source's codes, in source order."""
     labels: str = "numbers"
-    """How the options were labelled: ``numbers`` (the template's), ``letters`` or ``text`` (see ``simulator.labels``)."""
+    """How the options were labelled: ``numbers`` (the template's), ``letters`` or ``text`` (see ``culturesim.simulator.labels``)."""
     variant: str | None = None
     """The id of the paraphrase shown instead of the source's wording (None: the source's)."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from dataset_builder.schema import config_of_data_file
+from culturesim.dataset_builder.schema import config_of_data_file
 
 DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "dataset_builder" / "dataset"
 VALUE_DIMENSIONS = ("EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI")

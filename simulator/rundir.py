@@ -323,7 +323,7 @@ class RunLock:
 
 
 def _command() -> list[str]:
-    from simulator.runner import redact_argv
+    from culturesim.simulator.runner import redact_argv
 
     return redact_argv([Path(sys.argv[0]).name, *sys.argv[1:]])
 

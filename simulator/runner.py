@@ -27,13 +27,13 @@ Why this shape:
   the command exits 3 with the command that continues it, and ``--resume`` asks those rows
   again (the new row keeps the count of earlier attempts). A backend that cannot answer at
   all (``BackendUnavailable``) stops the run at once, before writing failed rows.
-- **One writer.** The folder is locked while written (``simulator.rundir``), and every user
+- **One writer.** The folder is locked while written (``culturesim.simulator.rundir``), and every user
   error is checked before the model loads where it can be.
 
 Run folder: ``config.json`` (everything needed to reproduce; no secrets; written last, so a
 folder without it is an unfinished set-up), ``questions.jsonl`` (a snapshot of the questions
 asked, for scoring), ``responses.jsonl``, and the lock's ``.culturesim.lock`` /
-``.culturesim.writer`` (see ``simulator.rundir``).
+``.culturesim.writer`` (see ``culturesim.simulator.rundir``).
 
 ``--shard K/N`` (K is 1-based, 1..N) keeps the participants whose id ``p`` (0-based) has
 ``p % N == K - 1``; ``culturesim merge`` joins the shard folders. A shard batches only its
@@ -63,15 +63,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator import __version__
-from simulator.argtypes import positive_int
-from simulator.backends import available_backends, get_backend
-from simulator.backends.base import Backend, BackendUnavailable, RemoteBackend, redact_secrets
-from simulator.baselines import CcsvItem, run_ccsv
-from simulator.eta import StepEta, format_seconds, memory_loads
-from simulator.memory import MEMORY_VERSION, Memory, memory_rng
-from simulator.parsing import PARSER_VERSION, parse_response
-from simulator.participants import (
+from culturesim.simulator import __version__
+from culturesim.simulator.argtypes import positive_int
+from culturesim.simulator.backends import available_backends, get_backend
+from culturesim.simulator.backends.base import Backend, BackendUnavailable, RemoteBackend, redact_secrets
+from culturesim.simulator.baselines import CcsvItem, run_ccsv
+from culturesim.simulator.eta import StepEta, format_seconds, memory_loads
+from culturesim.simulator.memory import MEMORY_VERSION, Memory, memory_rng
+from culturesim.simulator.parsing import PARSER_VERSION, parse_response
+from culturesim.simulator.participants import (
     Participant,
     PlanSettings,
     canonical_plan,
@@ -80,10 +80,10 @@ from simulator.participants import (
     parse_plan,
     plan_names,
 )
-from simulator.presentation import Paraphrases, Presentation
-from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
-from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
-from simulator.rundir import (
+from culturesim.simulator.presentation import Paraphrases, Presentation
+from culturesim.simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
+from culturesim.simulator.questions import VALUE_DIMENSIONS, Question, load_questions
+from culturesim.simulator.rundir import (
     CONFIG_FILE,
     QUESTIONS_FILE,
     RESPONSES_FILE,
@@ -98,7 +98,7 @@ from simulator.rundir import (
     setup_leftovers,
     write_atomic,
 )
-from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
+from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 __all__ = [
     "CONFIG_FILE",
@@ -475,7 +475,7 @@ def build_config(
 
     With ``backend=None`` the backend-dependent keys (``model``, ``backend``,
     ``config_diversity``) are None: enough to check a resume before loading a model.
-    Runs of another ``estimator`` than sampling (``simulator.estimators``) carry an
+    Runs of another ``estimator`` than sampling (``culturesim.simulator.estimators``) carry an
     ``estimator`` entry; sampling runs have none (readers default to sampling).
     """
     kind, mods = parse_plan(plan)
@@ -522,7 +522,7 @@ def build_config(
     if presentation is not None:  # only where used: older run folders stay resumable
         config["presentation"] = presentation.to_dict()
     if estimator != "sampling":
-        from simulator.estimators.run import estimator_config
+        from culturesim.simulator.estimators.run import estimator_config
 
         config["estimator"] = estimator_config(estimator)
     return config
@@ -570,7 +570,7 @@ def simulate(
     On resume, rows whose requests failed (status ``error``) are asked again; the new row
     counts the earlier attempts. Raises ``FolderBusy`` when another process writes ``out_dir``
     and ``BackendUnavailable`` when the backend cannot answer at all (rows written so far stay).
-    ``presentation`` changes option order, labels or wording (``simulator.presentation``).
+    ``presentation`` changes option order, labels or wording (``culturesim.simulator.presentation``).
     """
     started = time.perf_counter()
     questions = list(questions)
@@ -851,7 +851,7 @@ def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> di
         "max_attempts": getattr(args, "max_attempts", None),
     }
     given = {k: v for k, v in wanted.items() if v is not None}
-    from simulator import backends as registry
+    from culturesim.simulator import backends as registry
 
     module_name, class_name, _ = registry._REGISTRY[backend_name]
     try:
@@ -911,7 +911,7 @@ def _check_backend_switch(out: Path, args: argparse.Namespace) -> None:
     old_model = old.get("model")
     new_model = args.model
     if new_model is None and args.backend == "transformers":
-        from simulator.embedded import EMBEDDED_MODEL
+        from culturesim.simulator.embedded import EMBEDDED_MODEL
 
         new_model = EMBEDDED_MODEL
     if old_backend and old_backend != args.backend or (new_model is not None and old_model and new_model != old_model):
@@ -939,7 +939,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     question filters, the --out folder (and its lock), a resume's configuration and backend.
     Returns 0 when every row is answered, 3 when some requests failed (their rows are
     ``error``; --resume asks them again)."""
-    from simulator.cli import EXIT_INCOMPLETE
+    from culturesim.simulator.cli import EXIT_INCOMPLETE
 
     shard = parse_shard(args.shard)
     out = Path(args.out)
@@ -977,7 +977,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
     _check_selection(args)
     estimator = getattr(args, "estimator", "sampling")
     if estimator != "sampling":
-        from simulator.estimators.run import check_plan
+        from culturesim.simulator.estimators.run import check_plan
 
         check_plan(estimator, args.plan)
     questions = load_questions(
@@ -1008,7 +1008,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         "dataset_dir": str(Path(args.dataset_dir).resolve()) if args.dataset_dir else None,
     }
     if backend is None and args.backend == "transformers":
-        from simulator.backends.model_source import resolve_model_source
+        from culturesim.simulator.backends.model_source import resolve_model_source
 
         resolve_model_source(args.model or _embedded())  # a wrong --model fails in milliseconds, before torch loads
     kwargs = backend_kwargs(args.backend, args, seed) if backend is None else {}
@@ -1029,7 +1029,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
             if estimator != "sampling":
                 import functools
 
-                from simulator.estimators.run import simulate_estimator
+                from culturesim.simulator.estimators.run import simulate_estimator
 
                 run = functools.partial(simulate_estimator, estimator=estimator)
             try:
@@ -1061,6 +1061,6 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
 
 
 def _embedded() -> str:
-    from simulator.embedded import EMBEDDED_MODEL
+    from culturesim.simulator.embedded import EMBEDDED_MODEL
 
     return EMBEDDED_MODEL

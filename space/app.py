@@ -1,7 +1,7 @@
 """The culturesim Space: pick a model, watch the simulated survey, see how it aligns.
 
 This file only lays out the tabs and wires their events (the gradio demos' habit); what the
-events do lives in ``space.logic`` as plain functions. Run it with ``culturesim space`` (or
+events do lives in ``culturesim.space.logic`` as plain functions. Run it with ``culturesim space`` (or
 ``python space/app.py``); on a Hugging Face Space it is the ``app_file``.
 """
 
@@ -29,10 +29,10 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from space import device  # noqa: E402,F401  (imports spaces before anything imports torch: ZeroGPU)
-from space import logic  # noqa: E402
-from space.explore import explore_languages, explore_message  # noqa: E402
-from space.glossary import glossary_markdown  # noqa: E402
+from culturesim.space import device  # noqa: E402,F401  (imports spaces before anything imports torch: ZeroGPU)
+from culturesim.space import logic  # noqa: E402
+from culturesim.space.explore import explore_languages, explore_message  # noqa: E402
+from culturesim.space.glossary import glossary_markdown  # noqa: E402
 
 log = logging.getLogger(__name__)
 

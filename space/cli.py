@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from space import logic
-    from space.app import SpaceSettings, build_app, launch, preload
+    from culturesim.space import logic
+    from culturesim.space.app import SpaceSettings, build_app, launch, preload
 
     flags = {  # SpaceLimits field -> (flag, value)
         "max_responses": ("--max-responses", args.max_responses),

@@ -11,7 +11,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # the Space renders figures off-screen, in worker threads
-from simulator.analysis.fonts import use_fonts  # noqa: E402
+from culturesim.simulator.analysis.fonts import use_fonts  # noqa: E402
 
 
 use_fonts()  # CJK and Arabic glyphs before any figure is drawn

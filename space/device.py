@@ -12,7 +12,7 @@ What crosses into the decorated call must pickle (ZeroGPU sends the arguments to
 and the return value back), and a worker is a separate process: so the call takes plain
 values, writes its rows to the run folder (the page reads them from ``responses.jsonl``) and
 stops when a stop file appears there (``STOP_FILE``), not through a ``threading.Event``.
-Models are loaded at start-up, outside the call (``space.models.local_backend``); a model
+Models are loaded at start-up, outside the call (``culturesim.space.models.local_backend``); a model
 first asked for on ZeroGPU loads inside it (the main process cannot touch CUDA there).
 """
 
@@ -59,14 +59,14 @@ def _gpu(function: Any) -> Any:
 @_gpu
 def simulate_local(*, run_dir: str, model_id: str, questions: Sequence[Any], options: dict[str, Any],
                    deadline: float, timeout_s: float, lease_s: float) -> Any:
-    """Run ``simulator.runner.simulate`` with the local model into ``run_dir`` (GPU-bound).
+    """Run ``culturesim.simulator.runner.simulate`` with the local model into ``run_dir`` (GPU-bound).
 
     ``deadline`` is wall-clock time (``time.time()``, the same in a forked worker); the
     guarded backend stops before the next batch once it passes or ``run_dir/STOP`` exists.
     Returns the runner's ``RunSummary``. ``lease_s`` only sizes the ZeroGPU lease.
     """
-    from simulator.runner import simulate
-    from space.models import GuardedBackend, local_backend
+    from culturesim.simulator.runner import simulate
+    from culturesim.space.models import GuardedBackend, local_backend
 
     backend = GuardedBackend(local_backend(model_id), deadline, timeout_s, Path(run_dir) / STOP_FILE, None)
     return simulate(run_dir, list(questions), backend, **options)

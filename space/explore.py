@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from simulator.questions import DEFAULT_DATASET_DIR, VALUE_DIMENSIONS  # noqa: E402
-from space.common import ALL  # noqa: E402
+from culturesim.simulator.questions import DEFAULT_DATASET_DIR, VALUE_DIMENSIONS  # noqa: E402
+from culturesim.space.common import ALL  # noqa: E402
 
 log = logging.getLogger(__name__)
 

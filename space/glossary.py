@@ -1,14 +1,14 @@
 """What the page's numbers and abbreviations mean: the report's glossary, shown by the Space.
 
 Why no text of its own: the report and the page name the same statistics, value dimensions,
-insensitivity checks and answer statuses, so both read ``simulator.analysis.glossary`` (whose
+insensitivity checks and answer statuses, so both read ``culturesim.simulator.analysis.glossary`` (whose
 metric lines come from the metric's ``OUTPUT_GLOSSARY``). Only what is about the page itself
 (why the embedded model parses badly, what the bias panels count) is written here.
 """
 
 from __future__ import annotations
 
-from simulator.analysis import glossary as shared
+from culturesim.simulator.analysis import glossary as shared
 
 STATUSES = {t.term: t.meaning.removeprefix("status: ") for t in shared.GLOSSARY if t.group == "status"}
 """Answer status -> its meaning (the responses table and the notes under the scores)."""

@@ -20,12 +20,12 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.questions import Question
-from space.common import EMBEDDED_MODEL
-from space.limits import Hardware, SpaceLimits, check_job, check_model_size
-from space.spec import JobSpec, select_questions
-from space.device import STOP_FILE, simulate_local
-from space.models import (GuardedBackend, JobCancelled, JobFailed, JobTimeout, _claude_backend, is_loaded,
+from culturesim.simulator.questions import Question
+from culturesim.space.common import EMBEDDED_MODEL
+from culturesim.space.limits import Hardware, SpaceLimits, check_job, check_model_size
+from culturesim.space.spec import JobSpec, select_questions
+from culturesim.space.device import STOP_FILE, simulate_local
+from culturesim.space.models import (GuardedBackend, JobCancelled, JobFailed, JobTimeout, _claude_backend, is_loaded,
                           local_backend, redact)
 
 
@@ -269,15 +269,15 @@ def run_job(
 
     Steps: check the job; load the model (local kinds; outside the generation turn, inside
     the time limit); wait for a turn on the local model (``slots``; Claude jobs take none);
-    generate in a worker thread (local models through ``space.device.simulate_local``, the
+    generate in a worker thread (local models through ``culturesim.space.device.simulate_local``, the
     ZeroGPU-decorated call; started in a copy of this context so Gradio's tqdm tracker sees
     the runner's bar) while the rows are read back from the run folder. Time waiting for a
     turn does not count against ``limits.job_timeout_s``. Raises :class:`JobTimeout`,
     :class:`JobCancelled` (``cancel`` set) or :class:`JobFailed` (no row answered); every
     message has the key removed.
     """
-    from simulator.participants import PlanSettings
-    from simulator.runner import RESPONSES_FILE, simulate
+    from culturesim.simulator.participants import PlanSettings
+    from culturesim.simulator.runner import RESPONSES_FILE, simulate
 
     started = time.time()
     cancel = cancel or threading.Event()

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 
-from space.common import MODEL_KINDS, SELECT_BY
-from space.spec import JobSpec
+from culturesim.space.common import MODEL_KINDS, SELECT_BY
+from culturesim.space.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Hardware:
     gpu_memory_gb: float = 0.0
     cpu_count: int = 1
     zero_gpu: bool = False
-    """A ZeroGPU Space: the GPU is lent per job (``space.device``), for a few minutes at most."""
+    """A ZeroGPU Space: the GPU is lent per job (``culturesim.space.device``), for a few minutes at most."""
     compute_capability: tuple[int, int] | None = None
     """The GPU's CUDA compute capability; below 8.0 (T4, V100) there is no bfloat16."""
 
@@ -62,7 +62,7 @@ class Hardware:
 def detect_hardware() -> Hardware:
     """The GPU torch sees (if any) and the CPU count. On ZeroGPU, what ``spaces`` says the
     lent GPU is (the main process has no CUDA; ``spaces`` answers torch's device queries)."""
-    from space import device  # imports spaces (if installed) before torch
+    from culturesim.space import device  # imports spaces (if installed) before torch
 
     cpus = os.cpu_count() or 1
     if device.on_zero_gpu() and device.spaces is not None:
@@ -130,7 +130,7 @@ class SpaceLimits:
             base = cls(max_responses=4000, max_questions=1000, max_participants=50, max_new_tokens=512,
                        job_timeout_s=1800.0, concurrency_limit=1, max_model_params=max_params)
             if hardware.zero_gpu:  # a lease lasts minutes: smaller jobs, the lease bounds the generation
-                from space.device import ZERO_GPU_MAX_S
+                from culturesim.space.device import ZERO_GPU_MAX_S
 
                 base = replace(base, max_responses=1000, job_timeout_s=float(ZERO_GPU_MAX_S) + 120.0)
         else:
@@ -243,6 +243,6 @@ def check_job(spec: JobSpec, limits: SpaceLimits) -> None:
         )
     if spec.select_by not in SELECT_BY:
         raise ValueError(f"Unknown selection {spec.select_by!r}; choose one of {', '.join(SELECT_BY)}.")
-    from simulator.participants import canonical_plan
+    from culturesim.simulator.participants import canonical_plan
 
     canonical_plan(spec.plan)

@@ -7,31 +7,31 @@ returns DataFrames, figures or dataclasses, raises ``ValueError`` with the offen
 the fix, and is tested without a browser. The code lives in one module per concern (below);
 this module gathers their public names so the app and the tests have one import.
 
-- ``space.device``: the GPU-bound call (``@spaces.GPU`` on ZeroGPU, a plain call elsewhere)
-- ``space.common``: shared constants and figure fonts
-- ``space.limits``: hardware detection and the caps a job must fit
-- ``space.explore``: the Explore tab
-- ``space.spec``: what to simulate (``JobSpec``)
-- ``space.models``: the local model and Claude backends, key redaction
-- ``space.jobs``: running a job, rows as they arrive
-- ``space.results``: scores, figures and the report of a run
-- ``space.upload``: the Score tab's uploads
+- ``culturesim.space.device``: the GPU-bound call (``@spaces.GPU`` on ZeroGPU, a plain call elsewhere)
+- ``culturesim.space.common``: shared constants and figure fonts
+- ``culturesim.space.limits``: hardware detection and the caps a job must fit
+- ``culturesim.space.explore``: the Explore tab
+- ``culturesim.space.spec``: what to simulate (``JobSpec``)
+- ``culturesim.space.models``: the local model and Claude backends, key redaction
+- ``culturesim.space.jobs``: running a job, rows as they arrive
+- ``culturesim.space.results``: scores, figures and the report of a run
+- ``culturesim.space.upload``: the Score tab's uploads
 """
 
 from __future__ import annotations
 
-from space.device import on_zero_gpu
-from space.common import ALL, CLAUDE_MODELS, EMBEDDED_HUB_ID, EMBEDDED_MODEL, MODEL_KINDS, SELECT_BY, model_kinds
-from space.limits import (Hardware, SpaceLimits, check_job, check_model_size, detect_hardware, model_parameter_count,
+from culturesim.space.device import on_zero_gpu
+from culturesim.space.common import ALL, CLAUDE_MODELS, EMBEDDED_HUB_ID, EMBEDDED_MODEL, MODEL_KINDS, SELECT_BY, model_kinds
+from culturesim.space.limits import (Hardware, SpaceLimits, check_job, check_model_size, detect_hardware, model_parameter_count,
                           suggested_models, torch_build_warning)
-from space.explore import dataset_frame, explore_choices, explore_table, human_distribution_figure, question_view
-from space.spec import DEFAULT_JOB, JobSpec, job_spec, language_choices, model_id_for, plan_choices, select_questions, selection_choices
-from space.models import JobCancelled, JobFailed, JobTimeout, is_loaded, local_backend, redact
-from space.jobs import (GenerationSlots, JobUpdate, RESPONSE_COLUMNS, default_runs_dir, responses_table, run_job,
+from culturesim.space.explore import dataset_frame, explore_choices, explore_table, human_distribution_figure, question_view
+from culturesim.space.spec import DEFAULT_JOB, JobSpec, job_spec, language_choices, model_id_for, plan_choices, select_questions, selection_choices
+from culturesim.space.models import JobCancelled, JobFailed, JobTimeout, is_loaded, local_backend, redact
+from culturesim.space.jobs import (GenerationSlots, JobUpdate, RESPONSE_COLUMNS, default_runs_dir, responses_table, run_job,
                         user_message)
-from space.results import (FIGURE_TITLES, JobResult, SCORE_COLUMNS, report_files, result_figures, run_label, run_notes,
+from culturesim.space.results import (FIGURE_TITLES, JobResult, SCORE_COLUMNS, report_files, result_figures, run_label, run_notes,
                            score_folder, scores_table)
-from space.upload import prepare_uploaded_run, read_responses_upload, score_upload
+from culturesim.space.upload import prepare_uploaded_run, read_responses_upload, score_upload
 
 __all__ = [
     "ALL",

@@ -5,7 +5,7 @@ A Space runs ``app.py`` from the root of its repository and installs only
 checkout: the ``space``, ``simulator`` and ``metrics`` packages, the ``dataset_builder``
 package with its curation files (the culture map's polarities) and the committed dataset
 (``dataset_builder/dataset``: card and parquet files). The upload itself is
-``simulator.hub.upload_folder`` (one commit; token from ``HF_TOKEN``; a clear error offline).
+``culturesim.simulator.hub.upload_folder`` (one commit; token from ``HF_TOKEN``; a clear error offline).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulator.hub import upload_folder
+    from culturesim.simulator.hub import upload_folder
 
     if args.prepare_only and args.folder is None:
         raise ValueError("--prepare-only needs --folder (where to leave the prepared Space)")

@@ -1,8 +1,8 @@
 """Results: the scores table, the figures and the report of a scored run folder.
 
-The Space adds no scoring of its own: scores come from ``simulator.analysis.scoring.score_run``
-(the ``cultural_alignment`` metric), figures from ``simulator.analysis.figures`` and the report
-from ``simulator.analysis.report``.
+The Space adds no scoring of its own: scores come from ``culturesim.simulator.analysis.scoring.score_run``
+(the ``cultural_alignment`` metric), figures from ``culturesim.simulator.analysis.figures`` and the report
+from ``culturesim.simulator.analysis.report``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ matplotlib.use("Agg")  # the Space renders figures off-screen, in worker threads
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simulator.questions import Question  # noqa: E402
+from culturesim.simulator.questions import Question  # noqa: E402
 
-import space.common  # noqa: E402,F401  (Agg backend and fonts before any figure)
-from space.explore import _wrap  # noqa: E402
+import culturesim.space.common  # noqa: E402,F401  (Agg backend and fonts before any figure)
+from culturesim.space.explore import _wrap  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ REFUSAL_STATS = {  # the metric's "refusals" glossary line, one key at a time
 def _meaning(key: str) -> str:
     """The metric's own one-line meaning of an output key (``OUTPUT_GLOSSARY``), or ""."""
     try:
-        from metrics.cultural_alignment import describe
+        from culturesim.metrics.cultural_alignment import describe
     except ImportError:  # an older metric without the glossary
         return ""
     return describe(key) or ""
@@ -149,8 +149,8 @@ def run_label(scores: dict[str, Any]) -> str:
 
 def _culture_map_figure(label: str, metric: dict[str, Any], questions: Sequence[Question],
                         dataset_dir: str | Path | None) -> Any:
-    from simulator.analysis import figures
-    from simulator.analysis.report import culture_map_for_runs
+    from culturesim.simulator.analysis import figures
+    from culturesim.simulator.analysis.report import culture_map_for_runs
 
     projection = culture_map_for_runs([{"label": label, "metric": metric, "questions": list(questions)}],
                                       Path(dataset_dir) if dataset_dir else None)
@@ -161,8 +161,8 @@ def _culture_map_figure(label: str, metric: dict[str, Any], questions: Sequence[
 
 
 def _bias_figure(label: str, metric: dict[str, Any], questions: Sequence[Question], cultures: list[str]) -> Any:
-    from simulator.analysis import figures
-    from simulator.analysis.report import bias_by_dimension
+    from culturesim.simulator.analysis import figures
+    from culturesim.simulator.analysis.report import bias_by_dimension
 
     if not any(q.demographics for q in questions):
         raise ValueError(f"these {', '.join(cultures)} questions have no human answers by sex and age (only the "
@@ -175,10 +175,10 @@ def _bias_figure(label: str, metric: dict[str, Any], questions: Sequence[Questio
 
 def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: Sequence[dict[str, Any]],
                    dataset_dir: str | Path | None = None) -> dict[str, Any]:
-    """The run's figures (``simulator.analysis.figures``), each drawn from the metric's numbers; a
+    """The run's figures (``culturesim.simulator.analysis.figures``), each drawn from the metric's numbers; a
     figure that cannot be drawn for this run says why instead."""
-    from simulator.analysis import figures
-    from simulator.analysis.report import insensitivity_for_run
+    from culturesim.simulator.analysis import figures
+    from culturesim.simulator.analysis.report import insensitivity_for_run
 
     metric = scores.get("metric") or {}
     label = run_label(scores)
@@ -215,9 +215,9 @@ def run_notes(run_dir: str | Path, scores: dict[str, Any], rows: Sequence[dict[s
     import json
     from collections import Counter
 
-    from space.common import EMBEDDED_MODEL
-    from space.glossary import EMBEDDED_PARSE_NOTE, STATUSES
-    from space.jobs import variation_note
+    from culturesim.space.common import EMBEDDED_MODEL
+    from culturesim.space.glossary import EMBEDDED_PARSE_NOTE, STATUSES
+    from culturesim.space.jobs import variation_note
 
     notes = []
     config_path = Path(run_dir) / "config.json"
@@ -247,15 +247,15 @@ def run_notes(run_dir: str | Path, scores: dict[str, Any], rows: Sequence[dict[s
 
 def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
                  bootstrap_samples: int = 500) -> tuple[list[Path], str]:
-    """The run's ``report.html`` and ``report.json`` from ``simulator.analysis.report.build_report``,
+    """The run's ``report.html`` and ``report.json`` from ``culturesim.simulator.analysis.report.build_report``,
     and a note; ``([], why)`` when no report could be written for this run.
 
-    HOOK: if ``simulator.analysis.report`` is not installed the Space offers responses and scores only.
+    HOOK: if ``culturesim.simulator.analysis.report`` is not installed the Space offers responses and scores only.
     """
     try:
-        from simulator.analysis import report
+        from culturesim.simulator.analysis import report
     except ModuleNotFoundError as exc:
-        if exc.name != "simulator.analysis.report":
+        if exc.name != "culturesim.simulator.analysis.report":
             raise
         return [], "no report module (simulator.analysis.report) in this build"
     run_dir = Path(run_dir)
@@ -272,9 +272,9 @@ def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
 
 
 def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, bootstrap_samples: int = 500) -> JobResult:
-    """Score a run folder through ``simulator.analysis.scoring.score_run`` and draw its figures (the
+    """Score a run folder through ``culturesim.simulator.analysis.scoring.score_run`` and draw its figures (the
     report is :func:`report_files`, separate because it takes longer)."""
-    from simulator.analysis.scoring import load_responses, load_run_questions, score_run
+    from culturesim.simulator.analysis.scoring import load_responses, load_run_questions, score_run
 
     run_dir = Path(run_dir)
     scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, seed=0, return_per_question=True, write=True)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.questions import VALUE_DIMENSIONS, Question, load_questions
-from space.common import EMBEDDED_MODEL, MODEL_KINDS
-from space.explore import _unique
+from culturesim.simulator.questions import VALUE_DIMENSIONS, Question, load_questions
+from culturesim.space.common import EMBEDDED_MODEL, MODEL_KINDS
+from culturesim.space.explore import _unique
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def selection_choices(frame: pd.DataFrame, culture: str, language: str | None, s
 
 def plan_choices() -> list[str]:
     """The runner's plans (none, prompt, config, memory, combinations, all = DEF, baselines)."""
-    from simulator.participants import plan_names
+    from culturesim.simulator.participants import plan_names
 
     return plan_names()
 

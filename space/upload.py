@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 
-from simulator.questions import Question
-from simulator.analysis.scoring import STATUSES
-from space.explore import dataset_frame
-from space.results import JobResult, score_folder
+from culturesim.simulator.questions import Question
+from culturesim.simulator.analysis.scoring import STATUSES
+from culturesim.space.explore import dataset_frame
+from culturesim.space.results import JobResult, score_folder
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def prepare_uploaded_run(
 ) -> Path:
     """A run folder for an uploaded ``responses.jsonl`` (and optionally its ``config.json``),
     with the questions it answers taken from the dataset, ready for ``score_folder``."""
-    from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
+    from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
 
     frame = dataset_frame(dataset_dir)
     # pandas holds a missing number as NaN; the dataset record (and the metric) means None

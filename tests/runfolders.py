@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from simulator.questions import Question
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
+from culturesim.simulator.questions import Question
+from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
 
 
 def make_row(pid: int, q: Question, status: str, indices: list[int]) -> dict:

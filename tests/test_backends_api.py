@@ -19,9 +19,9 @@ import pytest
 from anthropic.resources.messages import AsyncMessages
 from katan import KatanServer, katan, start_katan  # noqa: F401 - katan is a fixture
 
-from simulator.backends import get_backend
-from simulator.backends.base import BackendUnavailable, RemoteBackend, RetryPolicy
-from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
+from culturesim.simulator.backends import get_backend
+from culturesim.simulator.backends.base import BackendUnavailable, RemoteBackend, RetryPolicy
+from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 BACKENDS = ["openai", "anthropic"]
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}

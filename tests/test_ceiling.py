@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import entropy
 
-from metrics.cultural_alignment import compute_alignment
-from simulator.analysis.ceiling import human_ceiling
-from simulator.questions import load_questions
+from culturesim.metrics.cultural_alignment import compute_alignment
+from culturesim.simulator.analysis.ceiling import human_ceiling
+from culturesim.simulator.questions import load_questions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ def test_ceiling_needs_no_shared_sources(tmp_path):
     for part in ("simulator", "metrics", "dataset_builder"):
         shutil.copytree(REPO / part, clone / part, ignore=ignore)
     assert not (clone.parent / "shared").exists()
-    code = ("from simulator.questions import load_questions\nfrom simulator.analysis.ceiling import human_ceiling\n"
+    code = ("from culturesim.simulator.questions import load_questions\nfrom simulator.analysis.ceiling import human_ceiling\n"
             "c = human_ceiling(load_questions('US'))\nprint(c['n_questions'], round(c['kl_mean'], 6))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(clone), "HOME": str(tmp_path)})

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from simulator.cli import COMMANDS, main
+from culturesim.simulator.cli import COMMANDS, main
 
 
 def test_help_lists_every_command(capsys):
@@ -17,7 +17,7 @@ def test_help_lists_every_command(capsys):
 
 
 def test_console_script_runs():
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert "simulate" in proc.stdout
 
@@ -81,7 +81,7 @@ def test_bad_counts_are_refused_in_terms_of_the_option_typed():
                          (["simulate", "--participants", "-3", "--out", "x"], "--participants"),
                          (["ablate", "--questions", "0", "--out", "x"], "--questions"),
                          (["score", "run", "--bootstrap-samples", "-1"], "--bootstrap-samples")):
-        proc = subprocess.run([sys.executable, "-m", "simulator.cli", *argv], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", *argv], capture_output=True, text=True)
         assert proc.returncode == 2, proc
         last = proc.stderr.strip().splitlines()[-1]
         assert f"argument {option}" in last and "limit=" not in last, last
@@ -90,7 +90,7 @@ def test_bad_counts_are_refused_in_terms_of_the_option_typed():
 def test_plan_setting_errors_name_the_option_typed():
     for argv, option in ((["--temperature-range", "2,1"], "--temperature-range"),
                          (["--do-sample-prob", "3"], "--do-sample-prob")):
-        proc = subprocess.run([sys.executable, "-m", "simulator.cli", "simulate", *argv, "--out", "never-made"],
+        proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "simulate", *argv, "--out", "never-made"],
                               capture_output=True, text=True)
         assert proc.returncode == 2, proc
         last = proc.stderr.strip().splitlines()[-1]

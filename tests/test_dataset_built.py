@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder import wvs
-from dataset_builder.build import build
-from dataset_builder.schema import VALUE_DIMENSIONS
-from simulator.questions import config_files
+from culturesim.dataset_builder import wvs
+from culturesim.dataset_builder.build import build
+from culturesim.dataset_builder.schema import VALUE_DIMENSIONS
+from culturesim.simulator.questions import config_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -146,7 +146,7 @@ def test_load_dataset(dataset_dir):
 
 def test_cli_build(tmp_path, sources):
     out = tmp_path / "ds"
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "build", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "dataset", "build", "--out", str(out),
                            "--sources", str(sources)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert (out / "README.md").exists() and "US" in config_files(out)
@@ -155,7 +155,7 @@ def test_cli_build(tmp_path, sources):
 
 def test_publish_without_token_fails_clearly(tmp_path, dataset_dir):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "publish", str(dataset_dir),
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "dataset", "publish", str(dataset_dir),
                            "--repo-id", "culturesim/test"], capture_output=True, text=True, cwd=REPO, env=env)
     assert proc.returncode != 0
     assert "HF_TOKEN" in proc.stdout + proc.stderr
@@ -165,7 +165,7 @@ def test_publish_offline_fails_clearly(tmp_path, dataset_dir):
     # A real HTTP client against a loopback port nobody listens on: the network error path.
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"),
            "HF_TOKEN": "hf_secret_test_token_123", "HF_ENDPOINT": "http://127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "publish", str(dataset_dir),
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "dataset", "publish", str(dataset_dir),
                            "--repo-id", "culturesim/test"], capture_output=True, text=True, cwd=REPO, env=env,
                           timeout=120)
     out = proc.stdout + proc.stderr
@@ -175,7 +175,7 @@ def test_publish_offline_fails_clearly(tmp_path, dataset_dir):
 
 
 def test_publish_refuses_a_non_dataset_folder(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "publish", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "dataset", "publish", str(tmp_path),
                            "--repo-id", "culturesim/test"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode != 0 and "not a built dataset folder" in proc.stderr
 
@@ -185,8 +185,8 @@ def test_load_dataset_sees_a_rebuilt_folder_not_a_stale_cache(tmp_path, dataset_
     (huggingface/datasets#2956): with fixed names a rebuilt folder, or another folder of the same
     name, came back from the cache with the old rows. Content-named data files make each content
     its own cache entry."""
-    from dataset_builder import card
-    from dataset_builder.build import write_parquet
+    from culturesim.dataset_builder import card
+    from culturesim.dataset_builder.build import write_parquet
     from datasets import load_dataset
 
     rows = [dict(r, config="US") for r in pq.read_table(config_files(dataset_dir)["US"]).to_pylist()[:5]]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builder import gss_text, lint
-from dataset_builder.build import collect, finish
-from dataset_builder.review import LINT_ALLOW_FILE, load_yaml_file
+from culturesim.dataset_builder import gss_text, lint
+from culturesim.dataset_builder.build import collect, finish
+from culturesim.dataset_builder.review import LINT_ALLOW_FILE, load_yaml_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def test_cli_build_stops_on_a_finding(tmp_path, sources):
         damaged.append(json.dumps(rec))
     (copy_dir / "gss" / "gss_variables_2018_2024.jsonl").write_text("\n".join(damaged) + "\n", encoding="utf-8")
     out = tmp_path / "ds"
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "dataset", "build", "--sources", str(copy_dir),
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "dataset", "build", "--sources", str(copy_dir),
                            "--out", str(out)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("culturesim: error: lint:")

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pyreadr
 import pytest
 
-from dataset_builder import microdata
-from dataset_builder.build import gss_rows
-from dataset_builder.review import load_review, load_tags
-from simulator.questions import config_files
+from culturesim.dataset_builder import microdata
+from culturesim.dataset_builder.build import gss_rows
+from culturesim.dataset_builder.review import load_review, load_tags
+from culturesim.simulator.questions import config_files
 
 
 @pytest.fixture(scope="module")

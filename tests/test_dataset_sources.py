@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from dataset_builder import gss, wvs
-from dataset_builder import microdata
-from dataset_builder.review import is_numeric_scale, is_ordinal
+from culturesim.dataset_builder import gss, wvs
+from culturesim.dataset_builder import microdata
+from culturesim.dataset_builder.review import is_numeric_scale, is_ordinal
 
 
 def test_gss_fefam_counts_hand_checked(sources):
@@ -92,7 +92,7 @@ def test_ordinal_and_scale_detection():
 
 @pytest.fixture(scope="module")
 def wvs_sources(sources):
-    from dataset_builder.review import WVS_ENGLISH_FILE
+    from culturesim.dataset_builder.review import WVS_ENGLISH_FILE
 
     return wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE)
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from simulator.analysis.diversity import answer_counts, compare_plans, rarefied_distinct
+from culturesim.simulator.analysis.diversity import answer_counts, compare_plans, rarefied_distinct
 
 
 def _brute(counts: list[int], m: int) -> float:

@@ -9,11 +9,11 @@ import re
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from simulator.analysis.estimators import reading_of
-from simulator.analysis.report import build_report, fmt
-from simulator.participants import PlanSettings
-from simulator.questions import load_questions
-from simulator.runner import build_config, question_record
+from culturesim.simulator.analysis.estimators import reading_of
+from culturesim.simulator.analysis.report import build_report, fmt
+from culturesim.simulator.participants import PlanSettings
+from culturesim.simulator.questions import load_questions
+from culturesim.simulator.runner import build_config, question_record
 
 IDS = ["gss2022.cappun.en", "gss2022.natenvir.en", "gss2022.fefam.en"]
 # Per question (source order): what each participant answered (sampling) or its distribution.

@@ -11,15 +11,15 @@ import pytest
 from katan import katan  # noqa: F401 - fixture
 from scipy.spatial.distance import jensenshannon
 
-from simulator.analysis.scoring import score_run
-from simulator.backends import get_backend
-from simulator.backends.transformers_backend import TransformersBackend
-from simulator.estimators.logprob import logprob_distributions
-from simulator.estimators.run import check_plan, simulate_estimator
-from simulator.estimators.verbalized import parse_verbalized
-from simulator.prompts import render_question
-from simulator.questions import Question, load_questions
-from simulator.runner import read_rows
+from culturesim.simulator.analysis.scoring import score_run
+from culturesim.simulator.backends import get_backend
+from culturesim.simulator.backends.transformers_backend import TransformersBackend
+from culturesim.simulator.estimators.logprob import logprob_distributions
+from culturesim.simulator.estimators.run import check_plan, simulate_estimator
+from culturesim.simulator.estimators.verbalized import parse_verbalized
+from culturesim.simulator.prompts import render_question
+from culturesim.simulator.questions import Question, load_questions
+from culturesim.simulator.runner import read_rows
 
 IDS = ["gss2022.cappun.en", "gss2022.natenvir.en"]
 

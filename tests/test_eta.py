@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.eta import StepEta, format_seconds, memory_loads
+from culturesim.simulator.eta import StepEta, format_seconds, memory_loads
 
 
 def test_memory_loads_are_capped_per_participant():

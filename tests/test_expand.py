@@ -16,10 +16,10 @@ import pytest
 from datasets import load_dataset
 
 from katan import start_katan
-from dataset_builder import expand as ex
-from simulator.backends import get_backend
-from simulator.cli import main as cli_main
-from simulator.questions import config_files, load_questions
+from culturesim.dataset_builder import expand as ex
+from culturesim.simulator.backends import get_backend
+from culturesim.simulator.cli import main as cli_main
+from culturesim.simulator.questions import config_files, load_questions
 
 IDS = ["gss2022.cappun.en", "wvs7.US.Q1.en", "gss2022.grass.en"]
 

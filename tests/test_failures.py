@@ -20,10 +20,10 @@ import pytest
 from chatserver import chat_server
 from katan import free_port, katan  # noqa: F401 - katan is a fixture
 
-from simulator.cli import main as cli_main
-from simulator.embedded import embedded_model_path
-from simulator.questions import load_questions
-from simulator.rundir import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
+from culturesim.simulator.cli import main as cli_main
+from culturesim.simulator.embedded import embedded_model_path
+from culturesim.simulator.questions import load_questions
+from culturesim.simulator.rundir import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def run_cli(*argv: str, env: dict[str, str] | None = None, timeout: float = 180)
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         full_env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "simulator.cli", *argv], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", *argv], cwd=REPO, capture_output=True, text=True,
                           env=full_env, timeout=timeout)
 
 

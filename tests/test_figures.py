@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.analysis import figures
+from culturesim.simulator.analysis import figures
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "figures"
 LONG = "SmolLM2-135M-Instruct · all · US en"

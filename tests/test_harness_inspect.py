@@ -10,7 +10,7 @@ culturesim may predate it), so the name ``culturesim/us`` resolves the way it do
 
 Each log is checked against an independent recomputation: the prompt every epoch sent is the
 one ``culturesim simulate`` renders for that participant, every reply is re-parsed with
-``simulator.parsing``, and the logged metrics equal ``compute_alignment`` over those answers.
+``culturesim.simulator.parsing``, and the logged metrics equal ``compute_alignment`` over those answers.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import pytest
 
 from harness_extra import REPO, harness_python
 from katan import start_katan
-from metrics.cultural_alignment import compute_alignment
-from simulator.parsing import parse_response
-from simulator.participants import make_participant
-from simulator.prompts import option_order, render_question
-from simulator.questions import load_questions
+from culturesim.metrics.cultural_alignment import compute_alignment
+from culturesim.simulator.parsing import parse_response
+from culturesim.simulator.participants import make_participant
+from culturesim.simulator.prompts import option_order, render_question
+from culturesim.simulator.questions import load_questions
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ EPOCHS, QUESTIONS, MAX_TOKENS, SEED, PLAN = 3, 3, 48, 0, "prompt+config"
 def _entry_point_path(tmp_path: Path) -> Path:
     """A folder holding a dist-info whose entry_points.txt is pyproject's ``inspect_ai`` group."""
     group = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]["inspect_ai"]
-    assert group == {"culturesim": "simulator.harness.inspect_registry"}
+    assert group == {"culturesim": "culturesim.simulator.harness.inspect_registry"}
     info = tmp_path / "eps" / "culturesim_inspect_entry-0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: culturesim-inspect-entry\nVersion: 0\n")
@@ -134,7 +134,7 @@ def _check_log(log: dict) -> list[str]:
 
 
 def test_inspect_eval_on_the_embedded_model_through_the_hf_provider(tmp_path: Path) -> None:
-    from simulator.harness.common import embedded_model_folder
+    from culturesim.simulator.harness.common import embedded_model_folder
 
     folder = embedded_model_folder()
     log = _inspect_eval(tmp_path, ["--model", "hf/smollm2", "-M", f"model_path={folder}", "-M", "device=cpu"], {})

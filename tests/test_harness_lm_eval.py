@@ -2,7 +2,7 @@
 
 The slow test runs ``lm_eval`` (a real subprocess, the HF backend on the embedded GGUF model) on
 the first five US questions and checks that its printed KL/JS/match scores equal a culturesim
-log-prob run (``simulator.logprob`` with the same DEF prompt, scored by ``compute_alignment``) on
+log-prob run (``culturesim.simulator.logprob`` with the same DEF prompt, scored by ``compute_alignment``) on
 the same five questions within 1e-4.
 """
 
@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 
 from harness_extra import REPO, harness_python
-from simulator.harness.common import LM_EVAL_TASK_DIR, def_logprob_prompt, option_labels
-from simulator.harness.lm_eval_tasks import utils
-from simulator.prompts import render_question
-from simulator.questions import load_questions
+from culturesim.simulator.harness.common import LM_EVAL_TASK_DIR, def_logprob_prompt, option_labels
+from culturesim.simulator.harness.lm_eval_tasks import utils
+from culturesim.simulator.prompts import render_question
+from culturesim.simulator.questions import load_questions
 
 
 def test_harness_path_prints_the_task_folder() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "harness-path"], capture_output=True, text=True, cwd=REPO,
+        [sys.executable, "-m", "culturesim.simulator.cli", "harness-path"], capture_output=True, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -85,10 +85,10 @@ def test_option_distribution_removes_the_longer_numbers_from_a_prefix() -> None:
 @pytest.mark.slow
 def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path: Path) -> None:
     python = harness_python()
-    from metrics.cultural_alignment import compute_alignment
-    from simulator.backends.transformers_backend import TransformersBackend
-    from simulator.embedded import embedded_model_path
-    from simulator.logprob import logprob_distributions
+    from culturesim.metrics.cultural_alignment import compute_alignment
+    from culturesim.simulator.backends.transformers_backend import TransformersBackend
+    from culturesim.simulator.embedded import embedded_model_path
+    from culturesim.simulator.logprob import logprob_distributions
 
     folder, gguf = embedded_model_path()
     command = [

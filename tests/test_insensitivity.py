@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from katan import katan  # noqa: F401 - fixture
-from simulator.analysis import insensitivity as ins
+from culturesim.simulator.analysis import insensitivity as ins
 
 OPTIONS = ["Very important", "Rather important", "Not very important", "Not at all important"]
 QUESTION = "How important is family in your life?"
@@ -66,7 +66,7 @@ def test_summary_rates():
 
 @pytest.mark.slow
 def test_judge_over_real_http(katan):  # noqa: F811
-    from simulator.backends import get_backend
+    from culturesim.simulator.backends import get_backend
 
     server = katan()
     backend = get_backend("openai", model=server.model, base_url=server.openai_url)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from simulator.analysis import invariance as inv
-from simulator.labels import letters_to_numbers
-from simulator.parsing import parse_response
-from simulator.presentation import Paraphrases, Presentation
-from simulator.prompts import render_question
-from simulator.questions import Question
+from culturesim.simulator.analysis import invariance as inv
+from culturesim.simulator.labels import letters_to_numbers
+from culturesim.simulator.parsing import parse_response
+from culturesim.simulator.presentation import Paraphrases, Presentation
+from culturesim.simulator.prompts import render_question
+from culturesim.simulator.questions import Question
 
 
 def q(id="t.imp", options=("Very important", "Rather important", "Not very important", "Not at all important"),
@@ -218,7 +218,7 @@ def test_battery_on_the_embedded_model(tmp_path, capsys):
     """A real, tiny battery (2 questions, 4 participants, 24 new tokens): every run is an
     ordinary run folder shown as its condition says, and the reported numbers are recounted
     here from the rows (the JS with scipy)."""
-    from simulator.cli import main as cli_main
+    from culturesim.simulator.cli import main as cli_main
 
     ids = "wvs7.US.Q1.en,gss2022.cappun.en"
     assert cli_main(["invariance", "--question-ids", ids, "--participants", "4", "--max-new-tokens", "24",
@@ -247,7 +247,7 @@ def test_battery_on_the_embedded_model(tmp_path, capsys):
                 counts[r["option_indices"][0]] += 1
         return counts / counts.sum() if counts.sum() else None
 
-    from simulator.questions import load_questions
+    from culturesim.simulator.questions import load_questions
     qs = {x.id: x for x in load_questions(culture="US", ids=ids.split(","))}
     m = result["movement"]["reverse"]
     for pq_row in m.get("per_question", []):
@@ -269,8 +269,8 @@ def test_battery_over_http_with_paraphrases_renders_every_condition(tmp_path, mo
     condition's prompts are what it says, the paraphrase run shows only variants, and the
     analysis reports what it could (echoed prompts parse to few answers) without failing."""
     from katan import start_katan
-    from simulator.backends import get_backend
-    from simulator.questions import load_questions
+    from culturesim.simulator.backends import get_backend
+    from culturesim.simulator.questions import load_questions
 
     for env in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(env, raising=False)

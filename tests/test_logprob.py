@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from simulator.backends.transformers_backend import TransformersBackend, render_chat
-from simulator.estimators.logprob import ANSWER_PREFIX, LABEL_SEPARATOR, default_prompt_builder, logprob_distributions
-from simulator.questions import Question
+from culturesim.simulator.backends.transformers_backend import TransformersBackend, render_chat
+from culturesim.simulator.estimators.logprob import ANSWER_PREFIX, LABEL_SEPARATOR, default_prompt_builder, logprob_distributions
+from culturesim.simulator.questions import Question
 
 
 def make_question(qid: str, text: str, options: list[str], culture: str = "US") -> Question:

@@ -17,12 +17,12 @@ import pytest
 import torch
 from katan import free_port, stop_process, watch
 
-from simulator.analysis.scoring import score_run
-from simulator.backends import get_backend
-from simulator.backends.transformers_backend import TransformersBackend, render_chat
-from simulator.embedded import embedded_model_path
-from simulator.questions import load_questions
-from simulator.runner import read_rows
+from culturesim.simulator.analysis.scoring import score_run
+from culturesim.simulator.backends import get_backend
+from culturesim.simulator.backends.transformers_backend import TransformersBackend, render_chat
+from culturesim.simulator.embedded import embedded_model_path
+from culturesim.simulator.questions import load_questions
+from culturesim.simulator.runner import read_rows
 
 ALIAS = "smollm2-135m-gguf"
 IDS = ["gss2022.cappun.en", "gss2022.natenvir.en", "gss2022.fefam.en"]
@@ -61,7 +61,7 @@ def llama_server(tmp_path_factory):
 
 @pytest.mark.slow
 def test_simulate_logprob_against_the_server_agrees_with_the_local_reading(llama_server, tmp_path, monkeypatch):
-    from simulator.cli import main
+    from culturesim.simulator.cli import main
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     out = tmp_path / "remote"

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from simulator.memory import Memory, MemoryEntry, clean_entry, memory_rng
+from culturesim.simulator.memory import Memory, MemoryEntry, clean_entry, memory_rng
 
 REQUEST = "Do you favor or oppose the death penalty for persons convicted of murder?\n1. Oppose\n2. Favor"
 

@@ -16,7 +16,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, multinomial, wasserstein_distance
 
-from metrics.cultural_alignment import compute_alignment, describe
+from culturesim.metrics.cultural_alignment import compute_alignment, describe
 
 # --------------------------------------------------------------------------------------
 # Independent reference: one question at a time, scipy only

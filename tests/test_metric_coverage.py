@@ -22,7 +22,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, wasserstein_distance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from metrics.cultural_alignment import compute_alignment  # noqa: E402
+from culturesim.metrics.cultural_alignment import compute_alignment  # noqa: E402
 
 CARD = Path(__file__).resolve().parents[1] / "metrics" / "cultural_alignment" / "README.md"
 REPLICATES = 400

@@ -12,7 +12,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-from metrics.cultural_alignment import compute_alignment
+from culturesim.metrics.cultural_alignment import compute_alignment
 
 
 def sex_case(rng, n, lean, P=20, k=3):

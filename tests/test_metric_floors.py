@@ -15,7 +15,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, multinomial, wasserstein_distance
 
-from metrics.cultural_alignment import compute_alignment, refusal_channel
+from culturesim.metrics.cultural_alignment import compute_alignment, refusal_channel
 
 EPS = 1e-3
 

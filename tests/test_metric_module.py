@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from katan import free_port
-from metrics.cultural_alignment import compute_alignment
+from culturesim.metrics.cultural_alignment import compute_alignment
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_DIR = ROOT / "metrics" / "cultural_alignment"
@@ -45,10 +45,10 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
 
 LOAD_SCRIPT = """
 import json, sys
-from metrics.cultural_alignment import compute_alignment
+from culturesim.metrics.cultural_alignment import compute_alignment
 assert "evaluate" not in sys.modules and "datasets" not in sys.modules, "compute_alignment imported evaluate"
 import evaluate
-from metrics.cultural_alignment.cultural_alignment import CulturalAlignment  # built on first use
+from culturesim.metrics.cultural_alignment.cultural_alignment import CulturalAlignment  # built on first use
 assert issubclass(CulturalAlignment, evaluate.Metric)
 example = json.loads(sys.argv[1])
 answers = evaluate.load("metrics/cultural_alignment")
@@ -118,7 +118,7 @@ def run_doctests(tests) -> doctest.TestResults:
 
 def test_module_doctests(monkeypatch):
     monkeypatch.chdir(ROOT)  # the examples load "metrics/cultural_alignment" from the checkout
-    module = importlib.import_module("metrics.cultural_alignment.cultural_alignment")
+    module = importlib.import_module("culturesim.metrics.cultural_alignment.cultural_alignment")
     tests = [t for t in doctest.DocTestFinder().find(module) if t.examples]
     names = {t.name.rsplit(".", 1)[-1] for t in tests}
     assert {"evaluate_examples", "compute_alignment"} <= names
@@ -189,7 +189,7 @@ def publish(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     base.update(HF_HOME=str(tmp_path / "hf"), **env)
     return subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "metric", "publish", *args],
+        [sys.executable, "-m", "culturesim.simulator.cli", "metric", "publish", *args],
         cwd=ROOT, env=base, capture_output=True, text=True, timeout=300,
     )
 

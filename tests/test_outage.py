@@ -19,7 +19,7 @@ import pytest
 from chatserver import chat_server
 from katan import start_katan
 
-from simulator.rundir import RESPONSES_FILE, WRITER_FILE, read_rows
+from culturesim.simulator.rundir import RESPONSES_FILE, WRITER_FILE, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 OUTAGE_S = float(os.environ.get("CULTURESIM_TEST_OUTAGE_S", "4"))
@@ -29,7 +29,7 @@ def spawn(*argv: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         env.pop(name, None)
-    return subprocess.Popen([sys.executable, "-m", "simulator.cli", *argv], cwd=REPO, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "culturesim.simulator.cli", *argv], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
 
 

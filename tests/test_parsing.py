@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.parsing import (
+from culturesim.simulator.parsing import (
     MAX_PARSE_CHARS,
     PARSER_VERSION,
     ParseResult,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import chisquare
 
-from simulator.participants import (
+from culturesim.simulator.participants import (
     LOCATIONS_DIR,
     PlanSettings,
     available_countries,

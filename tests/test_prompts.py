@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-import simulator.prompts as prompts
-from simulator.parsing import parse_response
-from simulator.participants import load_locations
-from simulator.prompts import (
+import culturesim.simulator.prompts as prompts
+from culturesim.simulator.parsing import parse_response
+from culturesim.simulator.participants import load_locations
+from culturesim.simulator.prompts import (
     PROMPT_VERSION,
     CAO_TEMPLATES,
     country_label,
@@ -17,7 +17,7 @@ from simulator.prompts import (
     option_order,
     render_question,
 )
-from simulator.questions import Question
+from culturesim.simulator.questions import Question
 
 
 def q(id="gss2022.cappun.en", question="Do you favor or oppose the death penalty for persons convicted of murder?",

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from simulator.questions import load_questions, spread_over_topics
+from culturesim.simulator.questions import load_questions, spread_over_topics
 
 
 def test_limit_spreads_over_sources_and_topics_not_the_first_ids():

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator.participants import PlanSettings
-from simulator.questions import load_questions
-from simulator.analysis.report import build_report, fmt
-from simulator.analysis.scoring import score_run
-from simulator.runner import simulate
+from culturesim.simulator.participants import PlanSettings
+from culturesim.simulator.questions import load_questions
+from culturesim.simulator.analysis.report import build_report, fmt
+from culturesim.simulator.analysis.scoring import score_run
+from culturesim.simulator.runner import simulate
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -21,7 +21,7 @@ FAST = PlanSettings(max_beams=1)  # beams are slow on a CPU; the plan still vari
 
 @pytest.fixture(scope="module")
 def model():
-    from simulator.backends import get_backend
+    from culturesim.simulator.backends import get_backend
 
     backend = get_backend("transformers", seed=0)
     yield backend

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator.analysis.glossary import GLOSSARY, glossary, glossary_markdown
-from simulator.analysis.report import build_report
-from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
-from simulator.questions import Question, load_questions
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
+from culturesim.simulator.analysis.glossary import GLOSSARY, glossary, glossary_markdown
+from culturesim.simulator.analysis.report import build_report
+from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
+from culturesim.simulator.questions import Question, load_questions
+from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
 
 
 def _row(pid: int, q: Question, status: str, indices: list[int]) -> dict:
@@ -141,9 +141,9 @@ def test_every_abbreviation_on_the_page_is_in_the_glossary(report):
 
 
 def test_metric_definitions_are_merged_into_the_glossary():
-    from metrics.cultural_alignment import describe
+    from culturesim.metrics.cultural_alignment import describe
 
-    from simulator.analysis.glossary import METRIC_TERMS
+    from culturesim.simulator.analysis.glossary import METRIC_TERMS
 
     terms = {t.term: t for t in glossary(metric_terms=METRIC_TERMS)}
     for term, key in METRIC_TERMS.items():

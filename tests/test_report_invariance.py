@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from runfolders import make_row, write_run
-from simulator.analysis.invariance import analyse, plan_conditions, write_result
-from simulator.analysis.report import build_report, fmt
-from simulator.questions import load_questions
+from culturesim.simulator.analysis.invariance import analyse, plan_conditions, write_result
+from culturesim.simulator.analysis.report import build_report, fmt
+from culturesim.simulator.questions import load_questions
 
 PARTICIPANTS = 12
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.backends import get_backend
-from simulator.cli import build_parser
-from simulator.runner import RESPONSES_FILE, main as runner_main, read_rows
+from culturesim.simulator.backends import get_backend
+from culturesim.simulator.cli import build_parser
+from culturesim.simulator.runner import RESPONSES_FILE, main as runner_main, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ["simulate", "--culture", "US", "--questions", "3", "--participants", "3", "--plan", "all", "--seed", "21",
@@ -51,7 +51,7 @@ def reference(model, tmp_path_factory):
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_rows(model, reference, tmp_path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", *ARGS, "--out", str(out)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "culturesim.simulator.cli", *ARGS, "--out", str(out)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     responses = out / RESPONSES_FILE
     deadline = time.monotonic() + 600  # a shared 2-core machine took 165 s to the first rows

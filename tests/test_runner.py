@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from katan import katan  # noqa: F401 - a fixture: real llm-katan servers on loopback
 
-from simulator.backends import get_backend
-from simulator.backends.base import Backend
-from simulator.cli import main as cli_main
-from simulator.memory import Memory, memory_rng
-from simulator.merge import merge_runs
-from simulator.parsing import parse_response
-from simulator.participants import PlanSettings, make_participant
-from simulator.prompts import option_order, render_question
-from simulator.questions import load_questions
-from simulator.runner import (
+from culturesim.simulator.backends import get_backend
+from culturesim.simulator.backends.base import Backend
+from culturesim.simulator.cli import main as cli_main
+from culturesim.simulator.memory import Memory, memory_rng
+from culturesim.simulator.merge import merge_runs
+from culturesim.simulator.parsing import parse_response
+from culturesim.simulator.participants import PlanSettings, make_participant
+from culturesim.simulator.prompts import option_order, render_question
+from culturesim.simulator.questions import load_questions
+from culturesim.simulator.runner import (
     CONFIG_FILE,
     QUESTIONS_FILE,
     RESPONSES_FILE,
@@ -32,7 +32,7 @@ from simulator.runner import (
     shard_participants,
     simulate,
 )
-from simulator.types import GenerationRequest, GenerationResult
+from culturesim.simulator.types import GenerationRequest, GenerationResult
 
 STATUSES = {"ok", "no_answer", "invalid_option", "multiple_for_single", "number_text_disagree", "refusal", "error"}
 ROW_KEYS = {"key", "participant_id", "question_id", "step", "persona", "generation_config", "prompt", "option_order",
@@ -124,7 +124,7 @@ def test_real_run_writes_every_row(model, us3, tmp_path):
 @pytest.mark.slow
 def test_unavailable_sampling_parameters_are_recorded_not_faked(model, us3, tmp_path, caplog):
     backend = Recording(model, supported=frozenset({"max_new_tokens", "seed"}))
-    with caplog.at_level(logging.WARNING, logger="simulator.runner"):
+    with caplog.at_level(logging.WARNING, logger="culturesim.simulator.runner"):
         simulate(tmp_path / "run", us3[:1], backend, plan="config", participants=2, seed=1, max_new_tokens=8,
                  progress=False)
     config = json.loads((tmp_path / "run" / CONFIG_FILE).read_text())
@@ -239,7 +239,7 @@ def test_shards_merge_into_one_complete_run(model, us3, tmp_path):
 
 
 def test_simulate_help_lists_the_run_options():
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "simulate", "--help"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "simulate", "--help"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
     assert proc.returncode == 0
     for flag in ("--resume", "--shard", "--plan", "--seed", "--max-beams", "--max-memory", "--temperature-range",

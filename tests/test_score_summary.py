@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, PARSE_RATE_WARNING
+from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, PARSE_RATE_WARNING
 from runfolders import make_row, write_run
-from simulator.questions import load_questions
+from culturesim.simulator.questions import load_questions
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _score(run: Path) -> str:
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "score", str(run), "--bootstrap-samples", "50"],
+    proc = subprocess.run([sys.executable, "-m", "culturesim.simulator.cli", "score", str(run), "--bootstrap-samples", "50"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

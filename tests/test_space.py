@@ -23,8 +23,8 @@ import pytest
 import yaml
 from scipy.spatial.distance import jensenshannon
 
-from dataset_builder.schema import SCHEMA
-from space import logic, models, publish
+from culturesim.dataset_builder.schema import SCHEMA
+from culturesim.space import logic, models, publish
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -395,7 +395,7 @@ def test_upload_of_two_cultures_is_refused(tiny_dataset: Path, tmp_path: Path) -
 
 def test_responses_table_shows_answers_as_options(tiny_dataset: Path) -> None:
     frame = logic.dataset_frame(tiny_dataset)
-    from simulator.questions import Question
+    from culturesim.simulator.questions import Question
 
     q = Question.from_record(frame[frame["id"] == "gss2022.fefam.en"].iloc[0].to_dict())
     raw = "Answer: 3\n" + "x" * 300
@@ -470,7 +470,7 @@ def test_publish_offline_fails_clearly(tmp_path: Path) -> None:
     env = {**os.environ, "HF_TOKEN": "hf_fake_token_for_test", "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}",
            "HF_HUB_DISABLE_TELEMETRY": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "space", "publish", "--repo-id", "culturesim/test-space",
+        [sys.executable, "-m", "culturesim.simulator.cli", "space", "publish", "--repo-id", "culturesim/test-space",
          "--folder", str(tmp_path / "space")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
@@ -483,15 +483,15 @@ def test_publish_offline_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_cli_arguments() -> None:
-    from simulator.cli import build_parser
+    from culturesim.simulator.cli import build_parser
 
     argv = ["space", "launch", "--port", "7999", "--max-responses", "50", "--no-preload"]
     args = build_parser(argv).parse_args(argv)
     assert (args.host, args.port, args.max_responses, args.no_preload) == ("127.0.0.1", 7999, 50, True)
     argv = ["space", "publish", "--repo-id", "org/name", "--private"]
     args = build_parser(argv).parse_args(argv)
-    assert (args.repo_id, args.private, args._module) == ("org/name", True, "space.publish")
-    from space import cli
+    assert (args.repo_id, args.private, args._module) == ("org/name", True, "culturesim.space.publish")
+    from culturesim.space import cli
 
     with pytest.raises(ValueError, match="--job-timeout -1.0 must be > 0"):
         cli.main(argparse.Namespace(host="127.0.0.1", port=1, dataset_dir=None, runs_dir=None, max_responses=None,
@@ -499,7 +499,7 @@ def test_cli_arguments() -> None:
 
 
 def test_app_builds_with_limits_wired(tiny_dataset: Path, tmp_path: Path) -> None:
-    from space.app import GENERATION, SpaceSettings, build_app
+    from culturesim.space.app import GENERATION, SpaceSettings, build_app
 
     limits = logic.SpaceLimits(queue_max_size=5, concurrency_limit=1)
     demo = build_app(SpaceSettings(dataset_dir=tiny_dataset, runs_dir=tmp_path, limits=limits,

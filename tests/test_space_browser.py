@@ -57,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     log_path = root / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "simulator.cli", "space", "launch", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "culturesim.simulator.cli", "space", "launch", "--host", "127.0.0.1", "--port", str(port),
              "--runs-dir", str(root / "runs"), "--job-timeout", "600"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from space import device, logic, publish
+from culturesim.space import device, logic, publish
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def test_spaces_gpu_decorator_is_a_no_op_off_zero_gpu() -> None:
     assert spaces.GPU(duration=30)(task) is task and spaces.GPU(task) is task  # the very same function
     assert device.spaces is spaces
     # the decorated call in space.device is the plain function here: no ZeroGPU wrapper
-    assert device.simulate_local.__module__ == "space.device" and not hasattr(device.simulate_local, "zerogpu")
+    assert device.simulate_local.__module__ == "culturesim.space.device" and not hasattr(device.simulate_local, "zerogpu")
     assert device.gpu_seconds(lease_s=5000) == device.ZERO_GPU_MAX_S and device.gpu_seconds(lease_s=3) == 10
 
 
@@ -67,7 +67,7 @@ def test_front_matter_preloads_the_default_model_and_publish_picks_the_hardware(
 
 
 def test_hardware_decides_models_dtype_and_limits() -> None:
-    from simulator.backends.transformers_backend import choose_dtype
+    from culturesim.simulator.backends.transformers_backend import choose_dtype
 
     cpu = logic.Hardware(None, 0.0, 2)
     t4 = logic.Hardware("Tesla T4", 16.0, 4, compute_capability=(7, 5))
@@ -126,8 +126,8 @@ def test_generation_slots_take_turns_in_arrival_order() -> None:
 def test_bias_profile_keeps_dimensions_with_sex_and_age_data_even_without_matches() -> None:
     """A US GSS run where no question's top option matched the humans': the matched panel is
     zeros for the dimension, not "no question has sex/age data" (simulator.analysis.report)."""
-    from metrics.cultural_alignment import compute_alignment
-    from simulator.analysis.report import bias_by_dimension
+    from culturesim.metrics.cultural_alignment import compute_alignment
+    from culturesim.simulator.analysis.report import bias_by_dimension
 
     demo = [{"group_type": "sex", "group": "female", "year": 2022, "n": 50, "distribution": [0.8, 0.2]},
             {"group_type": "sex", "group": "male", "year": 2022, "n": 50, "distribution": [0.6, 0.4]}]
@@ -141,7 +141,7 @@ def test_bias_profile_keeps_dimensions_with_sex_and_age_data_even_without_matche
 
 
 def test_notes_say_what_the_scores_leave_out(tmp_path: Path) -> None:
-    from simulator.questions import Question
+    from culturesim.simulator.questions import Question
 
     q1 = Question(id="q1", culture="US", language="en", question="Is family important?", options=["Yes", "No"],
                   option_codes=[1, 2], human_distribution=[0.9, 0.1], question_type="single_choice", ordinal=False,
@@ -157,7 +157,7 @@ def test_notes_say_what_the_scores_leave_out(tmp_path: Path) -> None:
     assert "Generation-settings variation lost" in notes and "claude-haiku-4-5 cannot apply num_beams" in notes
     assert "1 question got no usable answer" in notes and "Is work important? (`q2`): 1 no_answer, 1 error" in notes
     assert "Is family important?" not in notes
-    from space.glossary import STATUSES
+    from culturesim.space.glossary import STATUSES
     assert f"1 no_answer ({STATUSES['no_answer']})" in notes
     assert "SmolLM2" not in notes  # the embedded model's note only for the embedded model
     (tmp_path / "config.json").write_text(json.dumps({"model": logic.EMBEDDED_MODEL}))
@@ -165,7 +165,7 @@ def test_notes_say_what_the_scores_leave_out(tmp_path: Path) -> None:
 
 
 def test_explore_empty_filter_and_languages_per_culture() -> None:
-    from space.explore import explore_languages, explore_message
+    from culturesim.space.explore import explore_languages, explore_message
 
     frame = logic.dataset_frame()  # the built dataset: EG has no Japanese questions
     table = logic.explore_table(frame, "EG", "ja", logic.ALL, logic.ALL, "PDI")
@@ -178,14 +178,14 @@ def test_explore_empty_filter_and_languages_per_culture() -> None:
 
 
 def test_backend_errors_reach_the_page_as_sentences() -> None:
-    from space.jobs import plain_error
+    from culturesim.space.jobs import plain_error
 
     sdk = ("AuthenticationError (HTTP 401): Error code: 401 - {'type': 'error', 'error': "
            "{'type': 'authentication_error', 'message': \"invalid API key for anthropic: got '***'\"}}")
     assert plain_error(sdk) == "AuthenticationError (HTTP 401): invalid API key for anthropic: got '***'"
     stopped = (f"the anthropic backend got HTTP 401 on its first request to http://127.0.0.1:1, and no answer ({sdk}): "
                "check the API key in $ANTHROPIC_API_KEY (keys are read from the environment only)")
-    from space.jobs import _space_error
+    from culturesim.space.jobs import _space_error
 
     said = _space_error(RuntimeError(stopped), None)
     assert "{" not in said and "$ANTHROPIC_API_KEY" not in said
@@ -196,7 +196,7 @@ def test_backend_errors_reach_the_page_as_sentences() -> None:
 
 
 def test_scores_table_shows_normalised_score_floors_and_their_meanings() -> None:
-    from metrics.cultural_alignment import compute_alignment
+    from culturesim.metrics.cultural_alignment import compute_alignment
 
     metric = compute_alignment(predictions=[[0, 0, 1, 0], [1, 1, 0, 2]], references=[[0.7, 0.3], [0.2, 0.5, 0.3]],
                                ordinal=[False, True], value_dimensions=[["EVI"], ["TDI"]], bootstrap_samples=50,

@@ -15,9 +15,9 @@ import pytest
 import torch
 from transformers import AutoConfig, LlamaConfig, TemperatureLogitsWarper, TopPLogitsWarper
 
-from simulator.backends import get_backend
-from simulator.backends.decoding import RowSampling, reorder_rows
-from simulator.backends.transformers_backend import (
+from culturesim.simulator.backends import get_backend
+from culturesim.simulator.backends.decoding import RowSampling, reorder_rows
+from culturesim.simulator.backends.transformers_backend import (
     BITSANDBYTES_REQUIREMENT,
     FOUR_BIT_AUTO_THRESHOLD,
     GPTQ_REQUIREMENTS,
@@ -36,8 +36,8 @@ from simulator.backends.transformers_backend import (
     render_chat,
     resolve_device,
 )
-from simulator.embedded import EMBEDDED_GGUF_FILE, EMBEDDED_INSTALL, EmbeddedModelMissing, embedded_model_path
-from simulator.types import GenerationConfig, GenerationRequest
+from culturesim.simulator.embedded import EMBEDDED_GGUF_FILE, EMBEDDED_INSTALL, EmbeddedModelMissing, embedded_model_path
+from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -295,7 +295,7 @@ def test_reorder_rows_copies_only_what_moves_and_compacts():
 def test_reserved_layer_writes_in_place_and_skips_the_shared_prompt_when_beams_move():
     from transformers import DynamicCache
 
-    from simulator.backends.decoding import ReservedLayer
+    from culturesim.simulator.backends.decoding import ReservedLayer
 
     cache = DynamicCache()
     cache.layers = [ReservedLayer(capacity=6)]
@@ -447,6 +447,19 @@ def test_mixed_configs_come_back_complete_and_in_order(embedded):
 
 
 @pytest.mark.slow
+def test_generation_prints_no_library_deprecation_warnings(embedded):
+    """A user sees our progress bar, not transformers' notices (e.g. ``past_key_values`` renamed)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        results = embedded.generate([ask(QUESTION, "w1", max_new_tokens=4, num_beams=2, do_sample=False),
+                                     ask(QUESTION, "w2", max_new_tokens=4, temperature=0.8)])
+    assert all(r.error is None for r in results), [r.error for r in results]
+
+
+@pytest.mark.slow
 def test_beam_search_matches_transformers_generate_token_for_token(embedded):
     """Mixed beam counts decode in one loop, yet each answer is exactly what ``model.generate`` gives for
     that prompt alone with its own num_beams (greedy beam search: no randomness to hide behind). The short
@@ -510,8 +523,8 @@ def test_peak_memory_of_loading_and_generating_stays_under_2gb(tmp_path):
     script = textwrap.dedent(
         """
         import json, random, sys
-        from simulator.backends.transformers_backend import TransformersBackend
-        from simulator.types import GenerationConfig, GenerationRequest
+        from culturesim.simulator.backends.transformers_backend import TransformersBackend
+        from culturesim.simulator.types import GenerationConfig, GenerationRequest
         backend = TransformersBackend(seed=0)
         rng = random.Random(0)
         question = sys.argv[1]

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from simulator.estimators.verbalized import parse_verbalized, render_verbalized
-from simulator.questions import Question
+from culturesim.simulator.estimators.verbalized import parse_verbalized, render_verbalized
+from culturesim.simulator.questions import Question
 
 OPTIONS = ["Very important", "Rather important", "Not very important", "Not at all important"]
 

@@ -1,6 +1,6 @@
 """The ``cultural_alignment`` evaluate module; re-exports the scoring function.
 
-``from metrics.cultural_alignment import compute_alignment`` gives the project the same
+``from culturesim.metrics.cultural_alignment import compute_alignment`` gives the project the same
 numbers as ``evaluate.load("metrics/cultural_alignment")`` without importing ``evaluate``
 (which takes seconds). ``evaluate`` itself only reads ``cultural_alignment.py``.
 """

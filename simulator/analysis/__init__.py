@@ -4,5 +4,5 @@ map, insensitivity, the human ceiling, ablations and diversity.
 The run side (participants, prompts, memory, parsing, backends, the runner) lives one level up
 in ``simulator/`` and writes run folders; this package only reads them, and scores through the
 ``cultural_alignment`` metric in ``metrics/``. Modules are imported by name
-(``from simulator.analysis import report``) so that scoring does not pull in matplotlib.
+(``from culturesim.simulator.analysis import report``) so that scoring does not pull in matplotlib.
 """

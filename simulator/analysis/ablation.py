@@ -25,7 +25,7 @@ exactly its own modification. The report records the setting (``ablation.shuffle
 
 Because a count of distinct answers grows with the number of answers counted and the plans
 parse at different rates, the report also gives each plan's parse rate and its distinct
-answers at equal sample size (``simulator.analysis.diversity``).
+answers at equal sample size (``culturesim.simulator.analysis.diversity``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import argparse
 import json
 from pathlib import Path
 
-from simulator.analysis.report import build_report, fmt
-from simulator.argtypes import add_hidden_alias, nonnegative_int, positive_int
+from culturesim.simulator.analysis.report import build_report, fmt
+from culturesim.simulator.argtypes import add_hidden_alias, nonnegative_int, positive_int
 
 DEFAULT_PLANS = "none,prompt,config,memory,all"
 
@@ -62,10 +62,10 @@ def run_ablation(
     wvs_only: bool = False,
     shuffle: bool = False,
 ) -> dict:
-    from simulator.backends import get_backend
-    from simulator.participants import PlanSettings, canonical_plan
-    from simulator.questions import load_questions
-    from simulator.runner import CONFIG_FILE, simulate
+    from culturesim.simulator.backends import get_backend
+    from culturesim.simulator.participants import PlanSettings, canonical_plan
+    from culturesim.simulator.questions import load_questions
+    from culturesim.simulator.runner import CONFIG_FILE, simulate
 
     for plan in plans:
         canonical_plan(plan)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.questions import Question
+from culturesim.simulator.questions import Question
 
 CEILING_VERSION = "2.0"
 METHOD = ("weighted split-half of the survey's own respondents (GSS year-file microdata, wtssps weights, "

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from simulator.questions import VALUE_DIMENSIONS, Question
+from culturesim.simulator.questions import VALUE_DIMENSIONS, Question
 
 POLARITY_FILE = Path(__file__).resolve().parents[2] / "dataset_builder" / "curation" / "polarity.yaml"
 

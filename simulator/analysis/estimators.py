@@ -22,7 +22,7 @@ For runs of one model, culture and language (any number of readings):
   distribution in the place of the human one (JS, KL, Wasserstein with question-bootstrap
   intervals): 0 means the model knows what it does.
 
-Everything is scored by ``metrics.cultural_alignment``; this module only arranges runs.
+Everything is scored by ``culturesim.metrics.cultural_alignment``; this module only arranges runs.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _row(run: dict[str, Any], common: set[str]) -> dict[str, Any]:
 
 
 def _gap(stated: dict[str, Any], produced: dict[str, Any], bootstrap_samples: int, seed: int) -> dict[str, Any]:
-    from metrics.cultural_alignment import compute_alignment
+    from culturesim.metrics.cultural_alignment import compute_alignment
 
     a, b = _per_question(stated), _per_question(produced)
     by_id = {q.id: q for q in stated["questions"]}

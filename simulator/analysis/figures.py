@@ -28,7 +28,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from simulator.analysis.fonts import use_fonts  # noqa: E402
+from culturesim.simulator.analysis.fonts import use_fonts  # noqa: E402
 
 use_fonts()  # questions and options in Chinese, Japanese and Arabic
 

@@ -134,13 +134,13 @@ METRIC_TERMS = {
 
 def glossary(extra: dict[str, str] | None = None, metric_terms: dict[str, str] | None = None) -> list[Term]:
     """The glossary, plus ``metric_terms`` (term -> metric output key: the line is the metric's
-    own ``OUTPUT_GLOSSARY`` definition, via ``metrics.cultural_alignment.describe``) and ``extra``
+    own ``OUTPUT_GLOSSARY`` definition, via ``culturesim.metrics.cultural_alignment.describe``) and ``extra``
     (term -> meaning). A direction is read from the line ("lower is better", "higher is better")."""
     terms = list(GLOSSARY)
     merged: dict[str, str] = {}
     if metric_terms:
         try:
-            from metrics.cultural_alignment import describe
+            from culturesim.metrics.cultural_alignment import describe
         except ImportError:  # an older metric without definitions: the terms stay undefined here
             describe = None
         for term, key in metric_terms.items():

@@ -86,7 +86,7 @@ def assess_response(
     key: str = "",
 ) -> Assessment:
     """Rule-based cells for one response (``positions``: the parsed displayed positions)."""
-    from simulator.parsing import has_ai_disclosure, parse_response, split_answer_explanation
+    from culturesim.simulator.parsing import has_ai_disclosure, parse_response, split_answer_explanation
 
     text = raw_text or ""
     cells: dict[str, Cell] = {}
@@ -199,7 +199,7 @@ def judge(assessments: list[Assessment], items: list[dict[str, Any]], backend: A
 
     ``items`` align with ``assessments``: dicts with question, options, raw_text.
     """
-    from simulator.types import GenerationConfig, GenerationRequest
+    from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
     pending = []
     for assessment, item in zip(assessments, items):

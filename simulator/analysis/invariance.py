@@ -13,7 +13,7 @@ by the runner's ``simulate`` (so generation, parsing and resuming are the runner
   changed.
 - ``order-1`` .. ``order-R`` (``order``): each participant sees its own seeded random order.
 - ``labels-letters``, ``labels-text`` (``labels``): source order, options labelled ``A.``/``B.``
-  or bare texts (``simulator.labels``).
+  or bare texts (``culturesim.simulator.labels``).
 - ``reverse``: the source order backwards (a reversed scale).
 - ``paraphrase`` (with ``--paraphrases DIR``): each participant gets an accepted rephrasing
   of the question (``culturesim dataset expand``); the options do not change.
@@ -52,7 +52,7 @@ What is reported (``invariance.json``, ``invariance.md``):
   baseline runs as order runs (one with ``--orders 1``, both with two or more), so with up
   to two order runs both sides rest on the same number of runs.
 
-All distances come from ``metrics.cultural_alignment`` (one implementation).
+All distances come from ``culturesim.metrics.cultural_alignment`` (one implementation).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ from typing import Any
 
 import numpy as np
 
-from simulator.presentation import Paraphrases, Presentation
-from simulator.questions import Question
+from culturesim.simulator.presentation import Paraphrases, Presentation
+from culturesim.simulator.questions import Question
 
 __all__ = [
     "INVARIANCE_VERSION",
@@ -142,8 +142,8 @@ def run_battery(
     """Run every condition into ``out/<name>`` (resuming any that exist) with the runner."""
     import dataclasses
 
-    from simulator.participants import PlanSettings
-    from simulator.runner import CONFIG_FILE, simulate
+    from culturesim.simulator.participants import PlanSettings
+    from culturesim.simulator.runner import CONFIG_FILE, simulate
 
     if any(c.paraphrases for c in conditions) and paraphrases is None:
         raise ValueError("The paraphrase perturbation needs --paraphrases DIR (written by `culturesim dataset expand`)")
@@ -178,7 +178,7 @@ class _Run:
 
 
 def _load(run_dir: Path, questions: list[Question], perturbation: str) -> _Run:
-    from simulator.analysis.scoring import collect_answers, load_responses
+    from culturesim.simulator.analysis.scoring import collect_answers, load_responses
 
     rows = load_responses(run_dir)
     got = collect_answers(rows, questions)
@@ -200,7 +200,7 @@ def _distribution(answers: list[Any], k: int) -> list[float]:
 def _js(a: _Run, b: _Run, qs: list[Question]) -> dict[str, float]:
     """Per question id, the JS distance between the distributions of runs ``a`` and ``b``
     (through the metric: ``a``'s answers against ``b``'s distribution as the reference)."""
-    from metrics.cultural_alignment import compute_alignment
+    from culturesim.metrics.cultural_alignment import compute_alignment
 
     qs = [q for q in qs if q.id in a.answers and q.id in b.answers]
     if not qs:
@@ -315,7 +315,7 @@ def position_bias(runs: list[_Run], qs: list[Question], samples: int, rng: np.ra
 
 
 def _pooled_score(runs: list[_Run], qs: list[Question], samples: int, seed: int) -> dict[str, Any] | None:
-    from metrics.cultural_alignment import compute_alignment
+    from culturesim.metrics.cultural_alignment import compute_alignment
 
     answers = [[a for r in runs for a in r.answers.get(q.id, [])] for q in qs]
     keep = [i for i, a in enumerate(answers) if a]
@@ -423,7 +423,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 
 
 def write_result(out: Path, result: dict[str, Any]) -> None:
-    from simulator.runner import write_atomic
+    from culturesim.simulator.runner import write_atomic
 
     write_atomic(out / RESULT_FILE, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     write_atomic(out / SUMMARY_FILE, "\n".join(summary_lines(result)) + "\n")
@@ -439,8 +439,8 @@ def _csv(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from simulator.backends import available_backends
-    from simulator.participants import PlanSettings
+    from culturesim.simulator.backends import available_backends
+    from culturesim.simulator.participants import PlanSettings
 
     d = PlanSettings()
     g = parser.add_argument_group("model")
@@ -475,10 +475,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulator.backends import get_backend
-    from simulator.participants import PlanSettings, canonical_plan
-    from simulator.questions import load_questions
-    from simulator.runner import backend_kwargs
+    from culturesim.simulator.backends import get_backend
+    from culturesim.simulator.participants import PlanSettings, canonical_plan
+    from culturesim.simulator.questions import load_questions
+    from culturesim.simulator.runner import backend_kwargs
 
     canonical_plan(args.plan)
     if args.participants < 1:

@@ -3,7 +3,7 @@
 Produces ``report.json`` (every number), ``report.html`` (stands alone: figures embedded as
 PNG data, no server needed) and ``figures/*.png``. The HTML tables are rendered from the same
 dict that is written to report.json, so the two cannot disagree. All scoring goes through the
-metric module (via ``simulator.analysis.scoring``); this module only arranges numbers and pictures.
+metric module (via ``culturesim.simulator.analysis.scoring``); this module only arranges numbers and pictures.
 
 Sections: preference distribution (KL/JS/Wasserstein per question and per value dimension,
 with CIs), cultural variation map, preference bias (sex x age profile), insensitivity (six
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.argtypes import add_hidden_alias, nonnegative_int
+from culturesim.simulator.argtypes import add_hidden_alias, nonnegative_int
 
 REPORT_VERSION = "1.1"
 
@@ -71,7 +71,7 @@ def insensitivity_for_run(rows: Sequence[dict[str, Any]], questions: dict[str, A
                           ) -> dict[str, Any]:
     """The six insensitivity dimensions for every response of a run (rules, then the optional
     judge), summarised; ``questions`` maps question id to Question. The Space uses it too."""
-    from simulator.analysis import insensitivity as ins
+    from culturesim.simulator.analysis import insensitivity as ins
 
     assessments, items = [], []
     conflicts = ins.paired_conflicts(rows)
@@ -126,12 +126,12 @@ def _ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     answers, over the questions with at least one) and its gain over `none`. Next to it,
     because plans parse at different rates and a count of distinct answers grows with the
     number of answers counted, each plan's parse rate and the rarefied distinct answers
-    (``simulator.analysis.diversity``: the same number of parsed answers per question in every plan).
+    (``culturesim.simulator.analysis.diversity``: the same number of parsed answers per question in every plan).
     ``shuffle_options`` says whether options were shuffled per participant: shuffling turns a
     position-biased model's answers into near-uniform ones in every plan, `none` included, so
     the diversity ablation runs in source order unless asked (``culturesim ablate --shuffle``).
     """
-    from simulator.analysis.diversity import compare_plans
+    from culturesim.simulator.analysis.diversity import compare_plans
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
@@ -188,8 +188,8 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
     """The culture map: every dataset culture's human WVS answers and each run (``label``,
     ``metric``, ``questions``) placed on the value dimensions, projected with PCA; on failure a
     dict with ``error``. The Space draws its map from this too."""
-    from simulator.analysis.culture_map import dimension_positions, load_polarity, project
-    from simulator.questions import dataset_cultures, load_questions
+    from culturesim.simulator.analysis.culture_map import dimension_positions, load_polarity, project
+    from culturesim.simulator.questions import dataset_cultures, load_questions
 
     polarity = load_polarity()
     entities: dict[str, dict[str, float]] = {}
@@ -220,7 +220,7 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
 
 
 def _ceiling(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    from simulator.analysis.ceiling import human_ceiling
+    from culturesim.simulator.analysis.ceiling import human_ceiling
 
     questions = {q.id: q for run in runs for q in run["questions"] if q.source == "GSS"}
     if not questions:
@@ -247,7 +247,7 @@ def _ceiling(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 def run_settings(config: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the run is, for the report's first table: model, backend, plan, participants,
     questions, generation budget, seed, date and the versions of every part that changes numbers."""
-    from simulator.participants import PlanSettings
+    from culturesim.simulator.participants import PlanSettings
 
     run = run or {}
     backend = config.get("backend") or {}
@@ -281,7 +281,7 @@ def run_settings(config: dict[str, Any], run: dict[str, Any] | None = None) -> d
 def run_support(responses: dict[str, Any], metric: dict[str, Any], questions: dict[str, Any]) -> dict[str, Any]:
     """What the run's numbers rest on: responses by status, parsed answers per question (every
     question asked, dropped ones with the reason) and the thresholds below which a number is flagged."""
-    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
+    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
 
     per_q = responses.get("answers_per_question") or {
         p["id"]: p.get("n_participants") for p in metric.get("per_question") or []}
@@ -311,7 +311,7 @@ def run_support(responses: dict[str, Any], metric: dict[str, Any], questions: di
 
 
 def _insensitivity_warnings(summary: dict[str, dict[str, Any]]) -> list[str]:
-    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
+    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
 
     thin = [f"{d} (n={v['decided']})" for d, v in summary.items() if 0 < (v.get("decided") or 0) < MIN_ANSWERS_PER_QUESTION]
     none = [d for d, v in summary.items() if not v.get("decided")]
@@ -400,12 +400,12 @@ def build_report(
 
 def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any, dataset_dir: str | Path | None,
                   bootstrap_samples: int, allow_mixed: bool) -> dict[str, Any]:
-    from simulator.analysis import figures
-    from simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
+    from culturesim.simulator.analysis import figures
+    from culturesim.simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
 
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    from simulator.analysis.invariance import RESULT_FILE
-    from simulator.rundir import CONFIG_FILE
+    from culturesim.simulator.analysis.invariance import RESULT_FILE
+    from culturesim.simulator.rundir import CONFIG_FILE
 
     batteries = [Path(d) for d in run_dirs if (Path(d) / RESULT_FILE).exists()]
     run_dirs = [d for d in run_dirs if Path(d) not in batteries]
@@ -469,7 +469,7 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     report["culture_map"] = culture_map_for_runs(runs, Path(dataset_dir) if dataset_dir else None)
     report["ablation"] = _ablation([r for r in runs if _sampled(r)])
     report["language_ablation"] = _language_ablation([r for r in runs if _sampled(r)])
-    from simulator.analysis.estimators import compare_estimators
+    from culturesim.simulator.analysis.estimators import compare_estimators
 
     report["estimators"] = compare_estimators(runs, bootstrap_samples=bootstrap_samples)
     report["human_ceiling"] = _ceiling(runs)
@@ -507,7 +507,7 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
 
 def invariance_for_report(battery: Path) -> dict[str, Any]:
     """The headline numbers of a `culturesim invariance` folder, as the report shows them."""
-    from simulator.analysis.invariance import RESULT_FILE
+    from culturesim.simulator.analysis.invariance import RESULT_FILE
 
     result = json.loads((battery / RESULT_FILE).read_text(encoding="utf-8"))
     return {
@@ -526,7 +526,7 @@ def invariance_html(batteries: list[dict[str, Any]]) -> str:
     """The invariance battery section: movement under each perturbation beside the sampling-noise
     yardstick, the position-bias index beside its content-only reference, and the
     permutation-averaged (bias-corrected) alignment beside the source-order one."""
-    from simulator.analysis.invariance import MIN_CI_QUESTIONS
+    from culturesim.simulator.analysis.invariance import MIN_CI_QUESTIONS
 
     parts = ["<h2 id=invariance>Invariance battery</h2>",
              "<p>The same questions asked under controlled perturbations (option order, label style, reversed "
@@ -650,7 +650,7 @@ def _pct(value: Any) -> str:
 
 def _run_sections(r: dict[str, Any]) -> list[str]:
     """What one run's numbers rest on: warnings, responses by status, parsed answers per question."""
-    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
+    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
 
     sup = r["support"]
     th = sup.get("thresholds") or {}
@@ -688,7 +688,7 @@ def _run_sections(r: dict[str, Any]) -> list[str]:
 def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
     """What a score means (floor, uniform baseline, normalised score, ceiling), the refusal
     channel and the demographic gaps: the metric's numbers, each defined in the glossary."""
-    from simulator.analysis.scoring import MIN_QUESTIONS_PER_DIMENSION
+    from culturesim.simulator.analysis.scoring import MIN_QUESTIONS_PER_DIMENSION
 
     parts = ["<h3 id=meaning>What a score means</h3>",
              "<p>The floor is what a perfect simulator with this many parsed answers would score by sampling noise "
@@ -741,8 +741,8 @@ def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
-    from simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
-    from simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION
+    from culturesim.simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
+    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION
 
     runs = report["runs"]
     overall_rows = [[r["label"], r["overall"]["n_questions"], r["overall"]["kl_mean"], r["overall"]["kl_ci_low"],
@@ -837,7 +837,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         parts.append(_table(["language", "KL", "JS", "match rate", "distinct answers"],
                             [[lang, la[lang]["kl_mean"], la[lang]["js_mean"], la[lang]["match_rate"],
                               la[lang]["distinct_answers_mean"]] for lang in (la["native_language"], "en")], "language"))
-    from simulator.analysis.estimators import estimators_html
+    from culturesim.simulator.analysis.estimators import estimators_html
 
     parts.append(estimators_html(report.get("estimators"), _table))
     ceiling = report.get("human_ceiling")
@@ -876,7 +876,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     judge = None
     if args.judge_backend:
-        from simulator.backends import get_backend
+        from culturesim.simulator.backends import get_backend
 
         kwargs: dict[str, Any] = {}
         if args.judge_model:

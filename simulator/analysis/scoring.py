@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.argtypes import add_hidden_alias, nonnegative_int
-from simulator.questions import Question
-from simulator.rundir import load_run_config
-from simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
+from culturesim.simulator.argtypes import add_hidden_alias, nonnegative_int
+from culturesim.simulator.questions import Question
+from culturesim.simulator.rundir import load_run_config
+from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
 
 __all__ = [
     "MIN_ANSWERS_PER_QUESTION",
@@ -110,7 +110,7 @@ def load_run_questions(run_dir: str | Path) -> list[Question]:
             raise ValueError(f"{path} is damaged ({type(exc).__name__}: {exc}): restore it, or delete it to score "
                              "against the dataset the run's config.json names") from None
     else:
-        from simulator.questions import load_questions
+        from culturesim.simulator.questions import load_questions
 
         sel = config.get("question_selection") or {}
         qs = load_questions(culture=config["culture"], language=sel.get("language"), dataset_dir=sel.get("dataset_dir"),
@@ -265,7 +265,7 @@ def score_run(
     metric's output}``. ``questions`` overrides the run's question snapshot (e.g. a rebuilt
     dataset with corrected human distributions; ids must match).
     """
-    from metrics.cultural_alignment import METRIC_VERSION, compute_alignment, refusal_channel
+    from culturesim.metrics.cultural_alignment import METRIC_VERSION, compute_alignment, refusal_channel
 
     run_dir = Path(run_dir)
     config = load_config(run_dir)

@@ -9,13 +9,13 @@ import difflib
 import importlib
 from typing import Any
 
-from simulator.backends.base import Backend, RetryPolicy
+from culturesim.simulator.backends.base import Backend, RetryPolicy
 
 # name -> (module, class, pip requirement that provides its SDK)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
-    "transformers": ("simulator.backends.transformers_backend", "TransformersBackend", "transformers accelerate gguf"),
-    "anthropic": ("simulator.backends.anthropic_backend", "AnthropicBackend", "anthropic"),
-    "openai": ("simulator.backends.openai_backend", "OpenAIBackend", "openai"),
+    "transformers": ("culturesim.simulator.backends.transformers_backend", "TransformersBackend", "transformers accelerate gguf"),
+    "anthropic": ("culturesim.simulator.backends.anthropic_backend", "AnthropicBackend", "anthropic"),
+    "openai": ("culturesim.simulator.backends.openai_backend", "OpenAIBackend", "openai"),
 }
 
 

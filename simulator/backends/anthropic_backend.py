@@ -21,7 +21,7 @@ from typing import Any
 import anthropic
 from anthropic.resources.messages import AsyncMessages
 
-from simulator.backends.base import (
+from culturesim.simulator.backends.base import (
     EmptyCompletion,
     RemoteBackend,
     RetryPolicy,
@@ -30,7 +30,7 @@ from simulator.backends.base import (
     public_url,
     url_secrets,
 )
-from simulator.types import GenerationRequest
+from culturesim.simulator.types import GenerationRequest
 
 __all__ = ["AnthropicBackend", "SDK_SAMPLING_PARAMS"]
 

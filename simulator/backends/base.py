@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
+from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from simulator.embedded import EMBEDDED_MODEL, embedded_model_path
+from culturesim.simulator.embedded import EMBEDDED_MODEL, embedded_model_path
 
 __all__ = ["ModelSource", "resolve_model_source", "hub_reachable"]
 

@@ -15,7 +15,7 @@ import openai
 
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from simulator.backends.base import (
+from culturesim.simulator.backends.base import (
     EmptyCompletion,
     RemoteBackend,
     RetryPolicy,
@@ -24,7 +24,7 @@ from simulator.backends.base import (
     public_url,
     url_secrets,
 )
-from simulator.types import GenerationRequest
+from culturesim.simulator.types import GenerationRequest
 
 __all__ = ["OpenAIBackend"]
 

@@ -3,7 +3,7 @@
 The DEF method gives every simulated participant its own generation config (temperature, top_p,
 num_beams, do_sample). Generating one participant at a time leaves a CPU or GPU mostly idle, and
 transformers' ``generate`` takes one num_beams, temperature and top_p per call. So generation
-runs through ``simulator.backends.decoding.decode``: one loop in which every participant of a
+runs through ``culturesim.simulator.backends.decoding.decode``: one loop in which every participant of a
 chunk (greedy, sampling, beam search and beam sampling alike) shares each forward pass, and
 temperature, top_p, min/max_new_tokens and the beam count are per request.
 
@@ -37,11 +37,11 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from simulator.backends.base import Backend
-from simulator.backends.decoding import DecodeRequest, decode
-from simulator.backends.model_source import resolve_model_source
-from simulator.embedded import EMBEDDED_MODEL
-from simulator.types import GenerationConfig, GenerationRequest, GenerationResult
+from culturesim.simulator.backends.base import Backend
+from culturesim.simulator.backends.decoding import DecodeRequest, decode
+from culturesim.simulator.backends.model_source import resolve_model_source
+from culturesim.simulator.embedded import EMBEDDED_MODEL
+from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +427,7 @@ def _loading(model: str, source: str, gguf: str | None, load: Any) -> Any:
 class TransformersBackend(Backend):
     """A local causal LM (the embedded SmolLM2 by default, a local path, or a Hub id).
 
-    ``.model`` and ``.tokenizer`` are public so other estimators (``simulator.estimators.logprob``) reuse the
+    ``.model`` and ``.tokenizer`` are public so other estimators (``culturesim.simulator.estimators.logprob``) reuse the
     loaded weights.
     """
 

@@ -1,7 +1,7 @@
 """The three readings of a model's opinion on the same questions, one run folder shape.
 
 - ``sampling``: DEF participants answer and their parsed answers are counted
-  (``simulator.runner``, the default);
+  (``culturesim.simulator.runner``, the default);
 - ``logprob``: the probability the model puts on each option number (``logprob.py``; local
   transformers models exactly, OpenAI-compatible servers from their ``top_logprobs``);
 - ``verbalized``: the model states the share of the population choosing each option
@@ -11,9 +11,9 @@
 read all three alike.
 """
 
-from simulator.estimators.logprob import logprob_distributions, logprob_items, remote_logprob_items
-from simulator.estimators.run import ESTIMATORS, check_plan, estimator_config, simulate_estimator
-from simulator.estimators.verbalized import VERBALIZED_VERSION, parse_verbalized, render_verbalized
+from culturesim.simulator.estimators.logprob import logprob_distributions, logprob_items, remote_logprob_items
+from culturesim.simulator.estimators.run import ESTIMATORS, check_plan, estimator_config, simulate_estimator
+from culturesim.simulator.estimators.verbalized import VERBALIZED_VERSION, parse_verbalized, render_verbalized
 
 __all__ = [
     "ESTIMATORS",

@@ -22,7 +22,7 @@ plus ``" 1"``) with digit tokenizers. Sequences are batched, left-padded, and on
 positions go through the LM head (``logits_to_keep``).
 
 Limitations: only the canonical tokenisation of each number is scored; the default prompt
-builder is a plain English DEF-style prompt (pass ``simulator.prompts``' builder for the
+builder is a plain English DEF-style prompt (pass ``culturesim.simulator.prompts``' builder for the
 localised templates); options are numbered 1..n in source order unless the builder says
 otherwise.
 """
@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from simulator.backends.transformers_backend import render_chat
-from simulator.questions import Question
+from culturesim.simulator.backends.transformers_backend import render_chat
+from culturesim.simulator.questions import Question
 
 ANSWER_PREFIX = "Answer:"
 LABEL_SEPARATOR = " "
@@ -80,7 +80,7 @@ def default_prompt_builder(question: Question) -> Messages:
 
 def _model_and_tokenizer(model_or_backend: Any) -> tuple[Any, Any]:
     if isinstance(model_or_backend, str):
-        from simulator.backends.transformers_backend import TransformersBackend
+        from culturesim.simulator.backends.transformers_backend import TransformersBackend
 
         model_or_backend = TransformersBackend(model=model_or_backend)
     if isinstance(model_or_backend, tuple) and len(model_or_backend) == 2:
@@ -344,7 +344,7 @@ def remote_logprob_items(
     ``answer_index``, ``detail``, ``raw_text``, ``tokens_in``, ``tokens_out``, ``seconds``,
     ``attempts``, ``error``, ``estimator``.
     """
-    from simulator.types import GenerationConfig, GenerationRequest
+    from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
     if not 1 <= top_logprobs <= 100:
         raise ValueError(f"top_logprobs={top_logprobs!r} must be between 1 and 100 (OpenAI allows at most 20)")

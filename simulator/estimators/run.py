@@ -8,7 +8,7 @@ locations and option orders) and the same folder shape, so ``culturesim score`` 
 one row per participant x question that carries ``distribution`` (the option probabilities
 in SOURCE order, summing to 1; None unless ``status`` is ``ok``) instead of a parsed answer.
 
-Participants: each has its own option order (``simulator.prompts.option_order``) and, with the
+Participants: each has its own option order (``culturesim.simulator.prompts.option_order``) and, with the
 prompt modification, its location, so averaging their distributions averages over option
 positions. Plans: ``none`` and ``prompt`` for both estimators, ``cao`` for ``logprob`` (the
 "average person" prompt read by log-probability), ``config`` combinations for ``verbalized``
@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.backends.base import Backend
-from simulator.estimators.logprob import (
+from culturesim.simulator.backends.base import Backend
+from culturesim.simulator.estimators.logprob import (
     ESTIMATOR_VERSION,
     REMOTE_ESTIMATOR_VERSION,
     REMOTE_MAX_TOKENS,
@@ -40,20 +40,20 @@ from simulator.estimators.logprob import (
     logprob_items,
     remote_logprob_items,
 )
-from simulator.estimators.verbalized import VERBALIZED_VERSION, parse_verbalized, render_verbalized
-from simulator.participants import PlanSettings, make_participants, parse_plan
-from simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, option_order, render_question
-from simulator.questions import Question
-from simulator.rundir import RunLock
-from simulator.runner import RESPONSES_FILE, RunSummary, _prepare_dir, _progress, build_config, write_atomic
-from simulator.types import GenerationRequest
+from culturesim.simulator.estimators.verbalized import VERBALIZED_VERSION, parse_verbalized, render_verbalized
+from culturesim.simulator.participants import PlanSettings, make_participants, parse_plan
+from culturesim.simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, option_order, render_question
+from culturesim.simulator.questions import Question
+from culturesim.simulator.rundir import RunLock
+from culturesim.simulator.runner import RESPONSES_FILE, RunSummary, _prepare_dir, _progress, build_config, write_atomic
+from culturesim.simulator.types import GenerationRequest
 
 __all__ = ["ESTIMATORS", "check_plan", "estimator_config", "simulate_estimator"]
 
 log = logging.getLogger(__name__)
 
 ESTIMATORS = ("sampling", "logprob", "verbalized")
-"""``sampling`` is the DEF runner (``simulator.runner``); the others live here."""
+"""``sampling`` is the DEF runner (``culturesim.simulator.runner``); the others live here."""
 
 
 def estimator_config(name: str) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def _labels(rendered: Any) -> tuple[str, ...]:
 
 
 def _now() -> str:
-    from simulator.runner import _now as now
+    from culturesim.simulator.runner import _now as now
 
     return now()
 
@@ -172,7 +172,7 @@ class _EstimatorRun:
         return rows
 
     def _verbalized(self, step: int, q: Question, people: list[Any]) -> list[dict[str, Any]]:
-        from simulator.runner import applied_config, request_seed
+        from culturesim.simulator.runner import applied_config, request_seed
 
         prompts, configs = [], []
         for p in people:
@@ -229,7 +229,7 @@ def simulate_estimator(
     selection: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Run (or resume) a ``logprob`` or ``verbalized`` run into ``out_dir``; the arguments are
-    ``simulator.runner.simulate``'s. Returns its ``RunSummary``."""
+    ``culturesim.simulator.runner.simulate``'s. Returns its ``RunSummary``."""
 
     started = time.perf_counter()
     check_plan(estimator, plan)

@@ -21,7 +21,7 @@ With the prompt modification the country carries the participant's location
 (``the United States (Texas, Houston)``); Chinese questions get a faithful Chinese version,
 other languages the English instructions around the native question. The request part
 (question and numbered options, numeric scales numbered by their codes) is
-``simulator.prompts.render_question``'s, so the options read exactly as in a DEF run.
+``culturesim.simulator.prompts.render_question``'s, so the options read exactly as in a DEF run.
 
 Parser (``parse_verbalized``, never raises, bounded time): lines ``<label>. <text>: <p>%``,
 ``<label>: <p>%``, ``<label>) <text> - <p> percent`` or ``<option text>: <p>%`` (full-width
@@ -48,9 +48,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
-from simulator.parsing import has_ai_disclosure, parse_response
-from simulator.prompts import RenderedQuestion, country_label, render_question, template_language
-from simulator.questions import Question
+from culturesim.simulator.parsing import has_ai_disclosure, parse_response
+from culturesim.simulator.prompts import RenderedQuestion, country_label, render_question, template_language
+from culturesim.simulator.questions import Question
 
 __all__ = [
     "VERBALIZED_TEMPLATES",

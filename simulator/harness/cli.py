@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from simulator.harness.common import LM_EVAL_TASK_DIR, embedded_model_folder
+from culturesim.simulator.harness.common import LM_EVAL_TASK_DIR, embedded_model_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,8 @@
 """What both harness integrations share: the DEF prompt with its option labels.
 
 Why one place: the lm-evaluation-harness task, the inspect_ai task and the agreement check
-against ``simulator.logprob`` must put exactly the same text before the model, or their numbers
-stop being comparable. The text itself comes from ``simulator.prompts.render_question`` (the
+against ``culturesim.simulator.logprob`` must put exactly the same text before the model, or their numbers
+stop being comparable. The text itself comes from ``culturesim.simulator.prompts.render_question`` (the
 DEF template, versioned there); this module only fixes the harness choices: options in source
 order unless a participant shuffles them, the question's own culture as [COUNTRY], and the
 answer label of the template's language as the prefix the option number follows.
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.prompts import answer_labels, render_question
-from simulator.questions import DEFAULT_DATASET_DIR, Question
+from culturesim.simulator.prompts import answer_labels, render_question
+from culturesim.simulator.questions import DEFAULT_DATASET_DIR, Question
 
 HARNESS_INSTALL = 'pip install "culturesim[harness]"'
 """The extra that brings lm-eval and inspect-ai (neither is needed by culturesim itself)."""
@@ -39,7 +39,7 @@ def embedded_model_folder(folder: str | Path | None = None) -> Path:
 
     from filelock import FileLock
 
-    from simulator.embedded import EMBEDDED_GGUF_FILE, embedded_model_path
+    from culturesim.simulator.embedded import EMBEDDED_GGUF_FILE, embedded_model_path
 
     target = Path(folder or os.environ.get(EMBEDDED_HF_DIR_ENV) or Path.home() / ".cache" / "culturesim" /
                   EMBEDDED_GGUF_FILE.replace(".gguf", "-hf"))
@@ -133,7 +133,7 @@ def option_labels(question: Question) -> list[str]:
 def def_logprob_prompt(question: Question) -> tuple[list[dict[str, str]], list[str]]:
     """The DEF user message (options in source order, no location) and the option labels.
 
-    This is a ``simulator.logprob`` prompt builder, so a culturesim log-prob run and the
+    This is a ``culturesim.simulator.logprob`` prompt builder, so a culturesim log-prob run and the
     lm-eval task read the same prompt: ``logprob_distributions(model, questions,
     prompt_builder=def_logprob_prompt)``.
     """

@@ -1,7 +1,7 @@
 """The inspect_ai entry point: registers ``culturesim/us``, ``/us_2024``, ``/cn``, ``/jp``, ``/eg``.
 
 pyproject.toml declares ``[project.entry-points.inspect_ai] culturesim =
-"simulator.harness.inspect_registry"``. inspect_ai loads the entry point whose *name* is the part
+"culturesim.simulator.harness.inspect_registry"``. inspect_ai loads the entry point whose *name* is the part
 of a task name before the slash (``inspect eval culturesim/us`` loads ``culturesim``), then looks
 the full name up in its registry. It would normally register a task as ``<top-level module>/<name>``
 (here ``simulator/...``, since culturesim's code lives in the ``simulator`` package, or no prefix
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
-from simulator.harness.inspect_task import DEFAULT_PARTICIPANTS, culturesim
+from culturesim.simulator.harness.inspect_task import DEFAULT_PARTICIPANTS, culturesim
 
 CULTURES = ("US", "US_2024", "CN", "JP", "EG")
 REGISTRY_PREFIX = "culturesim"

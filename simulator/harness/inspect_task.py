@@ -6,15 +6,15 @@ Run (after ``pip install "culturesim[harness]"``)::
     inspect eval culturesim/us --model hf/PATH --epochs 3 --limit 3
 
 One ``Sample`` per question (its dataset row is the sample's metadata). Epoch ``e`` is DEF
-participant ``e - 1``: ``simulator.participants.make_participant`` draws its location and
+participant ``e - 1``: ``culturesim.simulator.participants.make_participant`` draws its location and
 generation settings from ``random.Random(f"{seed}:{participant}")`` exactly as ``culturesim
-simulate`` does, the solver renders the DEF prompt (``simulator.prompts.render_question``: the
+simulate`` does, the solver renders the DEF prompt (``culturesim.simulator.prompts.render_question``: the
 location appended to [COUNTRY], options shuffled per participant and question, numeric scales
 never) and asks the model with the participant's temperature and top_p (``do_sample`` false ->
 temperature 0; a per-request seed where the provider honours one). The scorer reads the reply
-with our parser (``simulator.parsing.parse_response``) and maps it back to source options; the
+with our parser (``culturesim.simulator.parsing.parse_response``) and maps it back to source options; the
 epoch reducer gathers a question's participants, and the metrics hand all of them to
-``simulator.analysis.scoring.collect_answers`` and ``compute_alignment``, the same path as
+``culturesim.simulator.analysis.scoring.collect_answers`` and ``compute_alignment``, the same path as
 ``culturesim score``. Inspect's log keeps every prompt and reply.
 
 What differs from ``culturesim simulate --plan all``: the memory modification needs one
@@ -47,13 +47,13 @@ from inspect_ai.scorer import (
 )
 from inspect_ai.solver import Generate, TaskState, solver
 
-from metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment
-from simulator.analysis.scoring import collect_answers
-from simulator.harness.common import load_records
-from simulator.parsing import PARSER_VERSION, parse_response
-from simulator.participants import Participant, make_participant, parse_plan
-from simulator.prompts import PROMPT_VERSION, RenderedQuestion, option_order, render_question
-from simulator.questions import Question
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment
+from culturesim.simulator.analysis.scoring import collect_answers
+from culturesim.simulator.harness.common import load_records
+from culturesim.simulator.parsing import PARSER_VERSION, parse_response
+from culturesim.simulator.participants import Participant, make_participant, parse_plan
+from culturesim.simulator.prompts import PROMPT_VERSION, RenderedQuestion, option_order, render_question
+from culturesim.simulator.questions import Question
 
 __all__ = ["INSPECT_TASK_VERSION", "PLANS", "culturesim", "def_answer", "def_participant", "participants"]
 
@@ -227,7 +227,7 @@ def participants() -> ScoreReducer:
 
 @scorer(metrics=[kl(), js(), wasserstein(), match_rate(), parse_rate(), per_dimension()])
 def def_answer(plan: str = "prompt+config", seed: int = 0, max_tokens: int = 512):
-    """Parse the participant's reply (``simulator.parsing``) and map it back to source options."""
+    """Parse the participant's reply (``culturesim.simulator.parsing``) and map it back to source options."""
     plan = _check_plan(plan)
 
     async def score(state: TaskState, target: Target) -> Score:

@@ -7,7 +7,7 @@ log-prob estimator does)::
         --tasks culturesim_us --apply_chat_template --limit 5
 
 What a task does. Each dataset row (one question of one culture) is one lm-eval document. The
-context is the DEF prompt (``simulator.prompts.render_question``: the culture as [COUNTRY],
+context is the DEF prompt (``culturesim.simulator.prompts.render_question``: the culture as [COUNTRY],
 options numbered in source order) and the reply is prefilled with the template language's
 answer label (``gen_prefix``: ``Answer:``, ``答案：``, ``回答：``); lm-eval's ``multiple_choice``
 then scores the continuation `` k`` for every option number ``k``. ``process_results`` turns
@@ -19,7 +19,7 @@ rate, their question-bootstrap 95% intervals and per-value-dimension KL and JS.
 
 Numbers that are prefixes of other numbers. With 10 or more options, `` 1`` is the start of
 `` 10``..`` 19`` as well: its log-likelihood counts every reply beginning with 1. As in
-``simulator.logprob``, option ``k`` must be the number *ending* there, so for each such label
+``culturesim.simulator.logprob``, option ``k`` must be the number *ending* there, so for each such label
 the task also asks for `` k0``..`` k9`` and uses ``P(k) - sum_d P(kd)`` (the probability that
 no digit follows). This is exact for tokenizers that write numbers digit by digit (SmolLM2,
 Llama 2, Mistral, Qwen); with one that has multi-digit number tokens it is an approximation,
@@ -41,10 +41,10 @@ from typing import Any
 
 import datasets
 
-from metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment
-from simulator.harness.common import answer_prefix, load_records, option_labels
-from simulator.prompts import render_question
-from simulator.questions import DEFAULT_DATASET_DIR, Question
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment
+from culturesim.simulator.harness.common import answer_prefix, load_records, option_labels
+from culturesim.simulator.prompts import render_question
+from culturesim.simulator.questions import DEFAULT_DATASET_DIR, Question
 
 DIGITS = "0123456789"
 PREFIX_COLUMN = "culturesim_answer_prefix"
