@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +30,11 @@ EXAMPLE = {
     "question_ids": ["q.a", "q.b", "q.c"],
     "bootstrap_samples": 200,
 }
+
+
+# The files beside the script that hold the scoring (all but the script, the package's
+# __init__.py and the Space's app.py).
+SIBLINGS = sorted(p.stem for p in MODULE_DIR.glob("*.py") if p.stem not in ("cultural_alignment", "__init__", "app"))
 
 
 def offline_env(tmp_path: Path) -> dict[str, str]:
@@ -109,6 +115,97 @@ def test_evaluate_load_offline_in_a_fresh_environment(tmp_path):
     assert (tmp_path / "hf" / "modules" / "evaluate_modules" / "metrics" / "cultural_alignment").is_dir()
 
 
+def test_the_script_names_every_sibling_for_evaluate():
+    """evaluate.load copies only the files named by the script's own column-0 ``from .NAME import``
+    lines (get_imports reads no other file): every sibling must be among them, as a local import
+    (a trailing comment on such a line would make evaluate read it as a download address)."""
+    from evaluate.loading import get_imports
+
+    imports = get_imports(str(MODULE_DIR / "cultural_alignment.py"))
+    internal = sorted(name for kind, name, _, _ in imports if kind == "internal")
+    assert internal == SIBLINGS
+    assert not [imp for imp in imports if imp[0] == "external"]
+    assert {"numpy", "scipy"} <= {name for kind, name, _, _ in imports if kind == "library"}
+    for sibling in SIBLINGS:  # relative imports between siblings only, never the project's namespace
+        text = (MODULE_DIR / f"{sibling}.py").read_text(encoding="utf-8")
+        assert "culturesim" not in re.findall(r"^(?:from|import)\s+(\S+)", text, flags=re.M), sibling
+
+
+def test_package_exports_the_script_public_names():
+    import culturesim.metrics.cultural_alignment as package
+
+    script = importlib.import_module("culturesim.metrics.cultural_alignment.cultural_alignment")
+    assert sorted(package.__all__) == sorted(set(script.__all__) - {"CulturalAlignment"})
+    for name in package.__all__:
+        assert getattr(package, name) is getattr(script, name), name
+
+
+ISOLATED_SCRIPT = r"""
+import importlib.abc, json, sys
+from pathlib import Path
+
+
+class BlockCulturesim(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "culturesim" or name.startswith("culturesim."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked for this test)", name=name)
+        return None
+
+
+# the editable install's finder goes, and anything else that could still find culturesim is refused
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "").lower()]
+sys.meta_path.insert(0, BlockCulturesim())
+try:
+    import culturesim  # noqa: F401
+except ModuleNotFoundError as exc:
+    blocked = str(exc)
+else:
+    blocked = None
+
+import evaluate
+
+folder, example = Path(sys.argv[1]), json.loads(sys.argv[2])
+metric = evaluate.load(str(folder))
+probs = evaluate.load(str(folder), "probabilities")
+out = {
+    "blocked": blocked,
+    "result": metric.compute(**example),
+    "probabilities": probs.compute(predictions=[[0.75, 0.25]], references=[[0.6, 0.4]], bootstrap_samples=50),
+    "metric_module": type(metric).__module__,
+    "script": sys.modules[type(metric).__module__].__file__,
+    "culturesim_modules": sorted(m for m in sys.modules if m.split(".")[0] == "culturesim"),
+}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_evaluate_load_of_the_folder_alone_without_culturesim(tmp_path):
+    """The folder works on its own, as the Hub serves it: copied alone (its .py files and card)
+    into an empty folder, loaded by path by a Python that cannot import culturesim, it gives the
+    same numbers as compute_alignment here."""
+    work = tmp_path / "work"
+    copy = work / "cultural_alignment"
+    copy.mkdir(parents=True)
+    for path in [*MODULE_DIR.glob("*.py"), MODULE_DIR / "README.md"]:
+        shutil.copy2(path, copy / path.name)
+    env = {k: v for k, v in offline_env(tmp_path).items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", ISOLATED_SCRIPT, str(copy), json.dumps(EXAMPLE)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert out["blocked"] and "culturesim" in out["blocked"]
+    assert out["culturesim_modules"] == []
+    assert out["result"] == json.loads(json.dumps(compute_alignment(**EXAMPLE)))
+    direct = compute_alignment(probabilities=[[0.75, 0.25]], references=[[0.6, 0.4]], bootstrap_samples=50)
+    assert out["probabilities"] == json.loads(json.dumps(direct))
+    # evaluate ran its own copy of the script, with every sibling copied beside it
+    script = Path(out["script"])
+    assert out["metric_module"].startswith("evaluate_modules.") and script.is_relative_to(tmp_path / "hf")
+    assert {p.stem for p in script.parent.glob("*.py")} >= set(SIBLINGS) | {"cultural_alignment"}
+
+
 def run_doctests(tests) -> doctest.TestResults:
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     for test in tests:
@@ -118,8 +215,10 @@ def run_doctests(tests) -> doctest.TestResults:
 
 def test_module_doctests(monkeypatch):
     monkeypatch.chdir(ROOT)  # the examples load "metrics/cultural_alignment" from the checkout
-    module = importlib.import_module("culturesim.metrics.cultural_alignment.cultural_alignment")
-    tests = [t for t in doctest.DocTestFinder().find(module) if t.examples]
+    tests = []
+    for name in SIBLINGS + ["cultural_alignment"]:  # the script's examples and its siblings' docstrings
+        module = importlib.import_module(f"culturesim.metrics.cultural_alignment.{name}")
+        tests += [t for t in doctest.DocTestFinder().find(module) if t.examples]
     names = {t.name.rsplit(".", 1)[-1] for t in tests}
     assert {"evaluate_examples", "compute_alignment"} <= names
     result = run_doctests(tests)
@@ -212,6 +311,41 @@ def test_publish_offline_fails_clearly(tmp_path):
     assert "Traceback" not in proc.stderr and "hf_not_a_real_token" not in proc.stderr + proc.stdout
     proc = publish(tmp_path, "--repo-id", "culturesim/cultural_alignment", HF_TOKEN="hf_x", HF_HUB_OFFLINE="1")
     assert proc.returncode == 1 and "offline mode is enabled" in proc.stderr
+
+
+def test_publish_uploads_the_script_and_every_sibling(tmp_path, monkeypatch):
+    """`culturesim metric publish` uploads the whole folder: the script, every sibling it imports,
+    the card, app.py and requirements.txt (not the package's __init__.py). The Hub is replaced by
+    a recorder that selects files the way HfApi.upload_folder does (filter_repo_objects)."""
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    from culturesim.simulator.cli import main as cli_main
+
+    calls: dict = {}
+
+    class RecordingApi:
+        def __init__(self, token=None, **kwargs):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, **kwargs):
+            calls["repo"] = (repo_id, kwargs.get("repo_type"), kwargs.get("space_sdk"))
+
+        def upload_folder(self, *, folder_path, ignore_patterns=None, **kwargs):
+            root = Path(folder_path)
+            files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+            calls["files"] = set(filter_repo_objects(files, ignore_patterns=ignore_patterns))
+            return type("Info", (), {"commit_url": "https://huggingface.co/spaces/org/name/commit/0"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    assert cli_main(["metric", "publish", "--repo-id", "org/name"]) == 0
+    assert calls["repo"] == ("org/name", "space", "gradio")
+    expected = {f"{name}.py" for name in SIBLINGS} | {"cultural_alignment.py", "app.py", "README.md",
+                                                      "requirements.txt"}
+    assert expected <= calls["files"]
+    assert "__init__.py" not in calls["files"] and not any(f.endswith(".pyc") for f in calls["files"])
+    assert {f for f in calls["files"] if f.endswith(".py")} == expected - {"README.md", "requirements.txt"}
 
 
 def test_publish_rejects_a_bad_repo_id(tmp_path):

@@ -1,22 +1,21 @@
-"""The ``cultural_alignment`` evaluate module; re-exports the scoring function.
+"""The ``cultural_alignment`` evaluate module as a package: the scoring function and its public names.
 
 ``from culturesim.metrics.cultural_alignment import compute_alignment`` gives the project the same
 numbers as ``evaluate.load("metrics/cultural_alignment")`` without importing ``evaluate``
-(which takes seconds). ``evaluate`` itself only reads ``cultural_alignment.py``.
+(which takes seconds). ``evaluate`` itself reads ``cultural_alignment.py`` (the adapter) and
+copies the sibling files it imports; this file is not part of what it loads. The names come
+from the siblings that own them; the files behind them are private.
 """
 
-from .cultural_alignment import (
-    DEMOGRAPHIC_GROUPS,
-    METRIC_VERSION,
-    OUTPUT_GLOSSARY,
-    SUM_TOLERANCE,
-    TIE_TOLERANCE,
-    VALUE_DIMENSIONS,
-    ZERO_POLICIES,
-    compute_alignment,
-    describe,
-    refusal_channel,
-)
+from .bootstrap import PARTICIPANT_BOOTSTRAP_DEFAULT
+from .channels import NON_RESPONSE_EXCLUDED, refusal_channel
+from .compute import compute_alignment
+from .demographics import GAP_PAIRS
+from .divergences import ZERO_POLICIES
+from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
+from .intervals import INTERVAL_PSEUDOCOUNT
+from .output import METRIC_VERSION, OUTPUT_GLOSSARY, describe
+from .schema import DEMOGRAPHIC_GROUPS, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS
 
 __all__ = [
     "compute_alignment",
@@ -29,4 +28,12 @@ __all__ = [
     "OUTPUT_GLOSSARY",
     "describe",
     "refusal_channel",
+    "NON_RESPONSE_EXCLUDED",
+    "GAP_PAIRS",
+    "PARTICIPANT_BOOTSTRAP_DEFAULT",
+    "INTERVAL_PSEUDOCOUNT",
+    "FLOOR_EXACT_LIMIT",
+    "FLOOR_MC_DRAWS",
+    "BIAS_MC_DRAWS",
+    "FLOOR_SEED",
 ]
