@@ -1,59 +1,20 @@
 """``culturesim metric publish``: upload the cultural_alignment module as a Gradio Space.
 
-An evaluate metric on the Hub is a Space: its folder (script, metric card with Space front
-matter, app.py, requirements.txt) is what ``evaluate.load("ORG/NAME")`` downloads and what
-the Space runs. The upload itself (token, one commit, offline message) lives in
-``culturesim.simulator.hub.upload_folder``, shared with the dataset and the app.
+An evaluate metric on the Hub is a Space: its folder (the script ``cultural_alignment.py``, the
+sibling ``.py`` files it imports, the metric card with Space front matter, app.py,
+requirements.txt) is what ``evaluate.load("ORG/NAME")`` downloads and what the Space runs; the
+whole folder is uploaded, so every sibling goes up with the script. The upload itself (token,
+one commit, offline message) lives in ``culturesim.simulator.hub.upload_folder``, shared with
+the dataset and the app.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-__all__ = ["MODULE_DIR", "add_arguments", "main"]
+__all__ = ["IGNORE", "MODULE_DIR"]
 
 MODULE_DIR = Path(__file__).resolve().parent / "cultural_alignment"
-# The package re-export is for the project only; the Space runs the script on its own.
+# The package's __init__.py is for the project only: evaluate loads the script, which imports
+# its siblings itself.
 IGNORE = ["__pycache__", "*.pyc", ".DS_Store", "__init__.py"]
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    root = type(exc).__module__.split(".")[0]
-    return root.startswith(("httpx", "httpcore")) or root in ("requests", "urllib3")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Space to create or update")
-    parser.add_argument("--private", action="store_true", help="create the Space private")
-
-
-def main(args: argparse.Namespace) -> int:
-    from culturesim.simulator.hub import PublishError, upload_folder
-
-    try:
-        url = upload_folder(
-            MODULE_DIR,
-            args.repo_id,
-            repo_type="space",
-            private=args.private,
-            space_sdk="gradio",
-            commit_message="Upload the cultural_alignment evaluate metric with culturesim",
-            ignore_patterns=IGNORE,
-        )
-    except PublishError as exc:
-        print(f"culturesim metric publish: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - huggingface_hub's httpx transport errors are not OSError
-        if not _is_network_error(exc):
-            raise
-        print(
-            f"culturesim metric publish: could not reach the Hugging Face Hub to publish Space {args.repo_id!r} "
-            f"({type(exc).__name__}: {exc}). Check the network (or HF_ENDPOINT) and try again.",
-            file=sys.stderr,
-        )
-        return 1
-    print(f"Published the metric to https://huggingface.co/spaces/{args.repo_id} ({url})")
-    print(f'Load it with: evaluate.load("{args.repo_id}")')
-    return 0

@@ -118,7 +118,7 @@ def explore_message(table: pd.DataFrame, filters: dict[str, str]) -> str:
             "not every value dimension is tagged in every culture.")
 
 
-def _wrap(text: str, width: int = 38) -> str:
+def wrap(text: str, width: int = 38) -> str:
     words, lines, line = text.split(), [], ""
     for word in words:
         if line and len(line) + 1 + len(word) > width:
@@ -158,7 +158,7 @@ def human_distribution_figure(row: dict[str, Any]) -> plt.Figure:
         if len(groups) > 1:
             ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_yticks(positions)
-    axes[0][0].set_yticklabels([_wrap(o) for o in options], fontsize=8)
+    axes[0][0].set_yticklabels([wrap(o) for o in options], fontsize=8)
     axes[0][0].invert_yaxis()
     source = " ".join(str(x) for x in (row.get("source"), row.get("source_year")) if x)
     fig.suptitle(f"{row['id']} — human answers ({source})", fontsize=10)

@@ -7,8 +7,10 @@ from ``culturesim.simulator.analysis.report``.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,15 @@ import pandas as pd  # noqa: E402
 from culturesim.simulator.questions import Question  # noqa: E402
 
 import culturesim.space.common  # noqa: E402,F401  (Agg backend and fonts before any figure)
-from culturesim.space.explore import _wrap  # noqa: E402
+from culturesim.simulator.analysis import figures  # noqa: E402
+from culturesim.simulator.analysis.bias import bias_by_dimension  # noqa: E402
+from culturesim.simulator.analysis.culture_map import culture_map_for_runs  # noqa: E402
+from culturesim.simulator.analysis.insensitivity import insensitivity_for_run  # noqa: E402
+from culturesim.simulator.analysis.scoring import load_responses, load_run_questions, score_run  # noqa: E402
+from culturesim.space.common import EMBEDDED_MODEL  # noqa: E402
+from culturesim.space.explore import wrap  # noqa: E402
+from culturesim.space.glossary import EMBEDDED_PARSE_NOTE, STATUSES  # noqa: E402
+from culturesim.space.jobs import variation_note  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +136,7 @@ def _note_figure(title: str, message: str) -> Any:
     ax = fig.add_subplot()
     ax.axis("off")
     ax.set_title(title, fontsize=10)
-    ax.text(0.5, 0.5, _wrap(message, 70).replace("…", ""), ha="center", va="center", fontsize=9, wrap=True,
+    ax.text(0.5, 0.5, wrap(message, 70).replace("…", ""), ha="center", va="center", fontsize=9, wrap=True,
             transform=ax.transAxes)
     return fig
 
@@ -149,9 +159,6 @@ def run_label(scores: dict[str, Any]) -> str:
 
 def _culture_map_figure(label: str, metric: dict[str, Any], questions: Sequence[Question],
                         dataset_dir: str | Path | None) -> Any:
-    from culturesim.simulator.analysis import figures
-    from culturesim.simulator.analysis.report import culture_map_for_runs
-
     projection = culture_map_for_runs([{"label": label, "metric": metric, "questions": list(questions)}],
                                       Path(dataset_dir) if dataset_dir else None)
     if not projection or "points" not in projection or label not in projection["points"]:
@@ -161,9 +168,6 @@ def _culture_map_figure(label: str, metric: dict[str, Any], questions: Sequence[
 
 
 def _bias_figure(label: str, metric: dict[str, Any], questions: Sequence[Question], cultures: list[str]) -> Any:
-    from culturesim.simulator.analysis import figures
-    from culturesim.simulator.analysis.report import bias_by_dimension
-
     if not any(q.demographics for q in questions):
         raise ValueError(f"these {', '.join(cultures)} questions have no human answers by sex and age (only the "
                          "GSS questions, culture US, have them), so there is no group to compare with")
@@ -177,9 +181,6 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
                    dataset_dir: str | Path | None = None) -> dict[str, Any]:
     """The run's figures (``culturesim.simulator.analysis.figures``), each drawn from the metric's numbers; a
     figure that cannot be drawn for this run says why instead."""
-    from culturesim.simulator.analysis import figures
-    from culturesim.simulator.analysis.report import insensitivity_for_run
-
     metric = scores.get("metric") or {}
     label = run_label(scores)
     per_question = metric.get("per_question") or []
@@ -212,13 +213,6 @@ def run_notes(run_dir: str | Path, scores: dict[str, Any], rows: Sequence[dict[s
     """What the scores leave out, as markdown: generation settings the backend could not vary
     (Claude), the questions with no usable answer and why, and why the embedded model parses
     badly."""
-    import json
-    from collections import Counter
-
-    from culturesim.space.common import EMBEDDED_MODEL
-    from culturesim.space.glossary import EMBEDDED_PARSE_NOTE, STATUSES
-    from culturesim.space.jobs import variation_note
-
     notes = []
     config_path = Path(run_dir) / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
@@ -274,8 +268,6 @@ def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
 def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, bootstrap_samples: int = 500) -> JobResult:
     """Score a run folder through ``culturesim.simulator.analysis.scoring.score_run`` and draw its figures (the
     report is :func:`report_files`, separate because it takes longer)."""
-    from culturesim.simulator.analysis.scoring import load_responses, load_run_questions, score_run
-
     run_dir = Path(run_dir)
     scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, seed=0, return_per_question=True, write=True)
     questions = load_run_questions(run_dir)

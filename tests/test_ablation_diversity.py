@@ -19,7 +19,7 @@ on main (a331768). A test asserting the direction at a size CI
 can afford would pass or fail by luck; asserting it would be forcing it.
 
 What it does assert, on a real run: the ablation keeps the options in source order in
-every plan (the confound ``culturesim ablate`` removes, see ``culturesim.simulator.analysis.ablation``), and
+every plan (the confound ``culturesim ablate`` removes, see ``culturesim.simulator.experiments.ablation``), and
 every diversity number in report.json (distinct answers per question, gain over ``none``,
 parse rate, rarefied distinct answers) equals a count made here from responses.jsonl, the
 rarefied one by enumerating every subset of answers rather than with the formula.
@@ -32,7 +32,7 @@ import json
 
 import pytest
 
-from culturesim.simulator.analysis.ablation import run_ablation
+from culturesim.simulator.experiments.ablation import run_ablation
 
 PARTICIPANTS = 8
 QUESTIONS = 3

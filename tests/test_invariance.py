@@ -13,6 +13,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from culturesim.simulator.analysis import invariance as inv
+from culturesim.simulator.experiments.invariance import run_battery
 from culturesim.simulator.labels import letters_to_numbers
 from culturesim.simulator.parsing import parse_response
 from culturesim.simulator.presentation import Paraphrases, Presentation
@@ -100,7 +101,7 @@ def test_conditions_and_their_validation():
     with pytest.raises(ValueError, match="Unknown perturbation.*wording"):
         inv.plan_conditions(["wording"])
     with pytest.raises(ValueError, match="needs --paraphrases"):
-        inv.run_battery("/tmp/unused", [IMP], None, inv.plan_conditions(["paraphrase"]))
+        run_battery("/tmp/unused", [IMP], None, inv.plan_conditions(["paraphrase"]))
 
 
 # --------------------------------------------------------------------------------------
@@ -280,7 +281,7 @@ def test_battery_over_http_with_paraphrases_renders_every_condition(tmp_path, mo
     with start_katan() as server:
         backend = get_backend("openai", model="katan-echo", base_url=server.openai_url)
         try:
-            inv.run_battery(tmp_path, qs, backend, conditions, participants=5, seed=10, max_new_tokens=8,
+            run_battery(tmp_path, qs, backend, conditions, participants=5, seed=10, max_new_tokens=8,
                             paraphrases=para, progress=False)
         finally:
             backend.close()

@@ -490,8 +490,8 @@ def test_cli_arguments() -> None:
     assert (args.host, args.port, args.max_responses, args.no_preload) == ("127.0.0.1", 7999, 50, True)
     argv = ["space", "publish", "--repo-id", "org/name", "--private"]
     args = build_parser(argv).parse_args(argv)
-    assert (args.repo_id, args.private, args._module) == ("org/name", True, "culturesim.space.publish")
-    from culturesim.space import cli
+    assert (args.repo_id, args.private, args._module) == ("org/name", True, "culturesim.simulator.cli.space_publish")
+    from culturesim.simulator.cli import space_launch as cli
 
     with pytest.raises(ValueError, match="--job-timeout -1.0 must be > 0"):
         cli.main(argparse.Namespace(host="127.0.0.1", port=1, dataset_dir=None, runs_dir=None, max_responses=None,

@@ -127,7 +127,7 @@ def test_bias_profile_keeps_dimensions_with_sex_and_age_data_even_without_matche
     """A US GSS run where no question's top option matched the humans': the matched panel is
     zeros for the dimension, not "no question has sex/age data" (simulator.analysis.report)."""
     from culturesim.metrics.cultural_alignment import compute_alignment
-    from culturesim.simulator.analysis.report import bias_by_dimension
+    from culturesim.simulator.analysis.bias import bias_by_dimension
 
     demo = [{"group_type": "sex", "group": "female", "year": 2022, "n": 50, "distribution": [0.8, 0.2]},
             {"group_type": "sex", "group": "male", "year": 2022, "n": 50, "distribution": [0.6, 0.4]}]

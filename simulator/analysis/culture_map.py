@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from culturesim.simulator.questions import VALUE_DIMENSIONS, Question
+from culturesim.simulator.questions import VALUE_DIMENSIONS, Question, dataset_cultures, load_questions
 
 POLARITY_FILE = Path(__file__).resolve().parents[2] / "dataset_builder" / "curation" / "polarity.yaml"
 
@@ -96,3 +96,35 @@ def project(entities: Mapping[str, Mapping[str, float]], min_entities: int = 2) 
         "loadings": {d: [float(pca.components_[i][j]) for i in range(n_components)] for j, d in enumerate(dims)},
         "points": {label: [float(coords[i, 0]), float(coords[i, 1])] for i, label in enumerate(labels)},
     }
+
+
+def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | None) -> dict[str, Any] | None:
+    """The culture map: every dataset culture's human WVS answers and each run (``label``,
+    ``metric``, ``questions``) placed on the value dimensions, projected with PCA; on failure a
+    dict with ``error``. The Space draws its map from this too."""
+    polarity = load_polarity()
+    entities: dict[str, dict[str, float]] = {}
+    humans = []
+    for culture in dataset_cultures(dataset_dir):
+        qs = [q for q in load_questions(culture, dataset_dir=dataset_dir) if q.source == "WVS"]
+        pos = dimension_positions(qs, [q.human_distribution for q in qs], polarity)
+        if pos:
+            label = f"{culture} (human, WVS)"
+            entities[label] = {d: v["position"] for d, v in pos.items()}
+            humans.append(label)
+    run_positions = {}
+    for run in runs:
+        per_q = {p["id"]: p["model_distribution"] for p in run["metric"].get("per_question") or []}
+        qs = [q for q in run["questions"] if q.id in per_q]
+        pos = dimension_positions(qs, [per_q[q.id] for q in qs], polarity)
+        run_positions[run["label"]] = pos
+        if pos:
+            entities[run["label"]] = {d: v["position"] for d, v in pos.items()}
+    try:
+        projection = project(entities)
+    except ValueError as exc:
+        return {"error": str(exc), "positions": {k: v for k, v in entities.items()}}
+    projection["humans"] = humans
+    projection["positions"] = entities
+    projection["run_question_counts"] = {k: {d: v["n"] for d, v in p.items()} for k, p in run_positions.items()}
+    return projection

@@ -18,6 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from culturesim.simulator.parsing import has_ai_disclosure, parse_response, split_answer_explanation
+from culturesim.simulator.types import GenerationConfig, GenerationRequest
+
 DIMENSIONS = ("IU", "QC", "RP", "CV", "FF", "IR")
 DIMENSION_NAMES = {
     "IU": "instruction understanding",
@@ -86,8 +89,6 @@ def assess_response(
     key: str = "",
 ) -> Assessment:
     """Rule-based cells for one response (``positions``: the parsed displayed positions)."""
-    from culturesim.simulator.parsing import has_ai_disclosure, parse_response, split_answer_explanation
-
     text = raw_text or ""
     cells: dict[str, Cell] = {}
     answer, explanation = split_answer_explanation(text)
@@ -199,8 +200,6 @@ def judge(assessments: list[Assessment], items: list[dict[str, Any]], backend: A
 
     ``items`` align with ``assessments``: dicts with question, options, raw_text.
     """
-    from culturesim.simulator.types import GenerationConfig, GenerationRequest
-
     pending = []
     for assessment, item in zip(assessments, items):
         dims = [d for d in DIMENSIONS if assessment.cells[d].flag is None]
@@ -237,3 +236,34 @@ def summarise(assessments: Sequence[Assessment]) -> dict[str, dict[str, float | 
             "rate": flagged / len(decided) if decided else None,
         }
     return out
+
+
+def insensitivity_for_run(rows: Sequence[dict[str, Any]], questions: dict[str, Any], judge_backend: Any = None
+                          ) -> dict[str, Any]:
+    """The six insensitivity dimensions for every response of a run (rules, then the optional
+    judge), summarised; ``questions`` maps question id to Question. The Space uses it too."""
+    assessments, items = [], []
+    conflicts = paired_conflicts(rows)
+    for row in rows:
+        q = questions.get(row["question_id"])
+        if q is None:
+            continue
+        order = row.get("option_order") or list(range(q.num_options))
+        # Uploaded responses may carry an option order that does not fit the question: show the
+        # options in their own order then.
+        shown = [q.options[i] for i in order if isinstance(i, int) and 0 <= i < q.num_options] or list(q.options)
+        a = assess_response(str(row.get("raw_text") or ""), str(row.get("status") or "no_answer"), q.question,
+                            shown, q.question_type, row.get("positions") or (), q.language,
+                            key=str(row.get("key", "")))
+        if row.get("key") in conflicts:
+            a.cells["CV"] = Cell(True, "rule", "same participant, different answers to parallel questions")
+        assessments.append(a)
+        items.append({"question": q.question, "options": shown, "raw_text": row.get("raw_text") or ""})
+    if judge_backend is not None:
+        judge(assessments, items, judge_backend)
+    return {
+        "version": INSENSITIVITY_VERSION,
+        "judge": getattr(judge_backend, "model_id", None) if judge_backend is not None else None,
+        "summary": summarise(assessments),
+        "responses": len(assessments),
+    }

@@ -57,7 +57,6 @@ All distances come from ``culturesim.metrics.cultural_alignment`` (one implement
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Sequence
@@ -67,16 +66,24 @@ from typing import Any
 
 import numpy as np
 
-from culturesim.simulator.presentation import Paraphrases, Presentation
+from culturesim.metrics.cultural_alignment import compute_alignment
+from culturesim.simulator.analysis.scoring import collect_answers, load_responses
 from culturesim.simulator.questions import Question
+from culturesim.simulator.runfolder import write_atomic
 
 __all__ = [
     "INVARIANCE_VERSION",
     "PERTURBATIONS",
     "Condition",
+    "LABEL_STYLES",
+    "MIN_CI_QUESTIONS",
+    "RESULT_FILE",
+    "SUMMARY_FILE",
     "analyse",
     "plan_conditions",
-    "run_battery",
+    "position_bias",
+    "summary_lines",
+    "write_result",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,43 +132,6 @@ def plan_conditions(perturbations: Sequence[str], orders: int = 2, label_styles:
     return out
 
 
-def run_battery(
-    out: str | Path,
-    questions: Sequence[Question],
-    backend: Any,
-    conditions: Sequence[Condition],
-    plan: str = "none",
-    participants: int = 20,
-    seed: int = 0,
-    settings: Any = None,
-    max_new_tokens: int = 512,
-    paraphrases: Paraphrases | None = None,
-    progress: bool = True,
-    selection: dict[str, Any] | None = None,
-) -> list[Path]:
-    """Run every condition into ``out/<name>`` (resuming any that exist) with the runner."""
-    import dataclasses
-
-    from culturesim.simulator.participants import PlanSettings
-    from culturesim.simulator.runner import CONFIG_FILE, simulate
-
-    if any(c.paraphrases for c in conditions) and paraphrases is None:
-        raise ValueError("The paraphrase perturbation needs --paraphrases DIR (written by `culturesim dataset expand`)")
-    out = Path(out)
-    settings = settings or PlanSettings()
-    dirs = []
-    for i, c in enumerate(conditions):
-        run_dir = out / c.name
-        presentation = Presentation(order=c.order, labels=c.labels, paraphrases=(
-            dataclasses.replace(paraphrases, include_original=False) if c.paraphrases and paraphrases else None))
-        run_settings = dataclasses.replace(settings, shuffle_options=c.order == "plan")
-        simulate(run_dir, questions, backend, plan=plan, participants=participants, seed=seed + i,
-                 settings=run_settings, max_new_tokens=max_new_tokens, resume=(run_dir / CONFIG_FILE).exists(),
-                 progress=progress, selection={**(selection or {}), "invariance": c.name}, presentation=presentation)
-        dirs.append(run_dir)
-    return dirs
-
-
 # --------------------------------------------------------------------------------------
 # Analysis
 # --------------------------------------------------------------------------------------
@@ -178,8 +148,6 @@ class _Run:
 
 
 def _load(run_dir: Path, questions: list[Question], perturbation: str) -> _Run:
-    from culturesim.simulator.analysis.scoring import collect_answers, load_responses
-
     rows = load_responses(run_dir)
     got = collect_answers(rows, questions)
     answers = {q.id: a for q, a in zip(got.questions, got.predictions)}
@@ -200,8 +168,6 @@ def _distribution(answers: list[Any], k: int) -> list[float]:
 def _js(a: _Run, b: _Run, qs: list[Question]) -> dict[str, float]:
     """Per question id, the JS distance between the distributions of runs ``a`` and ``b``
     (through the metric: ``a``'s answers against ``b``'s distribution as the reference)."""
-    from culturesim.metrics.cultural_alignment import compute_alignment
-
     qs = [q for q in qs if q.id in a.answers and q.id in b.answers]
     if not qs:
         return {}
@@ -315,8 +281,6 @@ def position_bias(runs: list[_Run], qs: list[Question], samples: int, rng: np.ra
 
 
 def _pooled_score(runs: list[_Run], qs: list[Question], samples: int, seed: int) -> dict[str, Any] | None:
-    from culturesim.metrics.cultural_alignment import compute_alignment
-
     answers = [[a for r in runs for a in r.answers.get(q.id, [])] for q in qs]
     keep = [i for i, a in enumerate(answers) if a]
     if not keep:
@@ -423,83 +387,5 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 
 
 def write_result(out: Path, result: dict[str, Any]) -> None:
-    from culturesim.simulator.runner import write_atomic
-
     write_atomic(out / RESULT_FILE, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     write_atomic(out / SUMMARY_FILE, "\n".join(summary_lines(result)) + "\n")
-
-
-# --------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------
-
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from culturesim.simulator.backends import available_backends
-    from culturesim.simulator.participants import PlanSettings
-
-    d = PlanSettings()
-    g = parser.add_argument_group("model")
-    g.add_argument("--backend", default="transformers", choices=available_backends(), help="model backend (default: transformers)")
-    g.add_argument("--model", default=None, help="model id or path (default for transformers: the embedded SmolLM2-135M-Instruct)")
-    g.add_argument("--base-url", default=None, help="server URL for the openai backend")
-    g.add_argument("--batch-size", type=int, default=None, help="local batch size (transformers)")
-    g.add_argument("--concurrency", type=int, default=None, help="requests in flight (remote backends)")
-    g.add_argument("--device", default=None, help="torch device for transformers (default: auto)")
-    g.add_argument("--dtype", default=None, help="torch dtype for transformers")
-    g.add_argument("--max-new-tokens", type=int, default=512, help="generated tokens per answer (paper: 512)")
-    g = parser.add_argument_group("questions")
-    g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")
-    g.add_argument("--language", default=None, help="question language (default: the culture's native language)")
-    g.add_argument("--questions", type=int, default=None, metavar="N", help="N questions spread over sources and topics")
-    g.add_argument("--question-ids", type=_csv, default=None, help="question ids, comma separated")
-    g.add_argument("--dataset-dir", type=Path, default=None, help="built dataset folder (default: dataset_builder/dataset)")
-    g = parser.add_argument_group("battery")
-    g.add_argument("--perturbations", type=_csv, default=["order", "labels", "reverse"],
-                   help=f"comma separated, from {','.join(PERTURBATIONS)} (default: order,labels,reverse; "
-                        "paraphrase needs --paraphrases)")
-    g.add_argument("--orders", type=int, default=2, help="order perturbation: runs with per-participant random orders (default 2)")
-    g.add_argument("--label-styles", type=_csv, default=list(LABEL_STYLES), help="labels perturbation: letters,text (default both)")
-    g.add_argument("--paraphrases", type=Path, default=None, help="folder written by `culturesim dataset expand`")
-    g.add_argument("--plan", default="none", help="diversity plan of every run (default: none, the plain template)")
-    g.add_argument("--participants", type=int, default=20, help="simulated participants per run (default 20)")
-    g.add_argument("--max-beams", type=int, default=d.max_beams, help=f"config plan: num_beams in 1..max (default {d.max_beams})")
-    g.add_argument("--seed", type=int, default=0, help="seed of the first run; run i uses seed + i (default 0)")
-    g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for intervals and the reference (default 1000)")
-    g.add_argument("--out", type=Path, required=True, help="folder for the runs and invariance.json")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def main(args: argparse.Namespace) -> int:
-    from culturesim.simulator.backends import get_backend
-    from culturesim.simulator.participants import PlanSettings, canonical_plan
-    from culturesim.simulator.questions import load_questions
-    from culturesim.simulator.runner import backend_kwargs
-
-    canonical_plan(args.plan)
-    if args.participants < 1:
-        raise ValueError(f"--participants {args.participants} must be >= 1")
-    conditions = plan_conditions(args.perturbations, args.orders, args.label_styles)
-    questions = load_questions(culture=args.culture, language=args.language, limit=args.questions,
-                               ids=args.question_ids, dataset_dir=args.dataset_dir)
-    paraphrases = Paraphrases.load(args.paraphrases, questions) if args.paraphrases else None
-    if "paraphrase" in args.perturbations and paraphrases is None:
-        raise ValueError("--perturbations paraphrase needs --paraphrases DIR (written by `culturesim dataset expand`)")
-    backend = get_backend(args.backend, **backend_kwargs(args.backend, args, args.seed))
-    try:
-        run_battery(args.out, questions, backend, conditions, plan=args.plan, participants=args.participants,
-                    seed=args.seed, settings=PlanSettings(max_beams=args.max_beams), max_new_tokens=args.max_new_tokens,
-                    paraphrases=paraphrases, progress=not args.no_progress,
-                    selection={"culture": args.culture, "language": args.language, "limit": args.questions})
-        model = getattr(backend, "model_id", None)
-    finally:
-        backend.close()
-    result = analyse(args.out, conditions, questions, bootstrap=args.bootstrap, seed=args.seed, model=model)
-    write_result(Path(args.out), result)
-    print("\n".join(summary_lines(result)))
-    print(f"written: {Path(args.out) / RESULT_FILE}")
-    return 0

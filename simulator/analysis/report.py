@@ -3,7 +3,9 @@
 Produces ``report.json`` (every number), ``report.html`` (stands alone: figures embedded as
 PNG data, no server needed) and ``figures/*.png``. The HTML tables are rendered from the same
 dict that is written to report.json, so the two cannot disagree. All scoring goes through the
-metric module (via ``culturesim.simulator.analysis.scoring``); this module only arranges numbers and pictures.
+metric module (via ``culturesim.simulator.analysis.scoring``) and each analysis is computed by its
+own module in ``analysis/`` (``culture_map``, ``bias``, ``insensitivity``, ``ablation``, ``ceiling``,
+``invariance``); this module only arranges numbers and pictures.
 
 Sections: preference distribution (KL/JS/Wasserstein per question and per value dimension,
 with CIs), cultural variation map, preference bias (sex x age profile), insensitivity (six
@@ -14,7 +16,6 @@ ceiling.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -28,7 +29,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturesim.simulator.argtypes import add_hidden_alias, nonnegative_int
+from culturesim.simulator.analysis import figures
+from culturesim.simulator.analysis.ablation import language_ablation, plan_ablation
+from culturesim.simulator.analysis.bias import bias_by_dimension
+from culturesim.simulator.analysis.ceiling import human_ceiling
+from culturesim.simulator.analysis.culture_map import culture_map_for_runs
+from culturesim.simulator.analysis.estimators import compare_estimators, estimators_html
+from culturesim.simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
+from culturesim.simulator.analysis.insensitivity import insensitivity_for_run
+from culturesim.simulator.analysis.invariance import MIN_CI_QUESTIONS, RESULT_FILE
+from culturesim.simulator.analysis.scoring import (
+    MIN_ANSWERS_PER_QUESTION,
+    MIN_QUESTIONS_PER_DIMENSION,
+    PARSE_RATE_WARNING,
+    load_config,
+    load_responses,
+    load_run_questions,
+    score_run,
+    support_warnings,
+)
+from culturesim.simulator.participants import PlanSettings
+from culturesim.simulator.runfolder import CONFIG_FILE
 
 REPORT_VERSION = "1.1"
 
@@ -67,161 +88,7 @@ def _unique_labels(labels: list[str]) -> list[str]:
     return out
 
 
-def insensitivity_for_run(rows: Sequence[dict[str, Any]], questions: dict[str, Any], judge_backend: Any = None
-                          ) -> dict[str, Any]:
-    """The six insensitivity dimensions for every response of a run (rules, then the optional
-    judge), summarised; ``questions`` maps question id to Question. The Space uses it too."""
-    from culturesim.simulator.analysis import insensitivity as ins
-
-    assessments, items = [], []
-    conflicts = ins.paired_conflicts(rows)
-    for row in rows:
-        q = questions.get(row["question_id"])
-        if q is None:
-            continue
-        order = row.get("option_order") or list(range(q.num_options))
-        # Uploaded responses may carry an option order that does not fit the question: show the
-        # options in their own order then.
-        shown = [q.options[i] for i in order if isinstance(i, int) and 0 <= i < q.num_options] or list(q.options)
-        a = ins.assess_response(str(row.get("raw_text") or ""), str(row.get("status") or "no_answer"), q.question,
-                                shown, q.question_type, row.get("positions") or (), q.language,
-                                key=str(row.get("key", "")))
-        if row.get("key") in conflicts:
-            a.cells["CV"] = ins.Cell(True, "rule", "same participant, different answers to parallel questions")
-        assessments.append(a)
-        items.append({"question": q.question, "options": shown, "raw_text": row.get("raw_text") or ""})
-    if judge_backend is not None:
-        ins.judge(assessments, items, judge_backend)
-    return {
-        "version": ins.INSENSITIVITY_VERSION,
-        "judge": getattr(judge_backend, "model_id", None) if judge_backend is not None else None,
-        "summary": ins.summarise(assessments),
-        "responses": len(assessments),
-    }
-
-
-def bias_by_dimension(metric: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    """{matched|mismatched: {dimension: {group: count}}} from the metric's per-dimension profiles
-    (what the bias heatmaps draw)."""
-    out: dict[str, dict[str, dict[str, float]]] = {"matched": {}, "mismatched": {}}
-    for dim, stats in (metric.get("per_dimension") or {}).items():
-        profile = stats.get("bias_profile") or {}
-        for kind in out:
-            groups: dict[str, float] = {}
-            for family in ("sex", "age"):
-                for group, count in (profile.get(kind, {}).get(family) or {}).items():
-                    if group != "tie":
-                        groups[group] = float(count)
-            # kept when some question of the dimension has sex/age data, even if none is of this
-            # kind: zero matched questions is a count of 0, not "no demographic data"
-            if any((profile.get("n") or {}).get(family, 0) for family in ("sex", "age")):
-                out[kind][dim] = groups
-    return out
-
-
-def _ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Diversity gain of each plan over `none` among runs sharing model, culture and questions.
-
-    The headline is the paper's: the metric's distinct answers per question (among parsed
-    answers, over the questions with at least one) and its gain over `none`. Next to it,
-    because plans parse at different rates and a count of distinct answers grows with the
-    number of answers counted, each plan's parse rate and the rarefied distinct answers
-    (``culturesim.simulator.analysis.diversity``: the same number of parsed answers per question in every plan).
-    ``shuffle_options`` says whether options were shuffled per participant: shuffling turns a
-    position-biased model's answers into near-uniform ones in every plan, `none` included, so
-    the diversity ablation runs in source order unless asked (``culturesim ablate --shuffle``).
-    """
-    from culturesim.simulator.analysis.diversity import compare_plans
-
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for run in runs:
-        c = run["config"]
-        key = (c.get("model"), c.get("culture"), tuple(c.get("question_ids") or ()), tuple(c.get("languages") or ()))
-        groups.setdefault(key, []).append(run)
-    for members in groups.values():
-        plans = {m["config"].get("plan"): m for m in members}
-        if "none" not in plans or len(plans) < 2:
-            continue
-        base = plans["none"]["metric"].get("distinct_answers_mean")
-        table = {}
-        for plan, m in plans.items():
-            distinct = m["metric"].get("distinct_answers_mean")
-            gain = (distinct - base) / base * 100 if (distinct is not None and base) else None
-            table[plan] = {"distinct_answers_mean": distinct, "entropy_mean": m["metric"].get("entropy_mean"),
-                           "unanimous_share": m["metric"].get("unanimous_share"), "gain_over_none_pct": gain,
-                           "kl_mean": m["metric"].get("kl_mean")}
-        equal = compare_plans({plan: m["rows"] for plan, m in plans.items()})
-        for plan, row in equal["plans"].items():
-            table[plan].update(row)
-        settings = {plan: m["config"].get("plan_settings") or {} for plan, m in plans.items()}
-        shuffles = {s.get("shuffle_options") for s in settings.values()}
-        return {"baseline": "none", "plans": table,
-                "shuffle_options": shuffles.pop() if len(shuffles) == 1 else sorted(shuffles, key=str),
-                "participants": plans["none"]["config"].get("participants"),
-                "max_new_tokens": plans["none"]["config"].get("max_new_tokens"),
-                "max_beams": settings["none"].get("max_beams"),
-                "questions": equal["questions"], "rarefied_questions": equal["rarefied_questions"],
-                "rarefied_m_mean": equal["rarefied_m_mean"],
-                "paper_reference": {"all": 79.8, "memory": 76.5, "unit": "% gain in distinct answers over none"}}
-    return None
-
-
-def _language_ablation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Native-language vs English runs of one culture on parallel questions."""
-    by_culture: dict[tuple, dict[str, dict[str, Any]]] = {}
-    for run in runs:
-        c = run["config"]
-        langs = tuple(c.get("languages") or ())
-        if len(langs) == 1:
-            by_culture.setdefault((c.get("model"), c.get("culture"), c.get("plan")), {})[langs[0]] = run
-    for (model, culture, plan), by_lang in by_culture.items():
-        if "en" in by_lang and len(by_lang) >= 2:
-            native = next(lang for lang in by_lang if lang != "en")
-            a, b = by_lang[native]["metric"], by_lang["en"]["metric"]
-            return {"model": model, "culture": culture, "plan": plan, "native_language": native,
-                    native: {k: a.get(k) for k in ("kl_mean", "js_mean", "match_rate", "distinct_answers_mean")},
-                    "en": {k: b.get(k) for k in ("kl_mean", "js_mean", "match_rate", "distinct_answers_mean")}}
-    return None
-
-
-def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | None) -> dict[str, Any] | None:
-    """The culture map: every dataset culture's human WVS answers and each run (``label``,
-    ``metric``, ``questions``) placed on the value dimensions, projected with PCA; on failure a
-    dict with ``error``. The Space draws its map from this too."""
-    from culturesim.simulator.analysis.culture_map import dimension_positions, load_polarity, project
-    from culturesim.simulator.questions import dataset_cultures, load_questions
-
-    polarity = load_polarity()
-    entities: dict[str, dict[str, float]] = {}
-    humans = []
-    for culture in dataset_cultures(dataset_dir):
-        qs = [q for q in load_questions(culture, dataset_dir=dataset_dir) if q.source == "WVS"]
-        pos = dimension_positions(qs, [q.human_distribution for q in qs], polarity)
-        if pos:
-            label = f"{culture} (human, WVS)"
-            entities[label] = {d: v["position"] for d, v in pos.items()}
-            humans.append(label)
-    run_positions = {}
-    for run in runs:
-        per_q = {p["id"]: p["model_distribution"] for p in run["metric"].get("per_question") or []}
-        qs = [q for q in run["questions"] if q.id in per_q]
-        pos = dimension_positions(qs, [per_q[q.id] for q in qs], polarity)
-        run_positions[run["label"]] = pos
-        if pos:
-            entities[run["label"]] = {d: v["position"] for d, v in pos.items()}
-    try:
-        projection = project(entities)
-    except ValueError as exc:
-        return {"error": str(exc), "positions": {k: v for k, v in entities.items()}}
-    projection["humans"] = humans
-    projection["positions"] = entities
-    projection["run_question_counts"] = {k: {d: v["n"] for d, v in p.items()} for k, p in run_positions.items()}
-    return projection
-
-
 def _ceiling(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    from culturesim.simulator.analysis.ceiling import human_ceiling
-
     questions = {q.id: q for run in runs for q in run["questions"] if q.source == "GSS"}
     if not questions:
         return None
@@ -247,8 +114,6 @@ def _ceiling(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 def run_settings(config: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the run is, for the report's first table: model, backend, plan, participants,
     questions, generation budget, seed, date and the versions of every part that changes numbers."""
-    from culturesim.simulator.participants import PlanSettings
-
     run = run or {}
     backend = config.get("backend") or {}
     plan = config.get("plan_settings") or {}
@@ -281,8 +146,6 @@ def run_settings(config: dict[str, Any], run: dict[str, Any] | None = None) -> d
 def run_support(responses: dict[str, Any], metric: dict[str, Any], questions: dict[str, Any]) -> dict[str, Any]:
     """What the run's numbers rest on: responses by status, parsed answers per question (every
     question asked, dropped ones with the reason) and the thresholds below which a number is flagged."""
-    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
-
     per_q = responses.get("answers_per_question") or {
         p["id"]: p.get("n_participants") for p in metric.get("per_question") or []}
     dropped = {d["id"]: d["reason"] for d in responses.get("questions_dropped") or []}
@@ -311,8 +174,6 @@ def run_support(responses: dict[str, Any], metric: dict[str, Any], questions: di
 
 
 def _insensitivity_warnings(summary: dict[str, dict[str, Any]]) -> list[str]:
-    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION
-
     thin = [f"{d} (n={v['decided']})" for d, v in summary.items() if 0 < (v.get("decided") or 0) < MIN_ANSWERS_PER_QUESTION]
     none = [d for d, v in summary.items() if not v.get("decided")]
     out = []
@@ -324,7 +185,7 @@ def _insensitivity_warnings(summary: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _figure_png(fig: Any, path: Path) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after figures chose the Agg backend (headless)
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -400,12 +261,8 @@ def build_report(
 
 def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any, dataset_dir: str | Path | None,
                   bootstrap_samples: int, allow_mixed: bool) -> dict[str, Any]:
-    from culturesim.simulator.analysis import figures
-    from culturesim.simulator.analysis.scoring import load_config, load_responses, load_run_questions, score_run, support_warnings
 
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    from culturesim.simulator.analysis.invariance import RESULT_FILE
-    from culturesim.simulator.rundir import CONFIG_FILE
 
     batteries = [Path(d) for d in run_dirs if (Path(d) / RESULT_FILE).exists()]
     run_dirs = [d for d in run_dirs if Path(d) not in batteries]
@@ -467,9 +324,8 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     for r in report["runs"]:
         r["warnings"] += _insensitivity_warnings(r["insensitivity"]["summary"])
     report["culture_map"] = culture_map_for_runs(runs, Path(dataset_dir) if dataset_dir else None)
-    report["ablation"] = _ablation([r for r in runs if _sampled(r)])
-    report["language_ablation"] = _language_ablation([r for r in runs if _sampled(r)])
-    from culturesim.simulator.analysis.estimators import compare_estimators
+    report["ablation"] = plan_ablation([r for r in runs if _sampled(r)])
+    report["language_ablation"] = language_ablation([r for r in runs if _sampled(r)])
 
     report["estimators"] = compare_estimators(runs, bootstrap_samples=bootstrap_samples)
     report["human_ceiling"] = _ceiling(runs)
@@ -507,8 +363,6 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
 
 def invariance_for_report(battery: Path) -> dict[str, Any]:
     """The headline numbers of a `culturesim invariance` folder, as the report shows them."""
-    from culturesim.simulator.analysis.invariance import RESULT_FILE
-
     result = json.loads((battery / RESULT_FILE).read_text(encoding="utf-8"))
     return {
         "dir": str(battery),
@@ -526,8 +380,6 @@ def invariance_html(batteries: list[dict[str, Any]]) -> str:
     """The invariance battery section: movement under each perturbation beside the sampling-noise
     yardstick, the position-bias index beside its content-only reference, and the
     permutation-averaged (bias-corrected) alignment beside the source-order one."""
-    from culturesim.simulator.analysis.invariance import MIN_CI_QUESTIONS
-
     parts = ["<h2 id=invariance>Invariance battery</h2>",
              "<p>The same questions asked under controlled perturbations (option order, label style, reversed "
              "scales, paraphrases). <b>Movement</b> is the JS distance between the perturbed and the unperturbed "
@@ -644,21 +496,19 @@ def _ci_cells(stats: dict[str, Any], stat: str) -> list[Any]:
     return [stats.get(f"{stat}_ci_low"), stats.get(f"{stat}_ci_high")]
 
 
-def _pct(value: Any) -> str:
+def pct(value: Any) -> str:
     return "–" if value is None else f"{value:.0%}"
 
 
 def _run_sections(r: dict[str, Any]) -> list[str]:
     """What one run's numbers rest on: warnings, responses by status, parsed answers per question."""
-    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
-
     sup = r["support"]
     th = sup.get("thresholds") or {}
     parts = [f"<h3>{html.escape(r['label'])}</h3>"]
     ok = sup["status_counts"].get("ok", 0)
     per_q_mean = sup.get("parsed_answers_per_question_mean")
     parts.append(
-        f"<p class=rests-on><b>Parse rate {_pct(sup.get('parse_rate'))}</b>: {ok} of {fmt(sup.get('rows'))} responses "
+        f"<p class=rests-on><b>Parse rate {pct(sup.get('parse_rate'))}</b>: {ok} of {fmt(sup.get('rows'))} responses "
         f"parsed to an answer (expected {fmt(sup.get('expected_rows'))} = participants × questions); "
         f"{fmt(sup.get('questions_scored'))} questions scored, "
         + (f"{per_q_mean:.1f} parsed answers per scored question on average (fewest: "
@@ -678,7 +528,7 @@ def _run_sections(r: dict[str, Any]) -> list[str]:
         + "</div>")
     total = max(1, sup.get("rows") or 0)
     parts.append(_table(["status", "responses", "share", "meaning"],
-                        [[k, v, _pct(v / total), _STATUS_MEANING.get(k, "")] for k, v in
+                        [[k, v, pct(v / total), _STATUS_MEANING.get(k, "")] for k, v in
                          sorted(sup["status_counts"].items(), key=lambda kv: -kv[1])], "status"))
     parts.append(_table(["question", "parsed answers", "note"],
                         [[p["id"], p["parsed_answers"], p["note"]] for p in sup["per_question"]], "support"))
@@ -688,8 +538,6 @@ def _run_sections(r: dict[str, Any]) -> list[str]:
 def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
     """What a score means (floor, uniform baseline, normalised score, ceiling), the refusal
     channel and the demographic gaps: the metric's numbers, each defined in the glossary."""
-    from culturesim.simulator.analysis.scoring import MIN_QUESTIONS_PER_DIMENSION
-
     parts = ["<h3 id=meaning>What a score means</h3>",
              "<p>The floor is what a perfect simulator with this many parsed answers would score by sampling noise "
              "alone; the uniform baseline is what random answers score. The normalised score puts the model between "
@@ -717,8 +565,8 @@ def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
         ref = r.get("refusals") or {}
         if ref:
             parts.append("<p>Refusal channel (kept apart from the divergences): the model gave no valid answer in "
-                         f"{_pct(ref.get('model_non_answer_share_mean'))} of responses per question on average; "
-                         + (f"real respondents gave no substantive answer in {_pct(ref.get('human_nonsubstantive_share_mean'))}"
+                         f"{pct(ref.get('model_non_answer_share_mean'))} of responses per question on average; "
+                         + (f"real respondents gave no substantive answer in {pct(ref.get('human_nonsubstantive_share_mean'))}"
                             f" (error model − human {fmt(ref.get('error_mean'))}, CI [{fmt(ref.get('error_ci_low'))}, "
                             f"{fmt(ref.get('error_ci_high'))}], over {ref.get('n_with_human_share')} questions)."
                             if ref.get("human_nonsubstantive_share_mean") is not None
@@ -741,14 +589,11 @@ def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
-    from culturesim.simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
-    from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION
-
     runs = report["runs"]
     overall_rows = [[r["label"], r["overall"]["n_questions"], r["overall"]["kl_mean"], r["overall"]["kl_ci_low"],
                      r["overall"]["kl_ci_high"], r["overall"]["js_mean"], r["overall"]["wasserstein_mean"],
                      r["overall"]["match_rate"], r["overall"]["distinct_answers_mean"],
-                     _pct(r["support"].get("parse_rate")), r["support"]["rows"]] for r in runs]
+                     pct(r["support"].get("parse_rate")), r["support"]["rows"]] for r in runs]
     setting_names = list(runs[0]["settings"]) if runs else []
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>culturesim report</title><style>",
@@ -837,7 +682,6 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         parts.append(_table(["language", "KL", "JS", "match rate", "distinct answers"],
                             [[lang, la[lang]["kl_mean"], la[lang]["js_mean"], la[lang]["match_rate"],
                               la[lang]["distinct_answers_mean"]] for lang in (la["native_language"], "en")], "language"))
-    from culturesim.simulator.analysis.estimators import estimators_html
 
     parts.append(estimators_html(report.get("estimators"), _table))
     ceiling = report.get("human_ceiling")
@@ -855,49 +699,3 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
     parts.append(glossary_html(glossary(metric_terms=METRIC_TERMS)))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                        help="run folders written by culturesim simulate (several: compared side by side); a folder "
-                             "written by culturesim invariance adds its battery's section")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for report.html, report.json, figures/")
-    parser.add_argument("--judge-backend", default=None, help="backend for the optional LLM judge of the insensitivity dimensions rules cannot decide (default: off)")
-    parser.add_argument("--judge-model", default=None, help="model for the judge backend")
-    parser.add_argument("--judge-base-url", default=None, help="server URL for an openai-compatible judge backend")
-    parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
-                        help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
-    add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
-    parser.add_argument("--allow-mixed", action="store_true",
-                        help="report runs of different cultures or question sets side by side anyway (refused by "
-                             "default; the report then says which runs differ)")
-
-
-def main(args: argparse.Namespace) -> int:
-    judge = None
-    if args.judge_backend:
-        from culturesim.simulator.backends import get_backend
-
-        kwargs: dict[str, Any] = {}
-        if args.judge_model:
-            kwargs["model"] = args.judge_model
-        if args.judge_base_url:
-            kwargs["base_url"] = args.judge_base_url
-        judge = get_backend(args.judge_backend, **kwargs)
-    try:
-        report = build_report(args.run_dirs, args.out, judge_backend=judge,
-                              bootstrap_samples=args.bootstrap_samples, allow_mixed=args.allow_mixed)
-    finally:
-        if judge is not None:
-            judge.close()
-    for run in report["runs"]:
-        o, sup = run["overall"], run["support"]
-        print(f"{run['label']}: KL {fmt(o['kl_mean'])} [{fmt(o['kl_ci_low'])}, {fmt(o['kl_ci_high'])}], "
-              f"JS {fmt(o['js_mean'])}, match rate {fmt(o['match_rate'])}; parse rate {_pct(sup.get('parse_rate'))}, "
-              f"{len(sup['questions_dropped'])} question(s) dropped, {len(run['warnings'])} warning(s) in the report")
-    for b in report.get("invariance") or []:
-        pb = b.get("position_bias") or {}
-        moves = ", ".join(f"{p} {fmt(m.get('movement_mean'))} vs noise {fmt(m.get('noise_mean'))}" for p, m in b["movement"].items())
-        print(f"invariance battery {b['dir']}: position-bias index {fmt(pb.get('index'))}; movement (JS) {moves}")
-    print(f"report: {Path(args.out) / 'report.html'}")
-    return 0

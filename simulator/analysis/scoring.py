@@ -9,16 +9,13 @@ the metric's output. The report and the Space call ``score_run`` and ``load_resp
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from culturesim.simulator.argtypes import add_hidden_alias, nonnegative_int
 from culturesim.simulator.questions import Question
 from culturesim.simulator.rundir import load_run_config
 from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
@@ -30,13 +27,11 @@ __all__ = [
     "SCORES_FILE",
     "STATUSES",
     "RunAnswers",
-    "add_arguments",
     "collect_answers",
     "collect_distributions",
     "load_config",
     "load_responses",
     "load_run_questions",
-    "main",
     "run_estimator",
     "score_run",
     "summary_lines",
@@ -346,14 +341,6 @@ def score_run(
     return result
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run folder written by culturesim simulate (or merge)")
-    parser.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
-                        help="bootstrap replicates for the confidence intervals (0: none; default: 1000)")
-    add_hidden_alias(parser, "--bootstrap", "bootstrap_samples", type=nonnegative_int)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default: 0)")
-
-
 def _num(value: Any) -> str:
     """Three decimals, as in the report: what a reader compares, not float noise."""
     return "n/a" if value is None else f"{value:.3f}"
@@ -390,16 +377,3 @@ def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None)
     if scores_path is not None:
         lines.append(f"scores: {scores_path}")
     return lines
-
-
-def main(args: argparse.Namespace) -> int:
-    result = score_run(args.run_dir, bootstrap_samples=args.bootstrap_samples, seed=args.seed)
-    print("\n".join(summary_lines(result, args.run_dir / SCORES_FILE)))
-    if result["metric"] is None:
-        r = result["responses"]
-        counts = ", ".join(f"{k} {v}" for k, v in r["status_counts"].items() if v) or "no rows"
-        print(f"culturesim: error: {args.run_dir}: nothing to score: no question has a parsed answer ({r['rows']} rows: "
-              f"{counts}). Resume an unfinished run with `culturesim simulate ... --resume`, or give a run folder with "
-              "answers", file=sys.stderr)
-        return 2
-    return 0

@@ -23,8 +23,9 @@ def available_backends() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_backend(name: str, **kwargs: Any) -> Backend:
-    """Create the backend called ``name`` with its keyword arguments."""
+def backend_class(name: str) -> type[Backend]:
+    """The class of the backend called ``name``, its module imported (e.g. to read the
+    constructor's signature before creating one)."""
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -39,7 +40,12 @@ def get_backend(name: str, **kwargs: Any) -> Backend:
             f"The {name!r} backend needs a package that is not installed ({exc.name}). "
             f"Install it with: pip install {requirement}"
         ) from exc
-    return getattr(module, class_name)(**kwargs)
+    return getattr(module, class_name)
 
 
-__all__ = ["Backend", "RetryPolicy", "available_backends", "get_backend"]
+def get_backend(name: str, **kwargs: Any) -> Backend:
+    """Create the backend called ``name`` with its keyword arguments."""
+    return backend_class(name)(**kwargs)
+
+
+__all__ = ["Backend", "RetryPolicy", "available_backends", "backend_class", "get_backend"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "nonnegative_int", "add_hidden_alias"]
+__all__ = ["add_hidden_alias", "csv_list", "nonnegative_int", "positive_int"]
 
 
 def _int(text: str, low: int) -> int:
@@ -32,6 +32,11 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """A whole number >= 0 (e.g. ``--bootstrap-samples 0``: no intervals)."""
     return _int(text, 0)
+
+
+def csv_list(text: str) -> list[str]:
+    """Comma-separated words, blanks dropped (``--plans none, all`` -> ``["none", "all"]``)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def add_hidden_alias(parser: argparse.ArgumentParser, old: str, dest: str, **kwargs) -> None:

@@ -1,4 +1,4 @@
-"""``culturesim space [launch]``: serve the Space on this machine.
+"""``culturesim space [launch]``: parse the options and serve the Space on this machine.
 
 The same app that runs on a Hugging Face Space, with its limits settable from the command
 line; the embedded model is loaded in the background at start so the first Run does not
@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # gradio, pandas and matplotlib load only when the Space is launched (and after OMP_WAIT_POLICY)
     from culturesim.space import logic
     from culturesim.space.app import SpaceSettings, build_app, launch, preload
 

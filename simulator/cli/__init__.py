@@ -2,9 +2,12 @@
 
 ``DESCRIPTION`` is what ``culturesim --help`` opens with: what the tool does, in plain text.
 
-Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
-``main(args) -> int``; this file only wires them, importing a module when its command is
-used, so ``culturesim --help`` stays fast and a broken optional part cannot break the rest.
+Each subcommand lives in its own module of this package (``simulate``, ``score``, ``report``,
+``dataset_build``, ``space_launch``, ...) exposing ``add_arguments(parser)`` and
+``main(args) -> int``: those modules only parse arguments and call library functions; the
+library defines no command line. This file only wires them, importing a module when its
+command is used, so ``culturesim --help`` stays fast and a broken optional part cannot break
+the rest. ``python -m culturesim.simulator.cli`` runs the same ``main`` (``__main__.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 import traceback
 from typing import NoReturn
 
+from culturesim.simulator.backends.base import SecretFilter
+
 DESCRIPTION = (
     "culturesim measures how well a language model's values match real survey populations "
     "(GSS, World Values Survey), the way the DEF paper does (Liu et al. 2025): it runs the model "
@@ -28,19 +33,19 @@ EPILOG = "Run culturesim COMMAND --help for a command's options."
 
 # command path -> (module, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("dataset", "build"): ("culturesim.dataset_builder.build", "build the Hub-ready dataset folder from ../shared/sources"),
-    ("dataset", "publish"): ("culturesim.dataset_builder.publish", "upload a built dataset folder to the Hugging Face Hub"),
-    ("dataset", "expand"): ("culturesim.dataset_builder.expand", "rephrase each question with an LLM, reviewed in code (a paraphrases config)"),
-    ("simulate",): ("culturesim.simulator.runner", "run a model as many simulated survey participants (DEF)"),
-    ("merge",): ("culturesim.simulator.merge", "join the shards of a run split with --shard K/N"),
-    ("score",): ("culturesim.simulator.analysis.scoring", "score a run's responses against the human distributions"),
-    ("report",): ("culturesim.simulator.analysis.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
-    ("ablate",): ("culturesim.simulator.analysis.ablation", "diversity-plan and language ablations on the same questions"),
-    ("invariance",): ("culturesim.simulator.analysis.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
-    ("harness-path",): ("culturesim.simulator.harness.cli", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
-    ("metric", "publish"): ("culturesim.metrics.publish", "upload the evaluate metric module as a Hugging Face Space"),
-    ("space", "launch"): ("culturesim.space.cli", "launch the Gradio Space locally"),
-    ("space", "publish"): ("culturesim.space.publish", "upload the Space folder to the Hugging Face Hub"),
+    ("dataset", "build"): ("culturesim.simulator.cli.dataset_build", "build the Hub-ready dataset folder from ../shared/sources"),
+    ("dataset", "publish"): ("culturesim.simulator.cli.dataset_publish", "upload a built dataset folder to the Hugging Face Hub"),
+    ("dataset", "expand"): ("culturesim.simulator.cli.dataset_expand", "rephrase each question with an LLM, reviewed in code (a paraphrases config)"),
+    ("simulate",): ("culturesim.simulator.cli.simulate", "run a model as many simulated survey participants (DEF)"),
+    ("merge",): ("culturesim.simulator.runfolder.merge", "join the shards of a run split with --shard K/N"),
+    ("score",): ("culturesim.simulator.cli.score", "score a run's responses against the human distributions"),
+    ("report",): ("culturesim.simulator.cli.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
+    ("ablate",): ("culturesim.simulator.cli.ablate", "diversity-plan and language ablations on the same questions"),
+    ("invariance",): ("culturesim.simulator.cli.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
+    ("harness-path",): ("culturesim.simulator.cli.harness_path", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
+    ("metric", "publish"): ("culturesim.simulator.cli.metric_publish", "upload the evaluate metric module as a Hugging Face Space"),
+    ("space", "launch"): ("culturesim.simulator.cli.space_launch", "launch the Gradio Space locally"),
+    ("space", "publish"): ("culturesim.simulator.cli.space_publish", "upload the Space folder to the Hugging Face Hub"),
 }
 
 GROUP_HELP = {
@@ -122,8 +127,6 @@ def _logging_for_command(verbose: bool) -> tuple[list[tuple[logging.Handler, log
     """Every log line passes the secret filter (keys in URLs, registered API keys); the chatty
     libraries are quiet without -v. Returns what to undo (``main`` may run inside a process
     that goes on, e.g. a test or a notebook)."""
-    from culturesim.simulator.backends.base import SecretFilter
-
     added = []
     for handler in logging.getLogger().handlers:
         f = SecretFilter()
@@ -188,6 +191,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _restore_logging(*undo)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``culturesim harness-path``: where the lm-evaluation-harness task folder is.
+"""``culturesim harness-path``: print where the lm-evaluation-harness task folder is.
 
 So a user never has to find the installed package by hand:
 ``lm_eval --include_path "$(culturesim harness-path)" --tasks culturesim_us ...``.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 
 from culturesim.simulator.harness.common import LM_EVAL_TASK_DIR, embedded_model_folder
+
+__all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
