@@ -27,7 +27,8 @@ from culturesim.simulator.backends import get_backend  # noqa: E402
 from culturesim.simulator.estimators.run import simulate_estimator  # noqa: E402
 from culturesim.simulator.participants import PlanSettings  # noqa: E402
 from culturesim.simulator.questions import load_questions  # noqa: E402
-from culturesim.simulator.runner import read_rows, simulate  # noqa: E402
+from culturesim.simulator.runfolder import read_rows  # noqa: E402
+from culturesim.simulator.runner import simulate  # noqa: E402
 
 ESTIMATORS = ("sampling", "logprob", "verbalized")
 

@@ -83,15 +83,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
 from functools import lru_cache
 from typing import Sequence
+
+from culturesim.simulator.runfolder import Status
 
 __all__ = [
     "PARSER_VERSION",
     "MAX_PARSE_CHARS",
     "MAX_LABELS",
-    "ParseStatus",
     "ParseResult",
     "parse_response",
     "split_answer_explanation",
@@ -111,23 +111,10 @@ MAX_LABELS = 16
 QUESTION_TYPES = ("single_choice", "multiple_choice", "scale")
 
 
-class ParseStatus(str, Enum):
-    """What the parser concluded about one response (the ``status`` of a response row)."""
-
-    OK = "ok"
-    NO_ANSWER = "no_answer"
-    INVALID_OPTION = "invalid_option"
-    MULTIPLE_FOR_SINGLE = "multiple_for_single"
-    """Several different options for a single-choice or scale question ("2 and 3")."""
-    NUMBER_TEXT_DISAGREE = "number_text_disagree"
-    """An option number and an option text that name different options ("1. No" where 1 is "Yes")."""
-    REFUSAL = "refusal"
-
-
 @dataclass(frozen=True)
 class ParseResult:
-    status: ParseStatus
-    """What the parser concluded."""
+    status: Status
+    """What the parser concluded: one of ``PARSER_STATUSES`` (``culturesim.simulator.runfolder``)."""
     positions: tuple[int, ...] = ()
     """0-based DISPLAYED positions chosen, sorted; empty unless ``status`` is OK."""
     method: str = "none"
@@ -811,10 +798,10 @@ def _free_text(region: str, ctx: _Ctx) -> _Found:
 # --------------------------------------------------------------------------------------
 
 _STATUS = {
-    "ok": ParseStatus.OK,
-    "invalid": ParseStatus.INVALID_OPTION,
-    "multiple": ParseStatus.MULTIPLE_FOR_SINGLE,
-    "disagree": ParseStatus.NUMBER_TEXT_DISAGREE,
+    "ok": Status.OK,
+    "invalid": Status.INVALID_OPTION,
+    "multiple": Status.MULTIPLE_FOR_SINGLE,
+    "disagree": Status.NUMBER_TEXT_DISAGREE,
 }
 # A hallucinated next turn: what follows it answers a question nobody asked.
 _CONTINUATION_RE = re.compile(
@@ -940,7 +927,7 @@ def _parse(raw: str, options: tuple[str, ...], question_type: str, scale: tuple[
 
     if found.kind == "none":
         if refusal or disclosure:
-            return ParseResult(ParseStatus.REFUSAL, (), "refusal", disclosure, answer_text, explanation)
+            return ParseResult(Status.REFUSAL, (), "refusal", disclosure, answer_text, explanation)
         regions = []
         first_exp = _explanation_label(t)
         if first_exp is not None and t[:first_exp.start()].strip():
@@ -952,9 +939,9 @@ def _parse(raw: str, options: tuple[str, ...], question_type: str, scale: tuple[
                 break
 
     if found.kind == "none":
-        return ParseResult(ParseStatus.NO_ANSWER, (), "none", disclosure, answer_text, explanation)
+        return ParseResult(Status.NO_ANSWER, (), "none", disclosure, answer_text, explanation)
     status = _STATUS[found.kind]
-    positions = found.positions if status is ParseStatus.OK else ()
+    positions = found.positions if status is Status.OK else ()
     return ParseResult(status, positions, found.how, disclosure, answer_text, explanation)
 
 

@@ -27,13 +27,13 @@ Why this shape:
   the command exits 3 with the command that continues it, and ``--resume`` asks those rows
   again (the new row keeps the count of earlier attempts). A backend that cannot answer at
   all (``BackendUnavailable``) stops the run at once, before writing failed rows.
-- **One writer.** The folder is locked while written (``culturesim.simulator.rundir``), and every user
+- **One writer.** The folder is locked while written (``culturesim.simulator.runfolder``), and every user
   error is checked before the model loads where it can be.
 
 Run folder: ``config.json`` (everything needed to reproduce; no secrets; written last, so a
 folder without it is an unfinished set-up), ``questions.jsonl`` (a snapshot of the questions
 asked, for scoring), ``responses.jsonl``, and the lock's ``.culturesim.lock`` /
-``.culturesim.writer`` (see ``culturesim.simulator.rundir``).
+``.culturesim.writer`` (see ``culturesim.simulator.runfolder``).
 
 ``--shard K/N`` (K is 1-based, 1..N) keeps the participants whose id ``p`` (0-based) has
 ``p % N == K - 1``; ``culturesim merge`` joins the shard folders. A shard batches only its
@@ -44,13 +44,9 @@ to an unsharded one.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import json
 import logging
-import os
-import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -59,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from culturesim.simulator import __version__
-from culturesim.simulator.backends.base import Backend, RemoteBackend, redact_secrets
+from culturesim.simulator.backends.base import Backend, RemoteBackend
 from culturesim.simulator.baselines import CcsvItem, run_ccsv
 from culturesim.simulator.eta import StepEta, format_seconds, memory_loads
 from culturesim.simulator.memory import MEMORY_VERSION, Memory, memory_rng
@@ -75,34 +71,29 @@ from culturesim.simulator.participants import (
 from culturesim.simulator.presentation import Presentation
 from culturesim.simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
 from culturesim.simulator.questions import Question
-from culturesim.simulator.rundir import (
-    CONFIG_FILE,
-    QUESTIONS_FILE,
+from culturesim.simulator.progress import run_progress
+from culturesim.simulator.runfolder import (
     RESPONSES_FILE,
-    FolderBusy,
+    RUN_FORMAT,
     RowWriter,
     RunLock,
-    holds_anything,
-    load_run_config,
-    read_rows,
-    setup_leftovers,
-    write_atomic,
+    Status,
+    now,
+    prepare_run_folder,
+    recorded_command,
+    response_row,
+    version_fields,
+    write_rows,
 )
 from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 __all__ = [
-    "CONFIG_FILE",
-    "QUESTIONS_FILE",
-    "RESPONSES_FILE",
+    "BACKEND_KEYS",
     "RUNNER_VERSION",
     "RunSummary",
+    "applied_config",
     "build_config",
-    "check_resumable",
-    "config_differences",
-    "redact_argv",
-    "write_atomic",
     "parse_shard",
-    "read_rows",
     "request_seed",
     "shard_participants",
     "simulate",
@@ -112,8 +103,6 @@ log = logging.getLogger(__name__)
 
 RUNNER_VERSION = "1.0"
 SAMPLING_PARAMS = ("do_sample", "temperature", "top_p", "num_beams")
-# Keys of config.json that may differ between a run and its resumption.
-VOLATILE_KEYS = frozenset({"created_at", "command"})
 BACKEND_KEYS = ("model", "backend", "config_diversity")
 
 
@@ -165,14 +154,6 @@ def questions_fingerprint(questions: Sequence[Question]) -> str:
     return h.hexdigest()
 
 
-def question_record(q: Question) -> dict[str, Any]:
-    """A question as one line of ``questions.jsonl`` (the dataset record's columns)."""
-    rec = dataclasses.asdict(q)
-    for key in ("options", "option_codes", "human_distribution", "value_dimensions", "demographics"):
-        rec[key] = list(rec[key])
-    return rec
-
-
 def applied_config(config: GenerationConfig, supported: frozenset[str]) -> GenerationConfig:
     """What the backend really applies: unsupported sampling parameters become its defaults."""
     changes: dict[str, Any] = {}
@@ -187,41 +168,6 @@ def applied_config(config: GenerationConfig, supported: frozenset[str]) -> Gener
     if "min_new_tokens" not in supported:
         changes["min_new_tokens"] = None
     return dataclasses.replace(config, **changes) if changes else config
-
-
-_SECRET_FLAG = re.compile(r"--?[\w-]*(key|token|secret|password)", re.IGNORECASE)
-
-
-def redact_argv(argv: Sequence[str]) -> list[str]:
-    """The command line as recorded: credentials in URLs and values of key/token flags masked."""
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        flag, eq, value = arg.partition("=")
-        if _SECRET_FLAG.fullmatch(flag):
-            if eq:
-                out.append(f"{flag}=***")
-            else:
-                out.append(arg)
-                hide_next = True
-            continue
-        out.append(redact_secrets(arg))  # URL user info, key-like query values, known keys
-    return out
-
-
-def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            if not prefix and key in VOLATILE_KEYS:
-                continue
-            out += config_differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [prefix.rstrip(".")]
 
 
 # --------------------------------------------------------------------------------------
@@ -387,36 +333,20 @@ class _Run:
     def row(self, step: int, q: Question, e: _Exchange) -> dict[str, Any]:
         p, r = e.participant, e.rendered
         if e.error and not e.text.strip():
-            status, positions, method, disclosure = "error", (), "none", False
+            status, positions, method, disclosure = Status.ERROR, (), "none", False
         elif e.empty is not None:
-            status, positions, method, disclosure = "empty", (), "none", False
+            status, positions, method, disclosure = Status.EMPTY, (), "none", False
         else:
             parsed = parse_response(r.parser_text(e.text), r.options, q.question_type, scale=r.scale, language=q.language)
-            status, positions, method, disclosure = parsed.status.value, parsed.positions, parsed.method, parsed.ai_disclosure
-        row = {
-            "key": f"{p.participant_id}:{q.id}",
-            "participant_id": p.participant_id,
-            "question_id": q.id,
-            "step": step,
-            "parallel_id": q.parallel_id,
-            "plan": self.plan_name,
-            "persona": p.persona(),
-            "generation_config": e.config.to_dict(),
-            "prompt": list(e.messages),
-            "option_order": list(r.order),
-            "raw_text": e.text,
-            "status": status,
-            "positions": list(positions),
-            "option_indices": list(r.to_source(positions)),
-            "parsed": list(r.to_codes(positions)),
-            "parse_method": method,
-            "ai_disclosure": disclosure,
-            "tokens": {"input": e.input_tokens, "output": e.output_tokens},
-            "attempts": e.attempts + e.earlier_attempts,
-            "error": e.error,
-            "empty_completion": e.empty,
-            "timing": {"latency_s": round(e.latency_s, 4), "finished_at": _now()},
-        }
+            status, positions, method, disclosure = parsed.status, parsed.positions, parsed.method, parsed.ai_disclosure
+        row = response_row(
+            participant_id=p.participant_id, question_id=q.id, step=step, parallel_id=q.parallel_id,
+            plan=self.plan_name, persona=p.persona(), generation_config=e.config.to_dict(), prompt=e.messages,
+            option_order=r.order, raw_text=e.text, status=status, positions=positions,
+            option_indices=r.to_source(positions), parsed=r.to_codes(positions), parse_method=method,
+            ai_disclosure=disclosure, input_tokens=e.input_tokens, output_tokens=e.output_tokens,
+            attempts=e.attempts + e.earlier_attempts, error=e.error, latency_s=e.latency_s, empty_completion=e.empty,
+        )
         if e.earlier_attempts:
             row["earlier_error"] = e.earlier_error
         if self.presentation is not None:
@@ -440,10 +370,6 @@ def _take(e: _Exchange, r: GenerationResult) -> None:
     e.input_tokens, e.output_tokens = r.input_tokens, r.output_tokens
     e.latency_s, e.attempts, e.error = r.latency_s, r.attempts, r.error
     e.empty = getattr(r, "empty", None)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def build_config(
@@ -481,12 +407,9 @@ def build_config(
         ),
     }
     config = {
-        "format": "culturesim-run",
-        "culturesim_version": __version__,
-        "runner_version": RUNNER_VERSION,
-        "prompt_version": PROMPT_VERSION,
-        "parser_version": PARSER_VERSION,
-        "memory_version": MEMORY_VERSION,
+        "format": RUN_FORMAT,
+        **version_fields({"culturesim": __version__, "runner": RUNNER_VERSION, "prompt": PROMPT_VERSION,
+                          "parser": PARSER_VERSION, "memory": MEMORY_VERSION}),
         "model": getattr(backend, "model_id", "") if backend is not None else None,
         "backend": backend.describe() if backend is not None else None,
         "plan": canonical_plan(plan),
@@ -504,13 +427,14 @@ def build_config(
         "question_ids": [q.id for q in questions],
         "questions_sha256": questions_fingerprint(questions),
         "config_diversity": diversity,
-        "created_at": _now(),
-        "command": redact_argv(sys.argv),
+        "created_at": now(),
+        "command": recorded_command(),
     }
     if presentation is not None:  # only where used: older run folders stay resumable
         config["presentation"] = presentation.to_dict()
     if estimator != "sampling":
-        from culturesim.simulator.estimators.run import estimator_config
+        # imported here: the estimators' versions live beside torch code (estimators.logprob)
+        from culturesim.simulator.estimators.config import estimator_config
 
         config["estimator"] = estimator_config(estimator)
     return config
@@ -575,7 +499,7 @@ def simulate(
     config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection,
                           presentation)
     with RunLock(out):
-        existing_rows = _prepare_dir(out, config, resume, questions)
+        existing_rows = prepare_run_folder(out, config, resume, questions)
         return _simulate_locked(out, questions, backend, plan, participants, seed, settings, max_new_tokens, config,
                                 existing_rows, progress, on_rows, started, presentation)
 
@@ -605,7 +529,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
                              "two processes wrote this folder (before runs were locked): run it again into a new --out")
         if row["question_id"] not in index or row["participant_id"] not in id_set:
             raise ValueError(f"{out / RESPONSES_FILE}: row {key} does not belong to this run's questions/participants")
-        if row["status"] == "error":
+        if row["status"] == Status.ERROR:
             earlier[key] = _Earlier(int(row.get("attempts") or 0), row.get("error"))
             continue
         has_memory = run.participant(key[0]).memory_cap is not None
@@ -615,7 +539,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
     if earlier:
         # Failed requests are not final: their rows leave the file (atomically, under the lock)
         # and are asked again below; each new row carries the attempts spent before.
-        write_atomic(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        write_rows(out, kept)
         log.info("%s: asking again the %d rows whose requests failed last time", out, len(earlier))
     del kept, existing_rows
 
@@ -623,7 +547,7 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
     counts_new: Counter[str] = Counter()
     tokens = 0
     remote = isinstance(backend, RemoteBackend)
-    bar = _progress(total, len(have), config["plan"], progress)
+    bar = run_progress(total, len(have), config["plan"], progress)
     # Later steps cost more (memory prompts grow): the ETA models that (simulator.eta).
     # Memory caps are drawn independently per participant: the first ETA_SAMPLE of them give the mean.
     caps = [run.participant(pid).memory_cap for pid in ids[:ETA_SAMPLE]]
@@ -674,66 +598,3 @@ def _simulate_locked(out: Path, questions: list[Question], backend: Backend, pla
     written = sum(counts_new.values())
     log.info("%s: %d rows (%d new) in %.1fs; statuses %s", out, total, written, elapsed, dict(counts))
     return RunSummary(out, total, written, dict(counts), elapsed, tokens)
-
-
-def _progress(total: int, done: int, plan: str, enabled: bool):
-    from tqdm import tqdm  # plain tqdm: what gr.Progress(track_tqdm=True) follows in the Space
-
-    # tqdm's own time-left assumes equal rows; the postfix carries simulator.eta's estimate instead.
-    return tqdm(total=total, initial=done, desc=f"simulate [{plan}]", unit="row", disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
-
-
-def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
-    """Whether ``out`` holds a run to resume (False: a new run). Raises ValueError when ``out``
-    is not empty without ``resume``, or when the stored config differs from ``config`` (top-level
-    keys in ``skip`` are not compared: a cheap check before the model is loaded). A folder left
-    by a set-up that was killed or ran out of disk (no ``config.json``, no rows) counts as new."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder: choose another --out")
-    if not holds_anything(out):
-        return False
-    leftovers = setup_leftovers(out)
-    if leftovers is not None:
-        log.warning("%s holds only an unfinished set-up (%s; no %s): starting the run afresh there",
-                    out, ", ".join(leftovers), CONFIG_FILE)
-        return False
-    if not resume:
-        raise ValueError(f"--out {out} is not empty. Pass --resume to continue that run, or choose a new folder.")
-    config_path = out / CONFIG_FILE
-    if not config_path.exists():
-        raise ValueError(f"--resume: {out} has no {CONFIG_FILE}; it is not a culturesim run folder (choose another --out)")
-    old = load_run_config(out)
-    diff = [k for k in config_differences(old, config) if k.split(".")[0] not in set(skip)]
-    if diff:
-        details = "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in diff[:8])
-        raise ValueError(
-            f"--resume: the run in {out} was made with a different configuration (differing keys: {', '.join(diff)}). "
-            f"{details}. Use the same arguments, or a new --out folder."
-        )
-    return True
-
-
-def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, questions: Sequence[Question]) -> list[dict[str, Any]]:
-    """Create or check the run folder; return the rows already written (resume).
-
-    The set-up writes ``questions.jsonl`` and an empty ``responses.jsonl`` first and commits with
-    ``config.json`` last, so an interrupted set-up is recognised (``setup_leftovers``) and redone."""
-    if check_resumable(out, config, resume):
-        return read_rows(out / RESPONSES_FILE, repair=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in setup_leftovers(out) or ():
-        (out / name).unlink()
-    write_atomic(out / QUESTIONS_FILE, "".join(json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions))
-    write_atomic(out / RESPONSES_FILE, "")
-    write_atomic(out / CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
-    return []
-
-
-def _lookup(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data

@@ -277,7 +277,8 @@ def run_job(
     message has the key removed.
     """
     from culturesim.simulator.participants import PlanSettings
-    from culturesim.simulator.runner import RESPONSES_FILE, simulate
+    from culturesim.simulator.runfolder import RESPONSES_FILE
+    from culturesim.simulator.runner import simulate
 
     started = time.time()
     cancel = cancel or threading.Event()

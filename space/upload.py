@@ -1,19 +1,30 @@
-"""The Score tab: check an uploaded ``responses.jsonl`` and turn it into a run folder."""
+"""The Score tab: check an uploaded ``responses.jsonl`` and turn it into a run folder.
+
+The folder is written through ``culturesim.simulator.runfolder`` like a simulated run's, so the
+scorer reads it the same way: in particular the versions of the uploaded ``config.json`` land in
+the flat ``*_version`` keys the scores report.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
 from culturesim.simulator.questions import Question
-from culturesim.simulator.analysis.scoring import STATUSES
+from culturesim.simulator.runfolder import (
+    RUN_FORMAT,
+    Status,
+    recorded_versions,
+    version_fields,
+    write_config,
+    write_questions,
+    write_rows,
+)
 from culturesim.space.explore import dataset_frame
 from culturesim.space.results import JobResult, score_folder
 
@@ -71,15 +82,15 @@ def read_responses_upload(path: str | Path, known_questions: dict[str, Question]
                 raise ValueError(f"line {number}: participant_id {pid!r} must be a whole number >= 0")
             if not isinstance(qid, str) or not qid:
                 raise ValueError(f"line {number}: question_id {qid!r} must be a non-empty string")
-            if status not in STATUSES:
-                raise ValueError(f"line {number}: status {status!r} is not one of {', '.join(STATUSES)}")
+            if status not in {s.value for s in Status}:
+                raise ValueError(f"line {number}: status {status!r} is not one of {', '.join(s.value for s in Status)}")
             if not isinstance(indices, list) or any(not isinstance(i, int) or isinstance(i, bool) for i in indices):
                 raise ValueError(f"line {number}: option_indices {indices!r} must be a list of whole numbers")
             if known_questions is not None:
                 q = known_questions.get(qid)
                 if q is None:
                     raise ValueError(f"line {number}: question_id {qid!r} is not in the dataset")
-                if status == "ok":
+                if status == Status.OK:
                     bad = [i for i in indices if not 0 <= i < q.num_options]
                     if not indices or bad:
                         raise ValueError(f"line {number}: option_indices {indices} do not fit {qid!r}, which has "
@@ -106,8 +117,6 @@ def prepare_uploaded_run(
 ) -> Path:
     """A run folder for an uploaded ``responses.jsonl`` (and optionally its ``config.json``),
     with the questions it answers taken from the dataset, ready for ``score_folder``."""
-    from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
-
     frame = dataset_frame(dataset_dir)
     # pandas holds a missing number as NaN; the dataset record (and the metric) means None
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
@@ -132,12 +141,12 @@ def prepare_uploaded_run(
     run.mkdir(parents=True)
     plans = sorted({str(r.get("plan")) for r in rows if r.get("plan")})
     config = {
-        "format": "culturesim-run",
+        "format": RUN_FORMAT,
+        **version_fields(recorded_versions(config)),  # as the runner writes them: scoring reads these keys
         "model": config.get("model") or "uploaded responses",
         "backend": config.get("backend") or {"backend": "uploaded"},
         "plan": config.get("plan") or (plans[0] if len(plans) == 1 else "unknown"),
         "seed": config.get("seed"),
-        "versions": config.get("versions") or {},
         "participants": len({r["participant_id"] for r in rows}),
         "created_at": config.get("created_at"),
         "culture": cultures[0],
@@ -146,9 +155,8 @@ def prepare_uploaded_run(
         "participant_ids": sorted({r["participant_id"] for r in rows}),
         "question_selection": {"source": "uploaded to the Space"},
     }
-    (run / CONFIG_FILE).write_text(json.dumps(config, ensure_ascii=False, indent=1), encoding="utf-8")
-    with open(run / QUESTIONS_FILE, "w", encoding="utf-8") as fh:
-        for q in questions:
-            fh.write(json.dumps(question_record(q), ensure_ascii=False) + "\n")
-    shutil.copyfile(responses_path, run / RESPONSES_FILE)
+    # questions and rows first, config.json last, as a simulated run's set-up
+    write_questions(run, questions)
+    write_rows(run, rows)
+    write_config(run, config)
     return run

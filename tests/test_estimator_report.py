@@ -13,7 +13,8 @@ from culturesim.simulator.analysis.estimators import reading_of
 from culturesim.simulator.analysis.report import build_report, fmt
 from culturesim.simulator.participants import PlanSettings
 from culturesim.simulator.questions import load_questions
-from culturesim.simulator.runner import build_config, question_record
+from culturesim.simulator.runfolder import question_record
+from culturesim.simulator.runner import build_config
 
 IDS = ["gss2022.cappun.en", "gss2022.natenvir.en", "gss2022.fefam.en"]
 # Per question (source order): what each participant answered (sampling) or its distribution.

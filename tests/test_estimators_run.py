@@ -19,7 +19,7 @@ from culturesim.simulator.estimators.run import check_plan, simulate_estimator
 from culturesim.simulator.estimators.verbalized import parse_verbalized
 from culturesim.simulator.prompts import render_question
 from culturesim.simulator.questions import Question, load_questions
-from culturesim.simulator.runner import read_rows
+from culturesim.simulator.runfolder import read_rows
 
 IDS = ["gss2022.cappun.en", "gss2022.natenvir.en"]
 

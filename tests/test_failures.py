@@ -23,7 +23,7 @@ from katan import free_port, katan  # noqa: F401 - katan is a fixture
 from culturesim.simulator.cli import main as cli_main
 from culturesim.simulator.embedded import embedded_model_path
 from culturesim.simulator.questions import load_questions
-from culturesim.simulator.rundir import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
+from culturesim.simulator.runfolder import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 

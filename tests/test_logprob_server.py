@@ -22,7 +22,7 @@ from culturesim.simulator.backends import get_backend
 from culturesim.simulator.backends.transformers_backend import TransformersBackend, render_chat
 from culturesim.simulator.embedded import embedded_model_path
 from culturesim.simulator.questions import load_questions
-from culturesim.simulator.runner import read_rows
+from culturesim.simulator.runfolder import read_rows
 
 ALIAS = "smollm2-135m-gguf"
 IDS = ["gss2022.cappun.en", "gss2022.natenvir.en", "gss2022.fefam.en"]

@@ -19,7 +19,7 @@ import pytest
 from chatserver import chat_server
 from katan import start_katan
 
-from culturesim.simulator.rundir import RESPONSES_FILE, WRITER_FILE, read_rows
+from culturesim.simulator.runfolder import RESPONSES_FILE, WRITER_FILE, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 OUTAGE_S = float(os.environ.get("CULTURESIM_TEST_OUTAGE_S", "4"))

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from culturesim.simulator.runfolder import PARSER_STATUSES, Status
 from culturesim.simulator.parsing import (
     MAX_PARSE_CHARS,
     PARSER_VERSION,
     ParseResult,
-    ParseStatus,
     first_sentence,
     has_ai_disclosure,
     parse_response,
@@ -43,12 +43,12 @@ def _parse_row(text: str, row: dict) -> ParseResult:
 
 def _assert_valid(res: ParseResult, n_options: int, question_type: str) -> None:
     assert isinstance(res, ParseResult)
-    assert isinstance(res.status, ParseStatus)
+    assert isinstance(res.status, Status)
     assert isinstance(res.ai_disclosure, bool)
     assert isinstance(res.method, str) and res.method
     assert isinstance(res.answer_text, str) and isinstance(res.explanation, str)
     assert all(isinstance(p, int) for p in res.positions)
-    if res.status is ParseStatus.OK:
+    if res.status is Status.OK:
         assert res.positions, res
         assert list(res.positions) == sorted(set(res.positions))
         assert all(0 <= p < n_options for p in res.positions), res
@@ -68,7 +68,7 @@ LABELLED = _load("parser_labelled.jsonl")
 def test_labelled_file_covers_the_required_kinds():
     assert len(LABELLED) >= 60
     statuses = {r["status"] for r in LABELLED}
-    assert statuses == {s.value for s in ParseStatus}
+    assert statuses == {s.value for s in PARSER_STATUSES}
     assert sum(r["language"] == "zh" for r in LABELLED) >= 10
     assert sum(r["question_type"] == "multiple_choice" for r in LABELLED) >= 5
     assert sum(r["question_type"] == "scale" for r in LABELLED) >= 8
@@ -97,7 +97,7 @@ def test_corpus_is_real_varied_and_fully_labelled():
     assert len({r["id"] for r in CORPUS}) == len(CORPUS)
     for r in CORPUS:
         assert r["raw_text"] and r["prompt"], r["id"]
-        assert r["label_status"] in {s.value for s in ParseStatus}, r["id"]
+        assert r["label_status"] in {s.value for s in PARSER_STATUSES}, r["id"]
         assert isinstance(r["label_positions"], list) and isinstance(r["label_ai_disclosure"], bool), r["id"]
         assert (r["label_status"] == "ok") == bool(r["label_positions"]), r["id"]
 
@@ -157,7 +157,7 @@ def _random_string(rng: random.Random) -> str:
 @pytest.mark.slow
 def test_fuzz_ten_thousand_random_and_adversarial_strings():
     rng = random.Random(20250401)
-    counts: dict[ParseStatus, int] = {}
+    counts: dict[Status, int] = {}
     for _ in range(10_000):
         text = _random_string(rng)
         options, qtype, scale = rng.choice(_QUESTION_SETUPS)
@@ -168,7 +168,7 @@ def test_fuzz_ten_thousand_random_and_adversarial_strings():
         assert isinstance(first_sentence(text), str)
         assert isinstance(has_ai_disclosure(text), bool)
     # The fragments do reach every branch, not only "no_answer".
-    assert set(counts) == set(ParseStatus), counts
+    assert set(counts) == set(PARSER_STATUSES), counts
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -234,7 +234,7 @@ def test_one_megabyte_adversarial_input_is_fast(name):
 
 def test_only_the_first_max_parse_chars_are_read():
     late = "x" * MAX_PARSE_CHARS + "\nAnswer: 2"
-    assert parse_response(late, IMP).status is ParseStatus.NO_ANSWER
+    assert parse_response(late, IMP).status is Status.NO_ANSWER
     early = "Answer: 2\n" + "x" * 2_000_000
     assert parse_response(early, IMP).positions == (1,)
 
@@ -246,14 +246,14 @@ def test_only_the_first_max_parse_chars_are_read():
 
 def test_public_types():
     assert PARSER_VERSION == "1.1"
-    assert [s.value for s in ParseStatus] == ["ok", "no_answer", "invalid_option", "multiple_for_single",
-                                              "number_text_disagree", "refusal"]
-    assert ParseStatus.OK == "ok"
+    assert [s.value for s in PARSER_STATUSES] == ["ok", "no_answer", "invalid_option", "multiple_for_single",
+                                                  "number_text_disagree", "refusal"]
+    assert Status.OK == "ok"
     res = parse_response("Answer: 2. Very important\nExplanation: Family comes first. Always.", IMP)
-    assert res == ParseResult(ParseStatus.OK, (1,), "answer_line_number", False, "2. Very important",
+    assert res == ParseResult(Status.OK, (1,), "answer_line_number", False, "2. Very important",
                               "Family comes first. Always.")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        res.status = ParseStatus.NO_ANSWER  # type: ignore[misc]
+        res.status = Status.NO_ANSWER  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -291,7 +291,7 @@ def test_explanation_before_the_answer():
 
 def test_answer_and_explanation_texts_keep_the_original_characters():
     res = parse_response("答案：２，非常重要。\n解释：家庭，是我的根。", ZH, language="zh")
-    assert res.status is ParseStatus.OK and res.positions == (1,)
+    assert res.status is Status.OK and res.positions == (1,)
     assert res.answer_text.startswith("２，非常重要")
     assert res.explanation == "家庭，是我的根。"
 

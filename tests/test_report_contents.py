@@ -16,7 +16,7 @@ from culturesim.simulator.analysis.glossary import GLOSSARY, glossary, glossary_
 from culturesim.simulator.analysis.report import build_report
 from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
 from culturesim.simulator.questions import Question, load_questions
-from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
+from culturesim.simulator.runfolder import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
 
 
 def _row(pid: int, q: Question, status: str, indices: list[int]) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from culturesim.simulator.backends import get_backend
 from culturesim.simulator.cli import build_parser
 from culturesim.simulator.cli.simulate import main as runner_main
-from culturesim.simulator.runner import RESPONSES_FILE, read_rows
+from culturesim.simulator.runfolder import RESPONSES_FILE, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ["simulate", "--culture", "US", "--questions", "3", "--participants", "3", "--plan", "all", "--seed", "21",

@@ -16,18 +16,13 @@ from culturesim.simulator.backends import get_backend
 from culturesim.simulator.backends.base import Backend
 from culturesim.simulator.cli import main as cli_main
 from culturesim.simulator.memory import Memory, memory_rng
-from culturesim.simulator.merge import merge_runs
 from culturesim.simulator.parsing import parse_response
 from culturesim.simulator.participants import PlanSettings, make_participant
 from culturesim.simulator.prompts import option_order, render_question
 from culturesim.simulator.questions import load_questions
+from culturesim.simulator.runfolder import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, merge_runs, read_rows, redact_argv
 from culturesim.simulator.runner import (
-    CONFIG_FILE,
-    QUESTIONS_FILE,
-    RESPONSES_FILE,
     parse_shard,
-    read_rows,
-    redact_argv,
     request_seed,
     shard_participants,
     simulate,

@@ -13,7 +13,8 @@ from culturesim.simulator.backends import get_backend
 from culturesim.simulator.cli import main as cli_main
 from runfolders import make_row, write_run
 from culturesim.simulator.questions import Question, load_questions
-from culturesim.simulator.runner import RESPONSES_FILE, simulate
+from culturesim.simulator.runfolder import RESPONSES_FILE
+from culturesim.simulator.runner import simulate
 from culturesim.simulator.analysis.scoring import SCORES_FILE, collect_answers, load_responses, load_run_questions, score_run
 
 EPS = 1e-3  # the metric's default additive smoothing for KL

@@ -24,6 +24,10 @@ import yaml
 from scipy.spatial.distance import jensenshannon
 
 from culturesim.dataset_builder.schema import SCHEMA
+from culturesim.simulator.analysis.scoring import score_run
+from culturesim.simulator.participants import PlanSettings
+from culturesim.simulator.questions import load_questions
+from culturesim.simulator.runner import build_config
 from culturesim.space import logic, models, publish
 
 REPO = Path(__file__).resolve().parent.parent
@@ -391,6 +395,21 @@ def test_upload_of_two_cultures_is_refused(tiny_dataset: Path, tmp_path: Path) -
     rows = _answers("gss2022.postlife.en", [0]) + _answers("wvs7.CN.Q1.zh", [0])
     with pytest.raises(ValueError, match="several cultures \\(CN, US\\)"):
         logic.prepare_uploaded_run(_write_jsonl(tmp_path / "r.jsonl", rows), tmp_path / "w", tiny_dataset)
+
+
+def test_uploaded_run_keeps_its_versions_in_its_scores(tiny_dataset: Path, tmp_path: Path) -> None:
+    # the config.json a simulated run writes (flat *_version keys), uploaded with its rows
+    questions = load_questions(culture="US", dataset_dir=tiny_dataset, ids=["gss2022.fefam.en"])
+    config = build_config(questions, None, "all", 5, 0, PlanSettings(), 16, None)
+    written = {k: v for k, v in config.items() if k.endswith("_version")}
+    assert {"culturesim_version", "runner_version", "prompt_version", "parser_version", "memory_version"} <= set(written)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    responses = _write_jsonl(tmp_path / "responses.jsonl", _answers("gss2022.fefam.en", [0, 2, 2, 3, 1]))
+    result = logic.score_upload([str(responses), str(config_path)], tmp_path / "work", tiny_dataset)
+    versions = score_run(result.run_dir, bootstrap_samples=0, write=False)["run"]["versions"]
+    assert {k: versions[k] for k in written} == written
+    assert result.scores["run"]["versions"] == versions
 
 
 def test_responses_table_shows_answers_as_options(tiny_dataset: Path) -> None:

@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from culturesim.simulator.questions import Question
-from culturesim.simulator.rundir import load_run_config
-from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, read_rows
+from culturesim.simulator.runfolder import RESPONSES_FILE, Status, load_run_config, read_questions, read_rows
 
 __all__ = [
     "MIN_ANSWERS_PER_QUESTION",
     "MIN_QUESTIONS_PER_DIMENSION",
     "PARSE_RATE_WARNING",
     "SCORES_FILE",
-    "STATUSES",
     "RunAnswers",
     "collect_answers",
     "collect_distributions",
@@ -41,12 +39,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.json"
-STATUSES = ("ok", "no_answer", "invalid_option", "multiple_for_single", "number_text_disagree", "refusal", "empty",
-            "error")
-"""Every response status a run folder may hold. ``number_text_disagree`` (parser 1.1) was
-written as ``multiple_for_single`` by parser 1.0; old runs keep reading (both are non-answers).
-``empty``: the server answered with nothing to read (``content: null``, ``choices: []``);
-``error``: the request failed after its retries (``simulate --resume`` asks it again)."""
 
 # What the numbers rest on: below these a number is flagged (report, `culturesim score`).
 PARSE_RATE_WARNING = 0.5
@@ -72,7 +64,7 @@ def check_rows(rows: list[dict[str, Any]], where: str | Path) -> None:
         if key in seen:
             dupes.append(key)
         seen.add(key)
-        if row["status"] == "ok":
+        if row["status"] == Status.OK:
             indices = row.get("option_indices")
             if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
                 raise ValueError(f"{where}: the ok row for participant {key[0]}, question "
@@ -96,15 +88,8 @@ def load_run_questions(run_dir: str | Path) -> list[Question]:
     dataset the config names."""
     run_dir = Path(run_dir)
     config = load_config(run_dir)
-    path = run_dir / QUESTIONS_FILE
-    if path.exists() and path.stat().st_size:
-        try:
-            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            by_id = {r["id"]: Question.from_record(r) for r in records}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is damaged ({type(exc).__name__}: {exc}): restore it, or delete it to score "
-                             "against the dataset the run's config.json names") from None
-    else:
+    by_id = read_questions(run_dir, Question.from_record)
+    if by_id is None:
         from culturesim.simulator.questions import load_questions
 
         sel = config.get("question_selection") or {}
@@ -144,7 +129,7 @@ def collect_answers(rows: list[dict[str, Any]], questions: list[Question]) -> Ru
     counts: Counter[str] = Counter()
     for row in rows:
         counts[row["status"]] += 1
-        if row["status"] == "ok" and row["question_id"] in by_question:
+        if row["status"] == Status.OK and row["question_id"] in by_question:
             by_question[row["question_id"]].append(row)
     kept, predictions, who, unanswered = [], [], [], []
     per_question_status: dict[str, Counter[str]] = {q.id: Counter() for q in questions}
@@ -216,7 +201,7 @@ def collect_distributions(rows: list[dict[str, Any]], questions: list[Question])
     for row in sorted(rows, key=lambda r: r["participant_id"]):
         counts[row["status"]] += 1
         qid = row["question_id"]
-        if row["status"] != "ok" or qid not in sizes:
+        if row["status"] != Status.OK or qid not in sizes:
             continue
         dist = row.get("distribution")
         if not isinstance(dist, list) or len(dist) != sizes[qid] or any(not isinstance(x, (int, float)) or x < 0 for x in dist):
@@ -272,7 +257,8 @@ def score_run(
     expected = len(config.get("participant_ids") or []) * len(config["question_ids"])
     answers.expected_rows = expected
     total = max(answers.rows, 1)
-    shares = {s: answers.status_counts.get(s, 0) / total for s in sorted(set(STATUSES) | set(answers.status_counts))}
+    shares = {s: answers.status_counts.get(s, 0) / total
+              for s in sorted({s.value for s in Status} | set(answers.status_counts))}
     responses = {
         "rows": answers.rows,
         "expected_rows": expected,

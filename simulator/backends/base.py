@@ -18,7 +18,6 @@ import logging
 import os
 import queue
 import random
-import re
 import socket
 import threading
 import time
@@ -27,6 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from culturesim.simulator.runfolder.redact import redact_secrets, remember_secret
 from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
@@ -65,17 +65,11 @@ class EmptyCompletion(Exception):
 
 # --- secrets: never in a file, a log line or an error message -------------------------------
 
-_SECRETS: set[str] = set()
-_URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/@\s'\"]+@")
-_QUERY_SECRET = re.compile(r"([?&;](?:[^=&\s'\"]*?)(?:key|token|secret|password|passwd|auth|sig|signature|credential)"
-                           r"[^=&\s'\"]*=)[^&#\s'\"]+", re.IGNORECASE)
-
-
 def register_secret(secret: str) -> None:
     """Remember ``secret`` so that ``redact_secrets`` (and every log line, through
     ``SecretFilter``) masks it from now on in this process."""
     if secret and len(secret) >= 4 and secret != PLACEHOLDER_KEY:
-        _SECRETS.add(secret)
+        remember_secret(secret)
 
 
 def url_secrets(url: str | None) -> list[str]:
@@ -90,14 +84,6 @@ def url_secrets(url: str | None) -> list[str]:
         found += [parts.username, unquote(parts.username)]
     found += [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
     return [f for f in found if f]
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with registered secrets, URL user info and key-like query values masked."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    text = _URL_USERINFO.sub(r"\1***@", text)
-    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 class SecretFilter(logging.Filter):

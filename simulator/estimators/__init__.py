@@ -11,8 +11,9 @@
 read all three alike.
 """
 
+from culturesim.simulator.estimators.config import ESTIMATORS, estimator_config
 from culturesim.simulator.estimators.logprob import logprob_distributions, logprob_items, remote_logprob_items
-from culturesim.simulator.estimators.run import ESTIMATORS, check_plan, estimator_config, simulate_estimator
+from culturesim.simulator.estimators.run import check_plan, simulate_estimator
 from culturesim.simulator.estimators.verbalized import VERBALIZED_VERSION, parse_verbalized, render_verbalized
 
 __all__ = [

@@ -21,9 +21,7 @@ ones (a log-probability does not depend on the batch it is computed in, up to fl
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,39 +29,28 @@ from pathlib import Path
 from typing import Any
 
 from culturesim.simulator.backends.base import Backend
-from culturesim.simulator.estimators.logprob import (
-    ESTIMATOR_VERSION,
-    REMOTE_ESTIMATOR_VERSION,
-    REMOTE_MAX_TOKENS,
-    REMOTE_TOP_LOGPROBS,
-    OptionPrompt,
-    logprob_items,
-    remote_logprob_items,
-)
+from culturesim.simulator.estimators.config import ESTIMATORS
+from culturesim.simulator.estimators.logprob import OptionPrompt, logprob_items, remote_logprob_items
 from culturesim.simulator.estimators.verbalized import VERBALIZED_VERSION, parse_verbalized, render_verbalized
 from culturesim.simulator.participants import PlanSettings, make_participants, parse_plan
+from culturesim.simulator.progress import run_progress
 from culturesim.simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, option_order, render_question
 from culturesim.simulator.questions import Question
-from culturesim.simulator.rundir import RunLock
-from culturesim.simulator.runner import RESPONSES_FILE, RunSummary, _prepare_dir, _progress, build_config, write_atomic
+from culturesim.simulator.runfolder import (
+    RESPONSES_FILE,
+    RowWriter,
+    RunLock,
+    Status,
+    prepare_run_folder,
+    response_row,
+    write_rows,
+)
+from culturesim.simulator.runner import RunSummary, applied_config, build_config, request_seed
 from culturesim.simulator.types import GenerationRequest
 
-__all__ = ["ESTIMATORS", "check_plan", "estimator_config", "simulate_estimator"]
+__all__ = ["check_plan", "simulate_estimator"]
 
 log = logging.getLogger(__name__)
-
-ESTIMATORS = ("sampling", "logprob", "verbalized")
-"""``sampling`` is the DEF runner (``culturesim.simulator.runner``); the others live here."""
-
-
-def estimator_config(name: str) -> dict[str, Any]:
-    """The ``estimator`` entry of a run's config.json (what decides its numbers)."""
-    if name == "logprob":
-        return {"name": name, "version": f"{ESTIMATOR_VERSION}/{REMOTE_ESTIMATOR_VERSION}",
-                "remote_top_logprobs": REMOTE_TOP_LOGPROBS, "remote_max_tokens": REMOTE_MAX_TOKENS}
-    if name == "verbalized":
-        return {"name": name, "version": VERBALIZED_VERSION}
-    raise ValueError(f"Unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
 
 
 def check_plan(estimator: str, plan: str) -> None:
@@ -103,12 +90,6 @@ def _labels(rendered: Any) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def _now() -> str:
-    from culturesim.simulator.runner import _now as now
-
-    return now()
-
-
 class _EstimatorRun:
     def __init__(self, estimator: str, questions: list[Question], backend: Backend, plan: str, seed: int,
                  settings: PlanSettings, participants: list[Any], plan_name: str) -> None:
@@ -131,13 +112,12 @@ class _EstimatorRun:
             return self._logprob(step, q, people)
         return self._verbalized(step, q, people)
 
-    def _base_row(self, step: int, q: Question, p: Any, order: Sequence[int], messages: tuple, config: Any) -> dict[str, Any]:
-        return {
-            "key": f"{p.participant_id}:{q.id}", "participant_id": p.participant_id, "question_id": q.id,
-            "step": step, "parallel_id": q.parallel_id, "plan": self.plan_name, "estimator": self.estimator,
-            "persona": p.persona(), "generation_config": config, "prompt": list(messages),
-            "option_order": list(order), "positions": [], "option_indices": [], "parsed": [],
-        }
+    def _identity(self, step: int, q: Question, p: Any, order: Sequence[int], messages: tuple,
+                  config: dict[str, Any] | None) -> dict[str, Any]:
+        """The ``response_row`` arguments every row of this run shares (no parsed answer: a distribution)."""
+        return {"participant_id": p.participant_id, "question_id": q.id, "step": step, "parallel_id": q.parallel_id,
+                "plan": self.plan_name, "estimator": self.estimator, "persona": p.persona(),
+                "generation_config": config, "prompt": messages, "option_order": order}
 
     def _logprob(self, step: int, q: Question, people: list[Any]) -> list[dict[str, Any]]:
         templates = CAO_TEMPLATES if self.kind == "cao" else DEF_TEMPLATES
@@ -151,29 +131,26 @@ class _EstimatorRun:
         if self.local:
             results = logprob_items(self.backend, items, batch_size=max(1, int(getattr(self.backend, "batch_size", 16))))
             for r in results:
-                r.update(status="ok", raw_text="", tokens_out=0, attempts=1, error=None, detail=None)
+                r.update(status=Status.OK, raw_text="", tokens_out=0, attempts=1, error=None, detail=None)
             method = "local"
         else:
             results = remote_logprob_items(self.backend, items)
             method = "remote"
         rows = []
         for p, order, item, r in zip(people, orders, items, results):
-            row = self._base_row(step, q, p, order, item.messages, None)
-            row.update({
-                "raw_text": r.get("raw_text", ""), "status": r["status"], "distribution": r["distribution"],
-                "parse_method": f"logprob-{method}", "ai_disclosure": False,
-                "tokens": {"input": int(r.get("tokens_in") or 0), "output": int(r.get("tokens_out") or 0)},
-                "attempts": r.get("attempts", 1), "error": r.get("error"),
-                "timing": {"latency_s": round(float(r.get("seconds") or 0.0), 4), "finished_at": _now()},
-                "logprob": {k: r.get(k) for k in ("estimator", "mass_on_options", "sequences", "answer_token",
-                                                   "answer_index", "detail") if k in r},
-            })
+            row = response_row(
+                **self._identity(step, q, p, order, item.messages, None),
+                raw_text=r.get("raw_text", ""), status=r["status"], distribution=r["distribution"],
+                parse_method=f"logprob-{method}", ai_disclosure=False,
+                input_tokens=int(r.get("tokens_in") or 0), output_tokens=int(r.get("tokens_out") or 0),
+                attempts=r.get("attempts", 1), error=r.get("error"), latency_s=float(r.get("seconds") or 0.0),
+            )
+            row["logprob"] = {k: r.get(k) for k in ("estimator", "mass_on_options", "sequences", "answer_token",
+                                                     "answer_index", "detail") if k in r}
             rows.append(row)
         return rows
 
     def _verbalized(self, step: int, q: Question, people: list[Any]) -> list[dict[str, Any]]:
-        from culturesim.simulator.runner import applied_config, request_seed
-
         prompts, configs = [], []
         for p in people:
             prompts.append(render_verbalized(q, self.culture, self.order(p, q), p.location))
@@ -188,7 +165,7 @@ class _EstimatorRun:
         for p, v, c, req, r in zip(people, prompts, configs, requests, results):
             order = v.rendered.order
             if r.error and not (r.text or "").strip():
-                status, dist, shares, raw_sum, detail, disclosure = "error", None, None, None, "the request failed", False
+                status, dist, shares, raw_sum, detail, disclosure = Status.ERROR, None, None, None, "the request failed", False
             else:
                 parsed = parse_verbalized(r.text, v.rendered.options, v.rendered.numbers, q.language)
                 status, raw_sum, detail, disclosure = parsed.status, parsed.raw_sum, parsed.detail, parsed.ai_disclosure
@@ -200,14 +177,13 @@ class _EstimatorRun:
                     dist = [0.0] * len(order)
                     for position, source in enumerate(order):
                         dist[source] = parsed.distribution[position]
-            row = self._base_row(step, q, p, order, req.messages, c.to_dict())
-            row.update({
-                "raw_text": r.text or "", "status": status, "distribution": dist, "parse_method": "verbalized",
-                "ai_disclosure": disclosure, "tokens": {"input": r.input_tokens, "output": r.output_tokens},
-                "attempts": r.attempts, "error": r.error,
-                "timing": {"latency_s": round(r.latency_s, 4), "finished_at": _now()},
-                "verbalized": {"version": VERBALIZED_VERSION, "shares": shares, "raw_sum": raw_sum, "detail": detail},
-            })
+            row = response_row(
+                **self._identity(step, q, p, order, req.messages, c.to_dict()),
+                raw_text=r.text or "", status=status, distribution=dist, parse_method="verbalized",
+                ai_disclosure=disclosure, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                attempts=r.attempts, error=r.error, latency_s=r.latency_s,
+            )
+            row["verbalized"] = {"version": VERBALIZED_VERSION, "shares": shares, "raw_sum": raw_sum, "detail": detail}
             rows.append(row)
         return rows
 
@@ -257,11 +233,11 @@ def simulate_estimator(
 def _run_locked(out: Path, questions: list[Question], backend: Backend, estimator: str, plan: str, participants: int,
                 seed: int, settings: PlanSettings, max_new_tokens: int, config: dict[str, Any], resume: bool,
                 progress: bool, on_rows: Callable[[list[dict[str, Any]]], None] | None, started: float) -> RunSummary:
-    existing = _prepare_dir(out, config, resume, questions)
-    failed = [r for r in existing if r.get("status") == "error"]
+    existing = prepare_run_folder(out, config, resume, questions)
+    failed = [r for r in existing if r.get("status") == Status.ERROR]
     if failed:  # failed requests are not final: a resume asks them again
-        existing = [r for r in existing if r.get("status") != "error"]
-        write_atomic(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in existing))
+        existing = [r for r in existing if r.get("status") != Status.ERROR]
+        write_rows(out, existing)
         log.info("%s: asking %d failed request(s) again", out, len(failed))
     ids = config["participant_ids"]
     people = make_participants(participants, questions[0].culture, plan, seed, settings, max_new_tokens, ids=ids)
@@ -278,17 +254,15 @@ def _run_locked(out: Path, questions: list[Question], backend: Backend, estimato
     counts: Counter[str] = Counter(r["status"] for r in existing)
     written = tokens = 0
     total = len(ids) * len(questions)
-    bar = _progress(total, len(have), f"{estimator}:{config['plan']}", progress)
+    bar = run_progress(total, len(have), f"{estimator}:{config['plan']}", progress)
     try:
-        with open(out / RESPONSES_FILE, "ab") as fh:
+        with RowWriter(out / RESPONSES_FILE) as writer:
             for step, q in enumerate(questions):
                 missing = [p for p in people if (p.participant_id, q.id) not in have]
                 if not missing:
                     continue
                 rows = run.step(step, q, missing)
-                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
+                writer.write(rows)
                 written += len(rows)
                 counts.update(r["status"] for r in rows)
                 tokens += sum(r["tokens"]["output"] for r in rows)

@@ -9,9 +9,11 @@ Why each piece:
   never blocks its own resume. The holder's PID, host and command go to ``.culturesim.writer``
   so a refused second writer can say who holds the folder.
 - **Set-up is committed by config.json.** ``questions.jsonl`` and an empty ``responses.jsonl``
-  are written first, ``config.json`` last (each atomically), so a folder without
-  ``config.json`` only ever holds an unfinished set-up: ``setup_leftovers`` recognises it
-  and the runner starts afresh there (with or without ``--resume``) and says so.
+  are written first, ``config.json`` last (each atomically; ``prepare_run_folder``), so a folder
+  without ``config.json`` only ever holds an unfinished set-up: ``setup_leftovers`` recognises it
+  and the run starts afresh there (with or without ``--resume``) and says so.
+- **Resume only the same run.** ``check_resumable`` compares the stored ``config.json`` with the
+  new one (``config_differences``, apart from ``VOLATILE_KEYS``) before anything is written.
 - **Rows.** ``RowWriter`` appends with ``os.write`` on an ``O_APPEND`` descriptor and fsyncs
   after each group, so a kill or a full disk leaves at most a cut-off last line, which
   ``read_rows(repair=True)`` drops on resume; every complete line is a row.
@@ -25,42 +27,59 @@ import json
 import logging
 import os
 import socket
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
+from culturesim.simulator.runfolder.redact import recorded_command
+from culturesim.simulator.runfolder.schema import (
+    CONFIG_FILE,
+    LOCK_FILE,
+    QUESTIONS_FILE,
+    RESPONSES_FILE,
+    ROW_TYPES,
+    WRITER_FILE,
+    question_record,
+)
+
 __all__ = [
-    "CONFIG_FILE",
-    "LOCK_FILE",
-    "QUESTIONS_FILE",
-    "RESPONSES_FILE",
-    "WRITER_FILE",
+    "LOCK_NAMES",
+    "VOLATILE_KEYS",
+    "DiskError",
     "FolderBusy",
     "RowWriter",
     "RunLock",
     "check_out_dir",
+    "check_resumable",
+    "check_row",
+    "config_differences",
+    "holds_anything",
     "load_run_config",
+    "lookup",
+    "prepare_run_folder",
+    "read_questions",
     "read_rows",
+    "remove_if_only_lock",
+    "rows_text",
     "setup_leftovers",
     "write_atomic",
+    "write_config",
+    "write_questions",
+    "write_rows",
 ]
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-RESPONSES_FILE = "responses.jsonl"
-QUESTIONS_FILE = "questions.jsonl"
-LOCK_FILE = ".culturesim.lock"
-WRITER_FILE = ".culturesim.writer"
+T = TypeVar("T")
+
 LOCK_NAMES = frozenset({LOCK_FILE, WRITER_FILE})
 """Files of the lock: they never make a folder count as holding a run."""
 SETUP_NAMES = frozenset({QUESTIONS_FILE, RESPONSES_FILE, f"{QUESTIONS_FILE}.tmp", f"{CONFIG_FILE}.tmp",
                          f"{RESPONSES_FILE}.tmp"})
-ROW_TYPES: dict[str, type | tuple[type, ...]] = {"participant_id": int, "question_id": str, "status": str}
-"""The keys every row must hold, with their types: what resuming, merging and scoring rely on."""
+VOLATILE_KEYS = frozenset({"created_at", "command"})
+"""Keys of config.json that may differ between a run and its resumption."""
 
 
 # --------------------------------------------------------------------------------------
@@ -98,6 +117,43 @@ def write_atomic(path: Path, text: str) -> None:
         except OSError:
             pass
         raise DiskError(exc.errno, _disk_message(exc, path, "nothing of it was kept")) from exc
+
+
+def rows_text(rows: Iterable[dict[str, Any]]) -> str:
+    """Rows as the lines of ``responses.jsonl`` (one JSON object a line, UTF-8 as is)."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def write_rows(run_dir: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Replace ``responses.jsonl`` of ``run_dir`` with ``rows``, atomically (a resume dropping
+    failed rows, a merge, a hand-made folder)."""
+    write_atomic(Path(run_dir) / RESPONSES_FILE, rows_text(rows))
+
+
+def write_config(run_dir: str | Path, config: dict[str, Any]) -> None:
+    """Write ``config.json`` of ``run_dir``, atomically; written last, it commits a set-up."""
+    write_atomic(Path(run_dir) / CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+
+
+def write_questions(run_dir: str | Path, questions: Iterable[Any]) -> None:
+    """Write ``questions.jsonl`` of ``run_dir`` (one ``question_record`` a line), atomically."""
+    write_atomic(Path(run_dir) / QUESTIONS_FILE,
+                 "".join(json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions))
+
+
+def read_questions(run_dir: str | Path, make: Callable[[dict[str, Any]], T]) -> dict[str, T] | None:
+    """The question snapshot of ``run_dir`` by id, each record turned into a question by ``make``
+    (``Question.from_record``); None when ``questions.jsonl`` is missing or empty. A damaged file is
+    a ValueError naming it and the fix."""
+    path = Path(run_dir) / QUESTIONS_FILE
+    if not (path.exists() and path.stat().st_size):
+        return None
+    try:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {r["id"]: make(r) for r in records}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is damaged ({type(exc).__name__}: {exc}): restore it, or delete it to score "
+                         "against the dataset the run's config.json names") from None
 
 
 def check_row(row: Any, path: Path, number: int) -> None:
@@ -176,7 +232,7 @@ class RowWriter:
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        data = rows_text(rows).encode("utf-8")
         view = memoryview(data)
         try:
             while view:
@@ -291,7 +347,7 @@ class RunLock:
         except OSError as exc:
             raise DiskError(exc.errno, _disk_message(exc, self.out / LOCK_FILE, "the folder could not be locked")) from exc
         _HELD[key] = [lock, 1]
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": recorded_command(program_name_only=True),
                 "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         try:
             write_atomic(self.out / WRITER_FILE, json.dumps(info) + "\n")
@@ -322,12 +378,6 @@ class RunLock:
         entry[0].release()
 
 
-def _command() -> list[str]:
-    from culturesim.simulator.runner import redact_argv
-
-    return redact_argv([Path(sys.argv[0]).name, *sys.argv[1:]])
-
-
 def remove_if_only_lock(out: Path, names: Iterable[str] = LOCK_NAMES) -> None:
     """Remove ``out`` when it holds nothing but lock files (a folder this run made and never used)."""
     try:
@@ -337,3 +387,77 @@ def remove_if_only_lock(out: Path, names: Iterable[str] = LOCK_NAMES) -> None:
             out.rmdir()
     except OSError:
         pass
+
+
+# --------------------------------------------------------------------------------------
+# Starting or resuming a run
+# --------------------------------------------------------------------------------------
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs (top-level ``VOLATILE_KEYS`` aside)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            if not prefix and key in VOLATILE_KEYS:
+                continue
+            out += config_differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def lookup(data: Any, dotted: str) -> Any:
+    """The value at a dotted key (``backend.model``) of a config; None where a part is missing."""
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
+    """Whether ``out`` holds a run to resume (False: a new run). Raises ValueError when ``out``
+    is not empty without ``resume``, or when the stored config differs from ``config`` (top-level
+    keys in ``skip`` are not compared: a cheap check before the model is loaded). A folder left
+    by a set-up that was killed or ran out of disk (no ``config.json``, no rows) counts as new."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder: choose another --out")
+    if not holds_anything(out):
+        return False
+    leftovers = setup_leftovers(out)
+    if leftovers is not None:
+        log.warning("%s holds only an unfinished set-up (%s; no %s): starting the run afresh there",
+                    out, ", ".join(leftovers), CONFIG_FILE)
+        return False
+    if not resume:
+        raise ValueError(f"--out {out} is not empty. Pass --resume to continue that run, or choose a new folder.")
+    config_path = out / CONFIG_FILE
+    if not config_path.exists():
+        raise ValueError(f"--resume: {out} has no {CONFIG_FILE}; it is not a culturesim run folder (choose another --out)")
+    old = load_run_config(out)
+    diff = [k for k in config_differences(old, config) if k.split(".")[0] not in set(skip)]
+    if diff:
+        details = "; ".join(f"{k}: {lookup(old, k)!r} -> {lookup(config, k)!r}" for k in diff[:8])
+        raise ValueError(
+            f"--resume: the run in {out} was made with a different configuration (differing keys: {', '.join(diff)}). "
+            f"{details}. Use the same arguments, or a new --out folder."
+        )
+    return True
+
+
+def prepare_run_folder(out: Path, config: dict[str, Any], resume: bool, questions: Sequence[Any]) -> list[dict[str, Any]]:
+    """Create or check the run folder; return the rows already written (resume).
+
+    The set-up writes ``questions.jsonl`` and an empty ``responses.jsonl`` first and commits with
+    ``config.json`` last, so an interrupted set-up is recognised (``setup_leftovers``) and redone."""
+    out = Path(out)
+    if check_resumable(out, config, resume):
+        return read_rows(out / RESPONSES_FILE, repair=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in setup_leftovers(out) or ():
+        (out / name).unlink()
+    write_questions(out, questions)
+    write_atomic(out / RESPONSES_FILE, "")
+    write_config(out, config)
+    return []

@@ -1,4 +1,4 @@
-"""``culturesim merge SHARD_DIRS... --out DIR``: join the shards of a run into one run folder.
+"""Join the shards of a run into one run folder (``culturesim merge SHARD_DIRS... --out DIR``).
 
 Why: ``--shard K/N`` lets N machines (or N vLLM clients) each run a slice of the
 participants; the report and the scorer want one folder. Merging checks that the shards are
@@ -9,20 +9,28 @@ indistinguishable from an unsharded one to every later step.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from culturesim.simulator.rundir import RunLock, holds_anything, load_run_config
-from culturesim.simulator.runner import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, config_differences, read_rows, write_atomic
+from culturesim.simulator.runfolder.files import (
+    RunLock,
+    config_differences,
+    holds_anything,
+    load_run_config,
+    read_rows,
+    write_atomic,
+    write_config,
+    write_rows,
+)
+from culturesim.simulator.runfolder.schema import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, Status
 
-__all__ = ["add_arguments", "main", "merge_runs"]
+__all__ = ["SHARD_KEYS", "merge_runs"]
 
 log = logging.getLogger(__name__)
 
 SHARD_KEYS = frozenset({"shard", "participant_ids", "created_at", "command"})
+"""Keys of config.json in which the shards of one run differ."""
 
 
 def _strip(config: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +85,8 @@ def merge_runs(shard_dirs: list[str | Path], out_dir: str | Path) -> Path:
             f"The shards are incomplete: {len(missing)} of {participants * len(questions)} rows missing (e.g. {examples}). "
             "Resume the unfinished shards with --resume, then merge again."
         )
-    failed = sorted({str(d) for d, cfg in zip(dirs, configs) for r in read_rows(d / RESPONSES_FILE) if r["status"] == "error"})
+    failed = sorted({str(d) for d, cfg in zip(dirs, configs) for r in read_rows(d / RESPONSES_FILE)
+                     if r["status"] == Status.ERROR})
     if failed:
         raise ValueError(f"Shards {', '.join(failed)} hold rows whose requests failed (status error): resume them with "
                          "--resume (which asks those again), then merge again.")
@@ -98,17 +107,6 @@ def _write_merged(out: Path, dirs: list[Path], configs: list[dict[str, Any]], ro
     questions_text = (dirs[0] / QUESTIONS_FILE).read_text(encoding="utf-8") if (dirs[0] / QUESTIONS_FILE).exists() else ""
     write_atomic(out / QUESTIONS_FILE, questions_text)
     ordered = [rows[(p, q)] for q in questions for p in range(participants)]
-    write_atomic(out / RESPONSES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
-    write_atomic(out / CONFIG_FILE, json.dumps(merged, ensure_ascii=False, indent=2) + "\n")
+    write_rows(out, ordered)
+    write_config(out, merged)
     log.info("merged %d shards into %s: %d rows", len(dirs), out, len(ordered))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR", help="run folders made with --shard K/N")
-    parser.add_argument("--out", type=Path, required=True, help="merged run folder (new or empty)")
-
-
-def main(args: argparse.Namespace) -> int:
-    out = merge_runs(args.shards, args.out)
-    print(f"merged {len(args.shards)} shards into {out}")
-    return 0
