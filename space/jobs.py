@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import contextvars
-import json
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from culturesim.simulator.questions import Question
+from culturesim.simulator.runfolder import RESPONSES_FILE, RowTail, read_config
 from culturesim.space.common import EMBEDDED_MODEL
 from culturesim.space.limits import Hardware, SpaceLimits, check_job, check_model_size
 from culturesim.space.spec import JobSpec, select_questions
@@ -156,23 +156,6 @@ class GenerationSlots:
             self._cond.notify_all()
 
 
-class _Tail:
-    """New complete lines of a growing ``responses.jsonl`` (the job may run in another process)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset = path, 0
-
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read()
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        return [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
-
-
 def _wait_for_load(model_id: str, deadline: float, cancel: threading.Event, limits: SpaceLimits, poll_s: float,
                    update: Callable[[str], JobUpdate]) -> Iterator[JobUpdate]:
     """Load (download if need be) ``model_id`` in a background thread, reporting while it runs.
@@ -277,7 +260,6 @@ def run_job(
     message has the key removed.
     """
     from culturesim.simulator.participants import PlanSettings
-    from culturesim.simulator.runfolder import RESPONSES_FILE
     from culturesim.simulator.runner import simulate
 
     started = time.time()
@@ -342,7 +324,7 @@ def run_job(
                               daemon=True)
     worker.start()
     rows: list[dict[str, Any]] = []
-    tail = _Tail(run_dir / RESPONSES_FILE)
+    tail = RowTail(run_dir / RESPONSES_FILE)
     try:
         while True:
             worker.join(timeout=poll_s)
@@ -392,9 +374,8 @@ def run_job(
 def variation_note(run_dir: str | Path) -> str:
     """What a run's backend could not vary of the DEF generation settings (Claude: num_beams), from
     its ``config.json`` (the runner records it; the log alone is not enough), or ""."""
-    path = Path(run_dir) / "config.json"
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = read_config(run_dir)
     except (OSError, ValueError):
         return ""
     diversity = config.get("config_diversity") or {}

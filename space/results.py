@@ -7,7 +7,6 @@ from ``culturesim.simulator.analysis.report``.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
@@ -23,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from culturesim.simulator.questions import Question  # noqa: E402
+from culturesim.simulator.runfolder import CONFIG_FILE, RESPONSES_FILE, read_config  # noqa: E402
 
 import culturesim.space.common  # noqa: E402,F401  (Agg backend and fonts before any figure)
 from culturesim.simulator.analysis import figures  # noqa: E402
@@ -214,8 +214,7 @@ def run_notes(run_dir: str | Path, scores: dict[str, Any], rows: Sequence[dict[s
     (Claude), the questions with no usable answer and why, and why the embedded model parses
     badly."""
     notes = []
-    config_path = Path(run_dir) / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+    config = read_config(run_dir) if (Path(run_dir) / CONFIG_FILE).exists() else {}
     lost = variation_note(run_dir)
     if lost:
         notes.append(f"⚠️ **{lost}.**")
@@ -295,5 +294,5 @@ def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, boo
         summary += "\n\n" + notes
     result = JobResult(run_dir, scores, scores_table(scores), summary)
     result.figures = result_figures(scores, questions, rows, dataset_dir)
-    result.files = [p for p in (run_dir / "responses.jsonl", run_dir / "scores.json") if p.exists()]
+    result.files = [p for p in (run_dir / RESPONSES_FILE, run_dir / "scores.json") if p.exists()]
     return result

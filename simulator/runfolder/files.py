@@ -49,6 +49,7 @@ __all__ = [
     "VOLATILE_KEYS",
     "DiskError",
     "FolderBusy",
+    "RowTail",
     "RowWriter",
     "RunLock",
     "check_out_dir",
@@ -59,6 +60,7 @@ __all__ = [
     "load_run_config",
     "lookup",
     "prepare_run_folder",
+    "read_config",
     "read_questions",
     "read_rows",
     "remove_if_only_lock",
@@ -200,6 +202,12 @@ def read_rows(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def read_config(run_dir: str | Path) -> Any:
+    """``config.json`` of ``run_dir`` as it is, shape unchecked (views that show whatever a config
+    holds); OSError when unreadable, ValueError when not JSON. ``load_run_config`` checks it."""
+    return json.loads((Path(run_dir) / CONFIG_FILE).read_text(encoding="utf-8"))
+
+
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     """A run folder's ``config.json``; a missing, truncated or wrong-shape file is a ValueError
     (FileNotFoundError when missing) naming the file and the fix."""
@@ -216,6 +224,24 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not a culturesim run config (no question_ids); restore it or run the simulation "
                          "again into a new --out")
     return config
+
+
+class RowTail:
+    """The new complete rows of a growing ``responses.jsonl`` at each ``read`` (a live view of a run
+    that may write from another thread or process; a line still being written waits for the next read)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = Path(path), 0
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
 
 
 class RowWriter:
