@@ -21,6 +21,7 @@ from .output import assemble, per_question
 
 __all__ = ["compute_alignment"]
 
+
 def compute_alignment(
     predictions: Any = None,
     probabilities: Any = None,
