@@ -37,7 +37,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("dataset", "publish"): ("culturesim.simulator.cli.dataset_publish", "upload a built dataset folder to the Hugging Face Hub"),
     ("dataset", "expand"): ("culturesim.simulator.cli.dataset_expand", "rephrase each question with an LLM, reviewed in code (a paraphrases config)"),
     ("simulate",): ("culturesim.simulator.cli.simulate", "run a model as many simulated survey participants (DEF)"),
-    ("merge",): ("culturesim.simulator.runfolder.merge", "join the shards of a run split with --shard K/N"),
+    ("merge",): ("culturesim.simulator.cli.merge", "join the shards of a run split with --shard K/N"),
     ("score",): ("culturesim.simulator.cli.score", "score a run's responses against the human distributions"),
     ("report",): ("culturesim.simulator.cli.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
     ("ablate",): ("culturesim.simulator.cli.ablate", "diversity-plan and language ablations on the same questions"),
