@@ -16,6 +16,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "transformers": ("culturesim.simulator.backends.transformers_backend", "TransformersBackend", "transformers accelerate gguf"),
     "anthropic": ("culturesim.simulator.backends.anthropic_backend", "AnthropicBackend", "anthropic"),
     "openai": ("culturesim.simulator.backends.openai_backend", "OpenAIBackend", "openai"),
+    "llamacpp": ("culturesim.simulator.backends.llamacpp_backend", "LlamaCppBackend", "llama-cpp-python"),
 }
 
 

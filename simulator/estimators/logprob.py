@@ -85,12 +85,14 @@ def _model_and_tokenizer(model_or_backend: Any) -> tuple[Any, Any]:
         model_or_backend = TransformersBackend(model=model_or_backend)
     if isinstance(model_or_backend, tuple) and len(model_or_backend) == 2:
         return model_or_backend
+    if callable(getattr(model_or_backend, "next_token_logprobs", None)):
+        return model_or_backend, model_or_backend.tokenizer  # scores in-process itself (llamacpp)
     model = getattr(model_or_backend, "model", None)
     tokenizer = getattr(model_or_backend, "tokenizer", None)
     if model is None or tokenizer is None:
         raise TypeError(
-            f"logprob_distributions needs a TransformersBackend, a (model, tokenizer) pair or a model name; "
-            f"got {type(model_or_backend).__name__}."
+            f"logprob_distributions needs a TransformersBackend, a LlamaCppBackend, a (model, tokenizer) pair or a "
+            f"model name; got {type(model_or_backend).__name__}."
         )
     return model, tokenizer
 
@@ -197,6 +199,29 @@ def _plan_item(index: int, item: OptionPrompt, tokenizer: Any) -> _Plan:
     return _Plan(index, question, prompt_ids[:common_len], continuations, item.key or question.id)
 
 
+def _forward_logprobs(model: Any, sequences: list[list[int]], width: int, keep: int, pad: int, device: Any,
+                      digit_index: Any) -> tuple[Any, Any]:
+    """One left-padded forward pass of a transformers model: the log-softmax at the last ``keep``
+    positions of each sequence, and the log-probability mass on digit tokens there."""
+    input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+        attention[row, width - len(seq) :] = 1
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        logits = model(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            position_ids=positions.to(device),
+            logits_to_keep=keep,
+            use_cache=False,
+        ).logits[:, -keep:, :]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        digit_mass = torch.logsumexp(logprobs[:, :, digit_index], dim=-1) if digit_index is not None else None
+    return logprobs, digit_mass
+
+
 def logprob_distributions(
     model_or_backend: Any,
     questions: Sequence[Question],
@@ -232,7 +257,9 @@ def logprob_items(model_or_backend: Any, items: Sequence[OptionPrompt], batch_si
     # Every covering sequence of every question, batched in length order to limit padding.
     jobs = [(plan, leaf) for plan in plans for leaf in plan.leaves]
     jobs.sort(key=lambda job: len(job[0].common) + len(job[1]))
-    device = next(model.parameters()).device
+    # A backend with next_token_logprobs (llamacpp) returns the log-softmax itself, on the CPU.
+    scorer = getattr(model, "next_token_logprobs", None)
+    device = torch.device("cpu") if scorer is not None else next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     digit_index = torch.tensor(digits, dtype=torch.long, device=device) if digits else None
     for start in range(0, len(jobs), batch_size):
@@ -241,22 +268,11 @@ def logprob_items(model_or_backend: Any, items: Sequence[OptionPrompt], batch_si
         sequences = [plan.common + list(leaf) for plan, leaf in batch]
         width = max(len(s) for s in sequences)
         keep = max(len(leaf) for _, leaf in batch) + 1
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            input_ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-            attention[row, width - len(seq) :] = 1
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            logits = model(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                position_ids=positions.to(device),
-                logits_to_keep=keep,
-                use_cache=False,
-            ).logits[:, -keep:, :]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
+        if scorer is not None:
+            logprobs = torch.from_numpy(scorer(sequences, keep))
             digit_mass = torch.logsumexp(logprobs[:, :, digit_index], dim=-1) if digit_index is not None else None
+        else:
+            logprobs, digit_mass = _forward_logprobs(model, sequences, width, keep, pad, device, digit_index)
         for row, (plan, leaf) in enumerate(batch):
             for j in range(len(leaf) + 1):
                 node = leaf[:j]
@@ -339,6 +355,9 @@ def remote_logprob_items(
     top ``top_logprobs`` count as 0, so ``mass_on_options`` is a lower bound; the answer
     position follows the model's own greedy reply rather than a prefilled ``Answer:``.
 
+    A backend that scores in-process (``next_token_logprobs``, the llamacpp backend) is read
+    exactly instead, as ``logprob_items`` reads transformers, with the same row fields.
+
     Each result: ``key``, ``question_id``, ``status`` (``ok``, ``no_answer``, ``error``),
     ``distribution`` (source order; None unless ok), ``mass_on_options``, ``answer_token``,
     ``answer_index``, ``detail``, ``raw_text``, ``tokens_in``, ``tokens_out``, ``seconds``,
@@ -352,6 +371,13 @@ def remote_logprob_items(
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
     for item in items:
         check_labels(item)
+    if callable(getattr(backend, "next_token_logprobs", None)):
+        # An in-process backend that scores prompts exactly (llamacpp) is read the local way:
+        # "Answer:" prefilled and every option's full probability, no top-k cut.
+        rows = logprob_items(backend, items, batch_size=max(1, int(getattr(backend, "batch_size", 16))))
+        for row in rows:
+            row.update(status="ok", raw_text="", tokens_out=0, attempts=1, error=None, detail=None)
+        return rows
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
                               top_logprobs=top_logprobs)
     requests = [GenerationRequest(messages=tuple(item.messages), config=config, key=item.key or item.question.id)
