@@ -38,7 +38,8 @@ from culturesim.dataset_builder.review import (
     load_yaml_file,
     load_tags,
 )
-from culturesim.dataset_builder.schema import SCHEMA, VALUE_DIMENSIONS, data_file_name
+from culturesim.dataset_builder.schema import SCHEMA, data_file_name
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 
 log = logging.getLogger(__name__)
 

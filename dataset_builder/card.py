@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 
 from culturesim.dataset_builder.lint import KINDS as LINT_KINDS
-from culturesim.dataset_builder.schema import COLUMN_DOCS, DIMENSION_NAMES, VALUE_DIMENSIONS
+from culturesim.dataset_builder.schema import COLUMN_DOCS, DIMENSION_NAMES
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "ar": "Arabic"}
 CULTURE_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egypt"}

@@ -60,6 +60,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from culturesim.dataset_builder.wvs import detect_script_language
+from culturesim.simulator.types import GenerationConfig, GenerationRequest
+from culturesim.simulator.runfolder import write_atomic
+from culturesim.dataset_builder.schema import data_file_name
 
 __all__ = [
     "EXPAND_PROMPT_VERSION",
@@ -164,7 +168,6 @@ def review_variant(text: str, question: Any, accepted: Sequence[str] = ()) -> li
     hint_word = any(w in text.lower() and w not in original.lower() for w in _HINT_WORDS)
     if _ANSWER_RE.search(text) or hint_word or (new_named and len(new_named) < len(unnamed)):
         failed.append("answer_hint")
-    from culturesim.dataset_builder.wvs import detect_script_language
 
     if detect_script_language(text) != question.language:
         failed.append("language")
@@ -231,7 +234,6 @@ def _request_seed(question_id: str, index: int, seed: int) -> int:
 
 
 def _judge(judge_backend: Any, candidates: list[Candidate], questions: dict[str, Any], max_new_tokens: int) -> None:
-    from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
     todo = [c for c in candidates if c.accepted]
     if not todo:
@@ -259,8 +261,6 @@ def expand(
     judge_backend: Any = None,
 ) -> dict[str, Any]:
     """Ask ``backend`` for ``variants`` rephrasings of each question, review them, write ``out``."""
-    from culturesim.simulator.runfolder import write_atomic
-    from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
     if variants < 1:
         raise ValueError(f"--variants {variants} must be >= 1")
@@ -366,7 +366,6 @@ def _write_config(out: Path, rows: list[dict[str, Any]]) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from culturesim.dataset_builder.schema import data_file_name
 
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from culturesim.metrics.cultural_alignment import compute_alignment
 
 WEIGHT = "wtssps"
 AGE_GROUPS: tuple[tuple[str, int, int], ...] = (("18-29", 18, 29), ("30-49", 30, 49), ("50+", 50, 200))
@@ -190,7 +191,6 @@ def ceilings(halves: list[tuple[np.ndarray, np.ndarray]], ordinal: list[bool]) -
     Scored in one call of the metric module (``compute_alignment``), so the ceiling is the same
     divergence, with the same smoothing, as a model's score.
     """
-    from culturesim.metrics.cultural_alignment import compute_alignment
 
     if not halves:
         return []

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from culturesim.dataset_builder.schema import VALUE_DIMENSIONS
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 
 CURATION_DIR = Path(__file__).resolve().parent / "curation"
 REVIEW_FILE = CURATION_DIR / "review.yaml"

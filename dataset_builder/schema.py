@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-VALUE_DIMENSIONS = ("EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI")
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS  # the one definition: the metric scores by it
+
 DIMENSION_NAMES = {
     "EVI": "emancipative values (Welzel)",
     "IDV": "individualism vs collectivism (Hofstede)",

@@ -30,6 +30,7 @@ from typing import Any
 from culturesim.simulator.labels import check_label_style
 from culturesim.simulator.prompts import DEF_TEMPLATES, RenderedQuestion, option_order, render_question
 from culturesim.simulator.questions import Question
+from culturesim.simulator.questions import config_files
 
 __all__ = ["ORDERS", "PARAPHRASES_CONFIG", "Paraphrases", "Presentation"]
 
@@ -61,7 +62,6 @@ class Paraphrases:
         import pyarrow.parquet as pq
 
         folder = Path(path)
-        from culturesim.simulator.questions import config_files
 
         file = config_files(folder).get(PARAPHRASES_CONFIG) if (folder / "data").is_dir() else None
         if file is None:

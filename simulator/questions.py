@@ -12,10 +12,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from culturesim.metrics.cultural_alignment import CEILING_KEYS, VALUE_DIMENSIONS
 from culturesim.dataset_builder.schema import config_of_data_file
 
 DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "dataset_builder" / "dataset"
-VALUE_DIMENSIONS = ("EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI")
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,6 @@ class Question:
             human_nonsubstantive_share=_optional_float(row.get("human_nonsubstantive_share")),
             human_ceiling=_ceiling_from_record(row),
         )
-
-
-CEILING_KEYS = ("kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd")
 
 
 def _optional_float(value: Any) -> float | None:

@@ -65,6 +65,7 @@ def simulate_local(*, run_dir: str, model_id: str, questions: Sequence[Any], opt
     guarded backend stops before the next batch once it passes or ``run_dir/STOP`` exists.
     Returns the runner's ``RunSummary``. ``lease_s`` only sizes the ZeroGPU lease.
     """
+    # imported here, not at the top: this module must import ``spaces`` before anything that may load torch
     from culturesim.simulator.runner import simulate
     from culturesim.space.models import GuardedBackend, local_backend
 

@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from culturesim.simulator.questions import DEFAULT_DATASET_DIR, VALUE_DIMENSIONS  # noqa: E402
+from culturesim.simulator.questions import DEFAULT_DATASET_DIR  # noqa: E402
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS  # noqa: E402
 from culturesim.space.common import ALL  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def dataset_frame(dataset_dir: str | Path | None = None) -> pd.DataFrame:
     return _frame(str(_dataset_dir(dataset_dir).resolve()))
 
 
-def _unique(values: Sequence[Any]) -> list[str]:
+def unique(values: Sequence[Any]) -> list[str]:
     return sorted({str(v) for v in values if v is not None and str(v) != ""})
 
 
@@ -61,10 +62,10 @@ def explore_choices(frame: pd.DataFrame) -> dict[str, list[str]]:
     """The values each Explore filter can take, each list headed by ``ALL``."""
     dims = sorted({d for ds in frame["value_dimensions"] for d in ds}, key=VALUE_DIMENSIONS.index)
     return {
-        "culture": [ALL, *_unique(frame["culture"])],
-        "language": [ALL, *_unique(frame["language"])],
-        "source": [ALL, *_unique(frame["source"])],
-        "topic": [ALL, *_unique(frame["topic"])],
+        "culture": [ALL, *unique(frame["culture"])],
+        "language": [ALL, *unique(frame["language"])],
+        "source": [ALL, *unique(frame["source"])],
+        "topic": [ALL, *unique(frame["topic"])],
         "value_dimension": [ALL, *dims],
     }
 
@@ -86,7 +87,7 @@ def explore_table(
     for column, value in (("culture", culture), ("language", language), ("source", source), ("topic", topic)):
         if value and value != ALL:
             if value not in set(frame[column].astype(str)):
-                raise ValueError(f"Unknown {column} {value!r}; choose one of {', '.join(_unique(frame[column]))}.")
+                raise ValueError(f"Unknown {column} {value!r}; choose one of {', '.join(unique(frame[column]))}.")
             rows = rows[rows[column].astype(str) == value]
     if value_dimension and value_dimension != ALL:
         if value_dimension not in VALUE_DIMENSIONS:
@@ -106,7 +107,7 @@ def explore_table(
 def explore_languages(frame: pd.DataFrame, culture: str = ALL) -> list[str]:
     """The Language filter's choices for a culture (``ALL`` first): only languages it has questions in."""
     rows = frame if not culture or culture == ALL else frame[frame["culture"].astype(str) == culture]
-    return [ALL, *_unique(rows["language"])]
+    return [ALL, *unique(rows["language"])]
 
 
 def explore_message(table: pd.DataFrame, filters: dict[str, str]) -> str:

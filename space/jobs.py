@@ -25,8 +25,10 @@ from culturesim.space.common import EMBEDDED_MODEL
 from culturesim.space.limits import Hardware, SpaceLimits, check_job, check_model_size
 from culturesim.space.spec import JobSpec, select_questions
 from culturesim.space.device import STOP_FILE, simulate_local
-from culturesim.space.models import (GuardedBackend, JobCancelled, JobFailed, JobTimeout, _claude_backend, is_loaded,
+from culturesim.space.models import (GuardedBackend, JobCancelled, JobFailed, JobTimeout, claude_backend, is_loaded,
                           local_backend, redact)
+from culturesim.simulator.participants import PlanSettings
+from culturesim.simulator.runner import simulate
 
 
 log = logging.getLogger(__name__)
@@ -259,8 +261,6 @@ def run_job(
     :class:`JobCancelled` (``cancel`` set) or :class:`JobFailed` (no row answered); every
     message has the key removed.
     """
-    from culturesim.simulator.participants import PlanSettings
-    from culturesim.simulator.runner import simulate
 
     started = time.time()
     cancel = cancel or threading.Event()
@@ -305,7 +305,7 @@ def run_job(
                    selection={"culture": spec.culture, "language": spec.language, "limit": spec.questions,
                               "select_by": spec.select_by, "selection": list(spec.selection), "source": "space"})
     outcome: dict[str, Any] = {}
-    inner = _claude_backend(spec.model_id, api_key or "") if not local else None
+    inner = claude_backend(spec.model_id, api_key or "") if not local else None
 
     def work() -> None:
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from culturesim.space.common import MODEL_KINDS, SELECT_BY
 from culturesim.space.spec import JobSpec
+from culturesim.simulator.participants import canonical_plan
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class SpaceLimits:
             base = cls(max_responses=4000, max_questions=1000, max_participants=50, max_new_tokens=512,
                        job_timeout_s=1800.0, concurrency_limit=1, max_model_params=max_params)
             if hardware.zero_gpu:  # a lease lasts minutes: smaller jobs, the lease bounds the generation
-                from culturesim.space.device import ZERO_GPU_MAX_S
+                from culturesim.space.device import ZERO_GPU_MAX_S  # device imports spaces before torch: see above
 
                 base = replace(base, max_responses=1000, job_timeout_s=float(ZERO_GPU_MAX_S) + 120.0)
         else:
@@ -243,6 +244,5 @@ def check_job(spec: JobSpec, limits: SpaceLimits) -> None:
         )
     if spec.select_by not in SELECT_BY:
         raise ValueError(f"Unknown selection {spec.select_by!r}; choose one of {', '.join(SELECT_BY)}.")
-    from culturesim.simulator.participants import canonical_plan
 
     canonical_plan(spec.plan)

@@ -19,6 +19,7 @@ from typing import Any
 
 
 from culturesim.space.common import CLAUDE_MODELS, EMBEDDED_HUB_ID, EMBEDDED_MODEL
+from culturesim.simulator.backends import get_backend
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ def local_backend(model_id: str = EMBEDDED_MODEL) -> Any:
     with _BACKEND_LOCK:
         backend = _BACKENDS.get(model_id)
         if backend is None:
-            from culturesim.simulator.backends import get_backend
 
             started = time.perf_counter()
             try:
@@ -137,13 +137,12 @@ class GuardedBackend:
         pass
 
 
-def _claude_backend(model: str, api_key: str) -> Any:
+def claude_backend(model: str, api_key: str) -> Any:
     """A Claude backend holding the pasted key itself (never through os.environ)."""
     if not api_key or not api_key.strip():
         raise ValueError("Paste an Anthropic API key to run Claude (it is used for this job only and not stored).")
     if model not in CLAUDE_MODELS and not re.fullmatch(r"claude-[a-z0-9.\-]+", model or ""):
         raise ValueError(f"Unknown Claude model {model!r}; choose one of {', '.join(CLAUDE_MODELS)}.")
-    from culturesim.simulator.backends import get_backend
 
     try:
         return get_backend("anthropic", model=model, api_key=api_key.strip(), concurrency=4, timeout_s=60,

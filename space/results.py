@@ -34,6 +34,8 @@ from culturesim.space.common import EMBEDDED_MODEL  # noqa: E402
 from culturesim.space.explore import wrap  # noqa: E402
 from culturesim.space.glossary import EMBEDDED_PARSE_NOTE, STATUSES  # noqa: E402
 from culturesim.space.jobs import variation_note  # noqa: E402
+from culturesim.metrics.cultural_alignment import describe  # noqa: E402
+from culturesim.simulator.analysis.report import build_report  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,6 @@ REFUSAL_STATS = {  # the metric's "refusals" glossary line, one key at a time
 
 def _meaning(key: str) -> str:
     """The metric's own one-line meaning of an output key (``OUTPUT_GLOSSARY``), or ""."""
-    try:
-        from culturesim.metrics.cultural_alignment import describe
-    except ImportError:  # an older metric without the glossary
-        return ""
     return describe(key) or ""
 
 
@@ -243,19 +241,12 @@ def report_files(run_dir: str | Path, dataset_dir: str | Path | None = None,
     """The run's ``report.html`` and ``report.json`` from ``culturesim.simulator.analysis.report.build_report``,
     and a note; ``([], why)`` when no report could be written for this run.
 
-    HOOK: if ``culturesim.simulator.analysis.report`` is not installed the Space offers responses and scores only.
     """
-    try:
-        from culturesim.simulator.analysis import report
-    except ModuleNotFoundError as exc:
-        if exc.name != "culturesim.simulator.analysis.report":
-            raise
-        return [], "no report module (simulator.analysis.report) in this build"
     run_dir = Path(run_dir)
     out = run_dir.parent / f"{run_dir.name}-report"  # beside the run: a report never writes into its inputs
     try:
         with _FIGURE_LOCK:
-            report.build_report([run_dir], out, dataset_dir=dataset_dir, bootstrap_samples=bootstrap_samples)
+            build_report([run_dir], out, dataset_dir=dataset_dir, bootstrap_samples=bootstrap_samples)
             plt.close("all")
     except Exception as exc:  # noqa: BLE001 - a failed report must not hide the scores already shown
         log.warning("report for %s not written: %s", run_dir, exc)

@@ -10,9 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from culturesim.simulator.questions import VALUE_DIMENSIONS, Question, load_questions
+from culturesim.simulator.questions import Question, load_questions
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 from culturesim.space.common import EMBEDDED_MODEL, MODEL_KINDS
-from culturesim.space.explore import _unique
+from culturesim.space.explore import unique
+from culturesim.simulator.participants import plan_names
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +28,9 @@ def language_choices(frame: pd.DataFrame, culture: str) -> list[str]:
     """The question languages of a culture, native first (e.g. CN: zh, en)."""
     rows = frame[frame["culture"] == culture]
     if rows.empty:
-        raise ValueError(f"Unknown culture {culture!r}; choose one of {', '.join(_unique(frame['culture']))}.")
-    native = _unique(rows[rows["is_native_language"].astype(bool)]["language"])
-    return native + [x for x in _unique(rows["language"]) if x not in native]
+        raise ValueError(f"Unknown culture {culture!r}; choose one of {', '.join(unique(frame['culture']))}.")
+    native = unique(rows[rows["is_native_language"].astype(bool)]["language"])
+    return native + [x for x in unique(rows["language"]) if x not in native]
 
 
 def selection_choices(frame: pd.DataFrame, culture: str, language: str | None, select_by: str) -> list[str]:
@@ -39,13 +41,12 @@ def selection_choices(frame: pd.DataFrame, culture: str, language: str | None, s
     if select_by == "value dimension":
         return sorted({d for ds in rows["value_dimensions"] for d in ds}, key=VALUE_DIMENSIONS.index)
     if select_by == "topic":
-        return _unique(rows["topic"])
+        return unique(rows["topic"])
     return []
 
 
 def plan_choices() -> list[str]:
     """The runner's plans (none, prompt, config, memory, combinations, all = DEF, baselines)."""
-    from culturesim.simulator.participants import plan_names
 
     return plan_names()
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["KatanServer", "death_notes", "free_port", "katan", "start_katan", "stop_process", "watch"]
+__all__ = ["KatanServer", "death_notes", "finished", "free_port", "katan", "start_katan", "stop_process", "watch"]
 
 READY_TIMEOUT_S = 30.0
 
@@ -75,6 +75,15 @@ def death_notes() -> list[str]:
             tail = f"(its log {log_path} is unreadable: {error})"
         notes.append(f"{name} (pid {process.pid}) died: {why}; last lines of {log_path}:\n{tail}")
     return notes
+
+
+def finished(done: subprocess.CompletedProcess, what: str, lines: int = LOG_LINES) -> str:
+    """Why a finished process failed, for an assertion message: its exit status and the last
+    ``lines`` lines of its output (stderr after stdout)."""
+    status = done.returncode
+    why = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+    output = "\n".join(((done.stdout or "") + "\n" + (done.stderr or "")).strip().splitlines()[-lines:])
+    return f"{what} failed: {why}; its last lines:\n{output}"
 
 
 def stop_process(process: subprocess.Popen, grace_s: float, kill_wait_s: float | None = 10) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from culturesim.dataset_builder import wvs
 from culturesim.dataset_builder.build import build
-from culturesim.dataset_builder.schema import VALUE_DIMENSIONS
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 from culturesim.simulator.questions import config_files
 
 REPO = Path(__file__).resolve().parent.parent

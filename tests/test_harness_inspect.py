@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from harness_extra import REPO, harness_python
-from katan import start_katan
+from katan import finished, start_katan
 from culturesim.metrics.cultural_alignment import compute_alignment
 from culturesim.simulator.parsing import parse_response
 from culturesim.simulator.participants import make_participant
@@ -76,12 +76,12 @@ def _inspect_eval(tmp_path: Path, model_args: list[str], env: dict[str, str]) ->
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(_entry_point_path(tmp_path))]),
                 "HF_HUB_OFFLINE": "1", "INSPECT_LOG_FORMAT": "eval", **env}  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=full_env, timeout=900)
-    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    assert done.returncode == 0, finished(done, "inspect eval", lines=60)
     logs = sorted((tmp_path / "logs").glob("*.eval"))
     assert len(logs) == 1, logs
     read = subprocess.run([python, "-c", _READ_LOG, str(logs[0])], capture_output=True, text=True, env=full_env,
                           timeout=300)
-    assert read.returncode == 0, read.stderr[-3000:]
+    assert read.returncode == 0, finished(read, "reading the inspect log", lines=60)
     return json.loads(read.stdout)
 
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from katan import finished
 
 from harness_extra import REPO, harness_python
 from culturesim.simulator.harness.common import LM_EVAL_TASK_DIR, def_logprob_prompt, option_labels
@@ -30,7 +31,7 @@ def test_harness_path_prints_the_task_folder() -> None:
         [sys.executable, "-m", "culturesim.simulator.cli", "harness-path"], capture_output=True, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, finished(done, "culturesim harness-path")
     folder = Path(done.stdout.strip())
     assert folder == LM_EVAL_TASK_DIR
     assert {p.name for p in folder.glob("culturesim_*.yaml")} == {
@@ -99,7 +100,7 @@ def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path:
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.returncode == 0, finished(done, "lm_eval", lines=60)
     table = done.stdout
     printed = {m: float(v) for m, v in re.findall(r"\|\s*(kl|js|match_rate|wasserstein)\s*\|[^|]*\|\s*([-\d.]+)\s*\|", table)}
     assert set(printed) == {"kl", "js", "match_rate", "wasserstein"}, table

@@ -216,14 +216,14 @@ def test_redact_and_claude_key_checks() -> None:
     assert logic.redact(None, key) == ""
     assert logic.redact("nothing", None) == "nothing"
     with pytest.raises(ValueError, match="Paste an Anthropic API key"):
-        models._claude_backend("claude-sonnet-4-5", "  ")
+        models.claude_backend("claude-sonnet-4-5", "  ")
     with pytest.raises(ValueError, match="Unknown Claude model 'gpt-4'"):
-        models._claude_backend("gpt-4", "sk-ant-x")
+        models.claude_backend("gpt-4", "sk-ant-x")
 
 
 def test_claude_backend_holds_the_pasted_key_not_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    backend = models._claude_backend("claude-haiku-4-5", "sk-ant-test-SECRET123")
+    backend = models.claude_backend("claude-haiku-4-5", "sk-ant-test-SECRET123")
     try:
         assert "ANTHROPIC_API_KEY" not in os.environ
         assert "SECRET123" not in json.dumps(backend.describe())

@@ -8,14 +8,14 @@ from the siblings that own them; the files behind them are private.
 """
 
 from .bootstrap import PARTICIPANT_BOOTSTRAP_DEFAULT
-from .channels import NON_RESPONSE_EXCLUDED, refusal_channel
+from .channels import CEILING_KEYS, NON_RESPONSE_EXCLUDED, refusal_channel
 from .compute import compute_alignment
 from .demographics import GAP_PAIRS
 from .divergences import ZERO_POLICIES
 from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
 from .intervals import INTERVAL_PSEUDOCOUNT
-from .output import METRIC_VERSION, OUTPUT_GLOSSARY, describe
-from .schema import DEMOGRAPHIC_GROUPS, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS
+from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
+from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS
 
 __all__ = [
     "compute_alignment",
@@ -36,4 +36,7 @@ __all__ = [
     "FLOOR_MC_DRAWS",
     "BIAS_MC_DRAWS",
     "FLOOR_SEED",
+    "SCORES",
+    "DIVERGENCES",
+    "CEILING_KEYS",
 ]

@@ -80,7 +80,8 @@ def build_widget(modules: dict[str, Any]) -> gr.Interface:
     )
 
 
-def main() -> None:
+def serve() -> None:
+    """Launch the widget: what the Space runs (``python app.py``)."""
     if hasattr(gr, "inputs"):  # gradio < 4: the evaluate library's own widget
         launch_gradio_widget(evaluate.load(SCRIPT))
     else:
@@ -88,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    serve()

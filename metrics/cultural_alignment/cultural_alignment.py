@@ -45,15 +45,15 @@ import numpy as np
 import scipy
 
 from .bootstrap import PARTICIPANT_BOOTSTRAP_DEFAULT
-from .channels import NON_RESPONSE_EXCLUDED, refusal_channel
+from .channels import CEILING_KEYS, NON_RESPONSE_EXCLUDED, refusal_channel
 from .compute import compute_alignment
 from .demographics import GAP_PAIRS
 from .divergences import ZERO_POLICIES
 from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
 from .inputs import PREPARE_OPTIONAL, prepare
 from .intervals import INTERVAL_PSEUDOCOUNT
-from .output import METRIC_VERSION, OUTPUT_GLOSSARY, describe
-from .schema import DEMOGRAPHIC_GROUPS, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS, is_int
+from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
+from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS, is_int
 
 # The module's public names as evaluate users see them: the package's, plus the evaluate.Metric class.
 __all__ = [
@@ -76,6 +76,9 @@ __all__ = [
     "FLOOR_MC_DRAWS",
     "BIAS_MC_DRAWS",
     "FLOOR_SEED",
+    "SCORES",
+    "DIVERGENCES",
+    "CEILING_KEYS",
 ]
 
 

@@ -91,7 +91,8 @@ def describe(key: str) -> str | None:
     return None
 
 
-_STATS = ("kl", "js", "wasserstein", "match_rate")
+SCORES = ("kl", "js", "wasserstein", "match_rate")
+"""The headline statistics, in the order they are reported."""
 
 
 def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.ndarray, settings: dict) -> dict:
@@ -104,7 +105,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         "match_rate": masked_mean(point["match"], mask),
     }
     out: dict[str, Any] = {}
-    for stat in _STATS:
+    for stat in SCORES:
         name = "match_rate" if stat == "match_rate" else f"{stat}_mean"
         out[name] = means[stat]
         undefined = means[stat] is None

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from culturesim.simulator.questions import VALUE_DIMENSIONS, Question, dataset_cultures, load_questions
+from culturesim.simulator.questions import Question, dataset_cultures, load_questions
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 
 POLARITY_FILE = Path(__file__).resolve().parents[2] / "dataset_builder" / "curation" / "polarity.yaml"
 

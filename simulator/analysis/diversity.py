@@ -23,6 +23,7 @@ chosen, as the metric counts distinct responses), from rows with status ``ok``.
 from __future__ import annotations
 
 import math
+from culturesim.simulator.runfolder import Status
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -53,7 +54,7 @@ def answer_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, Counter[tuple[
     """Per question id, how many parsed (``ok``) rows gave each answer (tuple of source option indices)."""
     out: dict[str, Counter[tuple[int, ...]]] = {}
     for row in rows:
-        if row.get("status") != "ok":
+        if row.get("status") != Status.OK:
             continue
         answer = tuple(sorted(int(i) for i in row.get("option_indices") or ()))
         if answer:
@@ -85,7 +86,7 @@ def compare_plans(rows_by_plan: Mapping[str, Iterable[Mapping[str, Any]]], basel
     table: dict[str, dict[str, Any]] = {}
     for plan, rs in rows.items():
         n_rows = sum(1 for r in rs if r["question_id"] in common)
-        n_ok = sum(1 for r in rs if r["question_id"] in common and r.get("status") == "ok")
+        n_ok = sum(1 for r in rs if r["question_id"] in common and r.get("status") == Status.OK)
         c = counts[plan]
         raw = [len(c.get(q, ())) for q in common]
         rare = [rarefied_distinct(list(c[q].values()), m[q]) for q in rare_questions]

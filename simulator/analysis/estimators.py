@@ -30,10 +30,10 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 from typing import Any
+from culturesim.metrics.cultural_alignment import SCORES, compute_alignment
 
 __all__ = ["compare_estimators", "estimators_html", "reading_of"]
 
-_SCORES = ("kl", "js", "wasserstein", "match_rate")
 _NORMALISED = ("normalised_js", "normalised_kl", "normalised_wasserstein")
 
 
@@ -63,7 +63,7 @@ def _row(run: dict[str, Any], common: set[str]) -> dict[str, Any]:
         "plan": config.get("plan"), "participants": config.get("participants"),
         "n_questions": m.get("n_questions"), "non_ok_share": run["responses"].get("non_ok_share"),
     }
-    for stat in _SCORES:
+    for stat in SCORES:
         key = "match_rate" if stat == "match_rate" else f"{stat}_mean"
         out[key] = m.get(key)
         out[f"{key}_ci_low"] = m.get(f"{stat}_ci_low" if stat != "match_rate" else "match_rate_ci_low")
@@ -79,7 +79,6 @@ def _row(run: dict[str, Any], common: set[str]) -> dict[str, Any]:
 
 
 def _gap(stated: dict[str, Any], produced: dict[str, Any], bootstrap_samples: int, seed: int) -> dict[str, Any]:
-    from culturesim.metrics.cultural_alignment import compute_alignment
 
     a, b = _per_question(stated), _per_question(produced)
     by_id = {q.id: q for q in stated["questions"]}

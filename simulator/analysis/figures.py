@@ -28,7 +28,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS  # noqa: E402
 from culturesim.simulator.analysis.fonts import use_fonts  # noqa: E402
+from culturesim.simulator.analysis.insensitivity import DIMENSIONS as INSENSITIVITY_CHECKS  # noqa: E402
 
 use_fonts()  # questions and options in Chinese, Japanese and Arabic
 
@@ -45,9 +47,9 @@ __all__ = [
     "question_distribution",
 ]
 
-DIMENSIONS = ("EVI", "IDV", "IVR", "LTO", "MAS", "PDI", "UAI", "TDI", "USI")
+DIMENSIONS = VALUE_DIMENSIONS
 GROUPS = (("sex", "female"), ("sex", "male"), ("age", "18-29"), ("age", "30-49"), ("age", "50+"))
-INSENSITIVITY_DIMENSIONS = ("IU", "QC", "RP", "CV", "FF", "IR")
+INSENSITIVITY_DIMENSIONS = INSENSITIVITY_CHECKS
 _DPI = 110
 
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from culturesim.metrics.cultural_alignment import describe
+from culturesim.simulator.runfolder import Status
+
 __all__ = ["GLOSSARY", "METRIC_TERMS", "Term", "glossary", "glossary_html", "glossary_markdown"]
 
 
@@ -50,15 +53,7 @@ GLOSSARY: tuple[Term, ...] = (
     Term("parsed answers", "responses with status ok; a question's model distribution is made of these", "", "support"),
     Term("dropped question", "a question with no parsed answer: left out of every score", "", "support"),
     Term("non-ok share", "1 − parse rate: share of responses that gave no usable answer", _LOWER, "support"),
-    Term("ok", "status: the response names exactly one option (or a valid set for multiple choice)", "", "status"),
-    Term("no_answer", "status: no option could be read from the response", "", "status"),
-    Term("invalid_option", "status: the response names an option number that does not exist", "", "status"),
-    Term("multiple_for_single", "status: several different options for a single-choice question", "", "status"),
-    Term("number_text_disagree", "status: the option number and the option text name different options "
-         "(\"1. No\" where 1 is \"Yes\"); parser 1.0 wrote multiple_for_single for this", "", "status"),
-    Term("refusal", "status: the model declines to answer or says it is an AI, without an answer", "", "status"),
-    Term("empty", "status: the server answered with nothing to read (no text, no choices)", "", "status"),
-    Term("error", "status: the backend failed on this request (no text)", "", "status"),
+    *(Term(status.value, f"status: {status.meaning}", "", "status") for status in Status),
     # Diversity
     Term("distinct answers", "number of different options the simulated participants chose for a question, "
          "among parsed answers (mean over questions)", "higher = more diverse", "diversity"),
@@ -139,12 +134,8 @@ def glossary(extra: dict[str, str] | None = None, metric_terms: dict[str, str] |
     terms = list(GLOSSARY)
     merged: dict[str, str] = {}
     if metric_terms:
-        try:
-            from culturesim.metrics.cultural_alignment import describe
-        except ImportError:  # an older metric without definitions: the terms stay undefined here
-            describe = None
         for term, key in metric_terms.items():
-            line = describe(key) if describe is not None else None
+            line = describe(key)
             if line:
                 merged[term] = line
     merged.update(extra or {})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from culturesim.simulator.parsing import has_ai_disclosure, parse_response, split_answer_explanation
+from culturesim.simulator.runfolder import Status
 from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
 DIMENSIONS = ("IU", "QC", "RP", "CV", "FF", "IR")
@@ -95,9 +96,9 @@ def assess_response(
     has_answer_tag = bool(re.search(r"(answer|答案|回答)\s*[:：]", text, re.IGNORECASE))
 
     # IU: the requested format with a usable option.
-    if status == "ok" and has_answer_tag:
+    if status == Status.OK and has_answer_tag:
         cells["IU"] = Cell(False, "rule", "'Answer:' with a valid option")
-    elif status in ("no_answer", "refusal") or not has_answer_tag:
+    elif status in (Status.NO_ANSWER, Status.REFUSAL) or not has_answer_tag:
         cells["IU"] = Cell(True, "rule", f"status {status}; 'Answer:' present: {has_answer_tag}")
     else:
         cells["IU"] = Cell(None)
@@ -105,24 +106,24 @@ def assess_response(
     # QC: the number and range of choices.
     if status in ("invalid_option", "multiple_for_single", "number_text_disagree"):
         cells["QC"] = Cell(True, "rule", f"status {status}")
-    elif status == "ok":
+    elif status == Status.OK:
         cells["QC"] = Cell(False, "rule", f"{len(positions)} valid option(s) for a {question_type} question")
     else:
         cells["QC"] = Cell(None)
 
     # RP: self-disclosure or refusal leaves the role.
-    if has_ai_disclosure(text) or status == "refusal":
+    if has_ai_disclosure(text) or status == Status.REFUSAL:
         cells["RP"] = Cell(True, "rule", "AI self-disclosure" if has_ai_disclosure(text) else "refuses the role")
-    elif status == "ok":
+    elif status == Status.OK:
         cells["RP"] = Cell(False, "rule", "answers in role without self-disclosure")
     else:
         cells["RP"] = Cell(None)
 
     # CV: an explanation that itself names a different single option.
     cells["CV"] = Cell(None)
-    if status == "ok" and explanation.strip():
+    if status == Status.OK and explanation.strip():
         in_expl = parse_response(explanation, list(options), question_type, language=language)
-        if in_expl.status == "ok" and in_expl.method != "number_anywhere" and set(in_expl.positions) != set(positions):
+        if in_expl.status == Status.OK and in_expl.method != "number_anywhere" and set(in_expl.positions) != set(positions):
             cells["CV"] = Cell(True, "rule", f"explanation names option(s) {[p + 1 for p in in_expl.positions]}, "
                                              f"answer is {[p + 1 for p in positions]}")
 
@@ -133,9 +134,9 @@ def assess_response(
     reference = question + " " + " ".join(options)
     if _repetitive(text):
         cells["IR"] = Cell(True, "rule", "repetition loop")
-    elif status != "ok" and _overlap(text, reference) == 0:
+    elif status != Status.OK and _overlap(text, reference) == 0:
         cells["IR"] = Cell(True, "rule", "no answer and no word of the question or options")
-    elif status == "ok" and _overlap(explanation or text, reference) > 0:
+    elif status == Status.OK and _overlap(explanation or text, reference) > 0:
         cells["IR"] = Cell(False, "rule", "answers and refers to the question")
     else:
         cells["IR"] = Cell(None)
@@ -252,7 +253,7 @@ def insensitivity_for_run(rows: Sequence[dict[str, Any]], questions: dict[str, A
         # Uploaded responses may carry an option order that does not fit the question: show the
         # options in their own order then.
         shown = [q.options[i] for i in order if isinstance(i, int) and 0 <= i < q.num_options] or list(q.options)
-        a = assess_response(str(row.get("raw_text") or ""), str(row.get("status") or "no_answer"), q.question,
+        a = assess_response(str(row.get("raw_text") or ""), str(row.get("status") or Status.NO_ANSWER), q.question,
                             shown, q.question_type, row.get("positions") or (), q.language,
                             key=str(row.get("key", "")))
         if row.get("key") in conflicts:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from culturesim.metrics.cultural_alignment import DIVERGENCES
 from culturesim.simulator.analysis import figures
 from culturesim.simulator.analysis.ablation import language_ablation, plan_ablation
 from culturesim.simulator.analysis.bias import bias_by_dimension
@@ -49,13 +50,12 @@ from culturesim.simulator.analysis.scoring import (
     support_warnings,
 )
 from culturesim.simulator.participants import PlanSettings
-from culturesim.simulator.runfolder import CONFIG_FILE
+from culturesim.simulator.runfolder import CONFIG_FILE, Status
 
 REPORT_VERSION = "1.1"
 
-_STATS = ("kl", "js", "wasserstein")
 SCORE_MEANING_KEYS = tuple(
-    k for stat in _STATS for k in (
+    k for stat in DIVERGENCES for k in (
         f"{stat}_mean", f"{stat}_bc_mean", f"floor_{stat}_mean", f"uniform_{stat}_mean", f"normalised_{stat}",
         f"normalised_{stat}_ci_low", f"normalised_{stat}_ci_high", f"n_normalised_{stat}", f"ceiling_{stat}_mean",
         f"{stat}_mean_on_ceiling_questions")) + ("n_with_ceiling", "match_rate", "match_rate_bc")
@@ -478,15 +478,7 @@ _CSS = (
     ".warnings li{margin:.2em 0}.note{color:#555;font-size:13px}nav a{margin-right:1em}"
 )
 
-_STATUS_MEANING = {
-    "ok": "an answer: counted",
-    "no_answer": "no option could be read",
-    "invalid_option": "an option number that does not exist",
-    "multiple_for_single": "several options for a single-choice question",
-    "number_text_disagree": "the option number and the option text name different options",
-    "refusal": "declines, or says it is an AI, without an answer",
-    "error": "the backend failed on the request",
-}
+_STATUS_MEANING = {status.value: status.meaning for status in Status}
 
 
 def _ci_cells(stats: dict[str, Any], stat: str) -> list[Any]:

@@ -18,6 +18,8 @@ from typing import Any
 
 from culturesim.simulator.questions import Question
 from culturesim.simulator.runfolder import RESPONSES_FILE, Status, load_run_config, read_questions, read_rows
+from culturesim.metrics.cultural_alignment import METRIC_VERSION, compute_alignment, refusal_channel
+from culturesim.simulator.questions import load_questions
 
 __all__ = [
     "MIN_ANSWERS_PER_QUESTION",
@@ -90,7 +92,6 @@ def load_run_questions(run_dir: str | Path) -> list[Question]:
     config = load_config(run_dir)
     by_id = read_questions(run_dir, Question.from_record)
     if by_id is None:
-        from culturesim.simulator.questions import load_questions
 
         sel = config.get("question_selection") or {}
         qs = load_questions(culture=config["culture"], language=sel.get("language"), dataset_dir=sel.get("dataset_dir"),
@@ -245,7 +246,6 @@ def score_run(
     metric's output}``. ``questions`` overrides the run's question snapshot (e.g. a rebuilt
     dataset with corrected human distributions; ids must match).
     """
-    from culturesim.metrics.cultural_alignment import METRIC_VERSION, compute_alignment, refusal_channel
 
     run_dir = Path(run_dir)
     config = load_config(run_dir)

@@ -126,8 +126,12 @@ class BatchContext:
         params.n_batch = n_batch
         params.n_ubatch = min(n_batch, 512)
         params.n_seq_max = n_seq_max
+        params.n_outputs_max_per_seq = 0  # the default (1) keeps one logits row per sequence; score wants several
         params.n_threads = params.n_threads_batch = n_threads
         params.kv_unified = False
+        # Flash attention (llama.cpp's "auto" turns it on for CPU) makes logits depend on how a
+        # prompt is cut into decode calls (measured: up to 0.8 apart); without it they are identical.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
         self.ctx = llama_cpp.llama_init_from_model(model, params)
         if not self.ctx:

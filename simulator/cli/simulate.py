@@ -28,7 +28,8 @@ from culturesim.simulator.embedded import EMBEDDED_MODEL
 from culturesim.simulator.estimators.run import check_plan, simulate_estimator
 from culturesim.simulator.participants import PlanSettings, canonical_plan, plan_names
 from culturesim.simulator.presentation import Paraphrases, Presentation
-from culturesim.simulator.questions import VALUE_DIMENSIONS, load_questions
+from culturesim.simulator.questions import load_questions
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 from culturesim.simulator.runfolder import (
     CONFIG_FILE,
     RESPONSES_FILE,

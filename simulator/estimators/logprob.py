@@ -39,6 +39,8 @@ import torch
 
 from culturesim.simulator.backends.transformers_backend import render_chat
 from culturesim.simulator.questions import Question
+from culturesim.simulator.types import GenerationConfig, GenerationRequest
+from culturesim.simulator.runfolder import Status
 
 ANSWER_PREFIX = "Answer:"
 LABEL_SEPARATOR = " "
@@ -80,6 +82,7 @@ def default_prompt_builder(question: Question) -> Messages:
 
 def _model_and_tokenizer(model_or_backend: Any) -> tuple[Any, Any]:
     if isinstance(model_or_backend, str):
+        # torch and transformers load only when a model is named here, not for remote log-prob runs
         from culturesim.simulator.backends.transformers_backend import TransformersBackend
 
         model_or_backend = TransformersBackend(model=model_or_backend)
@@ -363,7 +366,6 @@ def remote_logprob_items(
     ``answer_index``, ``detail``, ``raw_text``, ``tokens_in``, ``tokens_out``, ``seconds``,
     ``attempts``, ``error``, ``estimator``.
     """
-    from culturesim.simulator.types import GenerationConfig, GenerationRequest
 
     if not 1 <= top_logprobs <= 100:
         raise ValueError(f"top_logprobs={top_logprobs!r} must be between 1 and 100 (OpenAI allows at most 20)")
@@ -376,7 +378,7 @@ def remote_logprob_items(
         # "Answer:" prefilled and every option's full probability, no top-k cut.
         rows = logprob_items(backend, items, batch_size=max(1, int(getattr(backend, "batch_size", 16))))
         for row in rows:
-            row.update(status="ok", raw_text="", tokens_out=0, attempts=1, error=None, detail=None)
+            row.update(status=Status.OK, raw_text="", tokens_out=0, attempts=1, error=None, detail=None)
         return rows
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
                               top_logprobs=top_logprobs)
@@ -415,21 +417,21 @@ def read_top_logprobs(item: OptionPrompt, result: Any) -> dict[str, Any]:
     question = item.question
     row: dict[str, Any] = {
         "key": item.key or question.id, "question_id": question.id, "option_codes": list(question.option_codes),
-        "status": "ok", "distribution": None, "mass_on_options": None, "answer_token": None, "answer_index": None,
+        "status": Status.OK, "distribution": None, "mass_on_options": None, "answer_token": None, "answer_index": None,
         "detail": None, "raw_text": result.text or "", "tokens_in": result.input_tokens,
         "tokens_out": result.output_tokens, "seconds": result.latency_s, "attempts": result.attempts,
         "error": result.error, "estimator": REMOTE_ESTIMATOR_VERSION,
     }
     if result.error:
-        row.update(status="error", detail="the request failed")
+        row.update(status=Status.ERROR, detail="the request failed")
         return row
     tokens = result.logprobs
     if not tokens:
-        row.update(status="error", detail="the server returned no log-probabilities (does it support logprobs/top_logprobs?)")
+        row.update(status=Status.ERROR, detail="the server returned no log-probabilities (does it support logprobs/top_logprobs?)")
         return row
     i = _answer_index(tokens)
     if i is None:
-        row.update(status="no_answer", detail=f"no token starting with a digit in the {len(tokens)} generated tokens")
+        row.update(status=Status.NO_ANSWER, detail=f"no token starting with a digit in the {len(tokens)} generated tokens")
         return row
     chosen = _piece(tokens[i]["token"])
     row.update(answer_index=i, answer_token=tokens[i]["token"])
@@ -467,13 +469,13 @@ def read_top_logprobs(item: OptionPrompt, result: Any) -> dict[str, Any]:
                 p += prob * max(0.0, 1.0 - sum(q for t, q in following.items() if t[:1].isdigit()))
         probs.append(p)
     if unresolved:
-        row.update(status="no_answer", detail=(
+        row.update(status=Status.NO_ANSWER, detail=(
             f"labels {sorted(set(unresolved))} need the next position conditioned on another first token "
             f"than the generated {chosen!r}"))
         return row
     total = sum(probs)
     if total <= 0:
-        row.update(status="no_answer", detail=f"no option label among the top {len(tokens[i]['top'])} tokens at the answer position")
+        row.update(status=Status.NO_ANSWER, detail=f"no option label among the top {len(tokens[i]['top'])} tokens at the answer position")
         return row
     row.update(distribution=[p / total for p in probs], mass_on_options=min(1.0, total))
     return row

@@ -51,6 +51,7 @@ from typing import Sequence
 from culturesim.simulator.parsing import has_ai_disclosure, parse_response
 from culturesim.simulator.prompts import RenderedQuestion, country_label, render_question, template_language
 from culturesim.simulator.questions import Question
+from culturesim.simulator.runfolder import Status
 
 __all__ = [
     "VERBALIZED_TEMPLATES",
@@ -194,13 +195,13 @@ def parse_verbalized(
         status, detail = problems[0]
         return VerbalizedParse(status, tuple(shares), None, raw_sum, detail, disclosure)
     if not given:
-        refused = parse_response(raw, options, "single_choice").status.value == "refusal"
-        return VerbalizedParse("refusal" if refused else "no_answer", tuple(shares), None, None,
+        refused = parse_response(raw, options, "single_choice").status == Status.REFUSAL
+        return VerbalizedParse(Status.REFUSAL if refused else Status.NO_ANSWER, tuple(shares), None, None,
                                "no percentage for any option", disclosure)
     if len(given) < k:
         missing = [numbers[i] for i, s in enumerate(shares) if s is None]
-        return VerbalizedParse("no_answer", tuple(shares), None, raw_sum,
+        return VerbalizedParse(Status.NO_ANSWER, tuple(shares), None, raw_sum,
                                f"shares for {len(given)} of {k} options (missing {missing})", disclosure)
     if raw_sum == 0:
-        return VerbalizedParse("no_answer", tuple(shares), None, raw_sum, "every share is 0%", disclosure)
-    return VerbalizedParse("ok", tuple(shares), tuple(s / raw_sum for s in shares), raw_sum, "", disclosure)
+        return VerbalizedParse(Status.NO_ANSWER, tuple(shares), None, raw_sum, "every share is 0%", disclosure)
+    return VerbalizedParse(Status.OK, tuple(shares), tuple(s / raw_sum for s in shares), raw_sum, "", disclosure)

@@ -15,6 +15,7 @@ from typing import Any
 
 from culturesim.simulator.prompts import answer_labels, render_question
 from culturesim.simulator.questions import DEFAULT_DATASET_DIR, Question
+from culturesim.simulator.embedded import EMBEDDED_GGUF_FILE, embedded_model_path
 
 HARNESS_INSTALL = 'pip install "culturesim[harness]"'
 """The extra that brings lm-eval and inspect-ai (neither is needed by culturesim itself)."""
@@ -39,7 +40,6 @@ def embedded_model_folder(folder: str | Path | None = None) -> Path:
 
     from filelock import FileLock
 
-    from culturesim.simulator.embedded import EMBEDDED_GGUF_FILE, embedded_model_path
 
     target = Path(folder or os.environ.get(EMBEDDED_HF_DIR_ENV) or Path.home() / ".cache" / "culturesim" /
                   EMBEDDED_GGUF_FILE.replace(".gguf", "-hf"))
