@@ -1,7 +1,7 @@
 """The culturesim Space: pick a model, watch the simulated survey, see how it aligns.
 
 This file only lays out the tabs and wires their events (the gradio demos' habit); what the
-events do lives in ``culturesim.space.logic`` as plain functions. Run it with ``culturesim space`` (or
+events do lives in ``culturesim.space`` (its ``__init__``) as plain functions. Run it with ``culturesim space`` (or
 ``python space/app.py``); on a Hugging Face Space it is the ``app_file``.
 """
 
@@ -30,7 +30,7 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from culturesim.space import device  # noqa: E402,F401  (imports spaces before anything imports torch: ZeroGPU)
-from culturesim.space import logic  # noqa: E402
+from culturesim import space  # noqa: E402
 from culturesim.space.explore import explore_languages, explore_message  # noqa: E402
 from culturesim.space.glossary import glossary_markdown  # noqa: E402
 
@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SpaceSettings", "build_app", "launch", "preload"]
 
-FIGURE_TITLES = logic.FIGURE_TITLES
-GENERATION = "generation"  # the concurrency_id of the Run event (turns on the local model: logic.GenerationSlots)
+FIGURE_TITLES = space.FIGURE_TITLES
+GENERATION = "generation"  # the concurrency_id of the Run event (turns on the local model: space.GenerationSlots)
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~])")
 _ACTIVE: dict[str, threading.Event] = {}  # session -> its running job's cancel flag (the Cancel button sets it)
 
@@ -55,8 +55,8 @@ class SpaceSettings:
 
     dataset_dir: Path | None = None
     runs_dir: Path | None = None
-    limits: logic.SpaceLimits | None = None
-    hardware: logic.Hardware | None = None
+    limits: space.SpaceLimits | None = None
+    hardware: space.Hardware | None = None
 
 
 def _results_panel(prefix: str) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _results_panel(prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with gr.Column(visible=False, elem_id=f"{prefix}-results") as column:
         out["summary"] = gr.Markdown(elem_id=f"{prefix}-summary")
-        out["scores"] = gr.Dataframe(pd.DataFrame(columns=logic.SCORE_COLUMNS),
+        out["scores"] = gr.Dataframe(pd.DataFrame(columns=space.SCORE_COLUMNS),
                                      label="Scores with 95% bootstrap confidence intervals (kl, js, wasserstein: "
                                            "lower is better; match_rate: higher is better; see the glossary)",
                                      interactive=False, elem_id=f"{prefix}-scores", wrap=True, max_height=520,
@@ -86,10 +86,10 @@ def _results_panel(prefix: str) -> dict[str, Any]:
     return out
 
 
-def _result_values(panel: dict[str, Any], result: logic.JobResult | None) -> dict[Any, Any]:
+def _result_values(panel: dict[str, Any], result: space.JobResult | None) -> dict[Any, Any]:
     """What the panel shows for ``result`` (None: hidden and empty)."""
     if result is None:
-        values: dict[Any, Any] = {panel["summary"]: "", panel["scores"]: logic.scores_table({}), panel["files"]: None,
+        values: dict[Any, Any] = {panel["summary"]: "", panel["scores"]: space.scores_table({}), panel["files"]: None,
                                   panel["column"]: gr.update(visible=False)}
         return values | {panel[name]: None for name in FIGURE_TITLES}
     values = {panel["summary"]: result.summary, panel["scores"]: result.table,
@@ -106,16 +106,16 @@ def _glossary() -> None:
 def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
     """The Blocks app (not launched)."""
     settings = settings or SpaceSettings()
-    hardware = settings.hardware or logic.detect_hardware()
-    limits = settings.limits or logic.SpaceLimits.for_hardware(hardware)
-    runs_dir = Path(settings.runs_dir or logic.default_runs_dir())
+    hardware = settings.hardware or space.detect_hardware()
+    limits = settings.limits or space.SpaceLimits.for_hardware(hardware)
+    runs_dir = Path(settings.runs_dir or space.default_runs_dir())
     dataset_dir = settings.dataset_dir
-    frame = logic.dataset_frame(dataset_dir)
-    choices = logic.explore_choices(frame)
-    cultures = [c for c in choices["culture"] if c != logic.ALL]
-    default = logic.DEFAULT_JOB
+    frame = space.dataset_frame(dataset_dir)
+    choices = space.explore_choices(frame)
+    cultures = [c for c in choices["culture"] if c != space.ALL]
+    default = space.DEFAULT_JOB
     first_culture = default.culture if default.culture in cultures else cultures[0]
-    warning = logic.torch_build_warning(hardware)
+    warning = space.torch_build_warning(hardware)
 
     with gr.Blocks(title="culturesim: cultural value alignment of language models", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -127,13 +127,13 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
         )
         with gr.Tab("Simulate", id="simulate"):
             with gr.Row():
-                model_kind = gr.Radio([(label, key) for key, label in logic.model_kinds(hardware).items()],
+                model_kind = gr.Radio([(label, key) for key, label in space.model_kinds(hardware).items()],
                                       value="embedded", label="Model", elem_id="model-kind")
-                hub_model = gr.Dropdown(logic.suggested_models(limits), value=None, allow_custom_value=True,
+                hub_model = gr.Dropdown(space.suggested_models(limits), value=None, allow_custom_value=True,
                                         label="Hub model id or local path", visible=False, elem_id="hub-model",
                                         info=f"Suggested models that fit this hardware, or type any id (up to "
                                              f"{limits.max_model_params / 1e9:.1f}B parameters here)")
-                claude_model = gr.Dropdown(list(logic.CLAUDE_MODELS), value=logic.CLAUDE_MODELS[0],
+                claude_model = gr.Dropdown(list(space.CLAUDE_MODELS), value=space.CLAUDE_MODELS[0],
                                            label="Claude model", visible=False, allow_custom_value=True,
                                            elem_id="claude-model")
                 api_key = gr.Textbox(label="Anthropic API key (used for this job only, never stored)", type="password",
@@ -145,9 +145,9 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 elem_id="claude-note")
             with gr.Row():
                 culture = gr.Dropdown(cultures, value=first_culture, label="Culture", elem_id="sim-culture")
-                language = gr.Dropdown(logic.language_choices(frame, first_culture), label="Language",
-                                       value=logic.language_choices(frame, first_culture)[0], elem_id="sim-language")
-                select_by = gr.Radio(list(logic.SELECT_BY), value=default.select_by, label="Questions by",
+                language = gr.Dropdown(space.language_choices(frame, first_culture), label="Language",
+                                       value=space.language_choices(frame, first_culture)[0], elem_id="sim-language")
+                select_by = gr.Radio(list(space.SELECT_BY), value=default.select_by, label="Questions by",
                                      elem_id="select-by")
                 selection = gr.Dropdown([], multiselect=True, label="Value dimensions / topics", visible=False,
                                         elem_id="selection")
@@ -156,7 +156,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                                         elem_id="n-questions")
                 n_participants = gr.Number(default.participants, precision=0, minimum=1, label="Participants",
                                            elem_id="n-participants")
-                plan = gr.Dropdown(logic.plan_choices(), value=default.plan, label="Diversity plan (all = DEF)",
+                plan = gr.Dropdown(space.plan_choices(), value=default.plan, label="Diversity plan (all = DEF)",
                                    elem_id="plan")
             with gr.Accordion("DEF settings", open=False):
                 with gr.Row():
@@ -176,7 +176,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 run = gr.Button("Run", variant="primary", elem_id="run")
                 cancel = gr.Button("Cancel", variant="stop", interactive=False, elem_id="cancel")
             status = gr.Markdown("Ready: press Run.", elem_id="run-status")
-            responses = gr.Dataframe(pd.DataFrame(columns=logic.RESPONSE_COLUMNS), label="Responses as they arrive",
+            responses = gr.Dataframe(pd.DataFrame(columns=space.RESPONSE_COLUMNS), label="Responses as they arrive",
                                      interactive=False, elem_id="responses", max_height=420, wrap=True,
                                      column_widths=["7%", "22%", "12%", "8%", "31%", "9%", "6%", "5%"])
             sim = _results_panel("sim")
@@ -184,16 +184,16 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
 
         with gr.Tab("Explore", id="explore"):
             with gr.Row():
-                ex_culture = gr.Dropdown(choices["culture"], value=logic.ALL, label="Culture", elem_id="ex-culture")
-                ex_language = gr.Dropdown(choices["language"], value=logic.ALL, label="Language", elem_id="ex-language")
-                ex_source = gr.Dropdown(choices["source"], value=logic.ALL, label="Source", elem_id="ex-source")
-                ex_topic = gr.Dropdown(choices["topic"], value=logic.ALL, label="Topic", elem_id="ex-topic")
-                ex_dimension = gr.Dropdown(choices["value_dimension"], value=logic.ALL, label="Value dimension",
+                ex_culture = gr.Dropdown(choices["culture"], value=space.ALL, label="Culture", elem_id="ex-culture")
+                ex_language = gr.Dropdown(choices["language"], value=space.ALL, label="Language", elem_id="ex-language")
+                ex_source = gr.Dropdown(choices["source"], value=space.ALL, label="Source", elem_id="ex-source")
+                ex_topic = gr.Dropdown(choices["topic"], value=space.ALL, label="Topic", elem_id="ex-topic")
+                ex_dimension = gr.Dropdown(choices["value_dimension"], value=space.ALL, label="Value dimension",
                                            elem_id="ex-dimension")
                 ex_search = gr.Textbox(label="Search text", elem_id="ex-search")
-            initial = logic.explore_table(frame)
+            initial = space.explore_table(frame)
             first_id = initial["id"].iloc[0] if len(initial) else None
-            first_view = logic.question_view(frame, first_id) if first_id else ("", None, None)
+            first_view = space.question_view(frame, first_id) if first_id else ("", None, None)
             ex_count = gr.Markdown(explore_message(initial, {}), elem_id="ex-count")
             ex_table = gr.Dataframe(initial, interactive=False, label="Questions (select a row)", max_height=360,
                                     elem_id="ex-table")
@@ -224,14 +224,14 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
         model_kind.change(on_model_kind, model_kind, [hub_model, claude_model, api_key, claude_note], queue=False)
 
         def on_culture(culture_value: str, by: str):
-            langs = logic.language_choices(frame, culture_value)
-            opts = logic.selection_choices(frame, culture_value, langs[0], by)
+            langs = space.language_choices(frame, culture_value)
+            opts = space.selection_choices(frame, culture_value, langs[0], by)
             return gr.update(choices=langs, value=langs[0]), gr.update(choices=opts, value=[])
 
         culture.change(on_culture, [culture, select_by], [language, selection], queue=False)
 
         def on_selection_kind(culture_value: str, language_value: str, by: str):
-            opts = logic.selection_choices(frame, culture_value, language_value, by)
+            opts = space.selection_choices(frame, culture_value, language_value, by)
             return gr.update(choices=opts, value=[], visible=by != "all questions",
                              label="Value dimensions" if by == "value dimension" else "Topics")
 
@@ -247,11 +247,11 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
             session = getattr(request, "session_hash", None) or "anonymous"
             stop = _ACTIVE[session] = threading.Event()
             # Clear the key from the page before anything else can fail; clear the last job's results.
-            yield {api_key: gr.update(value=""), status: "Starting …", responses: logic.responses_table([]),
+            yield {api_key: gr.update(value=""), status: "Starting …", responses: space.responses_table([]),
                    run: gr.update(interactive=False), cancel: gr.update(interactive=True), **_result_values(sim, None)}
             try:
-                spec = logic.job_spec(
-                    model_kind=kind, model_id=logic.model_id_for(kind, hub_id, claude_id), culture=culture_value,
+                spec = space.job_spec(
+                    model_kind=kind, model_id=space.model_id_for(kind, hub_id, claude_id), culture=culture_value,
                     language=language_value, select_by=by, selection=picked or [], questions=nq, participants=np_,
                     plan=plan_value,
                     max_new_tokens=tokens, max_beams=beams, max_memory=memory, seed=seed_value,
@@ -259,17 +259,17 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 )
                 update = None
                 job_key = key if kind == "claude" else None
-                for update in logic.run_job(spec, runs_dir, limits, hardware, api_key=job_key, dataset_dir=dataset_dir,
+                for update in space.run_job(spec, runs_dir, limits, hardware, api_key=job_key, dataset_dir=dataset_dir,
                                             cancel=stop, slots=slots):
                     yield {status: _md(update.message), responses: update.table()}
                 yield {status: _md(update.message) + " · scoring …", cancel: gr.update(interactive=False)}
-                result = logic.score_folder(update.run_dir, dataset_dir=dataset_dir)
+                result = space.score_folder(update.run_dir, dataset_dir=dataset_dir)
                 yield {status: _md(update.message) + " · writing the report …", **_result_values(sim, result)}
-                files, note = logic.report_files(update.run_dir, dataset_dir=dataset_dir)
-                yield {status: f"{_md(update.message)} · done ({_md(logic.user_message(ValueError(note), runs_dir))})",
+                files, note = space.report_files(update.run_dir, dataset_dir=dataset_dir)
+                yield {status: f"{_md(update.message)} · done ({_md(space.user_message(ValueError(note), runs_dir))})",
                        sim["files"]: [str(p) for p in result.files + files], **idle}
             except Exception as exc:  # noqa: BLE001 - every failure stays on the page, key removed
-                message = logic.redact(logic.user_message(exc, runs_dir, dataset_dir), key)
+                message = space.redact(space.user_message(exc, runs_dir, dataset_dir), key)
                 log.warning("job failed: %s", message)
                 gr.Warning(message)
                 yield {status: f"⚠ **{_md(message)}**", **idle}
@@ -278,7 +278,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 if _ACTIVE.get(session) is stop:
                     _ACTIVE.pop(session, None)
 
-        slots = logic.GenerationSlots(limits.concurrency_limit)
+        slots = space.GenerationSlots(limits.concurrency_limit)
         run.click(
             on_run,
             [model_kind, hub_model, claude_model, api_key, culture, language, select_by, selection, n_questions,
@@ -303,9 +303,9 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
 
         def on_filter(*values):
             try:
-                table = logic.explore_table(frame, *values)
+                table = space.explore_table(frame, *values)
             except ValueError as exc:  # a value the page cannot offer; say so, keep the page working
-                return (logic.explore_table(frame).iloc[0:0], f"**{exc}**", gr.update(choices=[], value=None))
+                return (space.explore_table(frame).iloc[0:0], f"**{exc}**", gr.update(choices=[], value=None))
             ids = list(table["id"])
             return (table, explore_message(table, dict(zip(names, values))),
                     gr.update(choices=ids, value=ids[0] if ids else None))
@@ -317,7 +317,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
 
         def on_ex_culture(culture_value: str, language_value: str):
             langs = explore_languages(frame, culture_value)
-            return gr.update(choices=langs, value=language_value if language_value in langs else logic.ALL)
+            return gr.update(choices=langs, value=language_value if language_value in langs else space.ALL)
 
         ex_culture.change(on_ex_culture, [ex_culture, ex_language], ex_language, queue=False).then(
             on_filter, filters, filter_outputs, queue=False)
@@ -332,7 +332,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
             if not question_id:
                 return "", gr.update(value=None, visible=False), gr.update(value=None, visible=False)
             try:
-                header, table, figure = logic.question_view(frame, question_id)
+                header, table, figure = space.question_view(frame, question_id)
             except ValueError as exc:
                 return f"**{exc}**", gr.update(value=None, visible=False), gr.update(value=None, visible=False)
             return header, gr.update(value=table, visible=True), gr.update(value=figure, visible=True)
@@ -343,13 +343,13 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
             yield {score_status: "Checking and scoring the upload …", score_button: gr.update(interactive=False),
                    **_result_values(scored, None)}
             try:
-                result = logic.score_upload(files, runs_dir, dataset_dir=dataset_dir)
+                result = space.score_upload(files, runs_dir, dataset_dir=dataset_dir)
                 yield {score_status: "Scored · writing the report …", **_result_values(scored, result)}
-                report, note = logic.report_files(result.run_dir, dataset_dir=dataset_dir)
+                report, note = space.report_files(result.run_dir, dataset_dir=dataset_dir)
                 yield {scored["files"]: [str(p) for p in result.files + report], score_status: f"Done ({note})",
                        scored["summary"]: f"{result.summary}\n\n{note}", score_button: gr.update(interactive=True)}
             except Exception as exc:  # noqa: BLE001 - shown on the page
-                message = logic.user_message(exc, runs_dir, dataset_dir)
+                message = space.user_message(exc, runs_dir, dataset_dir)
                 log.warning("scoring an upload failed: %s", message)
                 gr.Warning(message)
                 yield {score_status: f"⚠ **{_md(message)}**", score_button: gr.update(interactive=True)}
@@ -362,15 +362,15 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
     return demo
 
 
-def preload(model_id: str = logic.EMBEDDED_MODEL) -> threading.Thread | None:
+def preload(model_id: str = space.EMBEDDED_MODEL) -> threading.Thread | None:
     """Load the embedded model at start-up so the first Run does not wait for it: in the
     background, except on ZeroGPU, where it must load on the main thread before ``launch``
     (``spaces`` intercepts CUDA on the thread that imported it and packs the model's tensors
     when the app launches, to move them onto each lent GPU)."""
-    if logic.on_zero_gpu():
-        logic.local_backend(model_id)
+    if space.on_zero_gpu():
+        space.local_backend(model_id)
         return None
-    thread = threading.Thread(target=logic.local_backend, args=(model_id,), name="preload", daemon=True)
+    thread = threading.Thread(target=space.local_backend, args=(model_id,), name="preload", daemon=True)
     thread.start()
     return thread
 

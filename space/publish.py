@@ -4,7 +4,9 @@ A Space runs ``app.py`` from the root of its repository and installs only
 ``requirements.txt``, so the folder we upload carries everything the app imports from this
 checkout: the ``space``, ``simulator`` and ``metrics`` packages, the ``dataset_builder``
 package with its curation files (the culture map's polarities) and the committed dataset
-(``dataset_builder/dataset``: card and parquet files). The upload itself is
+(``dataset_builder/dataset``: card and parquet files), under ``culturesim/`` as installed (the
+code imports ``culturesim.space``, ``culturesim.simulator``…; ``culturesim`` is a namespace
+package, found from the Space's root). The upload itself is
 ``culturesim.simulator.hub.upload_folder`` (one commit; token from ``HF_TOKEN``; a clear error offline).
 """
 
@@ -25,6 +27,8 @@ ROOT_FILES = ("README.md", "requirements.txt", "packages.txt", "app.py")
 """From space/ to the root of the Space: card, pip and apt requirements (fonts), the app."""
 PACKAGES = ("space", "simulator", "metrics", "dataset_builder")
 """Packages copied whole (their .py files and data files; no tests, caches or raw sources)."""
+NAMESPACE = "culturesim"
+"""The folder the packages go into, so they import as they do installed (``culturesim.space``)."""
 DATA_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".jsonl", ".md", ".txt", ".parquet", ".html", ".css"}
 SKIP_PARTS = {"__pycache__", ".pytest_cache", "tests"}
 HARDWARE = {  # --hardware -> (the requirements file uploaded as requirements.txt, suggested_hardware)
@@ -77,6 +81,6 @@ def prepare_space_folder(out: str | Path, repo_root: str | Path = REPO_ROOT, har
     card = (out / "README.md").read_text(encoding="utf-8")
     card = re.sub(r"(?m)^suggested_hardware: .*$", f"suggested_hardware: {suggested}", card, count=1)
     (out / "README.md").write_text(card, encoding="utf-8")
-    counts = {package: _copy_package(root / package, out / package) for package in PACKAGES}
+    counts = {package: _copy_package(root / package, out / NAMESPACE / package) for package in PACKAGES}
     log.info("prepared Space folder %s: %s", out, ", ".join(f"{k} {v} files" for k, v in counts.items()))
     return out

@@ -2,7 +2,7 @@
 
 The slow test runs ``lm_eval`` (a real subprocess, the HF backend on the embedded GGUF model) on
 the first five US questions and checks that its printed KL/JS/match scores equal a culturesim
-log-prob run (``culturesim.simulator.logprob`` with the same DEF prompt, scored by ``compute_alignment``) on
+log-prob run (``culturesim.simulator.estimators.logprob`` with the same DEF prompt, scored by ``compute_alignment``) on
 the same five questions within 1e-4.
 """
 
@@ -89,7 +89,7 @@ def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path:
     from culturesim.metrics.cultural_alignment import compute_alignment
     from culturesim.simulator.backends.transformers_backend import TransformersBackend
     from culturesim.simulator.embedded import embedded_model_path
-    from culturesim.simulator.logprob import logprob_distributions
+    from culturesim.simulator.estimators.logprob import logprob_distributions
 
     folder, gguf = embedded_model_path()
     command = [

@@ -33,7 +33,7 @@ def test_installed_names_are_under_culturesim_only(tmp_path: Path) -> None:
         "import importlib.util as u\n"
         f"print([n for n in {FOLDERS!r} if u.find_spec(n) is not None])\n"
         "from culturesim.metrics.cultural_alignment import compute_alignment\n"
-        "import culturesim.simulator.runner, culturesim.space.logic, culturesim.dataset_builder.build\n"
+        "import culturesim.simulator.runner, culturesim.space.app, culturesim.dataset_builder.build\n"
         "print(compute_alignment.__module__)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""The Space's plain functions (space.logic, space.publish, space.cli), without a browser.
+"""The Space's plain functions (culturesim.space, space.publish, the space CLI commands), without a browser.
 
 A small dataset folder is written with the dataset's own Arrow schema so the filter counts
 below can be checked by hand; uploads are real files; scores come from the real runner
@@ -28,7 +28,8 @@ from culturesim.simulator.analysis.scoring import score_run
 from culturesim.simulator.participants import PlanSettings
 from culturesim.simulator.questions import load_questions
 from culturesim.simulator.runner import build_config
-from culturesim.space import logic, models, publish
+from culturesim import space
+from culturesim.space import models, publish
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,29 +91,29 @@ def tiny_dataset(tmp_path: Path) -> Path:
 
 
 def test_explore_filters_count_by_hand(tiny_dataset: Path) -> None:
-    frame = logic.dataset_frame(tiny_dataset)
-    choices = logic.explore_choices(frame)
-    assert choices["culture"] == [logic.ALL, "CN", "US"]
-    assert choices["language"] == [logic.ALL, "en", "zh"]
-    assert choices["source"] == [logic.ALL, "GSS", "WVS"]
-    assert choices["value_dimension"] == [logic.ALL, "EVI", "IDV", "MAS", "TDI"]  # dataset order of VALUE_DIMENSIONS
-    assert len(logic.explore_table(frame)) == 5
-    assert list(logic.explore_table(frame, culture="US")["id"]) == ["gss2022.fefam.en", "gss2022.postlife.en", "wvs7.US.Q1.en"]
-    assert list(logic.explore_table(frame, language="en", source="WVS")["id"]) == ["wvs7.CN.Q1.en", "wvs7.US.Q1.en"]
-    assert list(logic.explore_table(frame, value_dimension="TDI", culture="CN")["id"]) == ["wvs7.CN.Q1.zh", "wvs7.CN.Q1.en"]
-    assert list(logic.explore_table(frame, topic="Religion")["id"]) == ["gss2022.postlife.en"]
-    assert list(logic.explore_table(frame, search="AFTER DEATH")["id"]) == ["gss2022.postlife.en"]
-    table = logic.explore_table(frame, culture="US", value_dimension="MAS")
+    frame = space.dataset_frame(tiny_dataset)
+    choices = space.explore_choices(frame)
+    assert choices["culture"] == [space.ALL, "CN", "US"]
+    assert choices["language"] == [space.ALL, "en", "zh"]
+    assert choices["source"] == [space.ALL, "GSS", "WVS"]
+    assert choices["value_dimension"] == [space.ALL, "EVI", "IDV", "MAS", "TDI"]  # dataset order of VALUE_DIMENSIONS
+    assert len(space.explore_table(frame)) == 5
+    assert list(space.explore_table(frame, culture="US")["id"]) == ["gss2022.fefam.en", "gss2022.postlife.en", "wvs7.US.Q1.en"]
+    assert list(space.explore_table(frame, language="en", source="WVS")["id"]) == ["wvs7.CN.Q1.en", "wvs7.US.Q1.en"]
+    assert list(space.explore_table(frame, value_dimension="TDI", culture="CN")["id"]) == ["wvs7.CN.Q1.zh", "wvs7.CN.Q1.en"]
+    assert list(space.explore_table(frame, topic="Religion")["id"]) == ["gss2022.postlife.en"]
+    assert list(space.explore_table(frame, search="AFTER DEATH")["id"]) == ["gss2022.postlife.en"]
+    table = space.explore_table(frame, culture="US", value_dimension="MAS")
     assert table.iloc[0]["value_dimensions"] == "EVI MAS" and table.iloc[0]["options"] == 4
     with pytest.raises(ValueError, match="Unknown culture 'FR'.*CN, US"):
-        logic.explore_table(frame, culture="FR")
+        space.explore_table(frame, culture="FR")
     with pytest.raises(ValueError, match="Unknown value dimension 'XYZ'"):
-        logic.explore_table(frame, value_dimension="XYZ")
+        space.explore_table(frame, value_dimension="XYZ")
 
 
 def test_question_view_shows_options_shares_and_groups(tiny_dataset: Path) -> None:
-    frame = logic.dataset_frame(tiny_dataset)
-    header, table, fig = logic.question_view(frame, "gss2022.fefam.en")
+    frame = space.dataset_frame(tiny_dataset)
+    header, table, fig = space.question_view(frame, "gss2022.fefam.en")
     assert "man is the achiever" in header and "EVI, MAS" in header and "1000" in header
     assert list(table["option"]) == ["Strongly agree", "Agree", "Disagree", "Strongly disagree"]
     assert list(table["human share"]) == [0.1, 0.2, 0.4, 0.3]
@@ -124,97 +125,97 @@ def test_question_view_shows_options_shares_and_groups(tiny_dataset: Path) -> No
     expected = sorted([0.1, 0.2, 0.4, 0.3] + [0.05, 0.15, 0.45, 0.35, 0.15, 0.25, 0.35, 0.25]
                       + [0.05, 0.1, 0.45, 0.4, 0.1, 0.2, 0.4, 0.3, 0.15, 0.25, 0.35, 0.25])
     assert widths == expected
-    _, table, fig = logic.question_view(frame, "wvs7.CN.Q1.zh")
+    _, table, fig = space.question_view(frame, "wvs7.CN.Q1.zh")
     assert list(table.columns) == ["code", "option", "human share"]
     assert len(fig.axes) == 1
     with pytest.raises(ValueError, match="No question with id 'nope'"):
-        logic.question_view(frame, "nope")
+        space.question_view(frame, "nope")
 
 
 def test_languages_and_selections(tiny_dataset: Path) -> None:
-    frame = logic.dataset_frame(tiny_dataset)
-    assert logic.language_choices(frame, "CN") == ["zh", "en"]
-    assert logic.language_choices(frame, "US") == ["en"]
-    assert logic.selection_choices(frame, "US", "en", "value dimension") == ["EVI", "IDV", "MAS", "TDI"]
-    assert logic.selection_choices(frame, "US", "en", "topic") == ["Religion", "Social Values, Norms, Stereotypes", "Women"]
-    spec = logic.JobSpec(culture="US", select_by="value dimension", selection=("TDI",), questions=5)
-    assert [q.id for q in logic.select_questions(spec, tiny_dataset)] == ["gss2022.postlife.en", "wvs7.US.Q1.en"]
-    spec = logic.JobSpec(culture="CN", language="en", questions=5)
-    assert [q.id for q in logic.select_questions(spec, tiny_dataset)] == ["wvs7.CN.Q1.en"]
+    frame = space.dataset_frame(tiny_dataset)
+    assert space.language_choices(frame, "CN") == ["zh", "en"]
+    assert space.language_choices(frame, "US") == ["en"]
+    assert space.selection_choices(frame, "US", "en", "value dimension") == ["EVI", "IDV", "MAS", "TDI"]
+    assert space.selection_choices(frame, "US", "en", "topic") == ["Religion", "Social Values, Norms, Stereotypes", "Women"]
+    spec = space.JobSpec(culture="US", select_by="value dimension", selection=("TDI",), questions=5)
+    assert [q.id for q in space.select_questions(spec, tiny_dataset)] == ["gss2022.postlife.en", "wvs7.US.Q1.en"]
+    spec = space.JobSpec(culture="CN", language="en", questions=5)
+    assert [q.id for q in space.select_questions(spec, tiny_dataset)] == ["wvs7.CN.Q1.en"]
     with pytest.raises(ValueError, match="Unknown culture 'XX'"):
-        logic.language_choices(frame, "XX")
+        space.language_choices(frame, "XX")
 
 
 # ---- Limits --------------------------------------------------------------------------------
 
 
 def test_job_caps_are_refused_with_the_cap_named() -> None:
-    limits = logic.SpaceLimits(max_responses=20, max_questions=10, max_participants=8, max_new_tokens=64)
-    logic.check_job(logic.DEFAULT_JOB, limits)  # the defaults fit the CPU caps
-    logic.check_job(logic.DEFAULT_JOB, logic.SpaceLimits.for_hardware(logic.Hardware(None, 0, 2)))
+    limits = space.SpaceLimits(max_responses=20, max_questions=10, max_participants=8, max_new_tokens=64)
+    space.check_job(space.DEFAULT_JOB, limits)  # the defaults fit the CPU caps
+    space.check_job(space.DEFAULT_JOB, space.SpaceLimits.for_hardware(space.Hardware(None, 0, 2)))
     with pytest.raises(ValueError, match=r"6 questions x 4 participants = 24 responses is over this Space's cap of 20"):
-        logic.check_job(logic.JobSpec(questions=6, participants=4), limits)
+        space.check_job(space.JobSpec(questions=6, participants=4), limits)
     with pytest.raises(ValueError, match="participants=9 is over this Space's cap of 8"):
-        logic.check_job(logic.JobSpec(questions=1, participants=9), limits)
+        space.check_job(space.JobSpec(questions=1, participants=9), limits)
     with pytest.raises(ValueError, match="max_new_tokens=65 is over"):
-        logic.check_job(logic.JobSpec(max_new_tokens=65), limits)
+        space.check_job(space.JobSpec(max_new_tokens=65), limits)
     with pytest.raises(ValueError, match="questions=0 must be a whole number >= 1"):
-        logic.check_job(logic.JobSpec(questions=0), limits)
+        space.check_job(space.JobSpec(questions=0), limits)
     with pytest.raises(ValueError, match="Unknown plan 'bogus'"):
-        logic.check_job(logic.JobSpec(plan="bogus"), limits)
+        space.check_job(space.JobSpec(plan="bogus"), limits)
 
 
 def test_job_spec_from_form_values() -> None:
-    spec = logic.job_spec(questions=3.0, participants=2.0, seed=7.0, temperature_range=(0.5, 1), selection=None)
+    spec = space.job_spec(questions=3.0, participants=2.0, seed=7.0, temperature_range=(0.5, 1), selection=None)
     assert (spec.questions, spec.participants, spec.seed, spec.temperature_range, spec.selection) == (3, 2, 7, (0.5, 1.0), ())
     with pytest.raises(ValueError, match="participants must be a whole number, got 2.5"):
-        logic.job_spec(participants=2.5)
+        space.job_spec(participants=2.5)
     with pytest.raises(ValueError, match="questions must be a whole number, got None"):
-        logic.job_spec(questions=None)
+        space.job_spec(questions=None)
 
 
 def test_hardware_limits() -> None:
-    cpu = logic.SpaceLimits.for_hardware(logic.Hardware(None, 0.0, 2))
-    h100 = logic.SpaceLimits.for_hardware(logic.Hardware("NVIDIA H100", 80.0, 16))
-    t4 = logic.SpaceLimits.for_hardware(logic.Hardware("Tesla T4", 16.0, 4))
+    cpu = space.SpaceLimits.for_hardware(space.Hardware(None, 0.0, 2))
+    h100 = space.SpaceLimits.for_hardware(space.Hardware("NVIDIA H100", 80.0, 16))
+    t4 = space.SpaceLimits.for_hardware(space.Hardware("Tesla T4", 16.0, 4))
     assert cpu.max_model_params == 1e9 and cpu.max_responses == 200
     assert t4.max_model_params == pytest.approx(0.75 * 16e9 / 2)  # bf16 only: 6B
     assert h100.max_model_params == pytest.approx(min(0.75 * 80e9 / 0.6, 80e9))  # 4-bit above 10B
     assert h100.max_responses > cpu.max_responses
-    assert logic.SpaceLimits.for_hardware(logic.Hardware(None, 0, 2), max_responses=7).max_responses == 7
+    assert space.SpaceLimits.for_hardware(space.Hardware(None, 0, 2), max_responses=7).max_responses == 7
 
 
 def test_model_sizes_from_names_and_safetensors(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    assert logic.model_parameter_count("Qwen/Qwen2.5-0.5B-Instruct", lookup_hub=False)[0] == 0.5e9
-    assert logic.model_parameter_count("HuggingFaceTB/SmolLM2-135M-Instruct", lookup_hub=False)[0] == 135e6
-    assert logic.model_parameter_count("mistralai/Mixtral-8x7B-v0.1", lookup_hub=False)[0] == 56e9
-    assert logic.model_parameter_count("meta-llama/Llama-3.1-8B-Instruct", lookup_hub=False)[0] == 8e9
-    assert logic.model_parameter_count("openai-community/gpt2", lookup_hub=False)[0] is None
+    assert space.model_parameter_count("Qwen/Qwen2.5-0.5B-Instruct", lookup_hub=False)[0] == 0.5e9
+    assert space.model_parameter_count("HuggingFaceTB/SmolLM2-135M-Instruct", lookup_hub=False)[0] == 135e6
+    assert space.model_parameter_count("mistralai/Mixtral-8x7B-v0.1", lookup_hub=False)[0] == 56e9
+    assert space.model_parameter_count("meta-llama/Llama-3.1-8B-Instruct", lookup_hub=False)[0] == 8e9
+    assert space.model_parameter_count("openai-community/gpt2", lookup_hub=False)[0] is None
     save_file({"a": torch.zeros(3, 4), "b": torch.zeros(5)}, str(tmp_path / "model.safetensors"))
-    assert logic.model_parameter_count(str(tmp_path), lookup_hub=False) == (17.0, "safetensors headers")
+    assert space.model_parameter_count(str(tmp_path), lookup_hub=False) == (17.0, "safetensors headers")
 
-    cpu, limits = logic.Hardware(None, 0.0, 2), logic.SpaceLimits()
-    assert logic.check_model_size("Qwen/Qwen2.5-0.5B-Instruct", cpu, limits, lookup_hub=False) == 0.5e9
+    cpu, limits = space.Hardware(None, 0.0, 2), space.SpaceLimits()
+    assert space.check_model_size("Qwen/Qwen2.5-0.5B-Instruct", cpu, limits, lookup_hub=False) == 0.5e9
     with pytest.raises(ValueError, match=r"about 8.00B parameters.*up to 1.0B"):
-        logic.check_model_size("meta-llama/Llama-3.1-8B-Instruct", cpu, limits, lookup_hub=False)
+        space.check_model_size("meta-llama/Llama-3.1-8B-Instruct", cpu, limits, lookup_hub=False)
     with pytest.raises(ValueError, match="Cannot tell how big 'openai-community/gpt2' is"):
-        logic.check_model_size("openai-community/gpt2", cpu, limits, lookup_hub=False)
-    gpu = logic.Hardware("NVIDIA H100", 80.0, 16)
-    assert logic.check_model_size("meta-llama/Llama-3.1-8B-Instruct", gpu, logic.SpaceLimits.for_hardware(gpu),
+        space.check_model_size("openai-community/gpt2", cpu, limits, lookup_hub=False)
+    gpu = space.Hardware("NVIDIA H100", 80.0, 16)
+    assert space.check_model_size("meta-llama/Llama-3.1-8B-Instruct", gpu, space.SpaceLimits.for_hardware(gpu),
                                   lookup_hub=False) == 8e9
     with pytest.raises(ValueError, match="Give a Hub model id"):
-        logic.check_model_size("  ", cpu, limits)
+        space.check_model_size("  ", cpu, limits)
 
 
 def test_redact_and_claude_key_checks() -> None:
     key = "sk-ant-test-SECRET123-abcdefgh"
-    assert logic.redact(f"auth failed for {key}!", key) == "auth failed for [redacted]!"
-    assert logic.redact("key ends ...abcdefgh", key) == "key ends ...[redacted]"
-    assert logic.redact(None, key) == ""
-    assert logic.redact("nothing", None) == "nothing"
+    assert space.redact(f"auth failed for {key}!", key) == "auth failed for [redacted]!"
+    assert space.redact("key ends ...abcdefgh", key) == "key ends ...[redacted]"
+    assert space.redact(None, key) == ""
+    assert space.redact("nothing", None) == "nothing"
     with pytest.raises(ValueError, match="Paste an Anthropic API key"):
         models.claude_backend("claude-sonnet-4-5", "  ")
     with pytest.raises(ValueError, match="Unknown Claude model 'gpt-4'"):
@@ -232,8 +233,8 @@ def test_claude_backend_holds_the_pasted_key_not_the_environment(monkeypatch: py
         backend.close()
 
 
-def _claude_job(questions: int = 1) -> logic.JobSpec:
-    return logic.JobSpec(model_kind="claude", model_id="claude-haiku-4-5", culture="US", questions=questions,
+def _claude_job(questions: int = 1) -> space.JobSpec:
+    return space.JobSpec(model_kind="claude", model_id="claude-haiku-4-5", culture="US", questions=questions,
                          participants=1, max_new_tokens=16)
 
 
@@ -247,11 +248,11 @@ def test_claude_job_that_cannot_connect_fails_with_the_reason_and_no_key(tiny_da
     # Nothing answers at all: the remote backend stops the job at once with one message
     # (simulator.backends.base.BackendUnavailable), no failed rows are written for it, and the
     # Space ends the job as a failure saying why, in words a visitor can act on.
-    with pytest.raises(logic.JobFailed, match="no request got an answer: .*connection refused") as failure:
-        for update in logic.run_job(_claude_job(), tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
+    with pytest.raises(space.JobFailed, match="no request got an answer: .*connection refused") as failure:
+        for update in space.run_job(_claude_job(), tmp_path / "runs", space.SpaceLimits(), space.Hardware(None, 0, 2),
                                     api_key=key, dataset_dir=tiny_dataset):
             updates.append(update)
-    message = logic.user_message(failure.value, tmp_path / "runs")
+    message = space.user_message(failure.value, tmp_path / "runs")
     assert message.startswith("Failed: no request got an answer") and "try again later" in message
     assert "--base-url" not in message  # a CLI fix means nothing on the page
     assert str(tmp_path) not in message and "{" not in message  # no server path, no raw dict
@@ -265,11 +266,11 @@ def test_job_timeout_stops_a_running_job(tiny_dataset: Path, tmp_path: Path, mon
 
     with start_katan(latency_ms=1500) as server:  # a real HTTP model that takes 1.5 s per answer
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
-        limits = logic.SpaceLimits(job_timeout_s=2.0)
+        limits = space.SpaceLimits(job_timeout_s=2.0)
         seen = []
         started = time.monotonic()
-        with pytest.raises(logic.JobTimeout, match="ran past this Space's limit of 2 s"):
-            for update in logic.run_job(_claude_job(questions=3), tmp_path / "runs", limits, logic.Hardware(None, 0, 2),
+        with pytest.raises(space.JobTimeout, match="ran past this Space's limit of 2 s"):
+            for update in space.run_job(_claude_job(questions=3), tmp_path / "runs", limits, space.Hardware(None, 0, 2),
                                         api_key="sk-ant-any", dataset_dir=tiny_dataset):
                 seen.append(update)
         elapsed = time.monotonic() - started
@@ -281,12 +282,12 @@ def test_job_timeout_stops_a_running_job(tiny_dataset: Path, tmp_path: Path, mon
 
 
 def test_user_messages() -> None:
-    assert logic.user_message(ValueError("bad value")) == "bad value"
-    assert "Ask fewer questions" in logic.user_message(logic.JobTimeout("the job ran past this Space's limit of 5 s"))
-    assert logic.user_message(KeyError("x")) == "KeyError: 'x'"
-    assert logic.user_message(logic.JobCancelled("stopped after 3 of 20")) == "Cancelled: stopped after 3 of 20."
+    assert space.user_message(ValueError("bad value")) == "bad value"
+    assert "Ask fewer questions" in space.user_message(space.JobTimeout("the job ran past this Space's limit of 5 s"))
+    assert space.user_message(KeyError("x")) == "KeyError: 'x'"
+    assert space.user_message(space.JobCancelled("stopped after 3 of 20")) == "Cancelled: stopped after 3 of 20."
     runs = Path("/tmp/some-runs")
-    assert logic.user_message(FileNotFoundError(f"{runs}/abc/scores.json is missing"), runs) == \
+    assert space.user_message(FileNotFoundError(f"{runs}/abc/scores.json is missing"), runs) == \
         "…/abc/scores.json is missing"
 
 
@@ -328,22 +329,22 @@ def _write_jsonl(path: Path, rows: list) -> Path:
 def test_malformed_uploads_name_the_line(tiny_dataset: Path, tmp_path: Path, line2: str, message: str) -> None:
     path = _write_jsonl(tmp_path / "responses.jsonl", [_answers("gss2022.postlife.en", [0])[0], line2])
     with pytest.raises(ValueError, match=message):
-        logic.prepare_uploaded_run(path, tmp_path / "work", tiny_dataset)
+        space.prepare_uploaded_run(path, tmp_path / "work", tiny_dataset)
 
 
 def test_upload_that_is_not_utf8_or_empty(tiny_dataset: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(json.dumps(_answers("gss2022.postlife.en", [0])[0]).encode() + b"\n\xff\xfe\n")
     with pytest.raises(ValueError, match="line 2: not UTF-8 text"):
-        logic.read_responses_upload(bad)
+        space.read_responses_upload(bad)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
     with pytest.raises(ValueError, match="empty.jsonl has no rows"):
-        logic.read_responses_upload(empty)
+        space.read_responses_upload(empty)
     with pytest.raises(ValueError, match="Upload exactly one .jsonl file"):
-        logic.score_upload([str(tmp_path / "a.json")], tmp_path / "work", tiny_dataset)
+        space.score_upload([str(tmp_path / "a.json")], tmp_path / "work", tiny_dataset)
     with pytest.raises(ValueError, match="Upload a responses.jsonl first"):
-        logic.score_upload([], tmp_path / "work", tiny_dataset)
+        space.score_upload([], tmp_path / "work", tiny_dataset)
 
 
 def test_uploaded_run_is_scored_by_the_metric(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -355,7 +356,7 @@ def test_uploaded_run_is_scored_by_the_metric(tiny_dataset: Path, tmp_path: Path
     rows.append({"participant_id": 9, "question_id": "wvs7.US.Q1.en", "status": "no_answer", "option_indices": [],
                  "raw_text": "I cannot say"})
     path = _write_jsonl(tmp_path / "responses.jsonl", rows)
-    result = logic.score_upload([str(path)], tmp_path / "work", tiny_dataset)
+    result = space.score_upload([str(path)], tmp_path / "work", tiny_dataset)
     model = {
         "gss2022.fefam.en": ([0.2, 0.2, 0.4, 0.2], [0.1, 0.2, 0.4, 0.3]),
         "gss2022.postlife.en": ([0.8, 0.2], [0.7, 0.3]),
@@ -394,7 +395,7 @@ def test_uploaded_run_is_scored_by_the_metric(tiny_dataset: Path, tmp_path: Path
 def test_upload_of_two_cultures_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
     rows = _answers("gss2022.postlife.en", [0]) + _answers("wvs7.CN.Q1.zh", [0])
     with pytest.raises(ValueError, match="several cultures \\(CN, US\\)"):
-        logic.prepare_uploaded_run(_write_jsonl(tmp_path / "r.jsonl", rows), tmp_path / "w", tiny_dataset)
+        space.prepare_uploaded_run(_write_jsonl(tmp_path / "r.jsonl", rows), tmp_path / "w", tiny_dataset)
 
 
 def test_uploaded_run_keeps_its_versions_in_its_scores(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -406,14 +407,14 @@ def test_uploaded_run_keeps_its_versions_in_its_scores(tiny_dataset: Path, tmp_p
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     responses = _write_jsonl(tmp_path / "responses.jsonl", _answers("gss2022.fefam.en", [0, 2, 2, 3, 1]))
-    result = logic.score_upload([str(responses), str(config_path)], tmp_path / "work", tiny_dataset)
+    result = space.score_upload([str(responses), str(config_path)], tmp_path / "work", tiny_dataset)
     versions = score_run(result.run_dir, bootstrap_samples=0, write=False)["run"]["versions"]
     assert {k: versions[k] for k in written} == written
     assert result.scores["run"]["versions"] == versions
 
 
 def test_responses_table_shows_answers_as_options(tiny_dataset: Path) -> None:
-    frame = logic.dataset_frame(tiny_dataset)
+    frame = space.dataset_frame(tiny_dataset)
     from culturesim.simulator.questions import Question
 
     q = Question.from_record(frame[frame["id"] == "gss2022.fefam.en"].iloc[0].to_dict())
@@ -421,13 +422,13 @@ def test_responses_table_shows_answers_as_options(tiny_dataset: Path) -> None:
     rows = [{"participant_id": 3, "question_id": q.id, "status": "ok", "parsed": [3], "raw_text": raw,
              "persona": {"location": {"region": "Ohio", "city": "Columbus", "names": {}}, "memory_cap": 4},
              "generation_config": {"temperature": 0.8123, "top_p": 0.95, "num_beams": 2, "do_sample": True}}]
-    table = logic.responses_table(rows, [q])
+    table = space.responses_table(rows, [q])
     assert table.iloc[0]["answer"] == "3 Disagree"
     assert table.iloc[0]["location"] == "Ohio, Columbus"
     assert table.iloc[0]["generation"] == "T 0.81, top_p 0.95, beams 2"
     assert table.iloc[0]["raw text"] == raw  # the whole reply, line breaks kept (the page wraps it)
     assert table.iloc[0]["question"] == q.question and table.iloc[0]["question id"] == q.id
-    assert list(logic.responses_table([]).columns) == logic.RESPONSE_COLUMNS
+    assert list(space.responses_table([]).columns) == space.RESPONSE_COLUMNS
 
 
 # ---- Space files, publish, CLI ----------------------------------------------------------------
@@ -453,7 +454,7 @@ def test_prepare_space_folder_is_self_contained(tmp_path: Path) -> None:
     for rel, text in {
         "space/README.md": "---\nsdk: gradio\n---\n", "space/requirements.txt": "torch\n", "space/app.py": "# app\n",
         "space/packages.txt": "fonts-noto-cjk\n",
-        "space/__init__.py": "", "space/logic.py": "# logic\n", "simulator/__init__.py": "", "simulator/runner.py": "#\n",
+        "space/__init__.py": "", "space/explore.py": "# explore\n", "simulator/__init__.py": "", "simulator/runner.py": "#\n",
         "simulator/locations/US.json": "{}", "simulator/__pycache__/runner.cpython-311.pyc": "x",
         "metrics/__init__.py": "", "metrics/cultural_alignment/cultural_alignment.py": "#\n",
         "dataset_builder/__init__.py": "", "dataset_builder/curation/polarity.yaml": "{}\n",
@@ -468,13 +469,29 @@ def test_prepare_space_folder_is_self_contained(tmp_path: Path) -> None:
     out = publish.prepare_space_folder(tmp_path / "out", root)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == sorted([
-        "README.md", "requirements.txt", "packages.txt", "app.py", "space/README.md", "space/requirements.txt",
-        "space/app.py", "space/packages.txt",
-        "space/__init__.py", "space/logic.py", "simulator/__init__.py", "simulator/runner.py",
-        "simulator/locations/US.json", "metrics/__init__.py", "metrics/cultural_alignment/cultural_alignment.py",
-        "dataset_builder/__init__.py", "dataset_builder/curation/polarity.yaml", "dataset_builder/dataset/README.md",
-        "dataset_builder/dataset/data/US.parquet",
+        "README.md", "requirements.txt", "packages.txt", "app.py", *(f"culturesim/{rel}" for rel in (
+            "space/README.md", "space/requirements.txt", "space/app.py", "space/packages.txt",
+            "space/__init__.py", "space/explore.py", "simulator/__init__.py", "simulator/runner.py",
+            "simulator/locations/US.json", "metrics/__init__.py", "metrics/cultural_alignment/cultural_alignment.py",
+            "dataset_builder/__init__.py", "dataset_builder/curation/polarity.yaml", "dataset_builder/dataset/README.md",
+            "dataset_builder/dataset/data/US.parquet")),
     ])
+
+
+@pytest.mark.slow
+def test_published_space_imports_its_own_copy_not_the_installed_package(tmp_path: Path) -> None:
+    """The Space runs ``app.py`` from its root with only requirements.txt installed: the copied
+    packages must import as ``culturesim.*`` from there (the installed culturesim's finder removed)."""
+    out = publish.prepare_space_folder(tmp_path / "space")
+    code = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+        "import culturesim.space.app as app, culturesim.simulator.runner as runner\n"
+        "print(app.__file__); print(runner.__file__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(Path(line).is_relative_to(out) for line in done.stdout.split()), done.stdout
 
 
 def _free_port() -> int:
@@ -498,7 +515,7 @@ def test_publish_offline_fails_clearly(tmp_path: Path) -> None:
     assert "hf_fake_token_for_test" not in proc.stderr + proc.stdout
     for name in publish.ROOT_FILES:
         assert (tmp_path / "space" / name).is_file()
-    assert any((tmp_path / "space" / "dataset_builder" / "dataset" / "data").glob("*.parquet"))
+    assert any((tmp_path / "space" / "culturesim" / "dataset_builder" / "dataset" / "data").glob("*.parquet"))
 
 
 def test_cli_arguments() -> None:
@@ -520,9 +537,9 @@ def test_cli_arguments() -> None:
 def test_app_builds_with_limits_wired(tiny_dataset: Path, tmp_path: Path) -> None:
     from culturesim.space.app import GENERATION, SpaceSettings, build_app
 
-    limits = logic.SpaceLimits(queue_max_size=5, concurrency_limit=1)
+    limits = space.SpaceLimits(queue_max_size=5, concurrency_limit=1)
     demo = build_app(SpaceSettings(dataset_dir=tiny_dataset, runs_dir=tmp_path, limits=limits,
-                                   hardware=logic.Hardware(None, 0.0, 2)))
+                                   hardware=space.Hardware(None, 0.0, 2)))
     assert demo.max_queue_size if hasattr(demo, "max_queue_size") else demo._queue.max_size == 5
     generation = [fn for fn in demo.fns.values() if fn.concurrency_id == GENERATION]
     # Run events run side by side (up to the queue size): turns on the model are GenerationSlots',

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from culturesim.space import device, logic, publish
+from culturesim import space
+from culturesim.space import device, publish
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,7 +54,7 @@ def test_requirements_name_spaces_and_keep_cuda_off_a_cpu_space() -> None:
 def test_front_matter_preloads_the_default_model_and_publish_picks_the_hardware(tmp_path: Path) -> None:
     text = (REPO / "space" / "README.md").read_text(encoding="utf-8")
     meta = yaml.safe_load(text.split("---\n")[1])
-    assert logic.EMBEDDED_HUB_ID in meta["preload_from_hub"]
+    assert space.EMBEDDED_HUB_ID in meta["preload_from_hub"]
     assert meta["suggested_hardware"] == "cpu-basic"  # matches the CPU requirements.txt beside it
     for hardware, suggested, torch_line in (("cpu", "cpu-basic", "torch==2.13.0+cpu"),
                                             ("gpu", "t4-small", "torch==2.13.0"),
@@ -69,29 +70,29 @@ def test_front_matter_preloads_the_default_model_and_publish_picks_the_hardware(
 def test_hardware_decides_models_dtype_and_limits() -> None:
     from culturesim.simulator.backends.transformers_backend import choose_dtype
 
-    cpu = logic.Hardware(None, 0.0, 2)
-    t4 = logic.Hardware("Tesla T4", 16.0, 4, compute_capability=(7, 5))
-    zero = logic.Hardware("NVIDIA H200 MIG 3g.71gb", 74.6, 8, zero_gpu=True, compute_capability=(9, 0))
-    cpu_limits, t4_limits, zero_limits = (logic.SpaceLimits.for_hardware(h) for h in (cpu, t4, zero))
-    assert logic.suggested_models(cpu_limits) == ["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"]
-    assert logic.suggested_models(t4_limits)[-1] == "Qwen/Qwen2.5-3B-Instruct"  # 6B fits in 16 GB at 2 bytes
-    assert "meta-llama/Llama-3.1-8B-Instruct" in logic.suggested_models(zero_limits)
-    for model in logic.suggested_models(t4_limits):  # every suggestion passes the size check it is offered under
-        logic.check_model_size(model, t4, t4_limits, lookup_hub=False)
+    cpu = space.Hardware(None, 0.0, 2)
+    t4 = space.Hardware("Tesla T4", 16.0, 4, compute_capability=(7, 5))
+    zero = space.Hardware("NVIDIA H200 MIG 3g.71gb", 74.6, 8, zero_gpu=True, compute_capability=(9, 0))
+    cpu_limits, t4_limits, zero_limits = (space.SpaceLimits.for_hardware(h) for h in (cpu, t4, zero))
+    assert space.suggested_models(cpu_limits) == ["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"]
+    assert space.suggested_models(t4_limits)[-1] == "Qwen/Qwen2.5-3B-Instruct"  # 6B fits in 16 GB at 2 bytes
+    assert "meta-llama/Llama-3.1-8B-Instruct" in space.suggested_models(zero_limits)
+    for model in space.suggested_models(t4_limits):  # every suggestion passes the size check it is offered under
+        space.check_model_size(model, t4, t4_limits, lookup_hub=False)
     assert choose_dtype(None, "cuda", "none", t4.compute_capability) == "float16"  # no bf16 on a T4
     assert choose_dtype(None, "cuda", "none", zero.compute_capability) == "bfloat16"
     assert zero_limits.job_timeout_s == device.ZERO_GPU_MAX_S + 120 and zero_limits.max_responses == 1000
     assert "ZeroGPU" in zero.describe() and zero.where == "ZeroGPU"
-    labels = [logic.model_kinds(h)["embedded"] for h in (cpu, t4, zero)]
+    labels = [space.model_kinds(h)["embedded"] for h in (cpu, t4, zero)]
     assert labels == ["SmolLM2-135M-Instruct (default, small; runs on this CPU)",
                       "SmolLM2-135M-Instruct (default, small; runs on this Tesla T4)",
                       "SmolLM2-135M-Instruct (default, small; runs on ZeroGPU)"]
     assert not any("offline" in label for label in labels)
-    assert logic.torch_build_warning(cpu) is None  # this machine: no NVIDIA GPU
+    assert space.torch_build_warning(cpu) is None  # this machine: no NVIDIA GPU
 
 
 def test_generation_slots_take_turns_in_arrival_order() -> None:
-    slots = logic.GenerationSlots(1)
+    slots = space.GenerationSlots(1)
     events: list[str] = []
     seen_ahead: dict[str, list[int]] = {"b": [], "c": []}
     cancel = threading.Event()
@@ -114,7 +115,7 @@ def test_generation_slots_take_turns_in_arrival_order() -> None:
     waiting = slots.wait(cancel, poll_s=0.02)  # a fourth job, cancelled while it waits
     assert next(waiting) == 3  # a running, b and c waiting
     cancel.set()
-    with pytest.raises(logic.JobCancelled):
+    with pytest.raises(space.JobCancelled):
         list(waiting)
     slots.release()  # a finishes
     b.join(5)
@@ -153,28 +154,28 @@ def test_notes_say_what_the_scores_leave_out(tmp_path: Path) -> None:
         "modification_on": True, "unavailable": ["num_beams"]}}))
     rows = [{"question_id": "q1", "status": "ok"}, {"question_id": "q2", "status": "no_answer"},
             {"question_id": "q2", "status": "error"}]
-    notes = logic.run_notes(tmp_path, {}, rows, [q1, q2])
+    notes = space.run_notes(tmp_path, {}, rows, [q1, q2])
     assert "Generation-settings variation lost" in notes and "claude-haiku-4-5 cannot apply num_beams" in notes
     assert "1 question got no usable answer" in notes and "Is work important? (`q2`): 1 no_answer, 1 error" in notes
     assert "Is family important?" not in notes
     from culturesim.space.glossary import STATUSES
     assert f"1 no_answer ({STATUSES['no_answer']})" in notes
     assert "SmolLM2" not in notes  # the embedded model's note only for the embedded model
-    (tmp_path / "config.json").write_text(json.dumps({"model": logic.EMBEDDED_MODEL}))
-    assert "Why so many replies do not parse" in logic.run_notes(tmp_path, {}, rows, [q1, q2])
+    (tmp_path / "config.json").write_text(json.dumps({"model": space.EMBEDDED_MODEL}))
+    assert "Why so many replies do not parse" in space.run_notes(tmp_path, {}, rows, [q1, q2])
 
 
 def test_explore_empty_filter_and_languages_per_culture() -> None:
     from culturesim.space.explore import explore_languages, explore_message
 
-    frame = logic.dataset_frame()  # the built dataset: EG has no Japanese questions
-    table = logic.explore_table(frame, "EG", "ja", logic.ALL, logic.ALL, "PDI")
-    assert table.empty and list(table.columns) == logic.explore_table(frame).columns.tolist()
+    frame = space.dataset_frame()  # the built dataset: EG has no Japanese questions
+    table = space.explore_table(frame, "EG", "ja", space.ALL, space.ALL, "PDI")
+    assert table.empty and list(table.columns) == space.explore_table(frame).columns.tolist()
     message = explore_message(table, {"culture": "EG", "language": "ja", "value dimension": "PDI"})
     assert message.startswith("**No question matches** culture EG, language ja, value dimension PDI")
-    assert explore_languages(frame, "EG") == [logic.ALL, *sorted(set(frame[frame["culture"] == "EG"]["language"]))]
-    assert "ja" not in explore_languages(frame, "EG") and "ja" in explore_languages(frame, logic.ALL)
-    assert logic.explore_table(frame, "EG", search="no such words anywhere").empty
+    assert explore_languages(frame, "EG") == [space.ALL, *sorted(set(frame[frame["culture"] == "EG"]["language"]))]
+    assert "ja" not in explore_languages(frame, "EG") and "ja" in explore_languages(frame, space.ALL)
+    assert space.explore_table(frame, "EG", search="no such words anywhere").empty
 
 
 def test_backend_errors_reach_the_page_as_sentences() -> None:
@@ -201,7 +202,7 @@ def test_scores_table_shows_normalised_score_floors_and_their_meanings() -> None
     metric = compute_alignment(predictions=[[0, 0, 1, 0], [1, 1, 0, 2]], references=[[0.7, 0.3], [0.2, 0.5, 0.3]],
                                ordinal=[False, True], value_dimensions=[["EVI"], ["TDI"]], bootstrap_samples=50,
                                seed=0)
-    table = logic.scores_table({"metric": metric}).set_index(["scope", "statistic"])
+    table = space.scores_table({"metric": metric}).set_index(["scope", "statistic"])
     for stat in ("kl", "js"):
         row = table.loc[("all questions", f"normalised {stat}")]
         assert row["value"] == pytest.approx(metric[f"normalised_{stat}"], abs=1e-4)
@@ -220,19 +221,19 @@ def test_claude_job_takes_no_turn_on_the_local_model(tmp_path: Path, monkeypatch
     """While a local job holds the only generation turn, a Claude job still runs to its end."""
     from katan import start_katan
 
-    slots = logic.GenerationSlots(1)
+    slots = space.GenerationSlots(1)
     list(slots.wait(threading.Event()))  # a local job is generating
-    spec = logic.JobSpec(model_kind="claude", model_id="claude-haiku-4-5", culture="US", questions=1, participants=2,
+    spec = space.JobSpec(model_kind="claude", model_id="claude-haiku-4-5", culture="US", questions=1, participants=2,
                          max_new_tokens=16)
     messages = []
     with start_katan() as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
         started = time.monotonic()
         try:
-            for update in logic.run_job(spec, tmp_path / "runs", logic.SpaceLimits(), logic.Hardware(None, 0, 2),
+            for update in space.run_job(spec, tmp_path / "runs", space.SpaceLimits(), space.Hardware(None, 0, 2),
                                         api_key="sk-ant-any", slots=slots):
                 messages.append(update.message)
-        except logic.JobFailed as exc:  # the echo server's replies name no option: a failure, but a finished one
+        except space.JobFailed as exc:  # the echo server's replies name no option: a failure, but a finished one
             messages.append(str(exc))
         elapsed = time.monotonic() - started
     assert not any("Waiting for the model" in m for m in messages), messages
@@ -245,19 +246,19 @@ def test_chinese_and_arabic_options_draw_without_missing_glyphs() -> None:
     """The Noto fonts of space/packages.txt are used even when matplotlib's font cache predates them."""
     import warnings
 
-    frame = logic.dataset_frame()
+    frame = space.dataset_frame()
     for culture, language in (("CN", "zh"), ("EG", "ar"), ("JP", "ja")):
         qid = frame[(frame["culture"] == culture) & (frame["language"] == language)]["id"].iloc[0]
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # "Glyph ... missing from font(s)" is a UserWarning
-            _, _, fig = logic.question_view(frame, qid)
+            _, _, fig = space.question_view(frame, qid)
             fig.canvas.draw()
 
 
 def test_upload_against_the_built_dataset_scores_and_writes_its_report(tmp_path: Path) -> None:
     """Real questions carry split-half ceilings (missing ones are NaN in pandas); the report goes
     beside the run folder (a report never writes into its inputs)."""
-    frame = logic.dataset_frame()
+    frame = space.dataset_frame()
     with_ceiling = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].notna()]
     without = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].isna()]
     qids = [with_ceiling["id"].iloc[0]] + ([without["id"].iloc[0]] if len(without) else [])
@@ -265,9 +266,9 @@ def test_upload_against_the_built_dataset_scores_and_writes_its_report(tmp_path:
             for q in qids for p in range(4)]
     upload = tmp_path / "responses.jsonl"
     upload.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    result = logic.score_upload([str(upload)], tmp_path / "runs")
+    result = space.score_upload([str(upload)], tmp_path / "runs")
     assert result.scores["metric"]["n_questions"] == len(qids)
     assert result.scores["metric"]["n_with_ceiling"] >= 1
-    files, note = logic.report_files(result.run_dir, bootstrap_samples=20)
+    files, note = space.report_files(result.run_dir, bootstrap_samples=20)
     assert note == "report written" and {p.name for p in files} == {"report.html", "report.json"}
     assert all(result.run_dir not in p.parents for p in files)

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # gradio, pandas and matplotlib load only when the Space is launched (and after OMP_WAIT_POLICY)
-    from culturesim.space import logic
+    from culturesim import space
     from culturesim.space.app import SpaceSettings, build_app, launch, preload
 
     flags = {  # SpaceLimits field -> (flag, value)
@@ -58,8 +58,8 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset_dir is not None and not (Path(args.dataset_dir) / "data").is_dir():
         raise FileNotFoundError(
             f"--dataset-dir {args.dataset_dir} has no data/ folder; build it with `culturesim dataset build`")
-    hardware = logic.detect_hardware()
-    limits = logic.SpaceLimits.for_hardware(hardware, **overrides)
+    hardware = space.detect_hardware()
+    limits = space.SpaceLimits.for_hardware(hardware, **overrides)
     settings = SpaceSettings(dataset_dir=args.dataset_dir, runs_dir=args.runs_dir, limits=limits, hardware=hardware)
     demo = build_app(settings)
     if not args.no_preload:

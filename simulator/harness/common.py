@@ -1,7 +1,7 @@
 """What both harness integrations share: the DEF prompt with its option labels.
 
 Why one place: the lm-evaluation-harness task, the inspect_ai task and the agreement check
-against ``culturesim.simulator.logprob`` must put exactly the same text before the model, or their numbers
+against ``culturesim.simulator.estimators.logprob`` must put exactly the same text before the model, or their numbers
 stop being comparable. The text itself comes from ``culturesim.simulator.prompts.render_question`` (the
 DEF template, versioned there); this module only fixes the harness choices: options in source
 order unless a participant shuffles them, the question's own culture as [COUNTRY], and the
@@ -133,7 +133,7 @@ def option_labels(question: Question) -> list[str]:
 def def_logprob_prompt(question: Question) -> tuple[list[dict[str, str]], list[str]]:
     """The DEF user message (options in source order, no location) and the option labels.
 
-    This is a ``culturesim.simulator.logprob`` prompt builder, so a culturesim log-prob run and the
+    This is a ``culturesim.simulator.estimators.logprob`` prompt builder, so a culturesim log-prob run and the
     lm-eval task read the same prompt: ``logprob_distributions(model, questions,
     prompt_builder=def_logprob_prompt)``.
     """

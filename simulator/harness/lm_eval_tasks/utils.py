@@ -19,7 +19,7 @@ rate, their question-bootstrap 95% intervals and per-value-dimension KL and JS.
 
 Numbers that are prefixes of other numbers. With 10 or more options, `` 1`` is the start of
 `` 10``..`` 19`` as well: its log-likelihood counts every reply beginning with 1. As in
-``culturesim.simulator.logprob``, option ``k`` must be the number *ending* there, so for each such label
+``culturesim.simulator.estimators.logprob``, option ``k`` must be the number *ending* there, so for each such label
 the task also asks for `` k0``..`` k9`` and uses ``P(k) - sum_d P(kd)`` (the probability that
 no digit follows). This is exact for tokenizers that write numbers digit by digit (SmolLM2,
 Llama 2, Mistral, Qwen); with one that has multi-digit number tokens it is an approximation,
