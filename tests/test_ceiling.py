@@ -75,11 +75,15 @@ def test_ceiling_needs_no_shared_sources(tmp_path):
     clone = tmp_path / "clone"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for part in ("simulator", "metrics", "dataset_builder"):
-        shutil.copytree(REPO / part, clone / part, ignore=ignore)
+        shutil.copytree(REPO / part, clone / "culturesim" / part, ignore=ignore)
     assert not (clone.parent / "shared").exists()
-    code = ("from culturesim.simulator.questions import load_questions\nfrom simulator.analysis.ceiling import human_ceiling\n"
+    code = ("import sys\n"  # the clone's copy, not the installed (editable) culturesim
+            "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+            "from culturesim.simulator.questions import load_questions\n"
+            "from culturesim.simulator.analysis.ceiling import human_ceiling\n"
+            "assert load_questions.__module__ and sys.modules['culturesim.simulator.questions'].__file__.startswith(sys.argv[1])\n"
             "c = human_ceiling(load_questions('US'))\nprint(c['n_questions'], round(c['kl_mean'], 6))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, str(clone)], cwd=clone, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(clone), "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     n, kl = proc.stdout.split()
