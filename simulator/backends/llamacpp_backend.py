@@ -39,8 +39,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
 
 import llama_cpp
 import numpy as np
@@ -171,7 +169,6 @@ class LlamaCppBackend(Backend):
         self.n_threads = n_threads or default_threads()
         self.seed = seed
         self._lock = threading.Lock()
-        _check_header(model, self.path)
         try:
             # Weights, vocabulary and metadata; its own context stays tiny (BatchContext decodes).
             self.llm = llama_cpp.Llama(str(self.path), n_ctx=64, n_batch=8, n_ubatch=8, n_threads=self.n_threads,
@@ -304,13 +301,3 @@ class LlamaCppBackend(Backend):
                 out.append(self._context(max(len(s) for s in part)).score(part, keep))
         return np.concatenate(out, axis=0)
 
-
-def _check_header(model: str, path: Path) -> None:
-    """Refuse a truncated or non-GGUF file in milliseconds with the transformers backend's check
-    (it reads the header with the ``gguf`` package; skipped where that is not installed)."""
-    try:
-        from culturesim.simulator.backends.model_source import _check_gguf
-        import gguf  # noqa: F401
-    except ImportError:
-        return
-    _check_gguf(path)
