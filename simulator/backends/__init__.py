@@ -35,7 +35,7 @@ def backend_class(name: str) -> type[Backend]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in ("simulator", "metrics", "dataset_builder"):
+        if (exc.name or "").split(".")[0] == "culturesim":
             raise  # our own code is broken: not a missing package
         raise ModuleNotFoundError(
             f"The {name!r} backend needs a package that is not installed ({exc.name}). "

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -121,6 +121,17 @@ def connection_failure(error: BaseException) -> str | None:
     if any(type(e).__name__ == "ConnectError" for e in chain):  # httpx's (both SDKs use httpx)
         return "cannot connect"
     return None
+
+
+def in_request_order(groups: Iterable[list[tuple[int, GenerationResult]]], n: int) -> list[GenerationResult]:
+    """The ``(index, result)`` groups of an ``iter_generate`` as one list in request order, for
+    backends whose ``generate`` is their streaming ``iter_generate`` collected; a request that
+    never came back gets an error result instead of a gap."""
+    results: list[GenerationResult | None] = [None] * n
+    for group in groups:
+        for i, result in group:
+            results[i] = result
+    return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
 
 
 class Backend(ABC):
@@ -405,11 +416,7 @@ class RemoteBackend(Backend):
         """Every result in request order. Raises ``BackendUnavailable`` when the first requests
         all fail the same non-retryable way (see ``EARLY_FAILURES``)."""
         requests = list(requests)
-        results: list[GenerationResult | None] = [None] * len(requests)
-        for group in self.iter_generate(requests):
-            for i, result in group:
-                results[i] = result
-        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+        return in_request_order(self.iter_generate(requests), len(requests))
 
     def iter_generate(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[int, GenerationResult]]]:
         """Results as they finish: each group holds what completed since the last one."""

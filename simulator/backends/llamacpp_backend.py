@@ -44,7 +44,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from culturesim.simulator.backends.base import Backend
+from culturesim.simulator.backends.base import Backend, in_request_order
 from culturesim.simulator.backends.gguf_models import resolve_gguf
 from culturesim.simulator.backends.llamacpp_decoding import BatchContext, SequenceSpec
 from culturesim.simulator.embedded import EMBEDDED_MODEL
@@ -221,11 +221,7 @@ class LlamaCppBackend(Backend):
     # ---- generation
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        results: list[GenerationResult | None] = [None] * len(requests)
-        for group in self.iter_generate(requests):
-            for i, result in group:
-                results[i] = result
-        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+        return in_request_order(self.iter_generate(requests), len(requests))
 
     def iter_generate(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[int, GenerationResult]]]:
         """Results chunk by chunk (requests that cannot run at all first)."""

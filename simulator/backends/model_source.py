@@ -116,7 +116,7 @@ def _gguf_data_end(fh: Any) -> tuple[int, int]:
     return start + end, tensors
 
 
-def _check_gguf(path: Path) -> None:
+def check_gguf(path: Path) -> None:
     """Refuse a GGUF file whose header does not parse or that is shorter than its tensor table
     says (a cut-off download), in milliseconds, before transformers spends a minute on it."""
     try:
@@ -163,7 +163,7 @@ def resolve_model_source(model: str, gguf_file: str | None = None) -> ModelSourc
     value and the fix when it cannot. A path to a ``.gguf`` file means its folder plus that file."""
     if model == EMBEDDED_MODEL:
         folder, name = embedded_model_path()
-        _check_gguf(Path(folder) / (gguf_file or name))
+        check_gguf(Path(folder) / (gguf_file or name))
         return ModelSource(folder, gguf_file or name, "embedded")
     path = Path(os.path.expanduser(model))
     if path.exists():
@@ -171,10 +171,10 @@ def resolve_model_source(model: str, gguf_file: str | None = None) -> ModelSourc
             if path.suffix.lower() != ".gguf":
                 raise ValueError(f"--model {model} is a file but not a .gguf file; give a model folder (with "
                                  "config.json), a .gguf file, or a Hub id")
-            _check_gguf(path)
+            check_gguf(path)
             return ModelSource(str(path.parent), path.name, "local")
         if gguf_file:
-            _check_gguf(path / gguf_file)
+            check_gguf(path / gguf_file)
         elif not (path / "config.json").is_file():
             ggufs = sorted(p.name for p in path.glob("*.gguf"))
             hint = f" It holds GGUF files: pass one of them as --model {path / ggufs[0]}." if ggufs else ""

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from culturesim.simulator.backends.base import Backend
+from culturesim.simulator.backends.base import Backend, in_request_order
 from culturesim.simulator.backends.decoding import DecodeRequest, decode
 from culturesim.simulator.backends.model_source import resolve_model_source
 from culturesim.simulator.embedded import EMBEDDED_MODEL
@@ -544,11 +544,7 @@ class TransformersBackend(Backend):
     # ---- generation
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        results: list[GenerationResult | None] = [None] * len(requests)
-        for group in self.iter_generate(requests):
-            for i, result in group:
-                results[i] = result
-        return [r if r is not None else GenerationResult(text="", error="not generated") for r in results]
+        return in_request_order(self.iter_generate(requests), len(requests))
 
     def iter_generate(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[int, GenerationResult]]]:
         """The results chunk by chunk, as each finishes (requests that cannot be tokenised first)."""

@@ -358,9 +358,6 @@ def remote_logprob_items(
     top ``top_logprobs`` count as 0, so ``mass_on_options`` is a lower bound; the answer
     position follows the model's own greedy reply rather than a prefilled ``Answer:``.
 
-    A backend that scores in-process (``next_token_logprobs``, the llamacpp backend) is read
-    exactly instead, as ``logprob_items`` reads transformers, with the same row fields.
-
     Each result: ``key``, ``question_id``, ``status`` (``ok``, ``no_answer``, ``error``),
     ``distribution`` (source order; None unless ok), ``mass_on_options``, ``answer_token``,
     ``answer_index``, ``detail``, ``raw_text``, ``tokens_in``, ``tokens_out``, ``seconds``,
@@ -373,13 +370,6 @@ def remote_logprob_items(
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
     for item in items:
         check_labels(item)
-    if callable(getattr(backend, "next_token_logprobs", None)):
-        # An in-process backend that scores prompts exactly (llamacpp) is read the local way:
-        # "Answer:" prefilled and every option's full probability, no top-k cut.
-        rows = logprob_items(backend, items, batch_size=max(1, int(getattr(backend, "batch_size", 16))))
-        for row in rows:
-            row.update(status=Status.OK, raw_text="", tokens_out=0, attempts=1, error=None, detail=None)
-        return rows
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
                               top_logprobs=top_logprobs)
     requests = [GenerationRequest(messages=tuple(item.messages), config=config, key=item.key or item.question.id)

@@ -71,8 +71,9 @@ def check_plan(estimator: str, plan: str) -> None:
 
 
 def check_backend(estimator: str, backend: Backend) -> bool:
-    """Whether ``backend`` is read locally (transformers); raise ValueError when it cannot serve ``estimator``."""
-    local = getattr(backend, "name", "") == "transformers"
+    """Whether ``backend`` is read locally (transformers, or any backend that scores prompts in-process
+    with ``next_token_logprobs``, e.g. llamacpp); raise ValueError when it cannot serve ``estimator``."""
+    local = getattr(backend, "name", "") == "transformers" or callable(getattr(backend, "next_token_logprobs", None))
     supported = frozenset(getattr(backend, "supported_params", frozenset()))
     if estimator == "logprob" and not local and "top_logprobs" not in supported:
         raise ValueError(
