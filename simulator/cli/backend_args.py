@@ -15,7 +15,7 @@ from culturesim.simulator.backends import backend_class
 
 __all__ = ["backend_kwargs"]
 
-_FLAG_OF = {"timeout_s": "--request-timeout"}
+_FLAG_OF = {"timeout_s": "--request-timeout", "n_threads": "--threads"}
 
 
 def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -29,6 +29,7 @@ def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> di
         "dtype": args.dtype,
         "timeout_s": getattr(args, "request_timeout", None),
         "max_attempts": getattr(args, "max_attempts", None),
+        "n_threads": getattr(args, "threads", None),
     }
     given = {k: v for k, v in wanted.items() if v is not None}
     try:
