@@ -3,7 +3,6 @@ Cao baseline, logprob, verbalized), against JS computed by scipy."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -13,7 +12,7 @@ from culturesim.simulator.analysis.estimators import reading_of
 from culturesim.simulator.analysis.report import build_report, fmt
 from culturesim.simulator.participants import PlanSettings
 from culturesim.simulator.questions import load_questions
-from culturesim.simulator.runfolder import question_record
+from culturesim.simulator.runfolder import write_config, write_questions, write_rows
 from culturesim.simulator.runner import build_config
 
 IDS = ["gss2022.cappun.en", "gss2022.natenvir.en", "gss2022.fefam.en"]
@@ -31,8 +30,7 @@ def write_run(path, questions, plan, estimator, per_question):
                        estimator=estimator)
     cfg["model"] = "tiny-model"
     path.mkdir()
-    (path / "config.json").write_text(json.dumps(cfg))
-    (path / "questions.jsonl").write_text("".join(json.dumps(question_record(q)) + "\n" for q in questions))
+    write_questions(path, questions)
     rows = []
     for q in questions:
         for pid, value in enumerate(per_question[q.id]):
@@ -43,7 +41,8 @@ def write_run(path, questions, plan, estimator, per_question):
             else:
                 row.update(status="ok" if value else "no_answer", option_indices=[], distribution=value)
             rows.append(row)
-    (path / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_rows(path, rows)
+    write_config(path, cfg)
     return path
 
 

@@ -5,7 +5,6 @@ defining every abbreviation on the page."""
 
 from __future__ import annotations
 
-import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +15,7 @@ from culturesim.simulator.analysis.glossary import GLOSSARY, glossary, glossary_
 from culturesim.simulator.analysis.report import build_report
 from culturesim.simulator.analysis.scoring import MIN_ANSWERS_PER_QUESTION, MIN_QUESTIONS_PER_DIMENSION, PARSE_RATE_WARNING
 from culturesim.simulator.questions import Question, load_questions
-from culturesim.simulator.runfolder import CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE, question_record
+from culturesim.simulator.runfolder import write_config, write_questions, write_rows
 
 
 def _row(pid: int, q: Question, status: str, indices: list[int]) -> dict:
@@ -69,9 +68,9 @@ def report(tmp_path_factory):
               "max_new_tokens": 96, "question_ids": [q.id for q in questions], "prompt_version": "1.0",
               "parser_version": "1.1", "runner_version": "1.0", "created_at": "2026-12-01T09:00:00+00:00",
               "command": ["/some/bin/culturesim", "simulate", "--seed", "41"]}
-    (run / CONFIG_FILE).write_text(json.dumps(config))
-    (run / QUESTIONS_FILE).write_text("".join(json.dumps(question_record(q)) + "\n" for q in questions))
-    (run / RESPONSES_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_questions(run, questions)
+    write_rows(run, rows)
+    write_config(run, config)
     out = base / "report"
     rep = build_report([run], out, bootstrap_samples=50)
     page = (out / "report.html").read_text()
