@@ -6,8 +6,7 @@ either. So two registry packages that ship the Noto fonts are dependencies of cu
 (``noto-cjk-sans-otc``: Noto Sans CJK, one collection covering Chinese, Japanese and Korean;
 ``fontpkg-noto-sans-arabic``: Noto Sans Arabic, both SIL OFL 1.1), and ``use_fonts()`` registers
 them with matplotlib and sets a per-glyph fallback list. System Noto fonts (Debian
-``fonts-noto-cjk``) are used as well where present. Matplotlib draws Arabic letters in their
-isolated forms (it does no text shaping): legible, not typeset.
+``fonts-noto-cjk``) are used as well where present.
 """
 
 from __future__ import annotations
