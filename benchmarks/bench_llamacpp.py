@@ -43,8 +43,9 @@ def messages(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-def bench_ours(participants: int, new_tokens: int, threads: int) -> tuple[int, float]:
-    backend = LlamaCppBackend(n_threads=threads, batch_size=participants, seed=0)
+def _timed(backend, participants: int, new_tokens: int) -> tuple[int, float]:
+    """Tokens generated and seconds taken for ``participants`` sampled requests of exactly
+    ``new_tokens`` tokens each (after a two-request warm-up), the same work for every backend."""
     config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True,
                               temperature=1.0, top_p=1.0)
     requests = [GenerationRequest(messages=tuple(messages(i)), config=config, key=str(i)) for i in range(participants)]
@@ -56,6 +57,10 @@ def bench_ours(participants: int, new_tokens: int, threads: int) -> tuple[int, f
     finally:
         backend.close()
     return sum(r.output_tokens for r in results), elapsed
+
+
+def bench_ours(participants: int, new_tokens: int, threads: int) -> tuple[int, float]:
+    return _timed(LlamaCppBackend(n_threads=threads, batch_size=participants, seed=0), participants, new_tokens)
 
 
 def bench_loop(participants: int, new_tokens: int, threads: int) -> tuple[int, float]:
@@ -89,18 +94,7 @@ def bench_transformers(participants: int, new_tokens: int, threads: int) -> tupl
     from culturesim.simulator.backends.transformers_backend import TransformersBackend
 
     torch.set_num_threads(threads)
-    backend = TransformersBackend(batch_size=participants, seed=0)
-    config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True,
-                              temperature=1.0, top_p=1.0)
-    requests = [GenerationRequest(messages=tuple(messages(i)), config=config, key=str(i)) for i in range(participants)]
-    try:
-        backend.generate(requests[:2])
-        start = time.perf_counter()
-        results = backend.generate(requests)
-        elapsed = time.perf_counter() - start
-    finally:
-        backend.close()
-    return sum(r.output_tokens for r in results), elapsed
+    return _timed(TransformersBackend(batch_size=participants, seed=0), participants, new_tokens)
 
 
 def main() -> None:
