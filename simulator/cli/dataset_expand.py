@@ -9,7 +9,7 @@ from pathlib import Path
 from culturesim.dataset_builder.expand import CONFIG_NAME, REVIEW_FILE, expand
 from culturesim.simulator.backends import available_backends, get_backend
 from culturesim.simulator.cli.argtypes import csv_list
-from culturesim.simulator.cli.backend_args import backend_kwargs
+from culturesim.simulator.cli.backend_args import add_model_arguments, backend_kwargs
 from culturesim.simulator.questions import load_questions
 
 __all__ = ["add_arguments", "main"]
@@ -18,12 +18,7 @@ __all__ = ["add_arguments", "main"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--backend", default="transformers", choices=available_backends(), help="backend that rephrases (default: transformers)")
-    g.add_argument("--model", default=None, help="model id or path (default for transformers: the embedded SmolLM2-135M-Instruct)")
-    g.add_argument("--base-url", default=None, help="server URL for the openai backend")
-    g.add_argument("--batch-size", type=int, default=None, help="local batch size (transformers)")
-    g.add_argument("--concurrency", type=int, default=None, help="requests in flight (remote backends)")
-    g.add_argument("--device", default=None, help="torch device for transformers")
-    g.add_argument("--dtype", default=None, help="torch dtype for transformers")
+    add_model_arguments(g)
     g.add_argument("--max-new-tokens", type=int, default=128, help="tokens per rephrasing (default 128)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     g.add_argument("--judge-backend", default=None, choices=available_backends(), help="optional judge of each accepted variant")

