@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from culturesim.dataset_builder import card, gss, gss_text, lint, microdata, wvs
+from culturesim.dataset_builder import card, gss, gss_text, lint, microdata, respondents, wvs
 from culturesim.dataset_builder.review import (
     DIMENSIONS_FILE,
     GSS_TEXT_FILE,
@@ -140,8 +140,8 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
     text_overrides = load_yaml_file(GSS_TEXT_FILE)
     frame = microdata.read_year_file(sources / "gss" / f"gss{year}.rds")
     masks = microdata.group_masks(frame)
-    weights_all = frame[microdata.WEIGHT].to_numpy(dtype=float)
-    rows, halves = [], []
+    panel = respondents.Panel.from_frame(frame, int(year))
+    rows = []
     for var_name in sorted(kept):
         var = kept[var_name]
         item = f"{prefix}.{var_name}"
@@ -221,8 +221,12 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
             options, codes = [options[i] for i in keep], [codes[i] for i in keep]
             answered = np.isin(column, codes)
         answers = column[answered].astype(int)
-        weights = weights_all[answered]
+        weight_name = microdata.item_weight(frame, answered, item)
+        weights = panel.weights[weight_name][answered]
         shares = microdata.weighted_shares(answers, weights, codes)
+        deff = microdata.design_effect(weights)
+        index = np.full(len(column), -1, dtype=np.int8)
+        index[answered] = microdata.positions(answers, codes)
         group_masks = [(t, g, m[answered]) for t, g, m in masks]
         topic = next((f for f in var.families if f != "Core"), var.families[0] if var.families else "General")
         rows.append(
@@ -249,12 +253,12 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
                 "demographics": microdata.demographics(answers, weights, group_masks, codes, int(year)),
                 "parallel_id": f"gss.{var_name}",
                 "repairs": row_repairs,
+                "design_effect": deff,
+                "human_n_effective": int(answered.sum()) / deff,
+                "respondents_weight": weight_name,
+                respondents.PRIVATE_KEY: respondents.ItemAnswers(panel, index, weight_name),
             }
         )
-        halves.append(microdata.split_halves(answers, weights, codes, microdata.SPLITS, f"{item}.en"))
-    for row, ceiling in zip(rows, microdata.ceilings(halves, [r["ordinal"] for r in rows])):
-        for key, value in ceiling.items():
-            row[f"human_ceiling_{key}"] = value
     return rows
 
 
@@ -297,6 +301,9 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
             "value_dimension_rationale": tag.rationale,
             "topic": item.category,
             "demographics": [],
+            "design_effect": None,  # the aggregates carry no weights or design information
+            "human_n_effective": None,
+            "respondents_weight": None,
             "parallel_id": f"wvs7.{item.qid}",
             "repairs": repairs_by_item.get(tag_key, []),
         }
@@ -389,6 +396,8 @@ def finish(rows: list[dict[str, Any]], report: dict[str, Any], out: Path = DEFAU
     """Validate and lint ``rows``; write the folder, or only build_report.json and raise on a finding."""
     out = Path(out)
     rows = [machine_independent(row) for row in rows]
+    respondent_tables = respondents.tables(rows)
+    rows = respondents.strip(rows)
     out.mkdir(parents=True, exist_ok=True)
     validate(rows)
     findings = lint.lint(rows, load_yaml_file(LINT_ALLOW_FILE))
@@ -402,6 +411,9 @@ def finish(rows: list[dict[str, Any]], report: dict[str, Any], out: Path = DEFAU
         _write_report(report, out)
         raise lint.LintError(findings)
     report["data_files"] = write_parquet(rows, out)
+    report["respondents_files"] = respondents.write(respondent_tables, out)
+    report["respondents_per_config"] = {c: {"respondents": t.num_rows, "items": len(respondents.item_columns(t.schema))}
+                                        for c, t in sorted(respondent_tables.items())}
     report["rows_per_config"] = dict(sorted(Counter(r["config"] for r in rows).items()))
     report["rows"] = len(rows)
     report["distinct_human_distributions"] = len({(r["source"], r["source_variable"], r["culture"], r["source_year"])

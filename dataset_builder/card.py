@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from culturesim.dataset_builder import respondents
 from culturesim.dataset_builder.lint import KINDS as LINT_KINDS
 from culturesim.dataset_builder.schema import COLUMN_DOCS, DIMENSION_NAMES
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
@@ -20,7 +21,7 @@ CULTURE_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egy
 
 
 def _front_matter(rows: list[dict[str, Any]], files: dict[str, str]) -> str:
-    configs = sorted({r["config"] for r in rows})
+    configs = sorted({r["config"] for r in rows} | set(files))  # files also names the respondents configs
     meta = {
         "pretty_name": "culturesim survey values",
         "license": "other",
@@ -82,7 +83,7 @@ def render(rows: list[dict[str, Any]], report: dict[str, Any]) -> str:
     repair_table = _table(["defect", "items repaired"], [[k, v] for k, v in repaired.items()])
     lint_table = _table(["kind of finding", "what it catches"], [[f"`{k}`", v] for k, v in LINT_KINDS.items()])
     columns = _table(["column", "definition"], [[f"`{k}`", v] for k, v in COLUMN_DOCS.items()])
-    return f"""{_front_matter(rows, report["data_files"])}
+    return f"""{_front_matter(rows, {**report["data_files"], **report.get("respondents_files", {})})}
 # culturesim survey values
 
 Survey questions about attitudes, values, beliefs and preferences, each with the answer
@@ -93,8 +94,9 @@ variable × culture × year) from the General Social Survey 2022 and 2024 (Unite
 World Values Survey wave 7 (United States, China, Japan, Egypt), plus English parallels of every
 non-English question for language ablations. GSS distributions are weighted estimates from the
 respondent-level year files; {demo} GSS rows carry answer distributions by sex and by age from the
-same respondents ({partial} more carry one of the two), and every GSS row carries its human
-split-half ceiling.
+same respondents ({partial} more carry one of the two), every GSS row carries its design effect and
+effective n, and the `US_respondents` and `US_2024_respondents` configs hold the respondents'
+answers themselves.
 
 Built by `culturesim dataset build` (builder version {report.get('builder_version')}) from the raw
 files in `../shared/sources`; every exclusion, repair and lint finding is listed in
@@ -108,7 +110,8 @@ from datasets import load_dataset
 us = load_dataset("path/to/this/folder", "US", split="test")        # or the Hub repo id
 us24 = load_dataset("path/to/this/folder", "US_2024", split="test")
 row = us[0]
-row["question"], row["options"], row["human_distribution"], row["human_ceiling_js"]
+row["question"], row["options"], row["human_distribution"], row["human_n_effective"]
+people = load_dataset("path/to/this/folder", "US_respondents", split="test")  # one row per respondent
 ```
 
 Each config's file is named by its content (`data/US-<sha256 prefix>.parquet`): `datasets` caches a
@@ -137,8 +140,8 @@ One config per population and survey wave, one split (`test`).
 models in use, while GSS 2022 (published 2023) and its tabulations are likely to be in them.
 {both_years} questions were asked in both waves and share a `parallel_id` (e.g. `gss.fefam` for
 `gss2022.fefam.en` and `gss2024.fefam.en`). A model that scores much better on the 2022 rows than
-on the same questions in 2024 — by more than the real change between the waves and the
-split-half ceilings suggest — may be reciting memorised survey results rather than simulating
+on the same questions in 2024 — by more than the real change between the waves and their
+sampling noise (`human_n_effective`) suggest — may be reciting memorised survey results rather than simulating
 respondents.
 
 Questions per value dimension (native-language rows; English parallels repeat the same
@@ -197,14 +200,7 @@ microdata). A group with fewer than 30 answers gets no distribution of its own; 
 on web, from the documentation's unweighted counts (the year files code these as missing).
 Compare it with a model's refusal rate.
 
-**Human ceiling.** For every GSS row the respondents are split at random into two halves (n // 2
-and the rest) 100 times, with a generator seeded by the row id; each half's weighted distribution
-is formed and the halves are scored against each other with the metric module
-(`metrics/cultural_alignment`, the same KL with the same smoothing, JS and Wasserstein as a
-model's score). The mean and the standard deviation over splits are the `human_ceiling_*`
-columns, so reports have the ceiling without the microdata. Halves of n/2 disagree more than a
-full sample would with the population: the ceiling is conservative.
-
+{respondents.card_section(rows, report)}
 **WVS distributions** come aggregated and rounded to 0.01; they are renormalised over the
 substantive answers and `human_n` is the effective n: the national sample size × the share the
 source's shares cover (don't know and no answer were dropped by the source), e.g. a Japanese item
@@ -268,9 +264,9 @@ and universalism), or a reason for having none. Tags were assigned by reading ea
 
 - It shows how a population answered fixed questions in one survey year; it does not show why,
   and a model matching a distribution is not evidence of shared reasoning.
-- GSS estimates are weighted but their sampling error is not in the dataset beyond `human_n` and
-  the split-half ceiling; the GSS design effect (clustering) makes the effective sample smaller
-  than `human_n`.
+- GSS sampling error is carried by `design_effect` and `human_n_effective`, the weighting part of
+  the design effect only: clustering, not identifiable from the year files, makes the true
+  effective sample smaller still.
 - WVS shares come rounded to 0.01 from a third-party aggregation; dichotomised WVS scales lose the
   original 10-point resolution; WVS has no demographic breakdowns here.
 - Restored native WVS stems are translations of the master questionnaire, not the national

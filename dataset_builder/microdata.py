@@ -1,4 +1,4 @@
-"""GSS year files (respondent microdata) -> weighted distributions, breakdowns and the ceiling.
+"""GSS year files (respondent microdata) -> weighted distributions, breakdowns and design effects.
 
 The GSS documentation tabulates unweighted counts; a population estimate needs the survey
 weight. For each question this module takes the cross-section respondents of one year file
@@ -10,8 +10,15 @@ substantive answer, and forms from exactly those respondents and that weight:
 - the distributions by sex and by age group, each with its unweighted n and its share of the
   weight of the respondents whose sex (age) is known, so the groups mix back to the overall
   distribution of those respondents (a group under ``MIN_GROUP_N`` is left out on its own);
-- the split-half ceiling: the respondents split at random into two halves ``SPLITS`` times,
-  the halves' weighted distributions scored against each other with the metric module.
+- the Kish design effect of those weights (``design_effect``) and the effective n it implies,
+  so the metric can carry the survey's own sampling noise (a weighted estimate from n answers is
+  as precise as a simple random sample of n / deff).
+
+The weight is ``wtssps`` unless the item was asked only in a 2022 sub-sample: the NEA arts
+module and the "GSS Next" items went to random sub-samples of the cross-section, and NORC ships
+a weight for each (``wtssps_nea``, ``wtssps_next``) that post-stratifies that sub-sample to the
+population. ``item_weight`` picks the smallest such sub-sample that holds every respondent who
+answered; weighting those answers with ``wtssps`` would describe the sub-sample's skew instead.
 
 Before any of that the observed codes are checked against the documented ones
 (``check_codes``): a column whose codes are shifted (coded 1-8 where the documentation says
@@ -20,23 +27,24 @@ Before any of that the observed codes are checked against the documented ones
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from culturesim.metrics.cultural_alignment import compute_alignment
 
 WEIGHT = "wtssps"
+#: The sub-sample weights of a year file: name in the respondents configs -> year-file column.
+#: Each is non-null exactly for the cross-section respondents of its sub-sample.
+SUBSAMPLE_WEIGHTS: dict[str, str] = {"weight_nea": "wtssps_nea", "weight_next": "wtssps_next"}
+#: The respondents configs' name for the cross-section weight ``WEIGHT``.
+CROSS_SECTION_WEIGHT = "weight"
 AGE_GROUPS: tuple[tuple[str, int, int], ...] = (("18-29", 18, 29), ("30-49", 30, 49), ("50+", 50, 200))
 SEX_GROUPS: dict[int, str] = {2: "female", 1: "male"}
 #: A group with fewer substantive answers than this gets no distribution of its own (its
 #: share would move by more than 0.09 between two samples of this size at p = 0.5).
 MIN_GROUP_N = 30
-#: Random split-halves per question for the human ceiling.
-SPLITS = 100
 #: Tolerances for the documented-vs-observed code check: total variation distance between the
 #: unweighted microdata shares and the documentation's shares, and relative difference of n.
 CODE_CHECK_TV = 0.02
@@ -131,7 +139,6 @@ class Estimate:
     distribution: list[float]
     n: int
     demographics: list[dict[str, Any]]
-    ceiling: dict[str, float | None]
 
 
 def group_masks(frame: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
@@ -165,53 +172,46 @@ def demographics(codes: np.ndarray, weights: np.ndarray, masks: list[tuple[str, 
     return out
 
 
-def split_halves(codes: np.ndarray, weights: np.ndarray, option_codes: list[int], splits: int,
-                 seed_text: str) -> tuple[np.ndarray, np.ndarray]:
-    """``splits`` pairs of weighted half-sample distributions (two arrays of shape (splits, k)).
-
-    Each split assigns a random half of the respondents (``n // 2``) to A and the rest to B. The
-    generator is seeded from ``seed_text`` (the question id) so a question's ceiling does not
-    change when other questions are added or removed.
-    """
-    rng = np.random.default_rng(zlib.crc32(seed_text.encode("utf-8")))
-    n, k = len(codes), len(option_codes)
-    pos = positions(codes, option_codes)
-    half = n // 2
-    chosen = np.argpartition(rng.random((splits, n)), half - 1, axis=1)[:, :half]
-    cells = (pos[chosen] + k * np.arange(splits)[:, None]).ravel()
-    a = np.bincount(cells, weights=weights[chosen].ravel(), minlength=splits * k).reshape(splits, k)
-    b = np.bincount(pos, weights=weights, minlength=k)[None, :] - a
-    b = np.clip(b, 0.0, None)  # exact zeros where a cell's whole weight fell in A
-    return a / a.sum(axis=1, keepdims=True), b / b.sum(axis=1, keepdims=True)
-
-
-def ceilings(halves: list[tuple[np.ndarray, np.ndarray]], ordinal: list[bool]) -> list[dict[str, float | None]]:
-    """Mean and standard deviation over splits of KL(A||B), JS and Wasserstein, per question.
-
-    Scored in one call of the metric module (``compute_alignment``), so the ceiling is the same
-    divergence, with the same smoothing, as a model's score.
-    """
-
-    if not halves:
-        return []
-    probs, refs, ords, spans = [], [], [], []
-    for (a, b), o in zip(halves, ordinal):
-        spans.append((len(probs), len(probs) + len(a)))
-        probs.extend(a.tolist())
-        refs.extend(b.tolist())
-        ords.extend([o] * len(a))
-    scores = compute_alignment(probabilities=probs, references=refs, ordinal=ords, bootstrap_samples=0,
-                               return_per_question=True)["per_question"]
-    out = []
-    for (lo, hi), o in zip(spans, ordinal):
-        rows = scores[lo:hi]
-        entry: dict[str, float | None] = {}
-        for key in ("kl", "js", "wasserstein"):
-            if key == "wasserstein" and not o:
-                entry[key] = entry[f"{key}_sd"] = None
-                continue
-            vals = np.array([r[key] for r in rows], dtype=float)
-            entry[key] = float(vals.mean())
-            entry[f"{key}_sd"] = float(vals.std(ddof=1))
-        out.append(entry)
+def weight_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """Respondents-config weight name -> year-file column, for the weights this year file has
+    (``weight`` always; ``weight_nea`` and ``weight_next`` only where the file ships them)."""
+    out = {CROSS_SECTION_WEIGHT: WEIGHT}
+    out.update({name: col for name, col in SUBSAMPLE_WEIGHTS.items() if col in frame.columns})
     return out
+
+
+def item_weight(frame: pd.DataFrame, answered: np.ndarray, item: str) -> str:
+    """The respondents-config weight name that estimates ``item``'s distribution.
+
+    ``answered`` marks the cross-section respondents (rows of ``frame``) who gave a substantive
+    answer. If all of them lie in one sub-sample with its own weight, that weight: the item was
+    asked only there (by chance alone, 200 answers all falling in a sub-sample of a third of the
+    cross-section has probability below 1e-90). Otherwise the cross-section weight.
+    """
+    inside = []
+    for name, col in weight_columns(frame).items():
+        if name == CROSS_SECTION_WEIGHT:
+            continue
+        member = frame[col].notna().to_numpy()
+        if answered.any() and not (answered & ~member).any():
+            inside.append((int(member.sum()), name))
+    if not inside:
+        return CROSS_SECTION_WEIGHT
+    inside.sort()
+    if len(inside) > 1 and inside[0][0] == inside[1][0]:
+        raise MicrodataError(f"{item}: its respondents lie in two sub-samples of equal size ({inside}); "
+                             "decide which sub-sample asked it from the GSS documentation and add that rule to item_weight")
+    return inside[0][1]
+
+
+def design_effect(weights: np.ndarray) -> float:
+    """Kish's design effect of unequal weights, n * sum(w^2) / sum(w)^2 (1 for equal weights).
+
+    Only the weighting part of the design effect: the year files carry no strata or cluster
+    codes usable here, so clustering is not in it and the true effect is, if anything, larger.
+    """
+    w = np.asarray(weights, dtype=float)
+    if len(w) == 0 or not np.isfinite(w).all() or (w <= 0).any():
+        raise MicrodataError(f"design effect needs positive finite weights; got {len(w)} weights "
+                             f"with min {w.min() if len(w) else None}")
+    return float(len(w) * np.dot(w, w) / w.sum() ** 2)

@@ -56,12 +56,9 @@ SCHEMA = pa.schema(
         ("demographics", pa.list_(DEMOGRAPHIC)),
         ("parallel_id", pa.string()),
         ("repairs", pa.list_(pa.string())),
-        ("human_ceiling_kl", pa.float64()),
-        ("human_ceiling_js", pa.float64()),
-        ("human_ceiling_wasserstein", pa.float64()),
-        ("human_ceiling_kl_sd", pa.float64()),
-        ("human_ceiling_js_sd", pa.float64()),
-        ("human_ceiling_wasserstein_sd", pa.float64()),
+        ("design_effect", pa.float64()),
+        ("human_n_effective", pa.float64()),
+        ("respondents_weight", pa.string()),
     ]
 )
 
@@ -78,7 +75,7 @@ COLUMN_DOCS: dict[str, str] = {
     "option_codes": "The source's numeric code for each option, aligned with `options`.",
     "question_type": "`single_choice`, `multiple_choice` or `scale` (numbered points with only the ends labelled).",
     "ordinal": "Whether the options are ordered (scales, agree/disagree); ordinal questions also get a Wasserstein distance.",
-    "human_distribution": "Share of respondents choosing each option, over substantive answers only; sums to 1 (1e-6). GSS: weighted with the post-stratified person weight `wtssps` of the year file. WVS: the source's aggregated shares, renormalised.",
+    "human_distribution": "Share of respondents choosing each option, over substantive answers only; sums to 1 (1e-6). GSS: weighted with the post-stratified person weight `wtssps` of the year file, or for an item asked only in a 2022 sub-sample with that sub-sample's weight (see `respondents_weight`). WVS: the source's aggregated shares, renormalised.",
     "human_n": "Respondents behind the distribution (unweighted). GSS: the weighted cross-section respondents of the year file who gave a substantive answer. WVS: the effective n, national sample size x the share of it the source's shares cover (don't know and no answer were dropped by the source), rounded.",
     "value_dimensions": "Subset of EVI IDV IVR LTO MAS PDI UAI TDI USI (see the tagging section); empty only with a stated reason.",
     "value_dimension_rationale": "One line saying what construct of the literature the item measures (or why it has no tag).",
@@ -87,12 +84,9 @@ COLUMN_DOCS: dict[str, str] = {
     "parallel_id": "Shared by the same question across cultures, languages and survey years (`wvs7.Q29`; `gss.fefam` for both the 2022 and the 2024 row).",
     "repairs": "What the builder repaired in this item's source record (empty when nothing).",
     "human_nonsubstantive_share": "GSS: share of those asked who gave no substantive answer (don't know, no answer, refused, skipped on web, can't choose), from the documentation's unweighted counts for the year (the year files code these as missing). Null for WVS (the source dropped them).",
-    "human_ceiling_kl": "The human split-half ceiling: mean over 100 random halves of the weighted respondents of KL(half A || half B), scored by the metric module with its default smoothing. Null for WVS (no microdata).",
-    "human_ceiling_js": "As `human_ceiling_kl`, Jensen-Shannon distance (base 2).",
-    "human_ceiling_wasserstein": "As `human_ceiling_kl`, normalised 1-Wasserstein distance; null for non-ordinal questions.",
-    "human_ceiling_kl_sd": "Standard deviation of the KL over the 100 splits.",
-    "human_ceiling_js_sd": "Standard deviation of the JS distance over the 100 splits.",
-    "human_ceiling_wasserstein_sd": "Standard deviation of the Wasserstein distance over the 100 splits; null for non-ordinal questions.",
+    "design_effect": "GSS: Kish's design effect of the weights of the respondents behind `human_distribution`, n·Σw²/(Σw)² over those `human_n` respondents with the weight named by `respondents_weight` (1 = equal weights). The weighting part only: the year files carry no usable strata or cluster codes, so clustering would add to it. Null for WVS (the aggregated sources give no weights or design effect).",
+    "human_n_effective": "GSS: `human_n` / `design_effect`, the size of a simple random sample as precise as this weighted estimate; what the metric uses for the human sampling noise. Null for WVS (no design effect in the sources; `human_n` is there an upper bound).",
+    "respondents_weight": "GSS: the weight column of the respondents config (`US_respondents` for 2022, `US_2024_respondents` for 2024) that reproduces `human_distribution` from the item's column there: `weight` (`wtssps`, the cross-section), or, for the GSS 2022 items asked only in a random sub-sample (the NEA arts module, the GSS Next items), `weight_nea` (`wtssps_nea`) or `weight_next` (`wtssps_next`), NORC's weights for those sub-samples; the distribution, breakdowns and design effect use that weight. Null for WVS.",
 }
 
 
