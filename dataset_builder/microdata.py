@@ -58,16 +58,16 @@ class MicrodataError(ValueError):
 
 
 def read_year_file(path: str | Path) -> pd.DataFrame:
-    """The cross-section respondents (rows with a ``wtssps`` weight) of one GSS year file."""
+    """The cross-section respondents (rows with a ``wtssps`` weight) of one GSS year file, in file order."""
     import pyreadr
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"GSS year file {path} not found; see ../shared/sources/README.md (gss/)")
     frame = next(iter(pyreadr.read_r(str(path)).values()))
-    missing = {WEIGHT, "sex", "age"} - set(frame.columns)
+    missing = {"id", WEIGHT, "sex", "age"} - set(frame.columns)
     if missing:
-        raise MicrodataError(f"{path} lacks the columns {sorted(missing)}; a GSS year file has wtssps, sex and age")
+        raise MicrodataError(f"{path} lacks the columns {sorted(missing)}; a GSS year file has id, wtssps, sex and age")
     frame = frame[frame[WEIGHT].notna()].reset_index(drop=True)
     return frame
 

@@ -15,6 +15,8 @@ from culturesim.dataset_builder.build import gss_rows
 from culturesim.dataset_builder.review import load_review, load_tags
 from culturesim.simulator.questions import config_files
 
+WEIGHTS = {"weight": "wtssps", "weight_nea": "wtssps_nea", "weight_next": "wtssps_next"}
+
 
 @pytest.fixture(scope="module")
 def frames(sources):
@@ -44,7 +46,9 @@ def test_every_distribution_is_the_weighted_share_recomputed_independently(frame
         shift = next((int(x.split("by ")[-1].split(",")[0]) for x in r["repairs"] if x.startswith("code_shift")), 0)
         col = col + shift
         answered = df[col.isin(r["option_codes"])]
-        weights = np.array([answered.wtssps[col[answered.index] == c].sum() for c in r["option_codes"]])
+        # The cross-section weight, or the sub-sample's own for an item asked only there.
+        weight = answered[WEIGHTS[r["respondents_weight"]]]
+        weights = np.array([weight[col[answered.index] == c].sum() for c in r["option_codes"]])
         assert r["human_n"] == len(answered), r["id"]
         np.testing.assert_allclose(r["human_distribution"], weights / weights.sum(), atol=1e-12, err_msg=r["id"])
 
@@ -69,7 +73,7 @@ def test_groups_mix_back_to_the_overall_distribution(frames, gss_rows_built):
                 assert all(g["n"] >= microdata.MIN_GROUP_N for g in members)
                 continue
             full += 1
-            w = answered.wtssps[known].to_numpy()
+            w = answered[WEIGHTS[r["respondents_weight"]]][known].to_numpy()
             c = codes[known.to_numpy()]
             truth = np.array([w[c == k].sum() for k in r["option_codes"]]) / w.sum()
             mixture = sum(g["weight_share"] * np.array(g["distribution"]) for g in members)
@@ -119,7 +123,7 @@ def test_the_build_repairs_an_injected_shifted_column(frames, sources, tmp_path)
     (src / "gss").mkdir(parents=True)
     shutil.copy(sources / "gss" / "gss_variables_2018_2024.jsonl", src / "gss")
     shutil.copy(sources / "gss" / "gss2024.rds", src / "gss")
-    df = pyreadr.read_r(str(sources / "gss" / "gss2022.rds"))[None][["wtssps", "sex", "age", "attend", "fefam", "fechld"]]
+    df = pyreadr.read_r(str(sources / "gss" / "gss2022.rds"))[None][["id", "wtssps", "sex", "age", "attend", "fefam", "fechld"]]
     df["attend"] = df["attend"] + 1
     df.loc[df.index[df.fechld.notna()][:40], "fechld"] = 9
     pyreadr.write_rds(str(src / "gss" / "gss2022.rds"), df)
