@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from culturesim.dataset_builder import card, gss, gss_text, lint, microdata, respondents, wvs
+from culturesim.dataset_builder import battery, card, gss, gss_text, lint, microdata, respondents, wvs
 from culturesim.dataset_builder.review import (
     DIMENSIONS_FILE,
     GSS_TEXT_FILE,
@@ -138,6 +138,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
             f"{len(missing)} GSS {year} candidates have no review decision in {REVIEW_FILE.name}: {missing[:20]}"
         )
     text_overrides = load_yaml_file(GSS_TEXT_FILE)
+    batteries = battery.BatteryRules.load()
     frame = microdata.read_year_file(sources / "gss" / f"gss{year}.rds")
     masks = microdata.group_masks(frame)
     panel = respondents.Panel.from_frame(frame, int(year))
@@ -252,6 +253,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
                 "topic": topic,
                 "demographics": microdata.demographics(answers, weights, group_masks, codes, int(year)),
                 "parallel_id": f"gss.{var_name}",
+                "battery": batteries.gss(var_name, var.families, f"gss.{var_name}"),
                 "repairs": row_repairs,
                 "design_effect": deff,
                 "human_n_effective": int(answered.sum()) / deff,
@@ -264,6 +266,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
 
 def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict[str, Any]]:
     src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE, WVS_NATIVE_FILE)
+    batteries = battery.BatteryRules.load()
     items, issues = wvs.adapt_all(src)
     for issue in issues:
         entry = {"item": issue.item, "stage": "repair", "rule": issue.kind, "reason": issue.detail}
@@ -305,6 +308,7 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
             "human_n_effective": None,
             "respondents_weight": None,
             "parallel_id": f"wvs7.{item.qid}",
+            "battery": batteries.wvs(item.qid, f"wvs7.{item.qid}"),
             "repairs": repairs_by_item.get(tag_key, []),
         }
         rows.append(
@@ -412,6 +416,7 @@ def finish(rows: list[dict[str, Any]], report: dict[str, Any], out: Path = DEFAU
         raise lint.LintError(findings)
     report["data_files"] = write_parquet(rows, out)
     report["respondents_files"] = respondents.write(respondent_tables, out)
+    report["batteries_per_config"] = battery.summary(rows)
     report["respondents_per_config"] = {c: {"respondents": t.num_rows, "items": len(respondents.item_columns(t.schema))}
                                         for c, t in sorted(respondent_tables.items())}
     report["rows_per_config"] = dict(sorted(Counter(r["config"] for r in rows).items()))

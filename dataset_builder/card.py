@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from culturesim.dataset_builder import respondents
+from culturesim.dataset_builder import battery, respondents
 from culturesim.dataset_builder.lint import KINDS as LINT_KINDS
 from culturesim.dataset_builder.schema import COLUMN_DOCS, DIMENSION_NAMES
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
@@ -201,6 +201,7 @@ on web, from the documentation's unweighted counts (the year files code these as
 Compare it with a model's refusal rate.
 
 {respondents.card_section(rows, report)}
+{battery.card_text(rows)}
 **WVS distributions** come aggregated and rounded to 0.01; they are renormalised over the
 substantive answers and `human_n` is the effective n: the national sample size × the share the
 source's shares cover (don't know and no answer were dropped by the source), e.g. a Japanese item

@@ -59,6 +59,7 @@ SCHEMA = pa.schema(
         ("design_effect", pa.float64()),
         ("human_n_effective", pa.float64()),
         ("respondents_weight", pa.string()),
+        ("battery", pa.string()),
     ]
 )
 
@@ -86,6 +87,7 @@ COLUMN_DOCS: dict[str, str] = {
     "human_nonsubstantive_share": "GSS: share of those asked who gave no substantive answer (don't know, no answer, refused, skipped on web, can't choose), from the documentation's unweighted counts for the year (the year files code these as missing). Null for WVS (the source dropped them).",
     "design_effect": "GSS: Kish's design effect of the weights of the respondents behind `human_distribution`, n·Σw²/(Σw)² over those `human_n` respondents with the weight named by `respondents_weight` (1 = equal weights). The weighting part only: the year files carry no usable strata or cluster codes, so clustering would add to it. Null for WVS (the aggregated sources give no weights or design effect).",
     "human_n_effective": "GSS: `human_n` / `design_effect`, the size of a simple random sample as precise as this weighted estimate; what the metric uses for the human sampling noise. Null for WVS (no design effect in the sources; `human_n` is there an upper bound).",
+    "battery": "The questionnaire block the item belongs to (never null), for intervals that resample blocks together: a curated GSS battery (`gss.abortion`, `gss.natspend`, `gss.confidence`, ...), a GSS module asked as one block (`gss.qwl` Quality of Working Life, `gss.nea_arts`, `gss.next`, each ISSP module such as `gss.issp_digital_societies`), or a WVS-7 questionnaire battery (`wvs7.Q1-Q6` importance in life, `wvs7.Q64-Q89` confidence, `wvs7.Q177-Q195` justifiability); an item in no block is its own battery, named by its `parallel_id`. Rules in `curation/battery.yaml`.",
     "respondents_weight": "GSS: the weight column of the respondents config (`US_respondents` for 2022, `US_2024_respondents` for 2024) that reproduces `human_distribution` from the item's column there: `weight` (`wtssps`, the cross-section), or, for the GSS 2022 items asked only in a random sub-sample (the NEA arts module, the GSS Next items), `weight_nea` (`wtssps_nea`) or `weight_next` (`wtssps_next`), NORC's weights for those sub-samples; the distribution, breakdowns and design effect use that weight. Null for WVS.",
 }
 

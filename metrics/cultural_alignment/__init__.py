@@ -7,15 +7,16 @@ copies the sibling files it imports; this file is not part of what it loads. The
 from the siblings that own them; the files behind them are private.
 """
 
-from .bootstrap import PARTICIPANT_BOOTSTRAP_DEFAULT
+from .bootstrap import JACKKNIFE_GROUPS, PARTICIPANT_BOOTSTRAP_DEFAULT
 from .channels import CEILING_KEYS, NON_RESPONSE_EXCLUDED, refusal_channel
 from .compute import compute_alignment
 from .demographics import GAP_PAIRS
 from .divergences import ZERO_POLICIES
-from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
-from .intervals import INTERVAL_PSEUDOCOUNT
+from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED, WORTH_GRID
+from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS
+from .worth import solve_worth
 
 __all__ = [
     "compute_alignment",
@@ -31,6 +32,10 @@ __all__ = [
     "NON_RESPONSE_EXCLUDED",
     "GAP_PAIRS",
     "PARTICIPANT_BOOTSTRAP_DEFAULT",
+    "JACKKNIFE_GROUPS",
+    "MIN_PARTICIPANTS",
+    "WORTH_GRID",
+    "solve_worth",
     "INTERVAL_PSEUDOCOUNT",
     "FLOOR_EXACT_LIMIT",
     "FLOOR_MC_DRAWS",

@@ -1,9 +1,13 @@
-"""The two bootstraps: over questions (percentile) and over participants (rescoring every question).
+"""The two resamplings: a cluster bootstrap over questions and a jackknife over participants.
 
-Both are vectorised: a replicate is a vector of draw counts, and the means of every subset
-(all questions, each value dimension) come from one matrix product. The participant bootstrap
-rescoring is the costliest part of the metric, so it works in float32 on blocks of questions
-that share their option slots.
+Both are vectorised: a replicate is a vector of weights, and the means of every subset (all
+questions, each value dimension) come from one matrix product. Questions of one battery (the
+dataset's ``battery``: items asked as one block, answered by the same people in one sitting)
+are drawn together, so their correlation stays in the question interval. The participant
+jackknife (delete a group of participants, rescore every question) is the costliest part of
+the metric, so it works in float32 on blocks of questions that share their option slots; it
+replaces 2.x's participant bootstrap because its bias estimate is the one that makes the
+bias-corrected KL mean unbiased (README, "Bias"), and it needs G <= 100 replicates, not 100.
 """
 
 from __future__ import annotations
@@ -18,13 +22,19 @@ from scipy.special import entr
 from .divergences import top_sets
 from .schema import DIVERGENCES, LN2, Answers, Data
 
-__all__ = ["PARTICIPANT_BOOTSTRAP_DEFAULT", "one_blas_thread", "question_bootstrap", "participant_bootstrap"]
+__all__ = [
+    "PARTICIPANT_BOOTSTRAP_DEFAULT", "JACKKNIFE_GROUPS", "one_blas_thread", "question_bootstrap", "participant_jackknife",
+]
 
-#: Default participant-bootstrap replicates (capped by bootstrap_samples): the participant
-#: intervals use only the replicates' mean and standard deviation, for which 50-200 suffice
-#: (Efron & Tibshirani 1993, ch. 6: the standard error's own error is about 1/sqrt(2B), 7 % at
-#: 100), and each replicate rescores every question.
+#: Default of ``participant_bootstrap_samples`` (capped by bootstrap_samples); since metric 3.0
+#: any value > 0 switches the participant jackknife on and 0 switches it off (the name is kept
+#: so that 2.x callers keep working).
 PARTICIPANT_BOOTSTRAP_DEFAULT = 100
+
+#: The participant jackknife deletes one of at most this many groups of participants per
+#: replicate (participant j is in group j mod G): delete-one for up to 100 participants, a
+#: grouped jackknife above, so the cost stops growing with the run's size.
+JACKKNIFE_GROUPS = 100
 
 # In the participant bootstrap, counts (in participant units) this close to the top count tie.
 _COUNT_TIE_TOLERANCE = 1e-4
@@ -55,13 +65,16 @@ def _subset_columns(data: Data) -> np.ndarray:
 
 
 def question_bootstrap(data: Data, point: dict, settings: dict, rng: np.random.Generator) -> dict | None:
-    """Percentile bootstrap over questions: resample all questions with replacement; every
-    mean (overall, per dimension, Wasserstein over the ordinal ones) is taken over the
-    questions drawn in that replicate."""
+    """Percentile bootstrap over questions: resample the batteries (clusters of questions; a
+    question without one is its own cluster) with replacement, every question of a drawn
+    battery coming along; every mean (overall, per dimension, Wasserstein over the ordinal
+    ones) is taken over the questions drawn in that replicate."""
     B = settings["bootstrap_samples"]
     if B == 0:
         return None
     n = data.n
+    cluster = data.cluster if data.cluster is not None else np.arange(n)
+    n_clusters = int(cluster.max()) + 1
     subsets = _subset_columns(data)
     ordw = data.ordinal.astype(np.float64)
     w = np.nan_to_num(point["wasserstein"])
@@ -76,10 +89,10 @@ def question_bootstrap(data: Data, point: dict, settings: dict, rng: np.random.G
     chunk = max(1, min(B, (1 << 21) // n))
     for b0 in range(0, B, chunk):
         b1 = min(B, b0 + chunk)
-        draws = rng.integers(0, n, size=(b1 - b0, n), dtype=np.int64)
-        draws += (np.arange(b1 - b0, dtype=np.int64) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=(b1 - b0) * n).reshape(b1 - b0, n)
-        sums[b0:b1] = counts.astype(np.float32) @ values
+        draws = rng.integers(0, n_clusters, size=(b1 - b0, n_clusters), dtype=np.int64)
+        draws += (np.arange(b1 - b0, dtype=np.int64) * n_clusters)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=(b1 - b0) * n_clusters).reshape(b1 - b0, n_clusters)
+        sums[b0:b1] = counts[:, cluster].astype(np.float32) @ values
     s = subsets.shape[1]
     kl, js, match, count, wsum, ocount = (sums[:, c * s : (c + 1) * s] for c in range(6))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -90,26 +103,28 @@ def question_bootstrap(data: Data, point: dict, settings: dict, rng: np.random.G
     return reps
 
 
-def participant_bootstrap(data: Data, point: dict, settings: dict, rng: np.random.Generator) -> dict:
-    """Bootstrap over participants: resample the answer columns (participant j is the j-th
-    answer of every question) with replacement, rebuild every model distribution, rescore.
-    Computed in float32 on blocks of questions with the same number of option slots; a
-    question whose participants were none drawn is left out of that replicate.
+def participant_jackknife(data: Data, point: dict, settings: dict) -> dict:
+    """Jackknife over participants: for each of G = min(P, JACKKNIFE_GROUPS) groups
+    (participant j, the j-th answer of every question, is in group j mod G), delete the group
+    from every question, rebuild every model distribution, rescore. Deleting a participant from
+    all questions at once keeps the dependence between one participant's answers in the
+    variance of a mean. Computed in float32 on blocks of questions with the same number of
+    option slots; a question left without participants is left out of that replicate.
 
-    Returns the replicates of every mean (``kl``, ``js``, ``match_rate``, ``wasserstein``:
-    (B, 1 + dimensions)) and, per question, the replicates' count, mean deviation from the
-    point estimate and mean squared deviation (``q_<stat>_n``, ``q_<stat>_d``, ``q_<stat>_d2``)
-    for the per-question bias-corrected intervals (see intervals._bc_interval). Per-question KL moments
-    are not kept under zero_policy='paper' (a replicate's infinity replacement depends on all
-    questions)."""
-    B = settings["participant_bootstrap_samples"]
+    Returns ``groups`` (G), the replicates of every mean (``kl``, ``js``, ``match_rate``,
+    ``wasserstein``: (G, 1 + dimensions)) and, per question, the replicates' count, mean
+    deviation from the point estimate and mean squared deviation (``q_<stat>_n``,
+    ``q_<stat>_d``, ``q_<stat>_d2``), from which intervals takes the jackknife bias
+    (G - 1) x mean deviation and variance (G - 1) x (mean squared deviation - mean deviation^2).
+    Per-question KL moments are not kept under zero_policy='paper' (a replicate's infinity
+    replacement depends on all questions)."""
     ans = data.answers
     if ans is None:
-        raise ValueError("the participant bootstrap needs the participants' answers (predictions)")
+        raise ValueError("the participant jackknife needs the participants' answers (predictions)")
     P = int(ans.lengths.max())
-    rectangular = bool((ans.lengths == P).all())
-    draws = rng.integers(0, P, size=(B, P), dtype=np.int64) + (np.arange(B, dtype=np.int64) * P)[:, None]
-    weights = np.bincount(draws.ravel(), minlength=B * P).reshape(B, P).astype(np.float32)
+    B = min(P, JACKKNIFE_GROUPS)
+    rectangular = False  # a replicate deletes answers, so every question's count is its own
+    weights = (np.arange(P)[None, :] % B != np.arange(B)[:, None]).astype(np.float32)
     s = data.dim_matrix.shape[1] + 1
     acc = {name: np.zeros((B, s)) for name in ("kl", "kl_inf", "js", "match", "count", "w", "ocount")}
     kl_top = np.full(B, -np.inf)
@@ -131,6 +146,7 @@ def participant_bootstrap(data: Data, point: dict, settings: dict, rng: np.rando
             "js": acc["js"] / acc["count"],
             "match_rate": acc["match"] / acc["count"],
             "wasserstein": acc["w"] / acc["ocount"],
+            "groups": B,
         }
         for stat, name in (("kl", "kl"), ("js", "js"), ("w", "wasserstein")):
             cnt = acc[f"q_{stat}_n"]

@@ -1,9 +1,8 @@
-"""The refusal channel and the human split-half ceiling: inputs beside the answer distributions.
+"""The refusal channel: an input beside the answer distributions.
 
 A model that declines to answer does not move the divergences, so its non-answers are scored
 on their own, against the human non-substantive share, never mixed in; ``refusal_channel``
-scores them for questions that have no valid answer at all. The human ceiling is reported
-beside the scores, not folded into them.
+scores them for questions that have no valid answer at all.
 """
 
 from __future__ import annotations
@@ -18,12 +17,14 @@ from .intervals import masked_mean, percentile_interval
 from .schema import DIVERGENCES, Data, is_int, where
 
 __all__ = [
-    "NON_RESPONSE_EXCLUDED", "CEILING_KEYS", "channel_arrays", "refusal_channel", "refusal_stats", "ceiling_stats",
+    "NON_RESPONSE_EXCLUDED", "CEILING_KEYS", "channel_arrays", "refusal_channel", "refusal_stats",
 ]
 
 #: Statuses that are not the model's answer behaviour (a backend failure): left out of the
 #: non-answer share's numerator and denominator.
 NON_RESPONSE_EXCLUDED = ("error",)
+#: The split-half ceiling's keys, only for reading datasets older than 3.0 (metric 3.0 takes no
+#: ceiling: it is replaced by the survey's own noise, ``survey_noise_<stat>``).
 CEILING_KEYS = ("kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd")
 
 
@@ -40,14 +41,13 @@ def _optional_share(value: Any, what: str, i: int, ids) -> float:
     return value
 
 
-def channel_arrays(statuses: Any, human_share: Any, ceiling: Any, data: Data) -> dict[str, Any]:
+def channel_arrays(statuses: Any, human_share: Any, data: Data) -> dict[str, Any]:
     """Per question: the model's non-answer share (responses without a valid answer, by status,
-    over all responses except NON_RESPONSE_EXCLUDED), the human non-substantive share and the
-    human split-half ceiling, as arrays with NaN where not given."""
+    over all responses except NON_RESPONSE_EXCLUDED) and the human non-substantive share, as
+    arrays with NaN where not given."""
     n, ids = data.n, data.ids
     out: dict[str, Any] = {"non_answer": np.full(n, np.nan), "by_status": {}, "human_ns": np.full(n, np.nan)}
-    for name, value in (("response_statuses", statuses), ("human_nonsubstantive_share", human_share),
-                        ("human_ceiling", ceiling)):
+    for name, value in (("response_statuses", statuses), ("human_nonsubstantive_share", human_share)):
         if value is not None and length(value, name) != n:
             raise ValueError(f"{name} has {length(value, name)} entries but references has {n}; "
                              "give one entry per question, in the same order")
@@ -77,22 +77,6 @@ def channel_arrays(statuses: Any, human_share: Any, ceiling: Any, data: Data) ->
     if human_share is not None:
         out["human_ns"] = np.array([_optional_share(v, "human_nonsubstantive_share", i, ids)
                                     for i, v in enumerate(human_share)])
-    for key in CEILING_KEYS:
-        out[f"ceiling_{key}"] = np.full(n, np.nan)
-    if ceiling is not None:
-        for i, entry in enumerate(ceiling):
-            if entry is None:
-                continue
-            if not isinstance(entry, dict):
-                raise ValueError(f"{where(i, ids)}: human_ceiling entry {entry!r} must be a dict with keys "
-                                 f"{', '.join(CEILING_KEYS)} (or None)")
-            for key in CEILING_KEYS:
-                v = entry.get(key)
-                if v is None:
-                    continue
-                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
-                    raise ValueError(f"{where(i, ids)}: human_ceiling[{key!r}]={v!r} must be a number >= 0 or None")
-                out[f"ceiling_{key}"][i] = float(v)
     return out
 
 
@@ -153,14 +137,3 @@ def refusal_stats(point: dict, mask: np.ndarray, settings: dict) -> dict[str, An
         "abs_error_mean": masked_mean(np.abs(err), both),
         "by_status": {name: masked_mean(v, has) for name, v in point["by_status"].items()},
     }
-
-
-def ceiling_stats(point: dict, mask: np.ndarray, ordinal: np.ndarray) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for stat in DIVERGENCES:
-        sel = mask & np.isfinite(point[f"ceiling_{stat}"]) & (ordinal if stat == "wasserstein" else True)
-        out[f"ceiling_{stat}_mean"] = masked_mean(point[f"ceiling_{stat}"], sel)
-        out[f"ceiling_{stat}_sd_mean"] = masked_mean(point[f"ceiling_{stat}_sd"], sel & np.isfinite(point[f"ceiling_{stat}_sd"]))
-        out[f"{stat}_mean_on_ceiling_questions"] = masked_mean(point[stat], sel)
-    out["n_with_ceiling"] = int((mask & np.isfinite(point["ceiling_js"])).sum())
-    return out

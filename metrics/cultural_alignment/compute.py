@@ -11,13 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from .bootstrap import one_blas_thread, participant_bootstrap, question_bootstrap
+from .bootstrap import one_blas_thread, participant_jackknife, question_bootstrap
 from .channels import channel_arrays
 from .demographics import bias_outcomes, group_divergences
 from .divergences import point_estimates
-from .floors import normalised_parts, question_floors
-from .inputs import check_settings, prepare
+from .floors import kl_floor_curve, normalised_parts, question_floors
+from .inputs import add_design, check_settings, prepare
+from .intervals import MIN_PARTICIPANTS, human_variance, jackknife_moments, participant_limits, two_sided_z
 from .output import assemble, per_question
+from .schema import DIVERGENCES
+from .worth import survey_noise
 
 __all__ = ["compute_alignment"]
 
@@ -40,7 +43,8 @@ def compute_alignment(
     participant_bootstrap_samples: int | None = None,
     response_statuses: Any = None,
     human_nonsubstantive_share: Any = None,
-    human_ceiling: Any = None,
+    battery: Any = None,
+    human_n_effective: Any = None,
 ) -> dict[str, Any]:
     """Score a model's answer distributions against human ones (see the module README).
 
@@ -57,8 +61,11 @@ def compute_alignment(
 
     ``response_statuses`` (per question a dict status -> number of responses, e.g. ``{"ok": 18,
     "refusal": 2}``) and ``human_nonsubstantive_share`` (per question a float or None) give the
-    refusal channel; ``human_ceiling`` (per question None or a dict with kl, js, wasserstein
-    and their ``_sd``) the human split-half ceiling reported beside the scores.
+    refusal channel. ``battery`` (per question a string or None) names the block a question was
+    asked in: the question bootstrap draws a battery's questions together. ``human_n_effective``
+    (per question a number >= 1 or None: respondents / design effect) puts the human survey's own
+    sampling noise into every interval and gives ``survey_noise_<stat>_mean`` and worth-N's
+    infinity; without it the reference is treated as exact.
 
     Returns a flat JSON-serialisable dict; every key is documented in the README
     ("Output Values"). Undefined values are ``None``, never NaN or infinity.
@@ -77,21 +84,44 @@ def compute_alignment(
     data = prepare(
         predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
     )
+    add_design(data, battery, human_n_effective)
     point = point_estimates(data, settings)
     point.update(bias_outcomes(data, point["model_top"]))
-    point.update(channel_arrays(response_statuses, human_nonsubstantive_share, human_ceiling, data))
+    point.update(channel_arrays(response_statuses, human_nonsubstantive_share, data))
     point.update(question_floors(data, settings))
-    point.update(normalised_parts(data, point))
+    point["floor_curve_kl"] = kl_floor_curve(data, settings)
+    point.update(survey_noise(data, point["floor_curve_kl"]))
     seeds = np.random.SeedSequence(seed).spawn(4)
     settings["_channel_rng"] = np.random.default_rng(seeds[2])
     settings["_gap_rng"] = np.random.default_rng(seeds[3])
     point.update(group_divergences(data, settings))
     pboot = None
     with one_blas_thread():
-        qboot = question_bootstrap(data, point, settings, np.random.default_rng(seeds[0]))
         if data.answers is not None and settings["participant_bootstrap_samples"] > 0:
-            pboot = participant_bootstrap(data, point, settings, np.random.default_rng(seeds[1]))
+            pboot = participant_jackknife(data, point, settings)
+        for stat in DIVERGENCES:
+            point[f"human_var_{stat}"] = human_variance(data, data.model, stat, settings)
+        if data.answers is None:
+            point["jack_bias_kl"] = np.zeros(data.n)
+        else:
+            point["jack_bias_kl"] = jackknife_moments(data, pboot, "kl")[0]
+            point["jack_bias_kl"][data.answers.lengths < MIN_PARTICIPANTS] = np.nan
+        point["kl_bc_jack"] = point["kl"] - point["jack_bias_kl"]
+        point["limits"] = participant_limits(data, point, pboot, settings)
+        if data.answers is None:  # no participants: the value is the plug-in, uncertain by the human side only
+            point["limits"]["kl"] = _human_only_limits(point, settings)
+        point.update(normalised_parts(data, point, settings, MIN_PARTICIPANTS))
+        qboot = question_bootstrap(data, point, settings, np.random.default_rng(seeds[0]))
     result = assemble(data, point, qboot, pboot, settings)
     if return_per_question:
-        result["per_question"] = per_question(data, point, pboot, settings)
+        result["per_question"] = per_question(data, point, settings)
     return result
+
+
+def _human_only_limits(point: dict, settings: dict) -> tuple:
+    """Per question (bc, low, high, se) of KL for probability vectors: the plug-in plus or minus
+    z x the human side's standard error."""
+    se = np.sqrt(point["human_var_kl"])
+    half = two_sided_z(settings["confidence"]) * se
+    kl = point["kl"]
+    return kl, np.maximum(kl - half, 0.0), kl + half, se

@@ -44,16 +44,17 @@ import numpy as np
 # file: the siblings compute with scipy, so it is named here.
 import scipy
 
-from .bootstrap import PARTICIPANT_BOOTSTRAP_DEFAULT
+from .bootstrap import JACKKNIFE_GROUPS, PARTICIPANT_BOOTSTRAP_DEFAULT
 from .channels import CEILING_KEYS, NON_RESPONSE_EXCLUDED, refusal_channel
 from .compute import compute_alignment
 from .demographics import GAP_PAIRS
 from .divergences import ZERO_POLICIES
-from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
+from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED, WORTH_GRID
 from .inputs import PREPARE_OPTIONAL, prepare
-from .intervals import INTERVAL_PSEUDOCOUNT
+from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS, is_int
+from .worth import solve_worth
 
 # The module's public names as evaluate users see them: the package's, plus the evaluate.Metric class.
 __all__ = [
@@ -71,6 +72,10 @@ __all__ = [
     "NON_RESPONSE_EXCLUDED",
     "GAP_PAIRS",
     "PARTICIPANT_BOOTSTRAP_DEFAULT",
+    "JACKKNIFE_GROUPS",
+    "MIN_PARTICIPANTS",
+    "WORTH_GRID",
+    "solve_worth",
     "INTERVAL_PSEUDOCOUNT",
     "FLOOR_EXACT_LIMIT",
     "FLOOR_MC_DRAWS",
@@ -195,8 +200,10 @@ Args:
         ({"ok": 18, "refusal": 2}); gives the refusal channel ("error" rows are left out).
     human_nonsubstantive_share (`list[float | None]`, optional): per question, the human share of
         don't know / refused / skipped answers.
-    human_ceiling (`list[dict | None]`, optional): per question, the human split-half ceiling
-        {"kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd"}.
+    battery (`list[str | None]`, optional): per question, the block of questions it was asked in;
+        the question bootstrap draws a battery's questions together.
+    human_n_effective (`list[float | None]`, optional): per question, respondents behind the human
+        distribution divided by the design effect; puts the survey's own noise into the intervals.
 
 Returns:
     A flat dict of plain Python numbers (None where undefined) and small dicts:
@@ -445,7 +452,8 @@ def _build_metric_class() -> type:
             return_per_question=False,
             response_statuses=None,
             human_nonsubstantive_share=None,
-            human_ceiling=None,
+            battery=None,
+            human_n_effective=None,
         ):
             model_side = {"probabilities" if self.config_name == "probabilities" else "predictions": predictions}
             return compute_alignment(
@@ -464,7 +472,8 @@ def _build_metric_class() -> type:
                 return_per_question=return_per_question,
                 response_statuses=response_statuses,
                 human_nonsubstantive_share=human_nonsubstantive_share,
-                human_ceiling=human_ceiling,
+                battery=battery,
+                human_n_effective=human_n_effective,
                 **model_side,
             )
 

@@ -20,8 +20,14 @@ from .intervals import smoothed_model
 from .schema import DIVERGENCES, LN2, Data
 
 __all__ = [
-    "FLOOR_EXACT_LIMIT", "FLOOR_MC_DRAWS", "BIAS_MC_DRAWS", "FLOOR_SEED", "question_floors", "normalised_parts",
+    "FLOOR_EXACT_LIMIT", "FLOOR_MC_DRAWS", "BIAS_MC_DRAWS", "FLOOR_SEED", "WORTH_GRID", "question_floors",
+    "normalised_parts", "kl_floor_curve",
 ]
+
+#: Sample sizes at which worth-N evaluates the exact KL floor of every question; above the last
+#: the floor is extended as floor(last) x last / n (the expected KL of n answers falls like
+#: (k - 1) / 2n), see kl_floor_curve.
+WORTH_GRID = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32)
 
 #: Exact enumeration of the multinomial outcomes when a question has at most this many
 #: (C(P + k - 1, k - 1) compositions of P answers into k options); Monte Carlo above it.
@@ -248,20 +254,54 @@ def question_floors(data: Data, settings: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def normalised_parts(data: Data, point: dict) -> dict[str, np.ndarray]:
-    """Per question and divergence: numerator D_uniform - D_model and denominator
-    D_uniform - D_floor of the normalised score (0 where undefined, so that sums over a subset
-    give the aggregate score), the score itself (NaN where undefined: no baseline, or a
-    denominator <= 1e-12, e.g. a uniform human distribution, where floor = baseline) and the
-    mask of questions where it is defined."""
+def normalised_parts(data: Data, point: dict, settings: dict, min_participants: int) -> dict[str, np.ndarray]:
+    """Per question and divergence: numerator and denominator of the normalised score (0 where
+    undefined, so that sums over a subset give the aggregate score) and the mask of questions
+    where it is defined.
+
+    KL: numerator D(uniform, q) - D_bc, denominator D(uniform, q) (the uniform vector, floor 0):
+    the bias-corrected KL (``point["kl_bc_jack"]``, unlimited participants) makes the score the
+    same for a run of any size. JS and Wasserstein: (D_uniform - D) / (D_uniform - D_floor) at
+    the question's P, as in 2.x (no unbiased D_bc exists for them), comparable only between runs
+    of the same P. Undefined without a baseline, with a denominator <= 1e-12 (e.g. a uniform
+    human distribution) or with fewer than ``min_participants`` answers."""
     out = {}
+    kmax = data.human.shape[1]
+    valid = np.arange(kmax)[None, :] < data.ks[:, None]
+    uniform = row_divergences(np.where(valid, 1.0 / data.ks[:, None], 0.0), data.human, data.ks, data.ordinal,
+                              settings, raw=False)
+    enough = data.answers.lengths >= min_participants if data.answers is not None else np.ones(data.n, dtype=bool)
     for stat in DIVERGENCES:
-        u, f, d = point[f"uniform_{stat}"], point[f"floor_{stat}"], point[stat]
+        if stat == "kl":
+            u, f, d = uniform["kl"], np.zeros(data.n), point["kl_bc_jack"]
+        else:
+            u, f, d = point[f"uniform_{stat}"], point[f"floor_{stat}"], point[stat]
         den = u - f
-        ok = np.isfinite(u) & np.isfinite(f) & np.isfinite(d) & (den > 1e-12)
+        ok = np.isfinite(u) & np.isfinite(f) & np.isfinite(d) & (den > 1e-12) & enough
         out[f"num_{stat}"] = np.where(ok, u - d, 0.0)
         out[f"den_{stat}"] = np.where(ok, den, 0.0)
         out[f"norm_ok_{stat}"] = ok
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"normalised_{stat}"] = np.where(ok, (u - d) / np.where(ok, den, 1.0), np.nan)
+    return out
+
+
+def kl_floor_curve(data: Data, settings: dict) -> np.ndarray:
+    """(n, len(WORTH_GRID)): per question, the expected KL (under the settings' zero policy) of
+    the empirical distribution of n respondents drawn from the human distribution, for every n
+    of WORTH_GRID: exact, from the binomial marginals (KL is a sum of per-option terms, the
+    cross term is linear in the shares, so its expectation is that of q itself)."""
+    out = np.empty((data.n, len(WORTH_GRID)))
+    smoothing = settings["zero_policy"] == "smoothing"
+    eps = settings["smoothing"]
+    for k, idx in data.groups.items():
+        q = data.human[idx, :k]
+        if smoothing:
+            alpha, beta = 1.0 / (1.0 + k * eps), eps / (1.0 + k * eps)
+            cross = ((alpha * q + beta) * np.log(alpha * q + beta)).sum(axis=1)
+        else:
+            alpha, beta = 1.0, 0.0
+            cross = xlogy(q, q).sum(axis=1)
+        for j, n in enumerate(WORTH_GRID):
+            a = alpha * np.arange(n + 1) / n + beta
+            h = xlogy(a, a)
+            out[idx, j] = (_binomial_pmf(n, q) @ h).sum(axis=1) - cross
     return out

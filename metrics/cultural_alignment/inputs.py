@@ -29,7 +29,7 @@ from .schema import (
     where,
 )
 
-__all__ = ["PREPARE_OPTIONAL", "check_settings", "length", "prepare"]
+__all__ = ["PREPARE_OPTIONAL", "check_settings", "length", "prepare", "add_design"]
 
 _BOOL_TYPES = {bool, np.bool_}
 
@@ -62,10 +62,9 @@ def check_settings(zero_policy, smoothing, bootstrap_samples, confidence, seed, 
         "zero_policy": zero_policy,
         "smoothing": float(smoothing),
         "bootstrap_samples": int(bootstrap_samples),
+        # the jackknife gives the bias-corrected KL and worth-N, point estimates: on by default
         "participant_bootstrap_samples": int(
-            min(bootstrap_samples, PARTICIPANT_BOOTSTRAP_DEFAULT)
-            if participant_bootstrap_samples is None
-            else participant_bootstrap_samples
+            PARTICIPANT_BOOTSTRAP_DEFAULT if participant_bootstrap_samples is None else participant_bootstrap_samples
         ),
         "confidence": float(confidence),
         "seed": None if seed is None else int(seed),
@@ -545,3 +544,38 @@ def _check_demographic_entry(i: int, entry: Any, ids) -> None:
         raise ValueError(
             f"{where(i, ids)}: unknown demographic group {entry['group_type']!r}/{entry['group']!r}; valid: {valid}"
         )
+
+
+def add_design(data: Data, battery: Any, human_n_effective: Any) -> None:
+    """Set ``data.cluster`` (the battery of each question, as integers; a question without one,
+    None or an empty string, is its own cluster) and ``data.human_n_eff`` (the effective number
+    of respondents behind each human distribution, n / design effect; NaN where not given, and
+    then that question's reference is treated as exact). ValueError names the bad entry."""
+    n, ids = data.n, data.ids
+    for name, value in (("battery", battery), ("human_n_effective", human_n_effective)):
+        if value is not None and length(value, name) != n:
+            raise ValueError(f"{name} has {length(value, name)} entries but references has {n}; "
+                             "give one entry per question, in the same order")
+    cluster = np.arange(n, dtype=np.int64)
+    if battery is not None:
+        names: dict[str, int] = {}
+        for i, b in enumerate(battery):
+            if b is None or b == "":
+                continue
+            if not isinstance(b, str):
+                raise ValueError(f"{where(i, ids)}: battery={b!r} must be a string naming the block of questions "
+                                 "asked together, or None")
+            cluster[i] = names.setdefault(b, i)
+        cluster = np.unique(cluster, return_inverse=True)[1].astype(np.int64)
+    data.cluster = cluster
+    n_eff = np.full(n, np.nan)
+    if human_n_effective is not None:
+        for i, v in enumerate(human_n_effective):
+            if v is None:
+                continue
+            number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            if not number or not math.isfinite(float(v)) or float(v) < 1:
+                raise ValueError(f"{where(i, ids)}: human_n_effective={v!r} must be a number >= 1 (respondents behind "
+                                 "the human distribution divided by the design effect of the weights) or None")
+            n_eff[i] = float(v)
+    data.human_n_eff = n_eff

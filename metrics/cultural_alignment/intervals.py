@@ -18,9 +18,15 @@ from .divergences import row_divergences
 from .schema import DIVERGENCES, LN2, Data
 
 __all__ = [
-    "INTERVAL_PSEUDOCOUNT", "smoothed_model", "finite_or_none", "masked_mean", "percentile_interval", "two_sided_z",
-    "mean_limits", "per_question_intervals",
+    "INTERVAL_PSEUDOCOUNT", "MIN_PARTICIPANTS", "smoothed_model", "finite_or_none", "masked_mean", "percentile_interval",
+    "two_sided_z", "jackknife_moments", "participant_limits", "human_variance", "mean_limits", "per_question_intervals",
 ]
+
+#: Questions answered by fewer participants than this get no bias-corrected value, participant
+#: interval, normalised score or worth-N (None), and a mean over questions that contains one gets
+#: no participant interval: with one participant a model that always gives the human modal
+#: answer scored "better than perfect" in 2.x, and a jackknife needs two participants to delete.
+MIN_PARTICIPANTS = 3
 
 # Where each estimand lies: bias-corrected estimates and their intervals are clipped to it.
 _BOUNDS = {"kl": (0.0, math.inf), "js": (0.0, 1.0), "wasserstein": (0.0, 1.0), "match_rate": (0.0, 1.0)}
@@ -71,52 +77,91 @@ def masked_mean(values: np.ndarray, mask: np.ndarray) -> float | None:
     return finite_or_none(values[mask].mean()) if mask.any() else None
 
 
-def _bc_interval(reps: np.ndarray | None, estimate: float | None, conf: float, bounds: tuple | None = None) -> tuple:
-    """(bias-corrected estimate, low, high, standard error) from participant-bootstrap
-    replicates of a plug-in estimate: the bootstrap's bias estimate mean(reps) - estimate is
-    subtracted once more (2 x estimate - mean(reps)), and the interval is that value plus or
-    minus z x the replicates' standard deviation. It estimates the divergence with unlimited
-    participants; its coverage is measured in the card. With ``bounds`` (a divergence lies in
-    [0, inf), the JS distance, Wasserstein and the match rate in [0, 1]) all three are clipped
-    to them."""
-    if reps is None or estimate is None:
-        return None, None, None, None
-    reps = reps[np.isfinite(reps)]
-    if len(reps) < 2:
-        return None, None, None, None
-    bc = 2.0 * estimate - float(reps.mean())
-    se = float(reps.std(ddof=1))
+def jackknife_moments(data: Data, pboot, stat: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per question: the participant jackknife's bias estimate (G_i - 1) x mean deviation of the
+    delete-a-group replicates from the plug-in, and its variance (G_i - 1) / G_i x sum of squared
+    deviations from their mean, G_i = the groups holding one of the question's participants (a
+    replicate that deletes none of them deviates by 0). NaN where undefined."""
+    nan = np.full(data.n, np.nan)
+    if pboot is None or f"q_{stat}_n" not in pboot:
+        return nan, nan
+    G = pboot["groups"]
+    cnt = pboot[f"q_{stat}_n"]
+    s1, s2 = pboot[f"q_{stat}_d"] * cnt, pboot[f"q_{stat}_d2"] * cnt
+    g = np.minimum(data.answers.lengths, G).astype(np.float64)
+    ok = (g >= 2) & (cnt >= 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bias = np.where(ok, (g - 1.0) * s1 / g, np.nan)
+        var = np.where(ok, (g - 1.0) / g * np.maximum(s2 - s1 * s1 / g, 0.0), np.nan)
+    return bias, var
+
+
+def human_variance(data: Data, p: np.ndarray, stat: str, settings: dict) -> np.ndarray:
+    """Per question: the delta-method variance of the divergence that comes from the human side,
+    whose distribution is itself a survey estimate of its population: g' Sigma g with Sigma =
+    (diag q - q q') / n_eff, g the divergence's gradient in the human shares at (p, q). 0 where
+    ``human_n_effective`` was not given (the reference is then treated as exact)."""
+    n_eff = data.human_n_eff if data.human_n_eff is not None else np.full(data.n, np.nan)
+    kmax = data.human.shape[1]
+    valid = np.arange(kmax)[None, :] < data.ks[:, None]
+    q = data.human
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if stat == "kl":
+            eps = settings["smoothing"] if settings["zero_policy"] == "smoothing" else 0.0
+            g = -(p + eps) / (q + eps)
+        elif stat == "js":
+            js = row_divergences(p, q, data.ks, data.ordinal, settings, raw=False)["js"]
+            g = 0.5 * np.log(2.0 * q / (p + q)) / LN2 / (2.0 * np.maximum(js, 1e-6))[:, None]
+        else:
+            sign = np.sign(np.cumsum(p - q, axis=1))
+            steps = np.arange(kmax)[None, :] < (data.ks - 1)[:, None]
+            sign = np.where(steps, sign, 0.0)
+            g = -np.cumsum(sign[:, ::-1], axis=1)[:, ::-1] / (data.ks - 1)[:, None]  # d/dq_o = -sum_{s >= o} sign_s
+        g = np.where(valid & (q > 0), g, 0.0)
+        mean = (q * g).sum(axis=1)
+        var = ((q * g * g).sum(axis=1) - mean * mean) / n_eff
+    return np.where(np.isfinite(var), np.maximum(var, 0.0), 0.0)
+
+
+def mean_limits(data: Data, point: dict, pboot, stat: str, column: int, sel: np.ndarray, estimate,
+                conf: float) -> tuple:
+    """(estimate, low, high, standard error) of a mean over the questions ``sel`` from the
+    participant jackknife: se^2 = (G - 1) / G x sum over the G delete-a-group replicates of
+    (replicate mean - their mean)^2 (the sampling variance of the mean itself, which shrinks like
+    1 / questions), plus the human side's variance sum(human_variance) / questions^2.
+
+    For KL the estimate is the bias-corrected mean (plug-in minus the jackknife bias, per
+    question): the divergence with unlimited participants. For JS, Wasserstein and the match rate
+    it is the plug-in mean, and the interval is for its expectation: the mean a run of the same
+    size on the same questions scores (no estimator of them with unlimited participants is
+    unbiased at 8-20 participants, see the card). None without the jackknife or when a question
+    of ``sel`` has fewer than MIN_PARTICIPANTS answers."""
+    none = (None, None, None, None)
+    if estimate is None or not sel.any():
+        return none
+    if pboot is None:
+        return none
+    if (data.answers.lengths[sel] < MIN_PARTICIPANTS).any():
+        return none
+    reps = pboot[stat][:, column]
+    if not np.isfinite(reps).all() or len(reps) < 2:
+        return none
+    G = len(reps)
+    var = (G - 1.0) / G * float(((reps - reps.mean()) ** 2).sum())
+    if stat != "match_rate":
+        hv = point[f"human_var_{stat}"][sel]
+        var += float(hv.sum()) / float(sel.sum()) ** 2
+    se = math.sqrt(var)
+    centre = estimate
+    if stat == "kl":
+        bias = point["jack_bias_kl"][sel]
+        if not np.isfinite(bias).all():
+            return none
+        centre = estimate - float(bias.mean())
     half = two_sided_z(conf) * se
-    low, high = bc - half, bc + half
-    if bounds is not None:  # the estimand lies in bounds; clipping keeps every covered value
-        bc, low, high = (min(max(x, bounds[0]), bounds[1]) for x in (bc, low, high))
-    return finite_or_none(bc), finite_or_none(low), finite_or_none(high), finite_or_none(se)
-
-
-def mean_limits(point: dict, pboot, stat: str, column: int, sel: np.ndarray, estimate, conf: float) -> tuple:
-    """(bias-corrected estimate, low, high, standard error) of a mean divergence over the
-    questions ``sel``: the mean plug-in minus the mean smoothed-model bias b (see
-    smoothed_model), plus or minus z x sqrt(se^2 + mean|b|^2), se the standard deviation of the
-    participant bootstrap's replicate means (which keeps the dependence between a
-    participant's answers). The biases of questions add up instead of averaging out, so their
-    uncertainty, of about their own size, stays in the interval however many questions there
-    are. The match rate, and KL under zero_policy='paper' (no per-question bias), use the plain
-    bias-corrected bootstrap (_bc_interval)."""
-    reps = None if pboot is None else pboot["match_rate" if stat == "match_rate" else stat][:, column]
-    if stat == "match_rate" or reps is None or estimate is None:
-        return _bc_interval(reps, estimate, conf, _BOUNDS[stat])
-    b = _effective_bias(point, pboot, stat)[sel]
-    if not np.isfinite(b).all():
-        return _bc_interval(reps, estimate, conf, _BOUNDS[stat])
-    reps = reps[np.isfinite(reps)]
-    if len(reps) < 2 or len(b) == 0:
-        return None, None, None, None
-    se = float(reps.std(ddof=1))
-    bc = estimate - float(b.mean())
-    half = two_sided_z(conf) * math.sqrt(se * se + float(np.abs(b).mean()) ** 2)
     lo_b, hi_b = _BOUNDS[stat]
-    bc, low, high = (min(max(x, lo_b), hi_b) for x in (bc, bc - half, bc + half))
-    return finite_or_none(bc), finite_or_none(low), finite_or_none(high), finite_or_none(se)
+    low, high = (min(max(x, lo_b), hi_b) for x in (centre - half, centre + half))
+    return finite_or_none(centre), finite_or_none(low), finite_or_none(high), finite_or_none(se)
 
 
 def _single_choice(data: Data) -> np.ndarray:
@@ -128,17 +173,15 @@ def _single_choice(data: Data) -> np.ndarray:
     return single
 
 
-def _effective_bias(point: dict, pboot, stat: str) -> np.ndarray:
+def _effective_bias(data: Data, point: dict, pboot, stat: str) -> np.ndarray:
     """Per question: the smoothed-model bias (see smoothed_model) where it is defined, else the
-    bootstrap's own (mean replicate minus plug-in); NaN where neither is."""
-    boot = np.full(len(point[stat]), np.nan)
-    if pboot is not None:
-        boot = np.where(pboot[f"q_{stat}_n"] >= 2, pboot[f"q_{stat}_d"], np.nan)
+    jackknife's own; NaN where neither is."""
+    boot = jackknife_moments(data, pboot, stat)[0]
     smoothed = point.get(f"sbias_{stat}")
     return boot if smoothed is None else np.where(np.isfinite(smoothed), smoothed, boot)
 
 
-def _participant_limits(data: Data, point: dict, pboot, settings: dict) -> dict[str, tuple]:
+def participant_limits(data: Data, point: dict, pboot, settings: dict) -> dict[str, tuple]:
     """Per question and divergence: (bias-corrected estimate, low, high, standard error) for the
     divergence with unlimited participants, all NaN without the participant bootstrap.
 
@@ -166,24 +209,27 @@ def _participant_limits(data: Data, point: dict, pboot, settings: dict) -> dict[
     steps = single & data.ordinal & (data.ks >= 3) & (lengths >= 1)
     for stat in DIVERGENCES:
         value = point[stat]
-        cnt, d, d2 = pboot[f"q_{stat}_n"], pboot[f"q_{stat}_d"], pboot[f"q_{stat}_d2"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            se = np.sqrt(np.maximum(d2 - d * d, 0.0) * cnt / (cnt - 1.0))
-        defined = (cnt >= 2) & np.isfinite(value)
-        se = np.where(defined, se, np.nan)
-        b = np.where(defined, _effective_bias(point, pboot, stat), np.nan)
+        var = jackknife_moments(data, pboot, stat)[1]
+        defined = np.isfinite(var) & np.isfinite(value) & (lengths >= MIN_PARTICIPANTS)
+        se = np.where(defined, np.sqrt(var), np.nan)
+        b = np.where(defined, _effective_bias(data, point, pboot, stat), np.nan)
         bc = value - b
-        if stat != "wasserstein":  # an option nobody chose does not vary in the bootstrap
+        if stat != "wasserstein":  # an option nobody chose does not vary in the jackknife
             se = np.fmax(se, _delta_se(data, point, stat, settings))
+        human_sd = np.sqrt(point[f"human_var_{stat}"])
+        se = np.sqrt(se * se + human_sd * human_sd)
         half = z * np.sqrt(se * se + b * b)
         low, high = bc - half, bc + half
         if two.any():
             i = np.flatnonzero(two & defined)
             low[i], high[i] = _wilson_image(data, i, lengths[i], stat, z, settings)
+            low[i], high[i] = low[i] - z * human_sd[i], high[i] + z * human_sd[i]
         if stat == "wasserstein" and steps.any():
             i = np.flatnonzero(steps & defined)
             low[i], high[i] = _folded_steps(data, i, lengths[i], z)
+            low[i], high[i] = low[i] - z * human_sd[i], high[i] + z * human_sd[i]
         lo_b, hi_b = _BOUNDS[stat]
+        low, high = np.where(defined, low, np.nan), np.where(defined, high, np.nan)
         out[stat] = tuple(np.clip(x, lo_b, hi_b) for x in (bc, low, high)) + (se,)
     return out
 
@@ -248,20 +294,16 @@ def _folded_steps(data: Data, i: np.ndarray, P: np.ndarray, z: float) -> tuple:
     return low, high
 
 
-def per_question_intervals(data: Data, point: dict, pboot, settings: dict) -> dict[str, list]:
+def per_question_intervals(data: Data, point: dict, settings: dict) -> dict[str, list]:
     """Per question and divergence: the bias-corrected estimate, its participant interval and
-    standard error (see _participant_limits; None without the participant bootstrap, for KL under
-    zero_policy='paper', and Wasserstein of non-ordinal questions), the floor, the uniform
-    baseline, the normalised score and its participant interval (the plug-in score plus or minus
-    z x the replicates' standard deviation over the score's denominator)."""
-    z = two_sided_z(settings["confidence"])
+    standard error (``point["limits"]``, see participant_limits; None without the participant
+    jackknife, with fewer than MIN_PARTICIPANTS answers, for KL under zero_policy='paper', and
+    Wasserstein of non-ordinal questions), the floor at the question's P, the uniform baseline
+    and the survey's own noise. No per-question normalised score: with 8-20 participants its
+    spread (SD 3-18 in 2.x) made a ranking of questions by it meaningless."""
     out: dict[str, list] = {}
-    limits = _participant_limits(data, point, pboot, settings)
     for stat in DIVERGENCES:
-        bc, low, high, se = limits[stat]
-        ok = point[f"norm_ok_{stat}"]
-        den = np.where(ok, point[f"den_{stat}"], 1.0)
-        norm = point[f"normalised_{stat}"]
+        bc, low, high, se = point["limits"][stat]
         for name, arr in (
             (f"{stat}_bc", bc),
             (f"{stat}_participant_ci_low", low),
@@ -269,9 +311,7 @@ def per_question_intervals(data: Data, point: dict, pboot, settings: dict) -> di
             (f"{stat}_participant_se", se),
             (f"floor_{stat}", point[f"floor_{stat}"]),
             (f"uniform_{stat}", point[f"uniform_{stat}"]),
-            (f"normalised_{stat}", norm),
-            (f"normalised_{stat}_participant_ci_low", np.where(ok, norm - z * se / den, np.nan)),
-            (f"normalised_{stat}_participant_ci_high", np.where(ok, norm + z * se / den, np.nan)),
+            (f"survey_noise_{stat}", point[f"survey_noise_{stat}"]),
         ):
             out[name] = [x if math.isfinite(x) else None for x in np.asarray(arr, dtype=np.float64).tolist()]
     return out

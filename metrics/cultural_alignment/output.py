@@ -7,13 +7,15 @@ gives the glossary line of any concrete key, which the report and the Space use 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from .channels import CEILING_KEYS, ceiling_stats, refusal_stats
+from .channels import refusal_stats
 from .demographics import bias_profile, gap_stats
 from .intervals import (
+    MIN_PARTICIPANTS,
     finite_or_none,
     masked_mean,
     mean_limits,
@@ -21,12 +23,13 @@ from .intervals import (
     percentile_interval,
     two_sided_z,
 )
+from .worth import solve_worth, worth_mean
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SLOTS, Data
 
 __all__ = ["METRIC_VERSION", "OUTPUT_GLOSSARY", "describe", "assemble", "per_question"]
 
 #: Bumped whenever a number this module returns could change for the same input.
-METRIC_VERSION = "2.1.0"
+METRIC_VERSION = "3.0.0"
 
 #: One line per output key: what it means and which direction is better. The report and the
 #: Space import it to label the numbers; ``<stat>`` stands for kl, js, wasserstein (and
@@ -36,16 +39,15 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "js_mean": "mean Jensen-Shannon distance (base 2, in [0, 1]), plug-in, lower is better",
     "wasserstein_mean": "mean normalised 1-Wasserstein distance over ordinal questions (in [0, 1]), plug-in, lower is better",
     "match_rate": "share of questions whose model argmax is the human argmax (ties shared), higher is better",
-    "<stat>_ci_low": "lower end of the question-bootstrap percentile interval of the mean (other questions like these)",
+    "<stat>_ci_low": "lower end of the question-bootstrap percentile interval of the mean (other questions like these; batteries resampled together)",
     "<stat>_ci_high": "upper end of the question-bootstrap percentile interval of the mean",
-    "<stat>_bc_mean": "bias-corrected mean divergence: an estimate of the divergence with unlimited participants (plug-in minus the plug-in's bias under the smoothed model distribution (counts + 1) / (P + k), clipped at 0), lower is better",
-    "match_rate_bc": "bias-corrected match rate (plug-in minus the participant bootstrap's bias estimate), higher is better",
-    "<stat>_participant_ci_low": "lower end of the participant interval for the divergence with unlimited participants: bias-corrected estimate plus or minus z x sqrt(se^2 + bias^2) (coverage measured in the card)",
+    "<stat>_bc_mean": "kl_bc_mean only: bias-corrected mean KL, an estimate of the divergence with unlimited participants (plug-in minus the participant jackknife's bias estimate, per question); unbiased within 0.25 of its standard error in the card's cases; lower is better. JS and Wasserstein have none: no estimator of them is unbiased at 8-20 participants",
+    "<stat>_participant_ci_low": "lower end of the participant interval of the mean: for KL of the bias-corrected mean (the divergence with unlimited participants), for JS, Wasserstein and the match rate of the plug-in mean's expectation (a run of the same size on the same questions); estimate plus or minus z x the participant jackknife's standard error of the mean, with the human survey's own sampling variance added (coverage and width measured in the card)",
     "<stat>_participant_ci_high": "upper end of that interval",
-    "<stat>_participant_se": "participant-bootstrap standard error of the plug-in mean",
-    "floor_<stat>_mean": "mean floor: the divergence a perfect simulator with this many participants scores by sampling noise alone (0 for probability vectors); the best a model can expect",
+    "<stat>_participant_se": "standard error of that estimate: participant jackknife of the mean plus the human side's variance",
+    "floor_<stat>_mean": "mean floor at the run's own P: the divergence a perfect simulator with these participants scores by sampling noise alone (0 for probability vectors); the yardstick for plug-in scores",
     "uniform_<stat>_mean": "mean uniform baseline: the divergence of as many uniformly random answers; a model above it does worse than chance",
-    "normalised_<stat>": "normalised alignment score (D_uniform - D_model) / (D_uniform - D_floor), summed over questions: 1 = a perfect simulator of this size, 0 = random answers, higher is better (can leave [0, 1])",
+    "normalised_<stat>": "normalised alignment score, summed over questions: 1 = a perfect simulator, 0 = random answers, higher is better (can leave [0, 1]). KL: (D_uniform - D_bc) / D_uniform with the bias-corrected KL and the uniform vector, so it does not depend on the run's size P; JS and Wasserstein: (D_uniform - D) / (D_uniform - D_floor) at the run's P, comparable only between runs of the same P. None where a question has fewer than 3 answers",
     "normalised_<stat>_ci_low": "lower end of its question-bootstrap percentile interval",
     "normalised_<stat>_ci_high": "upper end of its question-bootstrap percentile interval",
     "normalised_<stat>_participant_ci_low": "lower end of its participant-bootstrap interval (runs of the same size, the same questions)",
@@ -53,10 +55,6 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "n_normalised_<stat>": "questions where the normalised score is defined (a baseline above the floor)",
     "floor_exact_share": "share of questions whose JS floor was enumerated exactly (the rest: seeded Monte Carlo; KL and Wasserstein floors are always exact)",
     "refusals": "refusal channel, a separate error never mixed into the divergences: n_questions, model_non_answer_share_mean (share of responses with no valid answer, by status in by_status), human_nonsubstantive_share_mean (don't know / no answer / refused among those asked), error_mean = model - human (0 is best; above 0: the model declines more than people), its question-bootstrap error_ci_low/_high, abs_error_mean (lower is better); None without response_statuses",
-    "ceiling_<stat>_mean": "human split-half ceiling: mean divergence between two random halves of the real respondents, over the questions that have one (the dataset's; None where absent); shown beside the model's score, not a target a P-participant run can be compared to directly",
-    "ceiling_<stat>_sd_mean": "mean spread (sd over random splits) of the split-half ceiling",
-    "<stat>_mean_on_ceiling_questions": "the model's plug-in mean divergence over the same questions as ceiling_<stat>_mean, lower is better",
-    "n_with_ceiling": "questions with a human split-half ceiling",
     "kl_n_infinite": "questions whose exact KL is infinite (the model chose an option no human chose), before the zero-cell policy",
     "entropy_mean": "mean entropy (nats) of the model distributions; higher = more varied answers",
     "human_entropy_mean": "mean entropy (nats) of the human distributions, for comparison with entropy_mean",
@@ -75,6 +73,12 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "metric_version": "version of this metric; numbers are comparable only within a version",
     "model_input": "'answers' (participants' option indices) or 'probabilities' (one vector per question)",
     "per_question": "with return_per_question=True: one dict per question (see the card)",
+    "survey_noise_<stat>_mean": "the human survey's own noise: the expected divergence of the survey's estimate from its population, with n_eff = respondents / design effect (None where human_n_effective is not given)",
+    "worth_n": "worth N respondents: the size of a random sample of real respondents that is, in expectation, as far from the population (KL) as the model is; higher is better; None when infinite (worth_n_infinite) or undefined",
+    "worth_n_ci_low": "lower end of its interval (from the upper end of kl_bc_mean's participant interval)",
+    "worth_n_ci_high": "upper end of its interval (None: unbounded, the interval reaches the survey's own noise)",
+    "worth_n_infinite": "True when the model's bias-corrected KL is within the survey's own noise (at or below survey_noise_kl_mean): as close as the survey itself",
+    "n_few_participants": "questions with fewer than 3 answers: they get no bias-corrected value, participant interval, normalised score or worth-N, and means over them none either",
 }
 
 
@@ -105,6 +109,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         "match_rate": masked_mean(point["match"], mask),
     }
     out: dict[str, Any] = {}
+    kl_limits = (None, None, None)
     for stat in SCORES:
         name = "match_rate" if stat == "match_rate" else f"{stat}_mean"
         out[name] = means[stat]
@@ -112,32 +117,47 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         low, high = percentile_interval(None if qboot is None or undefined else qboot[stat][:, column], conf)
         out[f"{stat}_ci_low"], out[f"{stat}_ci_high"] = low, high
         sel = ordinal if stat == "wasserstein" else mask
-        bc, low, high, se = mean_limits(point, None if undefined else pboot, stat, column, sel, means[stat], conf)
+        est, low, high, se = mean_limits(data, point, pboot, stat, column, sel, means[stat], conf)
         out[f"{stat}_participant_ci_low"], out[f"{stat}_participant_ci_high"] = low, high
-        out[f"{stat}_bc" if stat == "match_rate" else f"{stat}_bc_mean"] = bc
         out[f"{stat}_participant_se"] = se
+        if stat == "kl":
+            if data.answers is None:  # probability vectors: no participants, the plug-in is the value
+                est = means["kl"]
+                if est is not None:
+                    hv = math.sqrt(float(point["human_var_kl"][mask].sum())) / float(mask.sum())
+                    half = two_sided_z(conf) * hv
+                    low, high, se = max(est - half, 0.0), est + half, hv
+                    out["kl_participant_ci_low"], out["kl_participant_ci_high"] = low, high
+                    out["kl_participant_se"] = se
+            out["kl_bc_mean"] = est
+            kl_limits = (est, low, high)
     for stat in DIVERGENCES:
         sel = mask & data.ordinal if stat == "wasserstein" else mask
         out[f"floor_{stat}_mean"] = masked_mean(point[f"floor_{stat}"], sel & np.isfinite(point[f"floor_{stat}"]))
         out[f"uniform_{stat}_mean"] = masked_mean(point[f"uniform_{stat}"], sel & np.isfinite(point[f"uniform_{stat}"]))
+        noise = point[f"survey_noise_{stat}"]
+        out[f"survey_noise_{stat}_mean"] = masked_mean(noise, sel) if np.isfinite(noise[sel]).all() else None
         ok = sel & point[f"norm_ok_{stat}"]
         den = float(point[f"den_{stat}"][ok].sum())
         value = finite_or_none(point[f"num_{stat}"][ok].sum() / den) if ok.any() and den > 0 else None
+        if ok.sum() != sel.sum():
+            value = None  # a question without a defined score (e.g. fewer than MIN_PARTICIPANTS answers)
         out[f"normalised_{stat}"] = value
         low, high = percentile_interval(None if qboot is None or value is None else qboot[f"normalised_{stat}"][:, column], conf)
         out[f"normalised_{stat}_ci_low"], out[f"normalised_{stat}_ci_high"] = low, high
         # participant interval: the subset's mean divergence moves, baseline and floor do not
         low = high = None
-        if pboot is not None and value is not None and ok.sum() == sel.sum():
-            reps = pboot[stat][:, column]
-            reps = reps[np.isfinite(reps)]
-            if len(reps) >= 2:
-                half = two_sided_z(conf) * float(reps.std(ddof=1)) * ok.sum() / den
-                low, high = finite_or_none(value - half), finite_or_none(value + half)
+        se = out[f"{stat}_participant_se"]
+        if se is not None and value is not None:
+            half = two_sided_z(conf) * se * ok.sum() / den
+            low, high = finite_or_none(value - half), finite_or_none(value + half)
         out[f"normalised_{stat}_participant_ci_low"], out[f"normalised_{stat}_participant_ci_high"] = low, high
         out[f"n_normalised_{stat}"] = int(ok.sum())
+    out.update(worth_mean(point["floor_curve_kl"], point["survey_noise_kl"], mask, *kl_limits))
+    out["n_few_participants"] = (
+        int((mask & (data.answers.lengths < MIN_PARTICIPANTS)).sum()) if data.answers is not None else 0
+    )
     out["floor_exact_share"] = masked_mean(point["floor_exact"].astype(np.float64), mask)
-    out.update(ceiling_stats(point, mask, data.ordinal))
     out["refusals"] = refusal_stats(point, mask, settings)
     out["demographic_gaps"] = gap_stats(point, mask, settings)
     out["kl_n_infinite"] = int(point["kl_infinite"][mask].sum())
@@ -162,6 +182,8 @@ def assemble(data: Data, point: dict, qboot, pboot, settings: dict) -> dict[str,
     everything = np.ones(data.n, dtype=bool)
     overall = _block_stats(data, point, qboot, pboot, 0, everything, settings)
     result: dict[str, Any] = {"metric_version": METRIC_VERSION, "model_input": data.model_input}
+    # the headline first: worth N respondents
+    result.update({k: overall.pop(k) for k in ("worth_n", "worth_n_ci_low", "worth_n_ci_high", "worth_n_infinite")})
     result.update(overall)
     result["per_dimension"] = {
         dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], settings)
@@ -171,9 +193,15 @@ def assemble(data: Data, point: dict, qboot, pboot, settings: dict) -> dict[str,
     return result
 
 
-def per_question(data: Data, point: dict, pboot, settings: dict) -> list[dict[str, Any]]:
+def per_question(data: Data, point: dict, settings: dict) -> list[dict[str, Any]]:
     rows = []
-    extra = per_question_intervals(data, point, pboot, settings)
+    extra = per_question_intervals(data, point, settings)
+    kl_bc, kl_low, kl_high, _ = point["limits"]["kl"]
+    curve, noise = point["floor_curve_kl"], point["survey_noise_kl"]
+    with np.errstate(invalid="ignore"):
+        within = lambda d: np.where(np.isfinite(d) & (d <= noise), 0.0, d)  # noqa: E731
+        worth = {"worth_n": solve_worth(curve, within(kl_bc)), "worth_n_ci_low": solve_worth(curve, within(kl_high)),
+                 "worth_n_ci_high": solve_worth(curve, within(kl_low))}
     floor_exact = point["floor_exact"].tolist()
     ks = data.ks.tolist()
     kl, js, wass, match = (point[x].tolist() for x in ("kl", "js", "wasserstein", "match"))
@@ -229,7 +257,8 @@ def per_question(data: Data, point: dict, pboot, settings: dict) -> list[dict[st
         row["non_answer_by_status"] = {s: finite_or_none(v[i]) for s, v in point["by_status"].items()} if row["non_answer_share"] is not None else None
         row["human_nonsubstantive_share"] = finite_or_none(point["human_ns"][i])
         row["non_answer_error"] = finite_or_none(point["non_answer"][i] - point["human_ns"][i])
-        for key in CEILING_KEYS:
-            row[f"ceiling_{key}"] = finite_or_none(point[f"ceiling_{key}"][i])
+        for key, values in worth.items():
+            row[key] = finite_or_none(values[i])
+        row["worth_n_infinite"] = bool(worth["worth_n"][i] == math.inf) if np.isfinite(kl_bc[i]) else None
         rows.append(row)
     return rows

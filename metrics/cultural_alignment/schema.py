@@ -66,6 +66,8 @@ class Data:
     model_input: str
     answers: Answers | None = None
     groups: dict[int, np.ndarray] = field(default_factory=dict)  # k -> question indices
+    cluster: np.ndarray | None = None  # int64 (n,) battery of each question, 0..clusters-1 (own cluster without one)
+    human_n_eff: np.ndarray | None = None  # float64 (n,) effective respondents behind the human side, NaN if unknown
 
 
 def where(i: int, ids: list[str] | None) -> str:
