@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from culturesim.dataset_builder import battery, card, gss, gss_text, lint, microdata, respondents, wvs
+from culturesim.dataset_builder import battery, card, gss, gss_text, lint, microdata, respondents, universe, wvs
 from culturesim.dataset_builder.review import (
     DIMENSIONS_FILE,
     GSS_TEXT_FILE,
@@ -34,6 +34,7 @@ from culturesim.dataset_builder.review import (
     CurationError,
     is_numeric_scale,
     is_ordinal,
+    load_constructs,
     load_review,
     load_yaml_file,
     load_tags,
@@ -142,6 +143,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
     frame = microdata.read_year_file(sources / "gss" / f"gss{year}.rds")
     masks = microdata.group_masks(frame)
     panel = respondents.Panel.from_frame(frame, int(year))
+    constructs, universe_of, cells = load_constructs(), universe.load_universes(), universe.design_cells(frame)
     rows = []
     for var_name in sorted(kept):
         var = kept[var_name]
@@ -213,14 +215,35 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
             continue
         # A phone-only volunteered answer nobody gave this year (the web form did not show it): no
         # respondent could choose it, so offering it to a model would misstate the question.
-        unused = [i for i, c in enumerate(codes) if gss.MODE_ONLY_LABEL.search(labels[i]) and not (column == c).any()]
+        # No non-substantive option (refused, don't know) and none that nobody gave this year (a
+        # phone-only volunteered answer the web form did not show): no respondent chose it as a position.
+        unused = [i for i, c in enumerate(codes) if gss.NONSUBSTANTIVE_OPTION.search(labels[i]) or not (column == c).any()]
         if unused:
-            detail = f"volunteered-only option(s) {[options[i] for i in unused]} given by no respondent in {year} removed"
-            _report(report, "repaired", item, "repair", "mode_only_option", detail)
-            row_repairs.append(f"mode_only_option: {detail}")
+            detail = (f"non-substantive or unused option(s) {[options[i] for i in unused]} removed (their answers "
+                      f"count in volunteered_share)")
+            _report(report, "repaired", item, "repair", "nonsubstantive_option", detail)
+            row_repairs.append(f"nonsubstantive_option: {detail}")
             keep = [i for i in range(len(codes)) if i not in unused]
-            options, codes = [options[i] for i in keep], [codes[i] for i in keep]
+            options, codes, labels = [options[i] for i in keep], [codes[i] for i in keep], [labels[i] for i in keep]
             answered = np.isin(column, codes)
+        construct = constructs.get(var_name)
+        if construct is None:
+            raise CurationError(f"GSS item {var_name!r} is included but has no class in construct.yaml; classify it "
+                                f"by the rule in review.CONSTRUCT_RULE")
+        if not construct.scored:
+            _report(report, "excluded", item, "construct", "not_an_attitude", f"{construct.kind}: {construct.reason}")
+            continue
+        volunteered = gss.volunteered_share(var, labels)
+        if volunteered is not None and volunteered > gss.MAX_VOLUNTEERED_SHARE:
+            _report(report, "excluded", item, "options", "volunteered_share",
+                    f"{volunteered:.1%} of those asked answered outside the options {options} (volunteered, don't "
+                    f"know, no answer, refused, can't choose); above {gss.MAX_VOLUNTEERED_SHARE:.0%}")
+            continue
+        universe_rates = universe.check(item, frame, cells, answered, nonsubstantive_share(var) or 0.0,
+                                        universe_of.get(var_name))
+        if var_name in universe_of:
+            report.setdefault("universe", []).append(
+                {"item": f"{item}.en", "universe": universe_of[var_name].sentence, **universe_rates})
         answers = column[answered].astype(int)
         weight_name = microdata.item_weight(frame, answered, item)
         weights = panel.weights[weight_name][answered]
@@ -255,6 +278,9 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
                 "parallel_id": f"gss.{var_name}",
                 "battery": batteries.gss(var_name, var.families, f"gss.{var_name}"),
                 "repairs": row_repairs,
+                "construct": construct.kind,
+                "universe": universe_of[var_name].sentence if var_name in universe_of else None,
+                "volunteered_share": volunteered,
                 "design_effect": deff,
                 "human_n_effective": int(answered.sum()) / deff,
                 "respondents_weight": weight_name,

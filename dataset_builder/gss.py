@@ -122,6 +122,36 @@ def read_variables(path: str | Path, year: str = YEAR) -> list[GssVariable]:
 # residual; when the year's tabulation lacks them, nobody could give them that year.
 MODE_ONLY_LABEL = _MODE_ONLY_LABEL = re.compile(r"phone mode only|volunteered|^other$|^does not apply$", re.IGNORECASE)
 
+#: Answer labels that are no position on the question (the respondent declined or could not say).
+#: Never offered to a model: their answers are counted in ``volunteered_share`` instead.
+NONSUBSTANTIVE_OPTION = re.compile(r"\brefused\b|don't know|can't remember|can't choose|^no answer$|^(it )?depends\b",
+                                   re.IGNORECASE)
+#: Above this share of those asked answering outside the row's options (volunteered answers such as
+#: "depends", "as many as you want", and don't know / no answer / refused / can't choose), the row is
+#: excluded. Why 0.15: whatever those people would have chosen, the distribution over everyone asked
+#: is within total variation ``volunteered_share`` of the published one, and 0.15 is about the
+#: largest gap that still leaves the modal answer of most items unchanged; below it the row is kept
+#: and the share is a column, so a user can set a stricter cut.
+MAX_VOLUNTEERED_SHARE = 0.15
+#: Tabulation labels of people who were not asked (or not in the file): outside "those asked".
+NOT_ASKED_LABELS = ("iap", "not available in this year", "not available in this release", "Total")
+
+
+def volunteered_share(var: GssVariable, kept_labels: list[str]) -> float | None:
+    """Share of those asked whose answer is not one of ``kept_labels`` (the row's options).
+
+    From the documentation's unweighted tabulation, the only source that separates don't know,
+    no answer, refused and skipped from "not asked" (the year files code all of them NA). None when
+    the tabulation has no answers for the year.
+    """
+    counts = (var.raw.get("counts_by_year") or {}).get(var.year) or {}
+    asked = sum(int(n or 0) for label, n in counts.items() if label not in NOT_ASKED_LABELS)
+    if not asked:
+        return None
+    kept = sum(int(counts.get(label, 0) or 0) for label in set(kept_labels))
+    return 1.0 - kept / asked
+
+
 def drop_mode_only_options(var: GssVariable) -> list[str]:
     """Remove options absent from the year's tabulation because they were phone-only or residual."""
     counts = (var.raw.get("counts_by_year") or {}).get(var.year) or {}

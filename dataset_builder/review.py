@@ -24,6 +24,33 @@ WVS_ENGLISH_FILE = CURATION_DIR / "wvs_english.yaml"
 WVS_NATIVE_FILE = CURATION_DIR / "wvs_native.yaml"
 GSS_TEXT_FILE = CURATION_DIR / "gss_text.yaml"
 LINT_ALLOW_FILE = CURATION_DIR / "lint_allow.yaml"
+CONSTRUCT_FILE = CURATION_DIR / "construct.yaml"
+
+#: What a scored row measures. Classes outside SCORED_CONSTRUCTS never enter a scored config.
+SCORED_CONSTRUCTS = ("attitude", "value", "belief", "preference")
+UNSCORED_CONSTRUCTS = ("behaviour", "experience", "fact")
+#: The written rule that decides an item's class (rendered in the card); the curated file
+#: ``construct.yaml`` records its outcome per variable with a reason.
+CONSTRUCT_RULE: tuple[tuple[str, str], ...] = (
+    ("behaviour", "the answer reports what the respondent does or did: attendance, prayer, media and internet use, "
+                  "drug use, sexual behaviour, vaccination, household tasks, how their work is organised, vote recall "
+                  "and vote intention. Excluded."),
+    ("experience", "the answer reports what happened to the respondent or their own condition: health, mood in recent "
+                   "weeks, discrimination met, conditions of their own job, treatment received, their own finances. "
+                   "Excluded."),
+    ("fact", "the answer is a fact about the respondent or their household: gun ownership, internet access, union "
+             "membership, life history, a sexual partner's sex, self-placement in the class hierarchy or of their "
+             "femininity or masculinity. Excluded."),
+    ("value", "otherwise, if the answer says what ought to be or what matters in itself: a moral judgement "
+              "('always wrong', 'has the right'), what women, men or parents should do, the importance of a quality "
+              "or duty, a political or religious orientation."),
+    ("preference", "otherwise, if the answer chooses among alternatives for society or oneself: spending more or "
+                   "less, one policy or law over another, an ideal number of children, a party."),
+    ("belief", "otherwise, if the answer says what the respondent thinks is or will be the case: a perception of "
+               "society, a cause, a likelihood, trust in people, a religious belief."),
+    ("attitude", "otherwise: an evaluation of an object (favour or oppose, confidence in an institution, "
+                 "satisfaction, pride, agreement with an evaluative statement)."),
+)
 
 # Ordered answer scales, recognised by the words of their options (GSS labels are lower case).
 _ORDINAL_PATTERNS = [
@@ -79,6 +106,31 @@ def load_review(path: Path = REVIEW_FILE) -> dict[str, dict[str, str]]:
         if not str(entry.get("reason", "")).strip():
             raise CurationError(f"{path}: {var!r} has no reason; every decision needs one")
     return data
+
+
+@dataclass(frozen=True)
+class Construct:
+    kind: str  # one of SCORED_CONSTRUCTS or UNSCORED_CONSTRUCTS
+    reason: str
+
+    @property
+    def scored(self) -> bool:
+        return self.kind in SCORED_CONSTRUCTS
+
+
+def load_constructs(path: Path = CONSTRUCT_FILE) -> dict[str, Construct]:
+    """{GSS variable: Construct}: the class each variable gets under CONSTRUCT_RULE, with why."""
+    out = {}
+    allowed = SCORED_CONSTRUCTS + UNSCORED_CONSTRUCTS
+    for var, entry in load_yaml_file(path).items():
+        kind = (entry or {}).get("class")
+        if kind not in allowed:
+            raise CurationError(f"{path}: {var!r} has class {kind!r}; use one of {', '.join(allowed)}")
+        reason = str(entry.get("reason") or "").strip()
+        if not reason:
+            raise CurationError(f"{path}: {var!r} has no reason; say why it is a {kind}")
+        out[str(var)] = Construct(kind, reason)
+    return out
 
 
 def load_tags(path: Path = DIMENSIONS_FILE) -> dict[str, Tag]:
