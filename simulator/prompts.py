@@ -277,7 +277,10 @@ def render_question(
     numbers = tuple(numbers_src) if scale is not None else tuple(range(1, k + 1))
     options = tuple(question.options[i] for i in order)
     lines = "\n".join(_option_line(n, o, scale is not None, labels) for n, o in zip(numbers, options))
-    request = f"{question.question.strip()}\n{lines}"
+    # A question put to a sub-population says who is asked first (dataset 3.0 ``universe``), in the
+    # request itself so the memory, the baselines and every template carry it.
+    stem = f"{question.universe.strip()} {question.question.strip()}" if question.universe else question.question.strip()
+    request = f"{stem}\n{lines}"
     choose = spec["multiple"] if question.question_type == "multiple_choice" else spec["single"]
     place = location.label(language) if isinstance(location, Location) else location
     text = spec["template"].format(
