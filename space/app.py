@@ -33,6 +33,8 @@ from culturesim.space import device  # noqa: E402,F401  (imports spaces before a
 from culturesim import space  # noqa: E402
 from culturesim.space.explore import explore_languages, explore_message  # noqa: E402
 from culturesim.space.glossary import glossary_markdown  # noqa: E402
+from culturesim.space.leaderboard import (DEFAULT_SCORE, leaderboard_figure, leaderboard_frame,  # noqa: E402
+                                          leaderboard_note, load_leaderboard, score_choices, slice_choices)
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +217,18 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
             scored = _results_panel("score")
             _glossary()
 
+        with gr.Tab("Results", id="results"):  # the results table (culturesim results add / study): space/leaderboard.py
+            board = load_leaderboard()
+            board_note = gr.Markdown(leaderboard_note(board), elem_id="board-note")
+            with gr.Row():
+                board_score = gr.Dropdown(score_choices(board) or [DEFAULT_SCORE], value=DEFAULT_SCORE, label="Score",
+                                          elem_id="board-score")
+                board_slice = gr.Dropdown(slice_choices(board), value=space.ALL, label="Culture and language",
+                                          elem_id="board-slice")
+            board_table = gr.Dataframe(leaderboard_frame(board), interactive=False, wrap=True, max_height=480,
+                                       label="Results (click a header to sort)", elem_id="board-table")
+            board_plot = gr.Plot(leaderboard_figure(board), show_label=False, elem_id="board-plot")
+
         # ---- events -------------------------------------------------------------------
 
         def on_model_kind(kind: str):
@@ -353,6 +367,14 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                 log.warning("scoring an upload failed: %s", message)
                 gr.Warning(message)
                 yield {score_status: f"⚠ **{_md(message)}**", score_button: gr.update(interactive=True)}
+
+        def on_board(score_value: str, where: str):
+            rows = load_leaderboard()
+            return (leaderboard_note(rows, score_value), leaderboard_frame(rows, score_value, where),
+                    leaderboard_figure(rows, score_value, where))
+
+        for control in (board_score, board_slice):
+            control.change(on_board, [board_score, board_slice], [board_note, board_table, board_plot])
 
         score_button.click(on_score, upload, [score_status, score_button, *scored.values()], concurrency_id="scoring",
                            concurrency_limit=2)

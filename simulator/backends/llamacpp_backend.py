@@ -32,6 +32,7 @@ the log-softmax after the prompt, over the whole vocabulary, from llama.cpp's lo
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.metadata
 import logging
@@ -50,7 +51,7 @@ from culturesim.simulator.backends.llamacpp_decoding import BatchContext, Sequen
 from culturesim.simulator.embedded import EMBEDDED_MODEL
 from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
-__all__ = ["LlamaCppBackend", "LlamaCppTokenizer", "SUPPORTED_PARAMS", "default_threads"]
+__all__ = ["LlamaCppBackend", "LlamaCppTokenizer", "SUPPORTED_PARAMS", "default_threads", "quantization"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,15 @@ SUPPORTED_PARAMS = frozenset(
     {"max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_p", "seed", "top_logprobs"}
 )
 BEAM_SEARCH = "refused: num_beams > 1 fails the request (no beam search in llama.cpp's API); the runner applies num_beams=1"
+
+
+def quantization(llm: llama_cpp.Llama) -> str:
+    """The weights' type as llama.cpp names it (``Q4_K - Medium``): the last part of its model
+    description (``qwen2 1.5B Q4_K - Medium``), recorded so a results row says what ran."""
+    buf = ctypes.create_string_buffer(256)
+    llama_cpp.llama_model_desc(llm.model, buf, len(buf))
+    parts = buf.value.decode("utf-8", "replace").split(" ", 2)
+    return parts[2] if len(parts) == 3 else " ".join(parts)
 
 
 def default_threads() -> int:
@@ -198,6 +208,8 @@ class LlamaCppBackend(Backend):
             gguf_path=str(self.path),
             gguf_name=self.llm.metadata.get("general.name"),
             gguf_bytes=self.path.stat().st_size,
+            num_parameters=int(llama_cpp.llama_model_n_params(self.llm.model)),
+            quantization=quantization(self.llm),
             chat_template=bool(self.tokenizer.chat_template),
             batch_size=self.batch_size,
             n_ctx=self.n_ctx,

@@ -41,6 +41,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("score",): ("culturesim.simulator.cli.score", "score a run's responses against the human distributions"),
     ("report",): ("culturesim.simulator.cli.report", "the paper's analyses for one or more runs, as HTML, JSON and PNG"),
     ("ablate",): ("culturesim.simulator.cli.ablate", "diversity-plan and language ablations on the same questions"),
+    ("study",): ("culturesim.simulator.cli.study", "run or continue a study (models x plans x estimators x cultures, resumable)"),
+    ("results",): ("culturesim.simulator.cli.results", "the results table: add a scored run, or show the table"),
     ("invariance",): ("culturesim.simulator.cli.invariance", "how far answers move under option order, labels, reversal, paraphrase"),
     ("harness-path",): ("culturesim.simulator.cli.harness_path", "print the lm-evaluation-harness task folder (lm_eval --include_path)"),
     ("metric", "publish"): ("culturesim.simulator.cli.metric_publish", "upload the evaluate metric module as a Hugging Face Space"),
