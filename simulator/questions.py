@@ -44,6 +44,9 @@ class Question:
     #: The weighted split-half divergence of the real respondents (keys kl, js, wasserstein,
     #: kl_sd, js_sd, wasserstein_sd; wasserstein None for non-ordinal); None without microdata.
     human_ceiling: dict[str, float | None] | None = field(default=None, compare=False)
+    #: Who was asked, when only a sub-population was (dataset 3.0 ``universe``, e.g. "You are
+    #: married."): the prompt states it, so the simulated participant is one of those people.
+    universe: str | None = None
 
     @property
     def num_options(self) -> int:
@@ -70,6 +73,7 @@ class Question:
             demographics=tuple(row.get("demographics") or ()),
             human_nonsubstantive_share=_optional_float(row.get("human_nonsubstantive_share")),
             human_ceiling=_ceiling_from_record(row),
+            universe=row.get("universe") or None,
         )
 
 
