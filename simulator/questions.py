@@ -44,6 +44,9 @@ class Question:
     #: The weighted split-half divergence of the real respondents (keys kl, js, wasserstein,
     #: kl_sd, js_sd, wasserstein_sd; wasserstein None for non-ordinal); None without microdata.
     human_ceiling: dict[str, float | None] | None = field(default=None, compare=False)
+    #: Asked identically (one question, one option set) in all four cultures of the dataset: the
+    #: culture map and cross-culture comparisons use only these items (dataset 3.0 ``comparable``).
+    comparable: bool = False
     #: Who was asked, when only a sub-population was (dataset 3.0 ``universe``, e.g. "You are
     #: married."): the prompt states it, so the simulated participant is one of those people.
     universe: str | None = None
@@ -73,6 +76,7 @@ class Question:
             demographics=tuple(row.get("demographics") or ()),
             human_nonsubstantive_share=_optional_float(row.get("human_nonsubstantive_share")),
             human_ceiling=_ceiling_from_record(row),
+            comparable=bool(row.get("comparable") or False),
             universe=row.get("universe") or None,
         )
 
