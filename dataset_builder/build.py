@@ -294,6 +294,7 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
     src = wvs.WvsSources.read(sources / "wvs7", WVS_ENGLISH_FILE, WVS_NATIVE_FILE)
     batteries = battery.BatteryRules.load()
     items, issues = wvs.adapt_all(src)
+    constructs = load_constructs(wvs.CONSTRUCT_FILE)
     for issue in issues:
         entry = {"item": issue.item, "stage": "repair", "rule": issue.kind, "reason": issue.detail}
         report["excluded" if issue.action == "excluded" else "repaired"].append(entry)
@@ -309,6 +310,14 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
         if decision["decision"] == "exclude":
             report["excluded"].append({"item": f"wvs7.{item.country}.{item.qid}", "stage": "review",
                                        "rule": "curated", "reason": decision["reason"]})
+            continue
+        construct = constructs.get(item.qid)
+        if construct is None:
+            raise CurationError(f"WVS item {item.qid} has no class in {wvs.CONSTRUCT_FILE.name}; classify it by the "
+                                "rule in review.CONSTRUCT_RULE")
+        if not construct.scored:
+            report["excluded"].append({"item": f"wvs7.{item.country}.{item.qid}", "stage": "construct",
+                                       "rule": "not_an_attitude", "reason": f"{construct.kind}: {construct.reason}"})
             continue
         tag = tags.get(f"wvs:{item.qid}")
         if tag is None:
@@ -336,6 +345,7 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
             "parallel_id": f"wvs7.{item.qid}",
             "battery": batteries.wvs(item.qid, f"wvs7.{item.qid}"),
             "repairs": repairs_by_item.get(tag_key, []),
+            "construct": construct.kind,
         }
         rows.append(
             {**base, "id": f"{tag_key}.{item.language}", "language": item.language, "is_native_language": True,
@@ -348,6 +358,9 @@ def wvs_rows(sources: Path, review: dict, tags: dict, report: dict) -> list[dict
                 {**base, "id": f"{tag_key}.en", "language": "en", "is_native_language": False,
                  "question": _clean_text(item.english_question), "options": list(item.english_options)}
             )
+    comparable = wvs.comparable_questions(rows)
+    for row in rows:
+        row["comparable"] = row["source_variable"] in comparable
     return rows
 
 
@@ -406,6 +419,8 @@ def collect(sources: Path = DEFAULT_SOURCES) -> tuple[list[dict[str, Any]], dict
     review, tags = load_review(), load_tags()
     rows = [r for year in gss.YEARS for r in gss_rows(sources, review, tags, report, year)]
     rows += wvs_rows(sources, review, tags, report)
+    for row in rows:  # GSS items are asked in the US only: never comparable across the four cultures
+        row.setdefault("comparable", False)
     return rows, report
 
 

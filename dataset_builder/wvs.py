@@ -25,10 +25,14 @@ COUNTRY_NAMES = {"US": "United States", "CN": "China", "JP": "Japan", "EG": "Egy
 SAMPLE_SIZES = {"US": 2596, "CN": 3036, "JP": 1353, "EG": 1200}
 SURVEY_YEARS = {"US": 2017, "CN": 2018, "JP": 2019, "EG": 2018}
 
+#: Curated list batteries (see WvsSources.list_question); read by default so every reader gets the questions.
+BATTERIES_FILE = Path(__file__).resolve().parent / "curation" / "wvs_batteries.yaml"
+
 SUM_TOLERANCE = 0.02  # shares summing within this of 1 differ by rounding only
 MIN_MASS = 0.6  # below this the distribution is truncated, not just missing DK/NA
-# A 10-point scale reduced to two codes is a coherent dichotomy when the two codes carry the
-# sample (minus DK/NA); when they carry little, only the scale's endpoints were kept.
+# A 10-point scale reduced to two codes: when the two codes carry the sample (minus DK/NA) the source
+# cut the scale in two; when they carry little, it kept only the scale's end points. Both are excluded
+# (see adapt_item); the threshold only words the reason.
 COLLAPSE_MIN_MASS = 0.7
 # Identical non-trivial distributions for one question in two countries mean one file copied
 # the other's record (seen: the JP justifiability items inside the US file).
@@ -108,10 +112,12 @@ class WvsSources:
     metadata: dict[str, Any]
     english: dict[str, Any]
     native: dict[str, Any] = field(default_factory=dict)
+    #: List questions the source split into one yes/no question per listed thing (curation/wvs_batteries.yaml).
+    batteries: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def read(cls, folder: str | Path, english_overrides: str | Path | None = None,
-             native_overrides: str | Path | None = None) -> "WvsSources":
+             native_overrides: str | Path | None = None, batteries: str | Path | None = BATTERIES_FILE) -> "WvsSources":
         folder = Path(folder)
         aggregates = {}
         for country in COUNTRIES:
@@ -133,7 +139,32 @@ class WvsSources:
 
             with open(native_overrides, encoding="utf-8") as fh:
                 native = yaml.safe_load(fh) or {}
-        return cls(aggregates, codebook, metadata, english, native)
+        lists: dict[str, Any] = {}
+        if batteries and Path(batteries).exists():
+            import yaml
+
+            with open(batteries, encoding="utf-8") as fh:
+                lists = yaml.safe_load(fh) or {}
+        return cls(aggregates, codebook, metadata, english, native, lists)
+
+    def list_question(self, qid: str, language: str) -> tuple[str, str] | None:
+        """(question, reason) for an item of a curated list battery in ``language``; None for other items.
+
+        The question names the whole list, the number a respondent could choose and the item, as the
+        questionnaire asked it (see curation/wvs_batteries.yaml).
+        """
+        for name, battery in self.batteries.items():
+            items = battery.get("items") or {}
+            if qid not in items:
+                continue
+            try:
+                stem, sep = battery["stem"][language], battery["separator"][language]
+                listed = sep.join(str(labels[language]) for labels in items.values())
+                return stem.format(list=listed, item=items[qid][language]), str(battery["reason"]).strip()
+            except KeyError as missing:
+                raise ValueError(f"wvs_batteries.yaml: battery {name!r} lacks {missing} for {qid} in {language!r}; "
+                                 "give every item and the stem in en, zh, ja and ar") from None
+        return None
 
     def codebook_choices(self, qid: str) -> dict[int, str]:
         choices = (self.codebook.get(qid) or {}).get("choices") or {}
@@ -211,20 +242,31 @@ def full_english_question(src: "WvsSources", qid: str, n_options: int, labelled:
     return text[:1].upper() + text[1:]
 
 
-def english_wording(src: "WvsSources", qid: str, country: str, codes: list[int],
-                    collapsed: bool) -> tuple[tuple[str, list[str]] | None, str | None]:
+def english_wording(src: "WvsSources", qid: str, country: str,
+                    codes: list[int]) -> tuple[tuple[str, list[str]] | None, str | None]:
     """(English question and options, what was repaired) for one item.
 
-    A curated override wins. Otherwise the US file's own English, unless its question is a
-    fragment (a battery item without its stem, no closing punctuation) -- then the metadata's
-    full question -- and unless its options repeat one another (Q143 "A good deal" twice) --
-    then the codebook's labels.
+    A curated override wins (its reason is the repair note, so the build report shows it). Otherwise
+    the US file's own English, unless its question is a fragment (a battery item without its stem,
+    no closing punctuation) -- then the metadata's full question -- and unless its options repeat
+    one another (Q143 "A good deal" twice) -- then the codebook's labels.
     """
+    listed = src.list_question(qid, "en")
+    if listed:
+        options = next(b["options"]["en"] for b in src.batteries.values() if qid in (b.get("items") or {}))
+        if len(options) != len(codes):
+            raise ValueError(f"wvs_batteries.yaml: {qid} has {len(codes)} codes but English options {options}")
+        if not all(isinstance(o, str) for o in options):
+            raise ValueError(f"wvs_batteries.yaml: options {options!r} must be quoted strings (YAML reads Yes/No as booleans)")
+        return (listed[0], list(options)), f"list question restored: {listed[1]}"
     override = _english_override(src, qid, country)
     if override:
-        return override, None
+        reason = str((src.english.get(qid) or {}).get("note") or "").strip()
+        if not reason:
+            raise ValueError(f"wvs_english.yaml: {qid} has a curated wording but no 'note' saying why; add one")
+        return override, f"curated English wording: {reason}"
     us = src.us_english(qid, codes)
-    fallback = None if collapsed else _english_from_codebook(src, qid, codes)
+    fallback = _english_from_codebook(src, qid, codes)
     if us is None and fallback is None:
         return None, None
     question, options = us or fallback  # type: ignore[misc]
@@ -252,6 +294,10 @@ _NATIVE_TERMINAL = tuple("?？。！!.؟:：」』”\"")
 
 def _repair_native(src: "WvsSources", tag: str, qid: str, language: str, question: str, issues: list[Issue]) -> str:
     """Curated native stems, English glosses in zh/ja text, closing punctuation of battery items."""
+    listed = src.list_question(qid, language)
+    if listed:
+        issues.append(Issue(tag, "list_question", "repaired", listed[1]))
+        return listed[0]
     entry = src.native.get(qid) or {}
     if entry.get(language):
         issues.append(Issue(tag, "native_stem", "repaired", str(entry.get("reason", "")).strip()))
@@ -272,6 +318,17 @@ def _repair_native(src: "WvsSources", tag: str, qid: str, language: str, questio
                             f"the battery item ends without punctuation: {mark!r} added"))
         question = question.rstrip() + mark
     return question
+
+
+def collapsed_scale_reason(scale: tuple[int, int], dist: dict[int, float]) -> str:
+    """Why a 10-point scale the source reduced to two codes cannot be asked (the build report's words)."""
+    codes, mass = sorted(dist), sum(dist.values())
+    if mass < COLLAPSE_MIN_MASS:
+        return (f"{scale[0]}-{scale[1]} scale reduced to codes {codes} carrying only {mass:.2f} of respondents: only "
+                "the scale's end points were kept, the middle is lost and no source holds it")
+    return (f"{scale[0]}-{scale[1]} scale cut in two by the source (codes {codes}, {mass:.2f} of respondents) at a "
+            "point it does not document; the full scale is in no source file, and a two-way question that "
+            "states its cut cannot be written without knowing the cut")
 
 
 def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[Issue]) -> WvsItem | None:
@@ -302,23 +359,14 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
     scale = src.scale(qid)
     notes: list[str] = []
 
-    # Defect: a 10-point scale collapsed to two codes.
+    # Defect: a 10-point scale collapsed to two codes. Respondents answered on the full scale; the
+    # source kept either its two end points or a two-way split at a point it does not document, and
+    # no source file holds the scale's other points. A truthful two-way question would have to state
+    # the cut (1-5 vs 6-10, or 1 vs 2-10, ...), which nothing in the sources tells, so the item goes.
     collapsed = scale is not None and scale[1] - scale[0] + 1 >= 10 and len(dist) == 2
     if collapsed:
-        mass = sum(dist.values())
-        if mass < COLLAPSE_MIN_MASS:
-            issues.append(Issue(tag, "collapsed_scale", "excluded",
-                                f"{scale[0]}-{scale[1]} scale reduced to codes {sorted(dist)} carrying only {mass:.2f} "
-                                "of respondents: the middle of the scale is lost and cannot be rebuilt"))
-            return None
-        if sorted(dist) != sorted(opt_codes):
-            issues.append(Issue(tag, "collapsed_scale", "excluded",
-                                f"two-code distribution {sorted(dist)} does not match options {opt_codes}"))
-            return None
-        issues.append(Issue(tag, "collapsed_scale", "repaired",
-                            f"{scale[0]}-{scale[1]} scale dichotomised by the source (codes {sorted(dist)}, mass "
-                            f"{mass:.2f}); kept as a two-option item with the source's own labels"))
-        notes.append("dichotomised 10-point scale")
+        issues.append(Issue(tag, "collapsed_scale", "excluded", collapsed_scale_reason(scale, dist)))
+        return None
 
     # Defect: options and distribution codes disagree.
     if set(dist) != set(opt_codes):
@@ -368,7 +416,7 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
 
     question = (raw.get("question_text") or "").strip()
     text_lang = detect_script_language(question + " " + " ".join(options_native))
-    english, english_note = english_wording(src, qid, country, codes, collapsed)
+    english, english_note = english_wording(src, qid, country, codes)
     if english_note:
         issues.append(Issue(tag, "english_wording", "repaired", english_note))
     if text_lang != native:
@@ -393,7 +441,7 @@ def adapt_item(src: WvsSources, country: str, raw: dict[str, Any], issues: list[
                             f"English wording has {len(english[1])} options for {len(codes)} codes"))
         english = None
 
-    ordinal = (meta.get("answer_data_type") == "ordinal") or collapsed
+    ordinal = meta.get("answer_data_type") == "ordinal"
     residual_mass = 1.0
     residual_source = english[1] if english else options_native
     residual = [i for i, o in enumerate(residual_source) if ordinal and RESIDUAL_RE.match(o.strip())]
@@ -483,3 +531,25 @@ def adapt_all(src: WvsSources) -> tuple[list[WvsItem], list[Issue]]:
             if item is not None:
                 items.append(item)
     return items, issues
+
+
+#: The construct of every WVS question (classes and reasons as review.load_constructs reads them).
+CONSTRUCT_FILE = Path(__file__).resolve().parent / "curation" / "wvs_construct.yaml"
+
+
+def comparable_questions(rows: list[dict[str, Any]]) -> set[str]:
+    """WVS question ids asked identically in all four cultures: present in each, with one English
+    question, one option list and one code list (the US row, the others' English parallels).
+
+    Why: per-culture scores over different items compare different tests; a cross-culture comparison
+    is fair only on the items every culture answered in the same form. The English wording stands for
+    the question because every native text is a translation of the same master questionnaire.
+    """
+    forms: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
+    for row in rows:
+        if row["source"] != "WVS" or row["language"] != "en":
+            continue
+        form = (row["question"], tuple(row["options"]), tuple(row["option_codes"]))
+        forms.setdefault(row["source_variable"], {}).setdefault(row["culture"], set()).add(form)
+    return {qid for qid, by_culture in forms.items()
+            if set(by_culture) == set(COUNTRIES) and len(set().union(*by_culture.values())) == 1}

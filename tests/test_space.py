@@ -65,15 +65,15 @@ ROWS = [
     _row(id="wvs7.US.Q1.en", culture="US", language="en", source="WVS", source_year=2017, source_variable="Q1",
          question="For each of the following, indicate how important it is in your life. Family",
          options=["Very important", "Rather important", "Not very important"], human_distribution=[0.9, 0.08, 0.02],
-         value_dimensions=["IDV", "TDI"], topic="Social Values, Norms, Stereotypes", parallel_id="wvs7.Q1"),
+         value_dimensions=["IDV", "TDI"], topic="Social Values, Norms, Stereotypes", parallel_id="wvs7.Q1", comparable=True),
     _row(id="wvs7.CN.Q1.zh", culture="CN", language="zh", source="WVS", source_year=2018, source_variable="Q1",
          question="请说明以下各项在您生活中的重要性：家庭", options=["非常重要", "比较重要", "不太重要"],
          human_distribution=[0.85, 0.12, 0.03], value_dimensions=["IDV", "TDI"], topic="Social Values, Norms, Stereotypes",
-         parallel_id="wvs7.Q1"),
+         parallel_id="wvs7.Q1", comparable=True),
     _row(id="wvs7.CN.Q1.en", culture="CN", language="en", is_native_language=False, source="WVS", source_year=2018,
          source_variable="Q1", question="For each of the following, indicate how important it is in your life. Family",
          options=["Very important", "Rather important", "Not very important"], human_distribution=[0.85, 0.12, 0.03],
-         value_dimensions=["IDV", "TDI"], topic="Social Values, Norms, Stereotypes", parallel_id="wvs7.Q1"),
+         value_dimensions=["IDV", "TDI"], topic="Social Values, Norms, Stereotypes", parallel_id="wvs7.Q1", comparable=True),
 ]
 
 

@@ -6,6 +6,10 @@ a question is its expected answer on a 0..1 scale (option rank / (k-1)), flipped
 polarity is -1; a population's (or a run's) position on a dimension is the mean over the
 dimension's questions. The positions of all entities are standardised and projected with PCA
 into two axes, as in the DEF paper's culture map.
+
+Only ``comparable`` questions enter (the dataset's flag: asked identically in all four cultures).
+A culture placed by items the others never answered, or answered in another form, would differ on
+the map by its questions, not its values.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
     entities: dict[str, dict[str, float]] = {}
     humans = []
     for culture in dataset_cultures(dataset_dir):
-        qs = [q for q in load_questions(culture, dataset_dir=dataset_dir) if q.source == "WVS"]
+        qs = [q for q in load_questions(culture, dataset_dir=dataset_dir) if q.source == "WVS" and q.comparable]
         pos = dimension_positions(qs, [q.human_distribution for q in qs], polarity)
         if pos:
             label = f"{culture} (human, WVS)"
@@ -116,7 +120,7 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
     run_positions = {}
     for run in runs:
         per_q = {p["id"]: p["model_distribution"] for p in run["metric"].get("per_question") or []}
-        qs = [q for q in run["questions"] if q.id in per_q]
+        qs = [q for q in run["questions"] if q.id in per_q and q.comparable]
         pos = dimension_positions(qs, [per_q[q.id] for q in qs], polarity)
         run_positions[run["label"]] = pos
         if pos:
@@ -129,3 +133,31 @@ def culture_map_for_runs(runs: Sequence[dict[str, Any]], dataset_dir: Path | Non
     projection["positions"] = entities
     projection["run_question_counts"] = {k: {d: v["n"] for d, v in p.items()} for k, p in run_positions.items()}
     return projection
+
+
+def cross_culture_scores(runs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Runs of different cultures compared on the same items: each run's mean KL and JS over the
+    comparable questions (by ``parallel_id``) that every run answered. None for runs of one culture.
+
+    Why: each culture's overall numbers rest on its own question set (the US has hundreds of GSS items,
+    the others about fifty WVS items), so side by side they compare tests, not cultures; on the shared
+    comparable items the difference is the model's.
+    """
+    if len({run["config"].get("culture") for run in runs}) < 2:
+        return None
+    answered: list[dict[str, list[dict[str, Any]]]] = []
+    for run in runs:
+        per_q = {p["id"]: p for p in run["metric"].get("per_question") or []}
+        by_item: dict[str, list[dict[str, Any]]] = {}
+        for q in run["questions"]:
+            if q.comparable and q.id in per_q:
+                by_item.setdefault(q.parallel_id or q.source_variable, []).append(per_q[q.id])
+        answered.append(by_item)
+    shared = sorted(set.intersection(*(set(a) for a in answered))) if answered else []
+    rows = []
+    for run, by_item in zip(runs, answered):
+        scored = [p for item in shared for p in by_item[item]]
+        rows.append({"label": run["label"], "culture": run["config"].get("culture"), "n_questions": len(scored),
+                     "kl_mean": float(np.mean([p["kl"] for p in scored])) if scored else None,
+                     "js_mean": float(np.mean([p["js"] for p in scored])) if scored else None})
+    return {"items": shared, "runs": rows}

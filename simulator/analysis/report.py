@@ -34,7 +34,7 @@ from culturesim.simulator.analysis import figures
 from culturesim.simulator.analysis.ablation import language_ablation, plan_ablation
 from culturesim.simulator.analysis.bias import bias_by_dimension
 from culturesim.simulator.analysis.ceiling import human_ceiling
-from culturesim.simulator.analysis.culture_map import culture_map_for_runs
+from culturesim.simulator.analysis.culture_map import cross_culture_scores, culture_map_for_runs
 from culturesim.simulator.analysis.estimators import compare_estimators, estimators_html
 from culturesim.simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
 from culturesim.simulator.analysis.insensitivity import insensitivity_for_run
@@ -324,6 +324,7 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     for r in report["runs"]:
         r["warnings"] += _insensitivity_warnings(r["insensitivity"]["summary"])
     report["culture_map"] = culture_map_for_runs(runs, Path(dataset_dir) if dataset_dir else None)
+    report["cross_culture"] = cross_culture_scores(runs)
     report["ablation"] = plan_ablation([r for r in runs if _sampled(r)])
     report["language_ablation"] = language_ablation([r for r in runs if _sampled(r)])
 
@@ -469,6 +470,17 @@ def _mixed_notice(mix: dict[str, Any] | None) -> str:
             f"these differ in culture or questions, so each run's numbers rest on its own questions:</p><ul>{items}</ul></div>")
 
 
+def _cross_culture_table(cross: dict[str, Any] | None) -> str:
+    """Runs of several cultures on the comparable items they all answered (culture_map.cross_culture_scores)."""
+    if not cross:
+        return ""
+    rows = [[str(r["label"]), str(r["culture"]), r["n_questions"], r["kl_mean"], r["js_mean"]] for r in cross["runs"]]
+    return (f'<div class="cross-culture"><h2>Across cultures, on the same items</h2><p>Mean divergence over the '
+            f"{len(cross['items'])} comparable items (asked identically in US, CN, JP and EG) that every run answered; "
+            "each run's overall numbers below rest on its own culture's questions.</p>"
+            + _table(["run", "culture", "questions", "KL", "JS"], rows, "cross-culture") + "</div>")
+
+
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}"
     "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
@@ -592,6 +604,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         _CSS, "</style></head><body>",
         "<h1>culturesim report</h1>",
         _mixed_notice(report.get("comparability")),
+        _cross_culture_table(report.get("cross_culture")),
         "<p>How close a language model's answers to survey questions come to real respondents' answers: each run "
         "asks the model the questions as many simulated participants, counts the parsed answers per question into "
         "a distribution and compares it with the human one. Every abbreviation is defined in the "
