@@ -117,24 +117,28 @@ def test_shifted_and_unknown_codes_are_caught(frames, sources):
 
 
 def test_the_build_repairs_an_injected_shifted_column(frames, sources, tmp_path):
-    """A year file whose `attend` column is shifted by one code: the build shifts it back, says so,
-    and the distribution is the unshifted one; a column with an undocumented code is excluded."""
+    """A year file whose `fepresch` column is shifted by one code (as the 2020 panel's `attend` was):
+    the build shifts it back, says so, and the distribution is the unshifted one; a column with an
+    undocumented code is excluded."""
     src = tmp_path / "sources"
     (src / "gss").mkdir(parents=True)
     shutil.copy(sources / "gss" / "gss_variables_2018_2024.jsonl", src / "gss")
     shutil.copy(sources / "gss" / "gss2024.rds", src / "gss")
-    df = pyreadr.read_r(str(sources / "gss" / "gss2022.rds"))[None][["id", "wtssps", "sex", "age", "attend", "fefam", "fechld"]]
-    df["attend"] = df["attend"] + 1
+    df = pyreadr.read_r(str(sources / "gss" / "gss2022.rds"))[None]
+    # The columns the build reads: ids, weights, breakdowns, the random-design cells and the items.
+    df = df[[c for c in df.columns if c in ("id", "sex", "age", "ballot", "form", "issp", "mode")
+             or c.startswith("wtss") or c in ("fepresch", "fefam", "fechld")]]
+    df["fepresch"] = df["fepresch"] + 1
     df.loc[df.index[df.fechld.notna()][:40], "fechld"] = 9
     pyreadr.write_rds(str(src / "gss" / "gss2022.rds"), df)
     report = {"excluded": [], "repaired": []}
     rows = {r["source_variable"]: r for r in gss_rows(src, load_review(), load_tags(), report, "2022")}
-    assert set(rows) == {"attend", "fefam"}
+    assert set(rows) == {"fepresch", "fefam"}
     repaired = {e["item"]: e for e in report["repaired"] if e["rule"] == "code_shift"}
-    assert "gss2022.attend" in repaired
+    assert "gss2022.fepresch" in repaired
     excluded = {e["item"]: e for e in report["excluded"] if e["rule"] == "code_mismatch"}
     assert "gss2022.fechld" in excluded and "[9]" in excluded["gss2022.fechld"]["reason"]
     real = frames[2022]
-    answered = real[real.attend.isin(range(9))]
-    truth = np.array([answered.wtssps[answered.attend == c].sum() for c in range(9)])
-    np.testing.assert_allclose(rows["attend"]["human_distribution"], truth / truth.sum(), atol=1e-12)
+    answered = real[real.fepresch.isin(range(1, 5))]
+    truth = np.array([answered.wtssps[answered.fepresch == c].sum() for c in range(1, 5)])
+    np.testing.assert_allclose(rows["fepresch"]["human_distribution"], truth / truth.sum(), atol=1e-12)
