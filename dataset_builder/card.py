@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from culturesim.dataset_builder import battery, respondents
+from culturesim.dataset_builder import battery, respondents, wvs
 from culturesim.dataset_builder.lint import KINDS as LINT_KINDS
 from culturesim.dataset_builder.schema import COLUMN_DOCS, DIMENSION_NAMES
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
@@ -202,6 +202,7 @@ Compare it with a model's refusal rate.
 
 {respondents.card_section(rows, report)}
 {battery.card_text(rows)}
+{wvs.card_section(rows, report)}
 **WVS distributions** come aggregated and rounded to 0.01; they are renormalised over the
 substantive answers and `human_n` is the effective n: the national sample size × the share the
 source's shares cover (don't know and no answer were dropped by the source), e.g. a Japanese item
@@ -247,8 +248,7 @@ glosses left by machine translation are removed. Each repaired row lists its rep
 
 **The lint** (`dataset_builder/lint.py`) runs inside `culturesim dataset build` over every row
 and stops the build on any finding; exceptions are curated in `curation/lint_allow.yaml` with a
-reason (e.g. WVS Q174 and Q175 share the question "Which is the basic meaning of religion?" with
-different answers).
+reason.
 
 {lint_table}
 
@@ -268,8 +268,8 @@ and universalism), or a reason for having none. Tags were assigned by reading ea
 - GSS sampling error is carried by `design_effect` and `human_n_effective`, the weighting part of
   the design effect only: clustering, not identifiable from the year files, makes the true
   effective sample smaller still.
-- WVS shares come rounded to 0.01 from a third-party aggregation; dichotomised WVS scales lose the
-  original 10-point resolution; WVS has no demographic breakdowns here.
+- WVS shares come rounded to 0.01 from a third-party aggregation; the WVS 10-point scales are not
+  here (the source kept only two codes of each); WVS has no demographic breakdowns here.
 - Restored native WVS stems are translations of the master questionnaire, not the national
   questionnaires' exact words.
 - Value-dimension tags are a curated judgement: useful to aggregate, not a validated scale.

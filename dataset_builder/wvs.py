@@ -34,6 +34,8 @@ MIN_MASS = 0.6  # below this the distribution is truncated, not just missing DK/
 # cut the scale in two; when they carry little, it kept only the scale's end points. Both are excluded
 # (see adapt_item); the threshold only words the reason.
 COLLAPSE_MIN_MASS = 0.7
+#: The words of the build report's reason for a scale kept only at its end points (the card counts by them).
+_ENDPOINTS_ONLY = "only the scale's end points were kept"
 # Identical non-trivial distributions for one question in two countries mean one file copied
 # the other's record (seen: the JP justifiability items inside the US file).
 DUPLICATE_MAX_SHARE = 0.9
@@ -324,8 +326,8 @@ def collapsed_scale_reason(scale: tuple[int, int], dist: dict[int, float]) -> st
     """Why a 10-point scale the source reduced to two codes cannot be asked (the build report's words)."""
     codes, mass = sorted(dist), sum(dist.values())
     if mass < COLLAPSE_MIN_MASS:
-        return (f"{scale[0]}-{scale[1]} scale reduced to codes {codes} carrying only {mass:.2f} of respondents: only "
-                "the scale's end points were kept, the middle is lost and no source holds it")
+        return (f"{scale[0]}-{scale[1]} scale reduced to codes {codes} carrying only {mass:.2f} of respondents: "
+                f"{_ENDPOINTS_ONLY}, the middle is lost and no source holds it")
     return (f"{scale[0]}-{scale[1]} scale cut in two by the source (codes {codes}, {mass:.2f} of respondents) at a "
             "point it does not document; the full scale is in no source file, and a two-way question that "
             "states its cut cannot be written without knowing the cut")
@@ -553,3 +555,48 @@ def comparable_questions(rows: list[dict[str, Any]]) -> set[str]:
         forms.setdefault(row["source_variable"], {}).setdefault(row["culture"], set()).add(form)
     return {qid for qid, by_culture in forms.items()
             if set(by_culture) == set(COUNTRIES) and len(set().union(*by_culture.values())) == 1}
+
+
+
+def card_section(rows: list[dict[str, Any]], report: dict[str, Any]) -> str:
+    """The card's WVS paragraph: what happened to the 10-point scales, which items are comparable,
+    and per culture how many items are scored, so a reader sees what each culture's score rests on."""
+    wvs_rows = [r for r in rows if r["source"] == "WVS" and r["is_native_language"]]
+    comparable = sorted({r["source_variable"] for r in wvs_rows if r.get("comparable")}, key=lambda q: int(q[1:]))
+    excluded = [e for e in report.get("excluded", []) if e["item"].startswith("wvs7.")]
+
+    def country_of(entry: dict[str, Any]) -> str:
+        return entry["item"].split(".")[1]
+
+    collapsed = [e for e in excluded if e["rule"] == "collapsed_scale"]
+    ends = [e for e in collapsed if _ENDPOINTS_ONLY in e["reason"]]
+    cut = [e for e in collapsed if _ENDPOINTS_ONLY not in e["reason"]]
+    construct_out = [e for e in excluded if e["rule"] == "not_an_attitude"]
+    lines = ["| culture | scored items | comparable | 10-point scales cut in two | scale end points only | "
+             "behaviour, experience or fact |", "|---|---|---|---|---|---|"]
+    for country in COUNTRIES:
+        mine = [r for r in wvs_rows if r["culture"] == country]
+        lines.append(f"| {country} | {len(mine)} | {sum(1 for r in mine if r.get('comparable'))} | "
+                     f"{sum(1 for e in cut if country_of(e) == country)} | "
+                     f"{sum(1 for e in ends if country_of(e) == country)} | "
+                     f"{sum(1 for e in construct_out if country_of(e) == country)} |")
+    table = "\n".join(lines)
+    return f"""**WVS items.** Respondents answered WVS 10-point scales (life satisfaction, the
+justifiability battery, science and technology, importance of God, the economic values Q106–Q110)
+on all ten points; the aggregated source kept either the two end points or a two-way split at a
+point it does not document, and no source file holds the other points. None could be recovered,
+and a truthful two-way question would have to state the cut, so all {len(collapsed)} such
+records are excluded with their reason (`collapsed_scale`): {len(cut)} cut in two, {len(ends)}
+with the end points only. The child-qualities list (Q7–Q17: choose up to five of eleven) is asked as
+that list question in every language, with yes/no options meaning the same in the English parallel.
+Behaviours, experiences and facts (religious attendance, prayer, voting, political action, media
+use, deprivation, neighbourhood conditions, worries about one's own job) are excluded by the
+construct rule (`curation/wvs_construct.yaml`). WVS "Hard to say" (Q122–Q129) and "Don't mind"
+(Q43–Q45) are answer categories the questionnaire offered, not non-answers, and stay.
+
+**Comparable items.** `comparable` is true for the {len(comparable)} WVS items asked identically
+(one question, one option list) in all four cultures; the culture map and the report's cross-culture
+table use only these: {", ".join(comparable)}.
+
+{table}
+"""
