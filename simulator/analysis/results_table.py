@@ -259,7 +259,8 @@ def check_addable(row: Mapping[str, Any], rows: list[dict[str, Any]], table: str
 def add_run(run_dir: str | Path, table: str | Path = DEFAULT_TABLE, bootstrap_samples: int = 1000, seed: int = 0,
             hardware: str | None = None, study: str | None = None) -> dict[str, Any]:
     """Score ``run_dir`` with the metric (writing its scores.json) and append its row to
-    ``table``; refuse a duplicate key or a version the table does not hold. Returns the row."""
+    ``table``; refuse a duplicate key or a version the table does not hold. Returns the row. A run
+    where no question got a valid answer is a result too: its row has a parse rate and no scores."""
     table = Path(table)
     rows = read_table(table)
     config = load_run_config(run_dir)
@@ -269,9 +270,6 @@ def add_run(run_dir: str | Path, table: str | Path = DEFAULT_TABLE, bootstrap_sa
                      "versions": {"metric_version": METRIC_VERSION}}}
     check_addable(result_row(run_dir, early, table, hardware=hardware, study=study), rows, table)
     scores = score_run(run_dir, bootstrap_samples=bootstrap_samples, seed=seed)
-    if not scores.get("metric"):
-        raise ValueError(f"{run_dir}: no question has a valid answer, so there is nothing to score; check the run "
-                         "(culturesim score shows why)")
     row = result_row(run_dir, scores, table, hardware=hardware, study=study)
     check_addable(row, rows, table)
     table.parent.mkdir(parents=True, exist_ok=True)

@@ -62,4 +62,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"RUN_DIR {args.run_dir} is not a folder; give a run folder written by culturesim simulate")
     row = add_run(args.run_dir, args.table, bootstrap_samples=args.bootstrap_samples, hardware=args.hardware)
     print(f"added to {args.table}: " + ", ".join(f"{k} {row[k]}" for k in KEY))
+    if not row["scores"]:
+        print(f"warning: no question of {args.run_dir} got a valid answer (parse rate {_number(row['parse_rate'])}): "
+              "the row has no scores")
     return 0

@@ -483,7 +483,8 @@ def _add_to_table(spec: StudySpec, cell: Cell, say: Callable[[str], None]) -> No
         say(f"  not added to {spec.table}: {exc}")
         return
     score = row["scores"].get("normalised_js")
-    say(f"  added to {spec.table}" + (f" (normalised JS {score:.3f})" if isinstance(score, float) else ""))
+    say(f"  added to {spec.table}" + (f" (normalised JS {score:.3f})" if isinstance(score, float) else "")
+        + ("" if row["scores"] else f" without scores: no valid answer (parse rate {row['parse_rate']})"))
 
 
 def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
