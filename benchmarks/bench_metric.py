@@ -8,10 +8,12 @@ bootstraps on a few replicates) and extrapolated linearly, which each line says.
 floor is what one would write per question: 16 multinomial draws (as many as ours) from the human and from the
 uniform distribution, each scored with scipy (ours is exact for KL and Wasserstein).
 
-The bar from issue 11: 100,000 questions x 20 participants with floors and bias-corrected
-participant intervals (the default 100 replicates) in under 5 s of CPU time, measured with
-time.process_time, so that other jobs on a shared machine matter less; the ratios compare CPU
-seconds of both ways. Each line also gives our wall clock (it grows with the load average,
+The bars from issue 23 and 24 (metric 3.0), one line each: 100,000 questions x 20 participants
+scored by default (question bootstrap 1000, participant jackknife, worth-N) under 20 s of CPU
+time; point estimates (bootstrap_samples=0: floors, the jackknife's bias-corrected KL, normalised
+scores, worth-N) under 4 s; worth-N (the KL floor curve, the survey's noise and solving for n)
+adding under 10 % to default scoring. CPU time is time.process_time, so that other jobs on a
+shared machine matter less; the ratios compare CPU seconds of both ways. Each line also gives our wall clock (it grows with the load average,
 printed; the metric runs BLAS on one thread).
 
     python benchmarks/bench_metric.py                # 100,000 x 20, 1000 question-bootstrap replicates
@@ -32,6 +34,9 @@ from scipy.stats import entropy, wasserstein_distance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS, compute_alignment  # noqa: E402
+from culturesim.metrics.cultural_alignment.floors import kl_floor_curve  # noqa: E402
+from culturesim.metrics.cultural_alignment.inputs import add_design, check_settings, prepare  # noqa: E402
+from culturesim.metrics.cultural_alignment.worth import solve_worth, survey_noise  # noqa: E402
 
 GROUPS = [("sex", "female"), ("sex", "male"), ("age", "18-29"), ("age", "30-49"), ("age", "50+")]
 
@@ -66,6 +71,8 @@ def make_inputs(n: int, participants: int, seed: int) -> dict:
         ],
         "demographics": demographics,
         "question_ids": [f"bench.{i}" for i in range(n)],
+        "human_n_effective": rng.integers(200, 1500, n).tolist(),
+        "battery": [f"b{i // 8}" if i % 3 else None for i in range(n)],
     }
 
 
@@ -148,12 +155,20 @@ def main() -> int:
     print(f"# {n:,} questions x {P} participants, option counts 2..11, bootstrap {B} replicates; "
           f"{os.cpu_count()} CPUs, load average {load_before:.2f}")
 
-    PB = 100  # the participant bootstrap's default replicates
     point = timed(compute_alignment, **data, bootstrap_samples=0)
-    bar = timed(compute_alignment, **data, bootstrap_samples=0, participant_bootstrap_samples=PB)
     default = timed(compute_alignment, **data, bootstrap_samples=B)
-    result = bar[2]
+    result = default[2]
 
+    def worth_part() -> None:
+        """What worth-N adds: the exact KL floor curve of every question, the survey's noise, n per question."""
+        prepared = prepare(predictions=data["predictions"], references=data["references"], ordinal=data["ordinal"])
+        add_design(prepared, data["battery"], data["human_n_effective"])
+        settings = check_settings("smoothing", 1e-3, 0, 0.95, 0, 0)
+        curve = kl_floor_curve(prepared, settings)
+        survey_noise(prepared, curve)
+        solve_worth(curve, np.full(n, 0.05))
+
+    worth = timed(worth_part)
     rng = np.random.default_rng(args.seed + 1)
     m = min(args.naive_sample, n)
     sample = rng.choice(n, m, replace=False)
@@ -174,22 +189,26 @@ def main() -> int:
     weights = np.bincount(rng.integers(0, P, P), minlength=P).astype(float)
     naive_one_pboot = timed(naive_loop, data, sample, weights)[1] * scale
 
-    def line(what: str, ours: tuple, naive_cpu: float, how: str, bar_line: bool = False) -> None:
+    def line(what: str, ours: tuple, naive_cpu: float, how: str, bar: float | None = None) -> None:
         wall, cpu = ours[0], ours[1]
-        verdict = f" (bar: under 5 s CPU: {'PASS' if cpu < 5 else 'FAIL'})" if bar_line else ""
+        verdict = f" (bar: under {bar:g} s CPU: {'PASS' if cpu < bar else 'FAIL'})" if bar is not None else ""
         print(f"{what}: ours {wall:.2f} s wall, {cpu:.2f} s CPU{verdict} | naive {naive_cpu:,.1f} s CPU ({how}) "
               f"| {naive_cpu / cpu:,.0f}x less CPU")
 
-    line("point estimates, floors, baselines, normalised scores, demographic gaps", point, naive + naive_floors,
-         f"per-question scipy loop timed on {m:,} questions, x{scale:.4g}; scipy floors timed on {mf:,}, x{n / mf:.4g}")
-    line(f"floors + bias-corrected participant intervals ({PB} replicates)", bar, naive + naive_floors + naive_one_pboot * PB,
-         f"as above + one re-weighted loop per replicate, x{PB}", bar_line=True)
-    line(f"default scoring (question bootstrap {B}, participant bootstrap {PB}, gap resampling {B})", default,
-         naive + naive_floors + naive_one_pboot * PB + naive_qboot,
-         f"as above + numpy question bootstrap timed on {reps} replicates, x{B / reps:g}")
-    print(f"# kl_mean {result['kl_mean']:.4f} (bias-corrected {result['kl_bc_mean']:.4f} "
-          f"[{result['kl_participant_ci_low']:.4f}, {result['kl_participant_ci_high']:.4f}]), floor "
-          f"{result['floor_kl_mean']:.4f}, normalised KL {result['normalised_kl']:.3f}, JS {result['normalised_js']:.3f}; "
+    line("point estimates (floors, baselines, jackknife bias-corrected KL, normalised scores, worth-N, demographic "
+         "gaps)", point, naive + naive_floors, f"per-question scipy loop timed on {m:,} questions, x{scale:.4g}; scipy "
+         f"floors timed on {mf:,}, x{n / mf:.4g}", bar=4.0)
+    line(f"default scoring (question bootstrap {B}, participant jackknife, worth-N, gap resampling {B})", default,
+         naive + naive_floors + naive_one_pboot * min(P, 100) + naive_qboot,
+         f"as above + one re-weighted loop per jackknife group + numpy question bootstrap timed on {reps} replicates, "
+         f"x{B / reps:g}", bar=20.0)
+    share = worth[1] / default[1]
+    print(f"worth-N (KL floor curve at {13} sizes, survey noise, n per question): ours {worth[0]:.2f} s wall, "
+          f"{worth[1]:.2f} s CPU = {share:.1%} of default scoring (bar: under 10 %: {'PASS' if share < 0.10 else 'FAIL'})")
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    print(f"# worth N {fmt(result['worth_n'])}, kl_mean {fmt(result['kl_mean'])} (bias-corrected "
+          f"{fmt(result['kl_bc_mean'])} [{fmt(result['kl_participant_ci_low'])}, {fmt(result['kl_participant_ci_high'])}]), "
+          f"floor {fmt(result['floor_kl_mean'])}, normalised KL {fmt(result['normalised_kl'])}; "
           f"load average after {os.getloadavg()[0]:.2f}")
     return 0
 

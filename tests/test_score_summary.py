@@ -31,8 +31,9 @@ def test_mostly_unparsed_run_is_summarised_and_warned_about(tmp_path):
             make_row(3, c, "multiple_for_single", [])]  # an old run's status still reads
     out = _score(write_run(tmp_path / "run", [a, b, c], rows, participants=4))
     lines = out.splitlines()
-    assert len(lines) <= 10
-    assert lines[0].startswith("3 of 12 responses parsed to an answer (25%); 2 of 3 questions scored, "
+    assert len(lines) <= 14
+    assert lines[0].startswith("Worth N respondents: n/a")  # the headline comes first, even when undefined
+    assert lines[1].startswith("3 of 12 responses parsed to an answer (25%); 2 of 3 questions scored, "
                                "1.5 parsed answers per scored question (1 to 2)")
     assert f"dropped: {c.id} (no parsed answer (2 no_answer, 1 invalid_option, 1 multiple_for_single))" in out
     assert "not parsed: no_answer 5," in out
@@ -47,5 +48,7 @@ def test_well_parsed_run_has_no_parse_warning(tmp_path):
     a, b = load_questions("US", limit=2)
     rows = [make_row(p, q, "ok", [p % 2]) for q in (a, b) for p in range(6)]
     out = _score(write_run(tmp_path / "run", [a, b], rows, participants=6))
-    assert out.startswith("12 of 12 responses parsed to an answer (100%); 2 of 2 questions scored")
+    assert out.splitlines()[0].startswith("Worth N respondents: as close to US opinion as")
+    assert out.splitlines()[1].startswith("12 of 12 responses parsed to an answer (100%); 2 of 2 questions scored")
+    assert "survey's own noise" in out and "perfect simulator with these participants" in out
     assert "Only" not in out and "dropped" not in out and "not parsed" not in out

@@ -104,7 +104,7 @@ def refusal_channel(
             raise ValueError(f"question_ids has {len(question_ids)} entries but response_statuses has {n}")
         ids = [str(x) for x in question_ids]
     shim = type("_Questions", (), {"n": n, "ids": ids})()
-    point = channel_arrays(response_statuses, human_nonsubstantive_share, None, shim)
+    point = channel_arrays(response_statuses, human_nonsubstantive_share, shim)
     settings["_channel_rng"] = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[2])
     return refusal_stats(point, np.ones(n, dtype=bool), settings)
 

@@ -85,6 +85,7 @@ def compute_alignment(
         predictions, probabilities, references, ordinal, value_dimensions, demographics, question_ids, num_options
     )
     add_design(data, battery, human_n_effective)
+    settings["_per_question"] = bool(return_per_question)
     point = point_estimates(data, settings)
     point.update(bias_outcomes(data, point["model_top"]))
     point.update(channel_arrays(response_statuses, human_nonsubstantive_share, data))
@@ -107,7 +108,7 @@ def compute_alignment(
             point["jack_bias_kl"] = jackknife_moments(data, pboot, "kl")[0]
             point["jack_bias_kl"][data.answers.lengths < MIN_PARTICIPANTS] = np.nan
         point["kl_bc_jack"] = point["kl"] - point["jack_bias_kl"]
-        point["limits"] = participant_limits(data, point, pboot, settings)
+        point["limits"] = participant_limits(data, point, pboot if return_per_question else None, settings)
         if data.answers is None:  # no participants: the value is the plug-in, uncertain by the human side only
             point["limits"]["kl"] = _human_only_limits(point, settings)
         point.update(normalised_parts(data, point, settings, MIN_PARTICIPANTS))

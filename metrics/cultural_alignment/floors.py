@@ -223,8 +223,10 @@ def question_floors(data: Data, settings: dict) -> dict[str, np.ndarray]:
             out[f"uniform_{stat}"] = np.where(np.isfinite(base[stat]), base[stat], np.nan)
         return out
     lengths = data.answers.lengths
-    # the participant intervals' smoothed model distributions share the floors' tables
-    tilde = smoothed_model(data) if settings["participant_bootstrap_samples"] > 0 else None
+    # the per-question participant intervals' smoothed model distributions share the floors'
+    # tables (only the per-question table has those intervals: no cost for means alone)
+    wanted = settings["participant_bootstrap_samples"] > 0 and settings.get("_per_question", True)
+    tilde = smoothed_model(data) if wanted else None
     expected = {stat: np.full(n, np.nan) for stat in DIVERGENCES}
     for k, idx in data.groups.items():
         for P in np.unique(lengths[idx]).tolist():

@@ -128,7 +128,9 @@ def mean_limits(data: Data, point: dict, pboot, stat: str, column: int, sel: np.
     """(estimate, low, high, standard error) of a mean over the questions ``sel`` from the
     participant jackknife: se^2 = (G - 1) / G x sum over the G delete-a-group replicates of
     (replicate mean - their mean)^2 (the sampling variance of the mean itself, which shrinks like
-    1 / questions), plus the human side's variance sum(human_variance) / questions^2.
+    1 / questions), plus the human side's variance sum(human_variance) / questions^2, and for
+    the bias-corrected KL the variance of the subtracted bias estimates (their spread over the
+    questions / questions).
 
     For KL the estimate is the bias-corrected mean (plug-in minus the jackknife bias, per
     question): the divergence with unlimited participants. For JS, Wasserstein and the match rate
@@ -158,6 +160,10 @@ def mean_limits(data: Data, point: dict, pboot, stat: str, column: int, sel: np.
         if not np.isfinite(bias).all():
             return none
         centre = estimate - float(bias.mean())
+        # the subtracted bias estimates vary too (the jackknife variance is the plug-in's): their
+        # spread over the questions bounds that variance from above (it also holds their real
+        # differences), and shrinks like 1 / questions
+        se = math.sqrt(var + float(bias.var()) / len(bias))
     half = two_sided_z(conf) * se
     lo_b, hi_b = _BOUNDS[stat]
     low, high = (min(max(x, lo_b), hi_b) for x in (centre - half, centre + half))

@@ -36,6 +36,7 @@ __all__ = [
     "score_run",
     "summary_lines",
     "support_warnings",
+    "worth_line",
 ]
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,16 @@ def collect_distributions(rows: list[dict[str, Any]], questions: list[Question])
     return RunAnswers(kept, predictions, participants, unanswered, dict(counts), len(rows))
 
 
+def _n_effective(q: Question) -> float | None:
+    """Respondents behind the question's human distribution over the weights' design effect
+    (dataset 3.0 ``human_n_effective``); the unweighted ``human_n`` where the dataset gives no
+    design effect (then the survey's noise is understated by that factor)."""
+    n_eff = getattr(q, "human_n_effective", None)
+    if n_eff is None:
+        n_eff = getattr(q, "human_n", None)
+    return float(n_eff) if n_eff and n_eff >= 1 else None
+
+
 def run_estimator(config: dict[str, Any]) -> str:
     """``sampling``, ``logprob`` or ``verbalized``: how a run read the model (config.json)."""
     return str((config.get("estimator") or {}).get("name") or "sampling")
@@ -295,7 +306,8 @@ def score_run(
             question_ids=[q.id for q in answers.questions],
             response_statuses=[answers.question_status.get(q.id, {}) for q in answers.questions],
             human_nonsubstantive_share=[getattr(q, "human_nonsubstantive_share", None) for q in answers.questions],
-            human_ceiling=[getattr(q, "human_ceiling", None) for q in answers.questions],
+            battery=[getattr(q, "battery", None) or None for q in answers.questions],
+            human_n_effective=[_n_effective(q) for q in answers.questions],
             bootstrap_samples=bootstrap_samples,
             seed=seed,
             return_per_question=return_per_question,
@@ -337,6 +349,28 @@ def _interval(m: dict[str, Any], stat: str) -> str:
     return f" [{_num(lo)}, {_num(hi)}]" if lo is not None and hi is not None else ""
 
 
+def _count(n: float | None) -> str:
+    """A respondent count as people read it: 3, 12, 1,200."""
+    if n is None:
+        return "n/a"
+    return f"{n:.1f}" if n < 10 else f"{n:,.0f}"
+
+
+def worth_line(metric: dict[str, Any], culture: str | None = None) -> str:
+    """The headline: worth N respondents, with its interval ("as close to US opinion as a random
+    sample of 3 respondents [2, 5]"), or why there is none."""
+    who = f"{culture} opinion" if culture else "the human answers"
+    if metric.get("worth_n_infinite"):
+        return (f"Worth N respondents: as close to {who} as the survey itself (within its own sampling noise, "
+                f"KL {_num(metric.get('kl_bc_mean'))} <= {_num(metric.get('survey_noise_kl_mean'))})")
+    n = metric.get("worth_n")
+    if n is None:
+        return ("Worth N respondents: n/a (needs the participants' answers, 3 or more per question, or probabilities)")
+    lo, hi = metric.get("worth_n_ci_low"), metric.get("worth_n_ci_high")
+    interval = f" [95% interval {_count(lo)} to {'unbounded' if hi is None else _count(hi)}]"
+    return f"Worth N respondents: as close to {who} as a random sample of {_count(n)} real respondents{interval}"
+
+
 def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None) -> list[str]:
     """The short summary ``culturesim score`` prints: what the scores rest on, the headline
     numbers rounded, and the warnings (``support_warnings``)."""
@@ -354,11 +388,21 @@ def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None)
     for d in r.get("questions_dropped") or []:
         lines.append(f"  dropped: {d['id']} ({d['reason']})")
     if m:
+        lines.insert(0, worth_line(m, result["run"].get("culture")))
         lines.append(f"  KL {_num(m.get('kl_mean'))}{_interval(m, 'kl')}, JS {_num(m.get('js_mean'))}{_interval(m, 'js')}, "
                      f"Wasserstein {_num(m.get('wasserstein_mean'))}, match rate {_num(m.get('match_rate'))}"
                      f"{_interval(m, 'match_rate')}")
         lines.append("  (KL, JS, Wasserstein: lower = closer to the human answers; match rate: higher = better; "
                      "[95% bootstrap interval over questions])")
+        lines.append(f"  yardsticks: a perfect simulator with these participants scores KL {_num(m.get('floor_kl_mean'))}, "
+                     f"JS {_num(m.get('floor_js_mean'))}; the survey's own noise is KL "
+                     f"{_num(m.get('survey_noise_kl_mean'))}, JS {_num(m.get('survey_noise_js_mean'))}; bias-corrected KL "
+                     f"(unlimited participants) {_num(m.get('kl_bc_mean'))} [{_num(m.get('kl_participant_ci_low'))}, "
+                     f"{_num(m.get('kl_participant_ci_high'))}]")
+        if m.get("n_few_participants"):
+            lines.append(f"warning: {m['n_few_participants']} question(s) have fewer than 3 parsed answers: no "
+                         "bias-corrected value, participant interval, normalised score or worth-N for them or for means "
+                         "over them")
     lines += [f"warning: {w}" for w in support_warnings(r, result["metric"], dropped=False)]
     if scores_path is not None:
         lines.append(f"scores: {scores_path}")
