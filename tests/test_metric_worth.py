@@ -1,0 +1,86 @@
+"""Worth N respondents is calibrated: a "model" that is the empirical distribution of m real
+respondents is worth about m (issue 24), by seeded simulation on the dataset's human
+distributions (multinomial samples of m respondents from each question's distribution)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import entropy
+
+from culturesim.metrics.cultural_alignment import WORTH_GRID, compute_alignment, solve_worth
+from test_metric_mean_intervals import human_questions
+
+
+def _sample_models(m: int, Q: int, seed: int) -> tuple[list, list, list]:
+    rng = np.random.default_rng([seed, m])
+    humans, ordinal, human_n = human_questions()
+    idx = rng.choice(len(humans), Q, replace=False)
+    qs = [humans[i] for i in idx]
+    ps = [rng.multinomial(m, q) / m for q in qs]
+    return qs, ps, [float(human_n[i]) / 2.5 for i in idx]
+
+
+@pytest.mark.parametrize("m", [3, 10, 30])
+def test_empirical_distribution_of_m_respondents_is_worth_about_m(m: int) -> None:
+    qs, ps, n_eff = _sample_models(m, 300, seed=0)
+    r = compute_alignment(probabilities=[p.tolist() for p in ps], references=[q.tolist() for q in qs],
+                          human_n_effective=n_eff, bootstrap_samples=0)
+    assert r["worth_n_infinite"] is False
+    assert abs(math.log(r["worth_n"] / m)) < math.log(1.25), r["worth_n"]
+    assert r["worth_n_ci_low"] <= r["worth_n"] <= (r["worth_n_ci_high"] or math.inf)
+
+
+def test_participants_drawn_from_m_respondents_give_about_m() -> None:
+    """The same through a simulator run: 100 participants drawn from the m-respondent model, the
+    jackknife removing their sampling bias."""
+    m = 10
+    qs, ps, n_eff = _sample_models(m, 200, seed=1)
+    rng = np.random.default_rng(2)
+    preds = [rng.choice(len(p), size=100, p=p).tolist() for p in ps]
+    r = compute_alignment(predictions=preds, references=[q.tolist() for q in qs], human_n_effective=n_eff,
+                          bootstrap_samples=0)
+    assert abs(math.log(r["worth_n"] / m)) < math.log(1.4), r["worth_n"]
+
+
+def test_a_model_within_the_survey_noise_is_worth_infinitely_many() -> None:
+    qs, _, n_eff = _sample_models(3, 50, seed=3)
+    r = compute_alignment(probabilities=[q.tolist() for q in qs], references=[q.tolist() for q in qs],
+                          human_n_effective=n_eff, bootstrap_samples=0, return_per_question=True)
+    assert r["worth_n_infinite"] is True and r["worth_n"] is None
+    assert all(row["worth_n_infinite"] for row in r["per_question"])
+
+
+def test_solve_worth_inverts_an_exact_floor_computed_with_scipy() -> None:
+    """Golden: the KL floor of n = 4 answers from q = (0.6, 0.3, 0.1), enumerated with scipy, is
+    solved back to n = 4."""
+    q = np.array([0.6, 0.3, 0.1])
+    eps = 1e-3
+    from itertools import product
+    from scipy.stats import multinomial
+
+    def floor(n: int) -> float:
+        total = 0.0
+        for c in product(range(n + 1), repeat=3):
+            if sum(c) != n:
+                continue
+            p = np.array(c) / n
+            total += multinomial.pmf(c, n, q) * entropy((p + eps) / (1 + 3 * eps), (q + eps) / (1 + 3 * eps))
+        return total
+
+    curve = np.array([[floor(n) for n in WORTH_GRID]])
+    assert solve_worth(curve, np.array([floor(4)]))[0] == pytest.approx(4.0, rel=1e-9)
+    r = compute_alignment(probabilities=[[0.6, 0.3, 0.1]], references=[q.tolist()], bootstrap_samples=0,
+                          return_per_question=True)
+    assert r["per_question"][0]["worth_n_infinite"] is True  # identical distributions
+
+
+def test_too_few_participants_are_flagged_not_scored() -> None:
+    r = compute_alignment(predictions=[[0, 1], [1, 1]], references=[[0.5, 0.5], [0.4, 0.6]], bootstrap_samples=0,
+                          return_per_question=True)
+    assert r["n_few_participants"] == 2
+    assert r["worth_n"] is None and r["kl_bc_mean"] is None and r["normalised_kl"] is None
+    assert r["kl_participant_ci_low"] is None
+    assert r["per_question"][0]["kl_participant_ci_low"] is None
