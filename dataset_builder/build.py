@@ -217,7 +217,7 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
         # respondent could choose it, so offering it to a model would misstate the question.
         # No non-substantive option (refused, don't know) and none that nobody gave this year (a
         # phone-only volunteered answer the web form did not show): no respondent chose it as a position.
-        unused = [i for i, c in enumerate(codes) if gss.NONSUBSTANTIVE_OPTION.search(labels[i]) or not (column == c).any()]
+        unused = [i for i, c in enumerate(codes) if gss.not_offered(var_name, labels[i]) or not (column == c).any()]
         if unused:
             detail = (f"non-substantive or unused option(s) {[options[i] for i in unused]} removed (their answers "
                       f"count in volunteered_share)")

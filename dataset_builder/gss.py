@@ -137,6 +137,13 @@ MAX_VOLUNTEERED_SHARE = 0.15
 NOT_ASKED_LABELS = ("iap", "not available in this year", "not available in this release", "Total")
 
 
+def not_offered(variable: str, label: str) -> bool:
+    """Whether an answer label was not offered as an option: a non-answer (``NONSUBSTANTIVE_OPTION``),
+    or a volunteered (phone-only) answer of an ``nv`` form, the GSS's "no volunteered answers" web
+    version, which did not show it (the ``v`` form did; both forms stay as two different prompts)."""
+    return bool(NONSUBSTANTIVE_OPTION.search(label) or (variable.endswith("nv") and MODE_ONLY_LABEL.search(label)))
+
+
 def volunteered_share(var: GssVariable, kept_labels: list[str]) -> float | None:
     """Share of those asked whose answer is not one of ``kept_labels`` (the row's options).
 

@@ -29,6 +29,15 @@ KINDS: dict[str, str] = {
     "option_shorthand": "codebook shorthand or lower-cased codebook text in an option",
     "foreign_script": "Latin script inside zh/ja/ar text beyond the curated allowlist",
     "residual_in_scale": "a residual answer (Other, none of these, ...) inside an ordinal scale",
+    "unbalanced_parentheses": "an opening or closing parenthesis without its partner (a cut interviewer note or fill)",
+    "coding_note": "a coding note of the codebook ('(Coded if ...)') in the text",
+    "card_reference": "a reference to a card or show card the respondent never sees",
+    "option_grammar": "broken grammar in an option, left by expanding codebook shorthand ('I not attending', 'I pays')",
+    "name_case": "a proper name written in lower case ('Donald trump'), or in other case than the question",
+    "missing_question": "a battery item without its question: no question mark and the text ends in a bare phrase",
+    "interviewer_text": "words meant for the interviewer or garbled in the export ('or haven't you made up your mind', 'Please Some')",
+    "appended_question": "another question's text glued before this one (e.g. the marital-status question before 'Have you ever been widowed?')",
+    "duplicate_prompt": "two rows of one config with the same question and options and different human distributions",
 }
 
 # Answers that sit outside an ordered scale. Dropped from ordinal items by the builder
@@ -75,6 +84,104 @@ class LintError(ValueError):
         super().__init__(f"lint: {len(findings)} finding(s) ({', '.join(kinds)}), e.g. {first.row}: {first.kind}: "
                          f"{first.detail}; see build_report.json, then fix the source text in the curation files "
                          "or exclude the item with a reason")
+
+
+_CODING_NOTE = re.compile(r"\(\s*coded\b|\bcoded if\b", re.IGNORECASE)
+_CARD = re.compile(r"\b(?:this|the|a|show|hand)\s+card\b|\bcard\s+[A-Z0-9]+\b|\bon (?:this|the) card\b", re.IGNORECASE)
+_OPTION_GRAMMAR = re.compile(r"^I (?:not|pays|is|has|was|does|wants|were)\b|^(?:Worker|Respondent|R) (?:wants|has|is|does)\b")
+_INTERVIEWER_TEXT = re.compile(r"haven't you (?:made|have) up your mind|\bPlease [A-Z][a-z]+ (?:people|think|say)\b|\bhave up your mind\b")
+#: Proper names the sources write in lower case in answer labels; always capitalised.
+PROPER_NAMES = ("Trump", "Biden", "Harris", "Clinton", "Obama", "Romney", "Sanders", "America", "American", "Americans",
+                "Bible", "Congress", "Catholic", "Catholics", "Christ", "Jesus", "Muslim", "Muslims", "Jewish")
+_NAME_WORDS = re.compile(r"\b(" + "|".join(n.lower() for n in PROPER_NAMES) + r")\b")
+
+
+#: Words by which a text without a question mark still says what the respondent is to judge.
+_ASKS = re.compile(r"\b(?:agree|disagree|tell|indicate|rate|describes?|whether|how|what|which|approve|favou?r|"
+                   r"do you|would you|are you)\b",
+                   re.IGNORECASE)
+
+
+def _unbalanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += c == "("
+        depth -= c == ")"
+        if depth < 0:
+            return True
+    return depth != 0
+
+
+def _appended_question(question: str, options: list[str]) -> bool:
+    """A first question that offers alternatives none of which are options, then another question."""
+    parts = [p.strip() for p in question.split("?") if p.strip()]
+    if question.count("?") < 2 or not parts:
+        return False
+    first = re.split(r"(?<=[.!:])\s+", parts[0])[-1].lower()  # the first question sentence
+    direct = re.match(r"(?:are|were|is|was|do|did|have|has)\b", first) is not None and len(first.split()) <= 25
+    offers = first.count(",") >= 2 and " or " in first
+    named = any(re.sub(r"\W+", " ", o.lower()).strip() in first for o in options if len(o) > 3)
+    return direct and offers and not named
+
+
+def _missing_question(question: str) -> bool:
+    """No question mark and no word that says what to judge: a battery item cut from its stem."""
+    return "?" not in question and not question.rstrip().endswith(":") and not _ASKS.search(question)
+
+
+def _check_wording(row: dict[str, Any]) -> list[Finding]:
+    """The kinds of damage dataset 2.0 let through (issue 22), English rows only."""
+    rid, question, options = row["id"], row["question"], list(row["options"])
+    out: list[Finding] = []
+    for where, text in [("question", question)] + [(f"option {i + 1}", o) for i, o in enumerate(options)]:
+        if _unbalanced(text):
+            out.append(Finding(rid, "unbalanced_parentheses", f"{where}: {text[:80]!r}"))
+        m = _CODING_NOTE.search(text)
+        if m:
+            out.append(Finding(rid, "coding_note", f"{where}: {m.group(0)!r}"))
+        m = _CARD.search(text)
+        if m:
+            out.append(Finding(rid, "card_reference", f"{where}: {m.group(0)!r}"))
+        m = _INTERVIEWER_TEXT.search(text)
+        if m:
+            out.append(Finding(rid, "interviewer_text", f"{where}: {m.group(0)!r}"))
+        m = _NAME_WORDS.search(text)
+        if m:
+            out.append(Finding(rid, "name_case", f"{where}: {m.group(0)!r} is a proper name"))
+    capitalised = set(re.findall(r"(?<=[a-z,;] )([A-Z][a-z]+)", question))
+    for i, o in enumerate(options):
+        m = _OPTION_GRAMMAR.search(o)
+        if m:
+            out.append(Finding(rid, "option_grammar", f"option {i + 1} {o!r}"))
+        for word in re.findall(r"\b[a-z]{3,}\b", o):
+            if word.capitalize() in capitalised and not re.search(rf"\b{word}\b", question):
+                out.append(Finding(rid, "name_case", f"option {i + 1} {o!r}: the question writes {word.capitalize()!r}"))
+    if _missing_question(question):
+        out.append(Finding(rid, "missing_question", f"no question mark and the text ends {question[-50:]!r}"))
+    if _appended_question(question, options):
+        out.append(Finding(rid, "appended_question", f"the first question {question.split('?')[0][:70]!r}… is not "
+                           f"answered by the options {options[:4]}"))
+    return out
+
+
+def _check_prompts(rows: list[dict[str, Any]]) -> list[Finding]:
+    """One row per prompt within a config: the same question and options (shown shuffled, so in any
+    order) must not carry two human distributions. Every row of such a group is a finding."""
+    groups: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        key = (r.get("config", r["culture"]), re.sub(r"\W+", " ", r["question"]).strip().lower(),
+               tuple(sorted(re.sub(r"\W+", " ", o).strip().lower() for o in r["options"])))
+        groups[key].append(r)
+    out = []
+    for group in groups.values():
+        targets = {tuple(sorted((re.sub(r"\W+", " ", o).strip().lower(), round(float(x), 9))
+                                for o, x in zip(r["options"], r["human_distribution"]))) for r in group}
+        if len(targets) > 1:
+            ids = sorted(r["id"] for r in group)
+            for rid in ids:
+                out.append(Finding(rid, "duplicate_prompt", f"same question and options as {[i for i in ids if i != rid]} "
+                                   "with another human distribution"))
+    return out
 
 
 def is_residual(option: str) -> bool:
@@ -189,5 +296,8 @@ def lint(rows: list[dict[str, Any]], allow: dict[str, Any] | None = None) -> lis
     for row in rows:
         findings += _check_text(row, allow)
         findings += _check_numbers(row)
+        if row["language"] == "en":
+            findings += _check_wording(row)
     findings += _check_duplicates(rows, allow)
+    findings += _check_prompts(rows)
     return sorted(set(findings), key=lambda f: (f.row, f.kind, f.detail))

@@ -23,8 +23,16 @@ def built(sources):
     return collect(sources)
 
 
+def _copy(row):
+    """A deep copy that shares the year file's respondent panel (the builder checks one config is one wave
+    by identity of that object, so the injected rows must keep pointing at it)."""
+    private = row.get("_respondents")
+    panel = getattr(private, "panel", None)
+    return copy.deepcopy(row, {id(panel): panel} if panel is not None else None)
+
+
 def _row(rows, rid):
-    return copy.deepcopy(next(r for r in rows if r["id"] == rid))
+    return _copy(next(r for r in rows if r["id"] == rid))
 
 
 def _bad_rows(rows):
@@ -32,33 +40,65 @@ def _bad_rows(rows):
     fefam = _row(rows, "gss2022.fefam.en")
     cn = _row(rows, "wvs7.CN.Q1.zh")
     bad = {}
-    r = copy.deepcopy(fefam)
+    r = _copy(fefam)
     r["question"] = r["question"] + " READ EACH ITEM; CODE ONE FOR EACH."
     bad["instruction"] = r
-    r = copy.deepcopy(fefam)
+    r = _copy(fefam)
     r["question"] = "Which of the following best applies to the sharing of household work between you and your spousepartfill?"
     bad["placeholder"] = r
-    r = copy.deepcopy(_row(rows, "gss2022.fechld.en"))
+    r = _copy(_row(rows, "gss2022.fechld.en"))
     r["question"] = fefam["question"]
     bad["duplicate_text"] = r
-    r = copy.deepcopy(fefam)
+    r = _copy(fefam)
     r["question"] = "NUMBER OF COWORKER DEATHS."
     bad["label_as_question"] = r
-    r = copy.deepcopy(fefam)
+    r = _copy(fefam)
     r["question"] = "Do you think they should, or should not, try their best to help their grandchild financially? Pleas"
     bad["truncated"] = r
-    r = copy.deepcopy(fefam)
+    r = _copy(fefam)
     r["options"] = ["A good deal", "A good deal", "Not much", "Not at all"]
     bad["option_mismatch"] = r
-    r = copy.deepcopy(fefam)
+    r = _copy(fefam)
     r["options"] = ["R does much more than fair share"] + r["options"][1:]
     bad["option_shorthand"] = r
-    r = copy.deepcopy(cn)
+    r = _copy(cn)
     r["question"] = "您是否认为“勤奋（Hard Work）”是孩子应该在家里学习的重要品质之一？"
     bad["foreign_script"] = r
-    r = copy.deepcopy(fefam)
+    r = _copy(fefam)
     r["options"] = r["options"][:3] + ["Other"]
     bad["residual_in_scale"] = r
+    # The kinds dataset 2.0 let through (issue 22), each as it was in a 2.0 row.
+    r = _copy(fefam)
+    r["question"] = "Please consider the following positions and select the options that come closest to your own opinion.) " + r["question"]
+    bad["unbalanced_parentheses"] = r
+    r = _copy(fefam)
+    r["question"] = 'Do you happen to have in your home any guns or revolvers? "Is it a pistol, shotgun, rifle, or what? [Coded if Pistol]."'
+    r["question"] = r["question"].replace("[", "(").replace("]", ")")
+    bad["coding_note"] = r
+    r = _copy(fefam)
+    r["question"] = "Would you use this card and tell me which answer comes closest to how often you spend a social evening with relatives?"
+    bad["card_reference"] = r
+    r = _copy(fefam)
+    r["options"] = ["More often", "At the same rate", "Less often", "I not attending these activities"]
+    bad["option_grammar"] = r
+    r = _copy(fefam)
+    r["question"] = "In the November election for President, do you think you will probably vote for Donald Trump, Kamala Harris, someone else?"
+    r["options"] = ["Donald trump", "Kamala harris", "Someone else", "Probably not vote"]
+    bad["name_case"] = r
+    r = _copy(fefam)
+    r["question"] = "Please consider the following positions and select the options that come closest to your own opinion. Senior executive of a large company."
+    bad["missing_question"] = r
+    r = _copy(fefam)
+    r["question"] = ("Some people think that the government should do everything possible to improve the standard of living "
+                     "of all poor Americans. Where would you place yourself on this scale, or haven't you have up your mind on this?")
+    bad["interviewer_text"] = r
+    r = _copy(fefam)
+    r["question"] = ("Are you currently — married, widowed, divorced, separated, or have you never been married? "
+                     "Do you agree that it is much better for everyone if the man earns the money?")
+    bad["appended_question"] = r
+    r = _row(rows, "gss2022.fechld.en")  # another item's answers under fefam's prompt (options in another order)
+    r["question"], r["options"] = fefam["question"], list(reversed(fefam["options"]))
+    bad["duplicate_prompt"] = r
     assert set(bad) == set(lint.KINDS)
     return bad
 
@@ -86,6 +126,7 @@ def test_a_curated_allowance_needs_the_exact_variables(built):
     rows, _ = built
     a, b = _row(rows, "gss2022.fefam.en"), _row(rows, "gss2022.fechld.en")
     b["question"] = a["question"]
+    b["options"] = ["Agree a lot", "Agree a little", "Disagree a little", "Disagree a lot"]  # not the same prompt
     assert {f.kind for f in lint.lint([a, b])} == {"duplicate_text"}
     allow = {"same_text": {"test": {"variables": ["fefam", "fechld"], "reason": "test"}}}
     assert lint.lint([a, b], allow) == []
