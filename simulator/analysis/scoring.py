@@ -20,6 +20,8 @@ from culturesim.simulator.questions import Question
 from culturesim.simulator.runfolder import RESPONSES_FILE, Status, load_run_config, read_questions, read_rows
 from culturesim.metrics.cultural_alignment import METRIC_VERSION, compute_alignment, refusal_channel
 from culturesim.simulator.questions import load_questions
+from culturesim.simulator.analysis import structure_report
+from culturesim.metrics.cultural_alignment.structure import STRUCTURE_REPLICATES
 
 __all__ = [
     "MIN_ANSWERS_PER_QUESTION",
@@ -331,6 +333,9 @@ def score_run(
         },
         "responses": responses,
         "metric": metric,
+        # structure fidelity (correlations between questions against the respondents config): structure_report
+        "structure": structure_report.run_structure(
+            rows, qs, config, replicates=min(bootstrap_samples, STRUCTURE_REPLICATES), seed=seed),
     }
     if write:
         tmp = run_dir / (SCORES_FILE + ".tmp")
@@ -403,6 +408,7 @@ def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None)
             lines.append(f"warning: {m['n_few_participants']} question(s) have fewer than 3 parsed answers: no "
                          "bias-corrected value, participant interval, normalised score or worth-N for them or for means "
                          "over them")
+    lines += structure_report.summary_lines(result.get("structure"))
     lines += [f"warning: {w}" for w in support_warnings(r, result["metric"], dropped=False)]
     if scores_path is not None:
         lines.append(f"scores: {scores_path}")
