@@ -38,6 +38,7 @@ from culturesim.simulator.analysis.culture_map import cross_culture_scores, cult
 from culturesim.simulator.analysis.estimators import compare_estimators, estimators_html
 from culturesim.simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
 from culturesim.simulator.analysis.insensitivity import insensitivity_for_run
+from culturesim.simulator.analysis.structure_report import structure_for_report, structure_html
 from culturesim.simulator.analysis.invariance import MIN_CI_QUESTIONS, RESULT_FILE
 from culturesim.simulator.analysis.scoring import (
     MIN_ANSWERS_PER_QUESTION,
@@ -279,7 +280,7 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
         questions = load_run_questions(run_dir)
         runs.append({"dir": str(run_dir), "config": config, "metric": scores["metric"], "responses": scores["responses"],
                      "questions": questions, "rows": load_responses(run_dir), "label": run_label(config),
-                     "run": scores.get("run") or {}})
+                     "run": scores.get("run") or {}, "structure": scores.get("structure")})
     for run, label in zip(runs, _unique_labels([r["label"] for r in runs])):
         run["label"] = label
     mix = comparability(runs)
@@ -331,12 +332,15 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     report["estimators"] = compare_estimators(runs, bootstrap_samples=bootstrap_samples)
     report["human_ceiling"] = _ceiling(runs)
     report["invariance"] = [invariance_for_report(b) for b in batteries]
+    report["structure"], structure_figs = structure_for_report(runs)  # structure fidelity: structure_report
 
     figs: dict[str, str] = {}
     fdir = out / "figures"
     per_dim = {r["label"]: r["per_dimension"] for r in report["runs"]}
     figs["dimension_kl"] = _figure_png(figures.dimension_bars(per_dim, "kl"), fdir / "dimension_kl.png")
     figs["dimension_js"] = _figure_png(figures.dimension_bars(per_dim, "js"), fdir / "dimension_js.png")
+    for name, fig in structure_figs.items():
+        figs[name] = _figure_png(fig, fdir / f"{name}.png")
     ceiling = report["human_ceiling"] if report["human_ceiling"] and "per_question" in report["human_ceiling"] else None
     figs["question_kl"] = _figure_png(figures.question_distribution(
         {r["label"]: [p["kl"] for p in r["per_question"]] for r in report["runs"]},
@@ -611,7 +615,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         f"<a href=#glossary>glossary</a> at the end. Report version {fmt(report['report_version'])}.</p>",
         "<nav><a href=#run>The run</a><a href=#rests-on>What it rests on</a><a href=#overall>Preference distribution"
         "</a><a href=#culture-map>Culture map</a><a href=#bias>Preference bias</a><a href=#insensitivity>"
-        "Insensitivity</a><a href=#ceiling>Human ceiling</a><a href=#glossary>Glossary</a></nav>",
+        "Insensitivity</a><a href=#structure>Structure fidelity</a><a href=#ceiling>Human ceiling</a><a href=#glossary>Glossary</a></nav>",
         "<h2 id=run>The run</h2>",
         _table(["setting"] + [r["label"] for r in runs],
                [[name] + [_setting(r["settings"].get(name)) for r in runs] for name in setting_names], "settings"),
@@ -689,6 +693,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
                               la[lang]["distinct_answers_mean"]] for lang in (la["native_language"], "en")], "language"))
 
     parts.append(estimators_html(report.get("estimators"), _table))
+    parts.append(structure_html(report.get("structure"), figs, _table, _img))
     ceiling = report.get("human_ceiling")
     if report.get("invariance"):
         parts.append(invariance_html(report["invariance"]))
