@@ -35,6 +35,7 @@ from culturesim.dataset_builder.review import (
     is_numeric_scale,
     is_ordinal,
     load_constructs,
+    wording_review,
     load_review,
     load_yaml_file,
     load_tags,
@@ -419,6 +420,7 @@ def collect(sources: Path = DEFAULT_SOURCES) -> tuple[list[dict[str, Any]], dict
     review, tags = load_review(), load_tags()
     rows = [r for year in gss.YEARS for r in gss_rows(sources, review, tags, report, year)]
     rows += wvs_rows(sources, review, tags, report)
+    report["wording_review"] = wording_review({r["id"] for r in rows})
     for row in rows:  # GSS items are asked in the US only: never comparable across the four cultures
         row.setdefault("comparable", False)
     return rows, report

@@ -25,6 +25,7 @@ WVS_NATIVE_FILE = CURATION_DIR / "wvs_native.yaml"
 GSS_TEXT_FILE = CURATION_DIR / "gss_text.yaml"
 LINT_ALLOW_FILE = CURATION_DIR / "lint_allow.yaml"
 CONSTRUCT_FILE = CURATION_DIR / "construct.yaml"
+WORDING_REVIEW_FILE = CURATION_DIR / "wording_review.yaml"
 
 #: What a scored row measures. Classes outside SCORED_CONSTRUCTS never enter a scored config.
 SCORED_CONSTRUCTS = ("attitude", "value", "belief", "preference")
@@ -146,3 +147,26 @@ def load_tags(path: Path = DIMENSIONS_FILE) -> dict[str, Tag]:
             raise CurationError(f"{path}: {key!r} needs a rationale (or none_reason when it has no dimension)")
         tags[key] = Tag(dims, rationale)
     return tags
+
+
+def wording_review(row_ids: set[str], path: Path = WORDING_REVIEW_FILE) -> dict[str, Any]:
+    """The hand review of the rows' wording (changed rows and a seeded 10% sample), checked against the
+    built rows: every reviewed id is a row, every verdict is ok or fixed, a fix says what was wrong.
+    Returned as the build report lists it: {section: [{item, verdict, note}]} and the counts."""
+    data = load_yaml_file(path)
+    out: dict[str, Any] = {}
+    for section in ("changed", "sample"):
+        entries = []
+        for item, entry in sorted((data.get(section) or {}).items()):
+            verdict, note = (entry or {}).get("verdict"), str((entry or {}).get("note") or "").strip()
+            if item not in row_ids:
+                raise CurationError(f"{path}: {section} item {item!r} is not a built row; review rows that exist")
+            if verdict not in ("ok", "fixed"):
+                raise CurationError(f"{path}: {item!r} has verdict {verdict!r}; use ok or fixed")
+            if verdict == "fixed" and not note:
+                raise CurationError(f"{path}: {item!r} is fixed without a note saying what was wrong")
+            entries.append({"item": item, "verdict": verdict, "note": note})
+        out[section] = entries
+    out["counts"] = {s: {"rows": len(out[s]), "fixed": sum(e["verdict"] == "fixed" for e in out[s])}
+                     for s in ("changed", "sample")}
+    return out

@@ -93,3 +93,16 @@ def test_one_row_per_prompt_within_a_config(built):
         prompt = (r["config"], re.sub(r"\W+", " ", r["question"]).lower().strip(), tuple(o.lower() for o in r["options"]))
         targets[prompt].add(tuple(round(x, 6) for x in r["human_distribution"]))
     assert not [p for p, t in targets.items() if len(t) > 1]
+
+
+def test_every_row_changed_in_3_0_is_read_by_hand_and_a_tenth_of_the_rest(built):
+    from culturesim.dataset_builder.review import GSS_TEXT_FILE
+
+    rows, report = built
+    text = GSS_TEXT_FILE.read_text(encoding="utf-8")
+    changed = set(re.findall(r"(?m)^([a-z0-9_]+):", text[text.index("# --- Dataset 3.0"):]))
+    gss_ids = {r["id"]: r["source_variable"] for r in rows if r["source"] == "GSS"}
+    reviewed = {e["item"] for e in report["wording_review"]["changed"]}
+    assert {i for i, v in gss_ids.items() if v in changed} <= reviewed
+    sample = {e["item"] for e in report["wording_review"]["sample"]}
+    assert len(sample) >= 0.1 * (len(gss_ids) - len(reviewed)) - 1 and not sample & reviewed
