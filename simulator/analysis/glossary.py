@@ -14,6 +14,7 @@ import html
 from dataclasses import dataclass
 
 from culturesim.metrics.cultural_alignment import describe
+from culturesim.metrics.cultural_alignment.structure import STRUCTURE_GLOSSARY
 from culturesim.simulator.runfolder import Status
 
 __all__ = ["GLOSSARY", "METRIC_TERMS", "Term", "glossary", "glossary_html", "glossary_markdown"]
@@ -29,6 +30,7 @@ class Term:
 
 
 _LOWER, _HIGHER = "lower is better", "higher is better"
+_CLOSER = "closer to the humans' value is better (judged against the yardstick)"
 
 GLOSSARY: tuple[Term, ...] = (
     # Divergences and agreement
@@ -86,6 +88,18 @@ GLOSSARY: tuple[Term, ...] = (
          "", "ceiling"),
     Term("p-value", "permutation p-value: how often a lean this large would appear by chance", "", "bias"),
     Term("closer to", "the group whose answers the model's distributions are closer to", "", "bias"),
+    # Structure fidelity (the lines are the metric's STRUCTURE_GLOSSARY: defined where computed)
+    Term("constraint", STRUCTURE_GLOSSARY["constraint"], _CLOSER, "structure"),
+    Term("PC1 share", STRUCTURE_GLOSSARY["pc1_share"], _CLOSER, "structure"),
+    Term("RMSE", "root mean square error; here " + STRUCTURE_GLOSSARY["distance"], _LOWER, "structure"),
+    Term("sex x age spread", STRUCTURE_GLOSSARY["group_spread"], _CLOSER, "structure"),
+    Term("yardstick", STRUCTURE_GLOSSARY["<stat>_yardstick"] + "; its interval is the 95% range over those samples. "
+         "Few participants make correlations noisy (mean |r| and the distance grow with noise): the yardstick shows "
+         "how much, so a run is judged against it, not against the humans' value alone", "", "structure"),
+    Term("weighted Spearman", "rank correlation of two questions among the people who answered both: each answer "
+         "replaced by its weighted mid-rank, then the weighted Pearson correlation (survey weights for respondents, "
+         "1 for participants)", "", "structure"),
+    Term("LLM", "large language model", "", "source"),
     # Value dimensions
     Term("EVI", "emancipative values (Welzel)", "", "dimension"),
     Term("IDV", "individualism vs collectivism (Hofstede)", "", "dimension"),
