@@ -16,6 +16,7 @@ from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
 from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS
+from .structure import STRUCTURE_VERSION, structure_fidelity
 from .worth import solve_worth
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "MIN_PARTICIPANTS",
     "WORTH_GRID",
     "solve_worth",
+    "structure_fidelity",
+    "STRUCTURE_VERSION",
     "INTERVAL_PSEUDOCOUNT",
     "FLOOR_EXACT_LIMIT",
     "FLOOR_MC_DRAWS",

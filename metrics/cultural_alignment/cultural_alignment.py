@@ -54,6 +54,7 @@ from .inputs import PREPARE_OPTIONAL, prepare
 from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS, is_int
+from .structure import STRUCTURE_VERSION, structure_fidelity
 from .worth import solve_worth
 
 # The module's public names as evaluate users see them: the package's, plus the evaluate.Metric class.
@@ -76,6 +77,8 @@ __all__ = [
     "MIN_PARTICIPANTS",
     "WORTH_GRID",
     "solve_worth",
+    "structure_fidelity",
+    "STRUCTURE_VERSION",
     "INTERVAL_PSEUDOCOUNT",
     "FLOOR_EXACT_LIMIT",
     "FLOOR_MC_DRAWS",

@@ -36,7 +36,6 @@ from matplotlib.figure import Figure  # noqa: E402
 from culturesim.dataset_builder.respondents import respondents_files  # noqa: E402
 from culturesim.metrics.cultural_alignment.structure import (  # noqa: E402
     MIN_GROUP_ANSWERS,
-    STRUCTURE_GLOSSARY,
     STRUCTURE_REPLICATES,
     STRUCTURE_STATS,
     structure_fidelity,
@@ -46,7 +45,6 @@ from culturesim.simulator.runfolder import Status  # noqa: E402
 
 __all__ = [
     "HUMAN_WEIGHT",
-    "STRUCTURE_TERMS",
     "STAT_LABELS",
     "answer_matrix",
     "run_structure",
@@ -305,7 +303,3 @@ def structure_html(section: Sequence[Mapping[str, Any]] | None, figs: Mapping[st
             parts.append(f"<p>Sex x age spread {html.escape(s['group_spread_note'])}.</p>")
         parts.append(img(figs, f"structure_{i}", f"structure {s['label']}"))
     return "".join(parts)
-
-
-#: The glossary lines of the statistics (metric's definitions), for the report and the Space.
-STRUCTURE_TERMS = {STAT_LABELS[s]: STRUCTURE_GLOSSARY[s] for s in STRUCTURE_STATS}
