@@ -105,4 +105,5 @@ def test_every_row_changed_in_3_0_is_read_by_hand_and_a_tenth_of_the_rest(built)
     reviewed = {e["item"] for e in report["wording_review"]["changed"]}
     assert {i for i, v in gss_ids.items() if v in changed} <= reviewed
     sample = {e["item"] for e in report["wording_review"]["sample"]}
-    assert len(sample) >= 0.1 * (len(gss_ids) - len(reviewed)) - 1 and not sample & reviewed
+    # sampled rows the review found defective were fixed, so they are in both lists
+    assert len(sample) >= 0.1 * len(set(gss_ids) - (reviewed - sample)) - 1
