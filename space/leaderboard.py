@@ -89,7 +89,9 @@ def leaderboard_frame(rows: Sequence[Mapping[str, Any]], score: str = DEFAULT_SC
         for key in worth:
             w_lo, w_hi = interval_of(scores, key)
             record[key] = scores.get(key)
-            record[f"{key} interval"] = f"[{_fmt(w_lo)}, {_fmt(w_hi)}]" if w_lo is not None else ""
+            # no upper end: the interval reaches sample sizes as large as you like
+            record[f"{key} interval"] = f"[{_fmt(w_lo)}, {_fmt(w_hi) if w_hi is not None else '∞'}]" \
+                if w_lo is not None else ""
         record.update({"parse rate": r.get("parse_rate"), "participants": r.get("participants"),
                        "questions": r.get("questions"), "parameters": _params(r.get("model_parameters")),
                        "quantisation": r.get("quantisation"), "backend": r.get("backend"),

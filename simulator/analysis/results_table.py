@@ -167,7 +167,8 @@ def _relative(run_dir: Path, table: Path) -> str:
 
 def result_row(run_dir: str | Path, scores: Mapping[str, Any], table: str | Path = DEFAULT_TABLE,
                hardware: str | None = None, study: str | None = None) -> dict[str, Any]:
-    """One table row from a run folder and its ``score_run`` output."""
+    """One table row from a run folder and its ``score_run`` output: the metric's headline numbers,
+    and those of any other block the scorer adds beside it (e.g. ``structure``), prefixed by its name."""
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     run = scores.get("run") or {}
@@ -199,7 +200,9 @@ def result_row(run_dir: str | Path, scores: Mapping[str, Any], table: str | Path
         "questions": responses.get("questions_scored"),
         "questions_asked": len(config.get("question_ids") or []),
         "parse_rate": responses.get("parse_rate"),
-        "scores": headline_scores(metric),
+        "scores": {**headline_scores(metric), **{f"{name}.{k}": v for name, block in scores.items()
+                                                 if name not in ("run", "responses", "metric") and isinstance(block, Mapping)
+                                                 for k, v in headline_scores(block).items()}},
         "versions": versions,
         "run": _relative(run_dir, Path(table)),
         "study": study,
