@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "dataset"
 DEFAULT_SOURCES = REPO_ROOT.parent / "shared" / "sources"
-BUILDER_VERSION = "2.0"
+BUILDER_VERSION = "3.0"
 #: Significant digits kept for every float written (see the module docstring).
 FLOAT_DIGITS = 12
 

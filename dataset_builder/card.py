@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from culturesim.dataset_builder import battery, respondents, wvs
+from culturesim.dataset_builder import battery, respondents, review, wvs
+from culturesim.dataset_builder.gss import MAX_VOLUNTEERED_SHARE
 from culturesim.dataset_builder.lint import KINDS as LINT_KINDS
 from culturesim.dataset_builder.schema import COLUMN_DOCS, DIMENSION_NAMES
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
@@ -217,9 +218,8 @@ sampling and weights, household roster, vocabulary test). Of near-duplicate mode
 item (suffixes `nv`, `v`, `g`, `_next`, `_exp`) the base form is kept.
 
 **Curated review** (`dataset_builder/curation/review.yaml`): every remaining GSS candidate and
-every WVS question has a decision and a reason saying why it is in or out. Attitudes, values,
-beliefs, preferences, subjective evaluations and self-reported behaviours and experiences are in.
-Out: demographics, household rosters, paradata and knowledge tests; factual items about jobs, pay
+every WVS question has a decision and a reason saying why it is in or out; since 3.0 the construct
+rule below then keeps only attitudes, values, beliefs and preferences. Out: demographics, household rosters, paradata and knowledge tests; factual items about jobs, pay
 and assets (`ownstock`, `unemp`, ...), counts (`brv5cowknum`, `vetyears`, ...), diagnoses
 (`hyperten`, ...), life events of the bereavement module (`brv*`, whose follow-ups read "We're very
 sorry. Who would that be?"), recode duplicates (`hivtest2`, `hivtest2_0622`, `healthissp`, ...)
@@ -252,6 +252,7 @@ reason.
 
 {lint_table}
 
+{review.scope_section(rows, report, MAX_VOLUNTEERED_SHARE)}
 **Value dimensions** (`dataset_builder/curation/value_dimensions.yaml`): one curated entry per
 source variable, with a rationale naming the construct of the literature it measures (Welzel's
 emancipative values; Hofstede's and Minkov's IDV, IVR, LTO, MAS, PDI, UAI; Schwartz's tradition
@@ -276,6 +277,24 @@ and universalism), or a reason for having none. Tags were assigned by reading ea
 - Compared with the DEF paper's 1,153-question release, this dataset lacks the CGSS 2018,
   Chinese Social Survey, Pew American Trends Panel and Ipsos items (not redistributable); China,
   Japan and Egypt are covered only by WVS items.
+
+## Changes from 2.x
+
+- Builder version 3.0. Scored rows are attitudes, values, beliefs or preferences only (column
+  `construct`, rule in "What a row is"); behaviours, experiences and facts (drug use, sexual
+  partners, gun ownership, vote recall and intention, doctor visits, sleep, job conditions, ...)
+  are excluded with rule `not_an_attitude` (2.x kept them).
+- Items asked of a sub-population state it in the prompt (column `universe`); the build refuses an
+  item whose answer pattern shows a filter that no universe explains.
+- No non-substantive or never-chosen option (2.x offered "Refused", "Don't know/can't remember",
+  "Depends on age/grade" with share 0); `volunteered_share` column; rows above the threshold out.
+- The `nv` (web, no volunteered answer) forms of US_2024 no longer offer the volunteered answer,
+  so their prompts differ from the `v` forms as the questionnaire did; a build check refuses one
+  prompt with two targets.
+- The lint catches unbalanced parentheses, coding notes, references to cards, broken option
+  grammar, lower-cased names, stems missing their question, interviewer text and appended
+  questions; every such row was fixed in `curation/gss_text.yaml`, then the changed rows and a
+  seeded 10% of the rest read by hand (`curation/wording_review.yaml`).
 
 ## Changes from 1.x
 

@@ -9,6 +9,7 @@ module so a reviewer can read and change it in one place.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,74 @@ def wording_review(row_ids: set[str], path: Path = WORDING_REVIEW_FILE) -> dict[
     out["counts"] = {s: {"rows": len(out[s]), "fixed": sum(e["verdict"] == "fixed" for e in out[s])}
                      for s in ("changed", "sample")}
     return out
+
+
+def scope_section(rows: list[dict[str, Any]], report: dict[str, Any], max_volunteered: float) -> str:
+    """Card text for what a GSS row is (dataset 3.0): the construct rule, the universe rule, the options
+    rule with its threshold, and the GSS rows before and after each of these exclusions, per year."""
+    years = sorted({r["source_year"] for r in rows if r["source"] == "GSS"})
+    kept = Counter(r["source_year"] for r in rows if r["source"] == "GSS")
+    out_by = {rule: Counter(int(e["item"][3:7]) for e in report.get("excluded", ())
+                            if e["item"].startswith("gss") and e["rule"] == rule)
+              for rule in ("not_an_attitude", "volunteered_share")}
+    table = ["| GSS year | reach the construct check | not an attitude (excluded) | after the construct rule | "
+             "volunteered share above the threshold (excluded) | scored rows |", "| --- | --- | --- | --- | --- | --- |"]
+    for y in years:
+        after_options = kept[y]
+        after_construct = after_options + out_by["volunteered_share"][y]
+        before = after_construct + out_by["not_an_attitude"][y]
+        table.append(f"| {y} | {before} | {out_by['not_an_attitude'][y]} | {after_construct} | "
+                     f"{out_by['volunteered_share'][y]} | {after_options} |")
+    classes = Counter(r["construct"] for r in rows if r.get("construct"))
+    universes = Counter(r["universe"] for r in rows if r.get("universe"))
+    rule = "\n".join(f"{i}. **{kind}**: {text}" for i, (kind, text) in enumerate(CONSTRUCT_RULE, 1))
+    uni = "\n".join(f"- \"{u}\" ({n} rows)" for u, n in sorted(universes.items()))
+    review = report.get("wording_review", {}).get("counts", {})
+    changed, sample = review.get("changed", {}), review.get("sample", {})
+    return f"""## What a row is: construct, universe, options (dataset 3.0)
+
+**Construct.** Every scored row is an attitude, a value, a belief or a preference (`construct`).
+The class of each GSS variable is recorded with its reason in `curation/construct.yaml` and
+decided by this rule, applied in order (the first that fits):
+
+{rule}
+
+Rows by class: {", ".join(f"{k} {v}" for k, v in sorted(classes.items()))}. Behaviours,
+experiences and facts are in no config; the build report lists each with rule `not_an_attitude`
+and the reason.
+
+**Universe.** A GSS question put only to a sub-population (the employed, the married, Catholics,
+...) carries who was asked in `universe`, a sentence the simulator puts before the question
+("You are married. Taking things all together, ..."), so the simulated participants are the same
+kind of people as the respondents. The build measures, in the year file, the share of respondents
+who answered within the random-design cells (ballot × form × ISSP sub-sample × mode × GSS Next
+sub-sample) where the item was asked, corrected for those asked who gave no answer; an item below
+0.80 was filtered, and the build stops unless `curation/universe.yaml` names its universe with a
+filter on the year file that holds ≥ 95% of those who answered and of which ≥ 80% answered
+(`dataset_builder/universe.py`); otherwise the item is excluded with its reason. Universes:
+
+{uni}
+
+**Options.** No option is a non-answer (refused, don't know, can't remember, can't choose, no
+answer, "depends") and none is an answer nobody gave in the year (a phone-only volunteered answer
+the web form did not show; the `nv` web forms never offer the volunteered answer, the `v` forms
+do, so their prompts differ as the questionnaire did). `volunteered_share` is the share of those
+asked whose answer was removed this way or was don't know, no answer, refused, can't choose or
+skipped, from the documentation's unweighted counts. A row above {max_volunteered:.0%} is excluded
+(rule `volunteered_share`): whatever those people would have chosen, the distribution over all
+who were asked is within total variation `volunteered_share` of the published one, and above
+{max_volunteered:.2f} that gap can change which answer is the most common one. Examples excluded:
+`aged` ("depends" 21%), `chldidel` ("as many as you want" 24% and 26%); kept with their share:
+`trust` and `fair` (9%).
+
+{chr(10).join(table)}
+
+**One row per prompt.** Two rows of one config with the same question and the same options (in
+any order, since options are shown shuffled) and different human distributions stop the build
+(lint kind `duplicate_prompt`).
+
+**Wording read by hand.** Every GSS row whose text or options changed in 3.0
+({changed.get("rows", 0)} rows) and a seeded random 10% of the others ({sample.get("rows", 0)}
+rows, {sample.get("fixed", 0)} of them then fixed) were read as a respondent would; each verdict and
+note is in `curation/wording_review.yaml` and the build report (`wording_review`).
+"""
