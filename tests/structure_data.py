@@ -20,13 +20,14 @@ import pyarrow.parquet as pq
 
 SOURCES = Path("/work/shared/sources")
 DATASET = Path(__file__).resolve().parent.parent / "dataset_builder" / "dataset" / "data"
+RESPONDENTS = DATASET.parent / "respondents"
 AGE_GROUPS = (("18-29", 18, 29), ("30-49", 30, 49), ("50+", 50, 200))
 
 
 @functools.lru_cache(maxsize=2)
 def respondents_frame(config: str = "US") -> pd.DataFrame:
     """The respondents of ``config`` (``US`` = GSS 2022, ``US_2024``) in the column contract."""
-    built = sorted(DATASET.glob(f"{config}_respondents-*.parquet"))
+    built = sorted(RESPONDENTS.glob(f"{config}_respondents-*.parquet"))
     if built:
         return pq.read_table(built[-1]).to_pandas()
     import pyreadr
