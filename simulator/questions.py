@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from culturesim.metrics.cultural_alignment import CEILING_KEYS, VALUE_DIMENSIONS
+from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
 from culturesim.dataset_builder.schema import config_of_data_file
 
 DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "dataset_builder" / "dataset"
@@ -41,15 +41,21 @@ class Question:
     #: Share of those asked who gave no substantive answer (don't know, no answer, refused,
     #: skipped); None where the source has none (WVS).
     human_nonsubstantive_share: float | None = None
-    #: The weighted split-half divergence of the real respondents (keys kl, js, wasserstein,
-    #: kl_sd, js_sd, wasserstein_sd; wasserstein None for non-ordinal); None without microdata.
-    human_ceiling: dict[str, float | None] | None = field(default=None, compare=False)
-    #: Asked identically (one question, one option set) in all four cultures of the dataset: the
-    #: culture map and cross-culture comparisons use only these items (dataset 3.0 ``comparable``).
-    comparable: bool = False
+    #: The block of questions this one was asked in (dataset 3.0 ``battery``, e.g. "gss.abortion"):
+    #: the metric's question bootstrap draws a battery's questions together.
+    battery: str | None = None
+    #: Respondents behind ``human_distribution`` divided by the weights' design effect (dataset 3.0
+    #: ``human_n_effective``): the survey's own sampling noise in the metric's intervals and its
+    #: "survey noise" yardstick. None where the source gives no weights (WVS aggregates).
+    human_n_effective: float | None = None
+    #: Kish design effect of the survey weights behind ``human_distribution`` (dataset 3.0).
+    design_effect: float | None = None
     #: Who was asked, when only a sub-population was (dataset 3.0 ``universe``, e.g. "You are
     #: married."): the prompt states it, so the simulated participant is one of those people.
     universe: str | None = None
+    #: Asked identically (one question, one option set) in all four cultures of the dataset: the
+    #: culture map and cross-culture comparisons use only these items (dataset 3.0 ``comparable``).
+    comparable: bool = False
 
     @property
     def num_options(self) -> int:
@@ -75,23 +81,16 @@ class Question:
             parallel_id=row.get("parallel_id") or "",
             demographics=tuple(row.get("demographics") or ()),
             human_nonsubstantive_share=_optional_float(row.get("human_nonsubstantive_share")),
-            human_ceiling=_ceiling_from_record(row),
-            comparable=bool(row.get("comparable") or False),
+            battery=row.get("battery") or None,
+            human_n_effective=_optional_float(row.get("human_n_effective")),
+            design_effect=_optional_float(row.get("design_effect")),
             universe=row.get("universe") or None,
+            comparable=bool(row.get("comparable") or False),
         )
 
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _ceiling_from_record(row: dict[str, Any]) -> dict[str, float | None] | None:
-    """The ceiling from the dataset's flat ``human_ceiling_*`` columns, or a saved ``human_ceiling`` dict."""
-    saved = row.get("human_ceiling")
-    if isinstance(saved, dict):
-        return {k: _optional_float(saved.get(k)) for k in CEILING_KEYS}
-    values = {k: _optional_float(row.get(f"human_ceiling_{k}")) for k in CEILING_KEYS}
-    return values if values["kl"] is not None else None
 
 
 def config_files(dataset_dir: str | Path | None = None) -> dict[str, Path]:

@@ -234,9 +234,7 @@ def _n_effective(q: Question) -> float | None:
     """Respondents behind the question's human distribution over the weights' design effect
     (dataset 3.0 ``human_n_effective``); the unweighted ``human_n`` where the dataset gives no
     design effect (then the survey's noise is understated by that factor)."""
-    n_eff = getattr(q, "human_n_effective", None)
-    if n_eff is None:
-        n_eff = getattr(q, "human_n", None)
+    n_eff = q.human_n_effective if q.human_n_effective is not None else q.human_n
     return float(n_eff) if n_eff and n_eff >= 1 else None
 
 
@@ -308,7 +306,7 @@ def score_run(
             question_ids=[q.id for q in answers.questions],
             response_statuses=[answers.question_status.get(q.id, {}) for q in answers.questions],
             human_nonsubstantive_share=[getattr(q, "human_nonsubstantive_share", None) for q in answers.questions],
-            battery=[getattr(q, "battery", None) or None for q in answers.questions],
+            battery=[q.battery for q in answers.questions],
             human_n_effective=[_n_effective(q) for q in answers.questions],
             bootstrap_samples=bootstrap_samples,
             seed=seed,
