@@ -488,9 +488,11 @@ def _add_to_table(spec: StudySpec, cell: Cell, say: Callable[[str], None]) -> No
 
 
 def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
-              say: Callable[[str], None] = print, models: Sequence[str] | None = None) -> list[Cell]:
+              say: Callable[[str], None] = print, models: Sequence[str] | None = None,
+              estimate_only: bool = False) -> list[Cell]:
     """Run (or continue) the study; return its cells. ``plan_only``: select the items, print each
-    cell's requests and tokens, run nothing. ``models``: only these model names."""
+    cell's requests and tokens, run nothing. ``estimate_only``: also load and time each model and
+    print each cell's time, run nothing. ``models``: only these model names."""
     if models:
         unknown = sorted(set(models) - {m.name for m in spec.models})
         if unknown:
@@ -517,7 +519,7 @@ def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
                         f"~{e.input_tokens:,.0f} prompt characters, <= {e.output_tokens:,} generated tokens")
             return cells
         for c in cells:
-            if c.group == "reference":
+            if c.group == "reference" and not estimate_only:
                 if c.path not in done:
                     write_reference(c.path, questions[c.path], c.plan, participants=c.participants, seed=spec.seed,
                                     dataset_dir=spec.dataset_dir, selection={"study": spec.name, "items": c.items_key})
@@ -527,22 +529,25 @@ def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
             mine = [c for c in cells if c.model == model]
             todo = [c for c in mine if c.path not in done]
             for c in mine:
-                if c.path in done:
+                if c.path in done and not estimate_only:
                     _add_to_table(spec, c, say)
             if not todo:
                 continue
             say(f"model {model.name}: loading ({model.backend}{', ' + model.model if model.model else ''})")
             backend = get_backend(model.backend, **_backend_kwargs(model, spec.seed))
             try:
-                _run_model(spec, model, backend, todo, questions, say, progress)
+                _run_model(spec, model, backend, todo, questions, say, progress, estimate_only)
             finally:
                 backend.close()
+        if estimate_only:
+            return cells
         _ablation_reports(spec, [c for c in cells if c.group == "ablation"], questions, say)
     return cells
 
 
 def _run_model(spec: StudySpec, model: ModelSpec, backend: Backend, todo: list[Cell],
-               questions: dict[Path, list[Question]], say: Callable[[str], None], progress: bool) -> None:
+               questions: dict[Path, list[Question]], say: Callable[[str], None], progress: bool,
+               estimate_only: bool = False) -> None:
     sample = questions[todo[0].path]
     timing = time_model(backend, sample, todo[0].participants, spec.max_new_tokens, spec.seed)
     say(f"model {model.name}: {1 / max(timing.per_input, 1e-9):.0f} prompt tok/s, "
@@ -552,6 +557,8 @@ def _run_model(spec: StudySpec, model: ModelSpec, backend: Backend, todo: list[C
     for c in todo:
         say(f"  {c.path.relative_to(spec.out)}: {estimates[c.path].line()}")
     say(f"model {model.name}: {len(todo)} cells to run, about {format_seconds(total)} in all")
+    if estimate_only:
+        return
     for i, c in enumerate(todo, 1):
         qs = questions[c.path]
         started = time.perf_counter()
