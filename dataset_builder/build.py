@@ -103,8 +103,6 @@ def _option_text(label: str) -> str:
 
 
 NONSUBSTANTIVE_LABELS = ("don't know", "no answer", "skipped on web", "can't choose", "refused", "uncodeable")
-# Not asked (inapplicable) or not in the file: not part of "those asked".
-NOT_ASKED_LABELS = ("iap", "not available in this year", "not available in this release", "Total")
 
 
 def nonsubstantive_share(var: gss.GssVariable) -> float | None:

@@ -135,6 +135,11 @@ def load_constructs(path: Path = CONSTRUCT_FILE) -> dict[str, Construct]:
     return out
 
 
+#: Words that make a tag's rationale about this dataset instead of the construct (dataset 2.0 had 42).
+META_RATIONALE = re.compile(r"as (?:defined|operationali[sz]ed|used) (?:for|in|by|here)\b[^.;,)]*|\bthis dataset\b|\bthe brief\b",
+                            re.IGNORECASE)
+
+
 def load_tags(path: Path = DIMENSIONS_FILE) -> dict[str, Tag]:
     """{"gss:<variable>" | "wvs:<Q>": Tag}; an empty tag list needs a none_reason."""
     tags = {}
@@ -146,6 +151,10 @@ def load_tags(path: Path = DIMENSIONS_FILE) -> dict[str, Tag]:
         rationale = str(entry.get("rationale") or entry.get("none_reason") or "").strip()
         if not rationale:
             raise CurationError(f"{path}: {key!r} needs a rationale (or none_reason when it has no dimension)")
+        meta = META_RATIONALE.search(rationale)
+        if meta:
+            raise CurationError(f"{path}: {key!r} rationale says {meta.group(0)!r}; name the construct of the literature "
+                                "(Hofstede, Minkov, Schwartz, Inglehart-Welzel) the item measures, not how this dataset uses it")
         tags[key] = Tag(dims, rationale)
     return tags
 

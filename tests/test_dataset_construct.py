@@ -107,3 +107,26 @@ def test_every_row_changed_in_3_0_is_read_by_hand_and_a_tenth_of_the_rest(built)
     sample = {e["item"] for e in report["wording_review"]["sample"]}
     # sampled rows the review found defective were fixed, so they are in both lists
     assert len(sample) >= 0.1 * len(set(gss_ids) - (reviewed - sample)) - 1
+
+
+def test_tag_rationales_name_the_construct_not_the_dataset(tmp_path):
+    from culturesim.dataset_builder.review import CurationError, load_tags
+
+    tags = load_tags()
+    assert not [k for k, t in tags.items() if re.search(r"this dataset|the brief|as operationali[sz]ed", t.rationale)]
+    bad = tmp_path / "tags.yaml"
+    bad.write_text("gss:vaxsafe:\n  dimensions: [LTO]\n  rationale: trust in science, part of LTO as defined for this dataset\n")
+    with pytest.raises(CurationError, match="as defined for this dataset"):
+        load_tags(bad)
+
+
+def test_lto_is_not_science_optimism_and_pdi_not_confidence_in_institutions():
+    from culturesim.dataset_builder.review import load_tags
+
+    tags = load_tags()
+    lto = [t.rationale for t in tags.values() if "LTO" in t.dimensions]
+    pdi = [t.rationale for t in tags.values() if "PDI" in t.dimensions]
+    assert not [r for r in lto if "science optimism" in r.lower()]
+    assert not [r for r in pdi if "confidence in institutions" in r.lower() or r.startswith("Confidence in")]
+    for var in ("gss:scientgo", "gss:vaxsafe", "gss:conarmy", "gss:conlegis"):
+        assert not {"LTO", "PDI"} & set(tags[var].dimensions), var
