@@ -33,6 +33,7 @@ from culturesim.space import device  # noqa: E402,F401  (imports spaces before a
 from culturesim import space  # noqa: E402
 from culturesim.space.explore import explore_languages, explore_message  # noqa: E402
 from culturesim.space.glossary import glossary_markdown  # noqa: E402
+from culturesim.space.structure import STRUCTURE_TITLE, structure_panel  # noqa: E402
 from culturesim.space.leaderboard import (DEFAULT_SCORE, leaderboard_figure, leaderboard_frame,  # noqa: E402
                                           leaderboard_note, load_leaderboard, score_choices, slice_choices)
 
@@ -82,6 +83,9 @@ def _results_panel(prefix: str) -> dict[str, Any]:
         with gr.Row():
             out["insensitivity"] = gr.Plot(**plots["insensitivity"])
             out["questions"] = gr.Plot(**plots["questions"])
+        # structure fidelity (space/structure.py): its table, then the correlation heatmaps against the yardstick
+        out["structure_text"] = gr.Markdown(elem_id=f"{prefix}-structure")
+        out["structure"] = gr.Plot(label=STRUCTURE_TITLE, show_label=False, elem_id=f"{prefix}-fig-structure")
         out["files"] = gr.File(label="Downloads: responses.jsonl, scores.json, report", file_count="multiple",
                                interactive=False, elem_id=f"{prefix}-files")
     out["column"] = column
@@ -93,8 +97,11 @@ def _result_values(panel: dict[str, Any], result: space.JobResult | None) -> dic
     if result is None:
         values: dict[Any, Any] = {panel["summary"]: "", panel["scores"]: space.scores_table({}), panel["files"]: None,
                                   panel["column"]: gr.update(visible=False)}
-        return values | {panel[name]: None for name in FIGURE_TITLES}
-    values = {panel["summary"]: result.summary, panel["scores"]: result.table,
+        return values | {panel[name]: None for name in FIGURE_TITLES} | {panel["structure_text"]: "",
+                                                                          panel["structure"]: None}
+    structure_text, structure_plot = structure_panel(result.run_dir, result.scores)
+    values = {panel["structure_text"]: structure_text, panel["structure"]: structure_plot,
+              panel["summary"]: result.summary, panel["scores"]: result.table,
               panel["files"]: [str(p) for p in result.files], panel["column"]: gr.update(visible=True)}
     return values | {panel[name]: result.figures.get(name) for name in FIGURE_TITLES}
 

@@ -27,7 +27,16 @@ BIAS_NOTE = (
     "matches the humans' and where it does not. Only the GSS (US) questions have answers by sex and age."
 )
 
+STRUCTURE_NOTE = (
+    "**Structure fidelity**: whether the simulated participants' answers hang together like real people's (the "
+    "correlations between ordinal questions, from each participant's answers across questions), beside the "
+    "yardstick: the same statistic for random samples of as many real respondents (GSS respondents configs). Only "
+    "runs whose questions are in a respondents config, read by sampling, have it; the sex x age spread needs "
+    "personas with a sex and an age group."
+)
+
 
 def glossary_markdown() -> str:
-    """The glossary the page shows under the results: the report's terms, then the bias panels' reading."""
-    return shared.glossary_markdown(shared.glossary(metric_terms=shared.METRIC_TERMS)) + "\n\n" + BIAS_NOTE
+    """The glossary the page shows under the results: the report's terms, then the bias and structure panels' reading."""
+    return (shared.glossary_markdown(shared.glossary(metric_terms=shared.METRIC_TERMS)) + "\n\n" + BIAS_NOTE + "\n\n"
+            + STRUCTURE_NOTE)

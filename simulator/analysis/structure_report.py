@@ -26,22 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import pyarrow.parquet as pq
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from culturesim.dataset_builder.respondents import respondents_files  # noqa: E402
-from culturesim.metrics.cultural_alignment.structure import (  # noqa: E402
+from culturesim.dataset_builder.respondents import respondents_files
+from culturesim.metrics.cultural_alignment.structure import (
     MIN_GROUP_ANSWERS,
     STRUCTURE_REPLICATES,
     STRUCTURE_STATS,
     structure_fidelity,
 )
-from culturesim.simulator.questions import DEFAULT_DATASET_DIR, Question  # noqa: E402
-from culturesim.simulator.runfolder import Status  # noqa: E402
+from culturesim.simulator.questions import DEFAULT_DATASET_DIR, Question
+from culturesim.simulator.runfolder import Status
 
 __all__ = [
     "HUMAN_WEIGHT",
@@ -203,9 +200,10 @@ def structure_figure(result: Mapping[str, Any], title: str = "") -> Figure:
     used = shown.sum(axis=0) > 1
     human, sim, shown = human[np.ix_(used, used)], sim[np.ix_(used, used)], shown[np.ix_(used, used)]
     order = _pc1_order(np.where(shown, human, 0.0)) if len(human) else np.arange(0)
-    fig = plt.figure(figsize=(11, 4.4), dpi=110, layout="constrained")
+    # a Figure without pyplot: no global state, so the Space may draw it from any thread
+    fig = Figure(figsize=(11, 4.4), dpi=110, layout="constrained")
     grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 1.2])
-    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap = matplotlib.colormaps["RdBu_r"].copy()
     cmap.set_bad("0.85")  # pairs not compared: grey, not the white of r = 0
     image = None
     for col, (matrix, label) in enumerate(((human, "Humans"), (sim, "Simulated participants"))):
