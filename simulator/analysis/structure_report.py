@@ -28,6 +28,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 import pyarrow.parquet as pq
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from culturesim.dataset_builder.respondents import respondents_files
@@ -88,8 +89,9 @@ def answer_matrix(rows: Sequence[Mapping[str, Any]], questions: Sequence[Questio
         if p not in index:
             continue
         persona = row.get("persona") or {}
-        if persona.get("sex") and persona.get("age_group"):
-            labels[index[p]] = f"{persona['sex']}/{persona['age_group']}"
+        sex, age = persona.get("sex"), persona.get("age_group")
+        if isinstance(sex, str) and isinstance(age, str):  # a null (or NaN) sex or age: group unknown
+            labels[index[p]] = f"{sex}/{age}"
         if row["status"] == Status.OK and row["question_id"] in column and len(row.get("option_indices") or []) == 1:
             out[index[p], column[row["question_id"]]] = int(row["option_indices"][0])
     return ids, out, labels
@@ -202,9 +204,9 @@ def structure_figure(result: Mapping[str, Any], title: str = "") -> Figure:
     order = _pc1_order(np.where(shown, human, 0.0)) if len(human) else np.arange(0)
     # a Figure without pyplot: no global state, so the Space may draw it from any thread
     fig = Figure(figsize=(11, 4.4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)  # off-screen canvas: draws, measures (figures.layout_problems) and saves
     grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 1.2])
-    cmap = matplotlib.colormaps["RdBu_r"].copy()
-    cmap.set_bad("0.85")  # pairs not compared: grey, not the white of r = 0
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.85")  # pairs not compared: grey, not r = 0's white
     image = None
     for col, (matrix, label) in enumerate(((human, "Humans"), (sim, "Simulated participants"))):
         ax = fig.add_subplot(grid[0, col])
