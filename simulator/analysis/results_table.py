@@ -37,6 +37,7 @@ __all__ = [
     "KEY",
     "add_run",
     "check_addable",
+    "dataset_folder_version",
     "dataset_version",
     "describe_hardware",
     "headline_scores",
@@ -116,20 +117,26 @@ def interval_of(scores: Mapping[str, Any], name: str) -> tuple[Any, Any]:
     return None, None
 
 
-def dataset_version(config: Mapping[str, Any]) -> str:
-    """The dataset version a run's questions come from: the version its config records
-    (``dataset_version``), else the built dataset folder's (its ``build_report.json``:
-    ``dataset_version``, else ``builder_version``), else ``unknown``."""
-    recorded = recorded_versions(config).get("dataset")
-    if recorded:
-        return str(recorded)
-    folder = (config.get("question_selection") or {}).get("dataset_dir") or DEFAULT_DATASET_DIR
-    report = Path(folder) / "build_report.json"
+def dataset_folder_version(dataset_dir: str | Path | None = None) -> str:
+    """The version of a built dataset folder (its ``build_report.json``: ``dataset_version``, else
+    ``builder_version``), or ``unknown``."""
+    report = Path(dataset_dir or DEFAULT_DATASET_DIR) / "build_report.json"
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "unknown"
     return str(data.get("dataset_version") or data.get("builder_version") or "unknown")
+
+
+def dataset_version(config: Mapping[str, Any]) -> str:
+    """The dataset version a run's questions come from: the version its config records
+    (``dataset_version``, or ``question_selection.dataset_version`` as the study writes it when
+    the run starts), else that of the dataset folder it names (or the default one) now."""
+    recorded = recorded_versions(config).get("dataset")
+    selection = config.get("question_selection") or {}
+    if recorded or selection.get("dataset_version"):
+        return str(recorded or selection["dataset_version"])
+    return dataset_folder_version(selection.get("dataset_dir"))
 
 
 def describe_hardware() -> str:

@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from culturesim.simulator.analysis.report import build_report
-from culturesim.simulator.analysis.results_table import add_run, describe_hardware, read_table
+from culturesim.simulator.analysis.results_table import add_run, dataset_folder_version, describe_hardware, read_table
 from culturesim.simulator.backends import available_backends, get_backend
 from culturesim.simulator.backends.base import Backend
 from culturesim.simulator.estimators.config import ESTIMATORS
@@ -521,8 +521,10 @@ def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
         for c in cells:
             if c.group == "reference" and not estimate_only:
                 if c.path not in done:
+                    selection = {"study": spec.name, "items": c.items_key,
+                                 "dataset_version": dataset_folder_version(spec.dataset_dir)}
                     write_reference(c.path, questions[c.path], c.plan, participants=c.participants, seed=spec.seed,
-                                    dataset_dir=spec.dataset_dir, selection={"study": spec.name, "items": c.items_key})
+                                    dataset_dir=spec.dataset_dir, selection=selection)
                     say(f"reference {c.path.relative_to(spec.out)} written")
                 _add_to_table(spec, c, say)
         for model in spec.models:
@@ -565,7 +567,8 @@ def _run_model(spec: StudySpec, model: ModelSpec, backend: Backend, todo: list[C
         say(f"[{i}/{len(todo)}] {c.path.relative_to(spec.out)} ({estimates[c.path].line()})")
         resume = (c.path / CONFIG_FILE).is_file()
         selection = {"culture": c.culture, "language": c.language, "study": spec.name, "items": c.items_key,
-                     "dataset_dir": str(spec.dataset_dir) if spec.dataset_dir else None}
+                     "dataset_dir": str(spec.dataset_dir) if spec.dataset_dir else None,
+                     "dataset_version": dataset_folder_version(spec.dataset_dir)}
         common = dict(plan=c.plan, participants=c.participants, seed=spec.seed, settings=c.settings,
                       max_new_tokens=c.max_new_tokens, resume=resume, progress=progress, selection=selection)
         try:
