@@ -29,7 +29,7 @@ from culturesim.simulator.analysis import figures  # noqa: E402
 from culturesim.simulator.analysis.bias import bias_by_dimension  # noqa: E402
 from culturesim.simulator.analysis.culture_map import culture_map_for_runs  # noqa: E402
 from culturesim.simulator.analysis.insensitivity import insensitivity_for_run  # noqa: E402
-from culturesim.simulator.analysis.scoring import load_responses, load_run_questions, score_run  # noqa: E402
+from culturesim.simulator.analysis.scoring import load_responses, load_run_questions, score_run, worth_line  # noqa: E402
 from culturesim.space.common import EMBEDDED_MODEL  # noqa: E402
 from culturesim.space.explore import wrap  # noqa: E402
 from culturesim.space.glossary import EMBEDDED_PARSE_NOTE, STATUSES  # noqa: E402
@@ -81,8 +81,8 @@ def scores_table(scores: dict[str, Any]) -> pd.DataFrame:
     """The metric's headline numbers with their 95% bootstrap CIs and one-line meanings.
 
     For all questions: each divergence, its normalised score (1 = a perfect simulator of this
-    size, 0 = random answers), its sampling-noise floor and uniform baseline (and the human
-    split-half ceiling where the dataset has one), the match rate, the refusal channel and the
+    size, 0 = random answers), its two yardsticks (the floor at the run's P and the survey's own
+    noise) and uniform baseline, the match rate, the refusal channel and the
     diversity numbers; then each value dimension's divergences, match rate and normalised KL
     (meanings as above). Nothing is computed here: every number is the metric's.
     """
@@ -106,11 +106,19 @@ def scores_table(scores: dict[str, Any]) -> pd.DataFrame:
             add(scope, f"normalised {stat}", stats, f"normalised_{stat}", f"normalised_{stat}", f"n_normalised_{stat}",
                 full)
             if full:
-                add(scope, f"floor {stat}", stats, f"floor_{stat}_mean", None, n_key, True)
+                add(scope, f"floor {stat} (perfect simulator at this P)", stats, f"floor_{stat}_mean", None, n_key, True)
+                add(scope, f"survey noise {stat}", stats, f"survey_noise_{stat}_mean", None, n_key, True)
                 add(scope, f"uniform {stat}", stats, f"uniform_{stat}_mean", None, n_key, True)
-                add(scope, f"ceiling {stat}", stats, f"ceiling_{stat}_mean", None, "n_with_ceiling", True)
 
+    if metric.get("worth_n") is not None or metric.get("worth_n_infinite"):
+        records.append({"scope": "all questions", "statistic": "worth N respondents",
+                        "value": float("inf") if metric.get("worth_n_infinite") else metric["worth_n"],
+                        "ci low": metric.get("worth_n_ci_low"),
+                        "ci high": metric.get("worth_n_ci_high") if metric.get("worth_n_ci_high") is not None
+                        else float("inf"),
+                        "questions": metric.get("n_questions"), "meaning": _meaning("worth_n")})
     block("all questions", metric, True)
+    add("all questions", "bias-corrected kl", metric, "kl_bc_mean", "kl_participant", "n_questions", True)
     refusals = metric.get("refusals") or {}
     for key, meaning in REFUSAL_STATS.items():
         add("refusals", key, refusals, key, "error" if key == "error_mean" else None, "n_questions", False)
@@ -186,7 +194,9 @@ def result_figures(scores: dict[str, Any], questions: Sequence[Question], rows: 
     makers: dict[str, Callable[[], Any]] = {
         "dimensions": lambda: figures.dimension_bars({label: metric["per_dimension"]}),
         "questions": lambda: figures.question_distribution(
-            {label: [r["kl"] for r in per_question if r["kl"] is not None]}),
+            {label: [r["kl"] for r in per_question if r["kl"] is not None]},
+            yardsticks={"perfect simulator with this run's P": [r.get("floor_kl") for r in per_question],
+                        "survey's own noise": [r.get("survey_noise_kl") for r in per_question]}),
         "culture_map": lambda: _culture_map_figure(label, metric, questions, dataset_dir),
         "bias": lambda: _bias_figure(label, metric, questions, cultures),
         "insensitivity": lambda: figures.insensitivity_radar(
@@ -266,7 +276,8 @@ def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, boo
     metric = scores.get("metric") or {}
     run = scores["run"]
     summary = (
-        f"**{run.get('model') or 'model'}** · plan {run.get('plan')} · culture {run.get('culture')} · "
+        (f"**{worth_line(metric, run.get('culture'))}**\n\n" if metric else "")
+        + f"**{run.get('model') or 'model'}** · plan {run.get('plan')} · culture {run.get('culture')} · "
         f"{responses['rows']} responses, {responses['questions_scored']} questions scored "
         f"(share not usable: {_fmt(responses.get('non_ok_share'))})\n\n**KL {_fmt(metric.get('kl_mean'))}** "
         f"[95% CI {_fmt(metric.get('kl_ci_low'))}, {_fmt(metric.get('kl_ci_high'))}] (0 = the humans' answers; "
@@ -277,9 +288,15 @@ def score_folder(run_dir: str | Path, dataset_dir: str | Path | None = None, boo
     if metric.get("normalised_kl") is not None:
         summary += (f"\n\n**Normalised KL {_fmt(metric.get('normalised_kl'))}** "
                     f"[95% CI {_fmt(metric.get('normalised_kl_ci_low'))}, {_fmt(metric.get('normalised_kl_ci_high'))}]"
-                    f" (1 = as close as a perfect simulator with this many participants can be, 0 = random answers, "
-                    f"below 0 = worse than random) · floor KL {_fmt(metric.get('floor_kl_mean'))} (sampling noise "
-                    f"alone) · uniform KL {_fmt(metric.get('uniform_kl_mean'))} (random answers)")
+                    f" (1 = the human distribution itself, 0 = random answers, below 0 = worse than random; from the "
+                    f"bias-corrected KL, so it does not depend on the number of participants) · uniform KL "
+                    f"{_fmt(metric.get('uniform_kl_mean'))} (random answers)")
+    if metric:
+        summary += (f"\n\n**Yardsticks** (KL): a perfect simulator with these participants (P = "
+                    f"{_fmt(metric.get('participants_mean'))}) scores {_fmt(metric.get('floor_kl_mean'))}; the survey's "
+                    f"own noise is {_fmt(metric.get('survey_noise_kl_mean'))}; this model with unlimited participants "
+                    f"(bias-corrected) {_fmt(metric.get('kl_bc_mean'))} [95% CI "
+                    f"{_fmt(metric.get('kl_participant_ci_low'))}, {_fmt(metric.get('kl_participant_ci_high'))}]")
     notes = run_notes(run_dir, scores, rows, questions)
     if notes:
         summary += "\n\n" + notes

@@ -141,7 +141,8 @@ def test_load_dataset(dataset_dir):
     assert len(us) > 500 and len(cn) > 100 and len(us24) > 100
     assert set(us24["source_year"]) == {2024}
     assert set(us.features) >= {"id", "human_distribution", "demographics", "value_dimensions", "parallel_id",
-                                "human_nonsubstantive_share", "human_ceiling_kl", "human_ceiling_wasserstein_sd"}
+                                "human_nonsubstantive_share", "battery", "human_n_effective", "design_effect"}
+    assert not any(name.startswith("human_ceiling") for name in us.features)  # 3.0: no split-half ceiling
 
 
 def test_cli_build(tmp_path, sources):

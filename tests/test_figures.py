@@ -44,7 +44,7 @@ def _figures():
         "dimension_kl": figures.dimension_bars(per_dim, "kl"),
         "dimension_js_one_run": figures.dimension_bars({LONG: per_dim[LONG]}, "js"),
         "question_kl": figures.question_distribution({LONG: [0.1, 1.2, 2.5, 4.0], OTHER: [0.2, 0.3]},
-                                                     [0.01, 0.02, 0.015]),
+                                                     {"survey's own noise": [0.01, 0.02, 0.015]}),
         "culture_map": figures.culture_map(projection, humans),
         "bias": figures.bias_heatmaps(bias, f"Preference bias: {LONG}"),
         "bias_empty": figures.bias_heatmaps({"matched": {}, "mismatched": {}}),

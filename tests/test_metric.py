@@ -138,7 +138,9 @@ def test_probabilities_match_scipy_and_raise_policy():
     np.testing.assert_allclose([row["js"] for row in r["per_question"]], ref["js"], rtol=1e-9)
     np.testing.assert_allclose([row["wasserstein"] for row in r["per_question"]], ref["wasserstein"], rtol=1e-10)
     assert r["model_input"] == "probabilities"
+    # no participants and no human_n_effective: nothing is uncertain, so there is no interval
     assert r["distinct_answers_mean"] is None and r["kl_participant_ci_low"] is None
+    assert r["kl_bc_mean"] == r["kl_mean"]  # probability vectors have no sampling bias
 
 
 def test_hand_worked_example_from_the_card():
@@ -422,43 +424,73 @@ def smoothed_bias(answers, q, ordinal, policy):
         return {s: float(weights @ at[s] - centre[s][0]) if ordinal or s != "wasserstein" else np.nan for s in at}
 
 
+def replay_jackknife(preds, refs, ordinal, policy):
+    """The participant jackknife recomputed with scipy: delete participant group g (participant
+    j is in group j mod G, G = min(P, 100)) from every question, rescore, average. Returns the
+    replicates' means and, per question, the jackknife bias (L - 1) x mean deviation of the L
+    replicates that delete one of its participants (L = its answers, at most G)."""
+    P = max(len(a) for a in preds)
+    G = min(P, 100)
+    plug = reference_scores([model_distribution(a, len(q))[0] for a, q in zip(preds, refs)], refs, ordinal, policy)
+    out = {s: [] for s in ("kl", "js", "wasserstein", "match_rate")}
+    dev = np.zeros(len(preds))
+    for g in range(G):
+        ps, qs, ords, idx = [], [], [], []
+        for i, (a, q, o) in enumerate(zip(preds, refs, ordinal)):
+            w = (np.arange(len(a)) % G != g).astype(float)
+            p, total = model_distribution(a, len(q), w)
+            if total > 0:  # a question left without participants is left out of the replicate
+                ps.append(p), qs.append(q), ords.append(o), idx.append(i)
+        ref = reference_scores(ps, qs, ords, policy)
+        for stat in out:
+            out[stat].append(np.nanmean(ref[stat]))
+        dev[idx] += ref["kl"] - plug["kl"][idx]
+    L = np.minimum([len(a) for a in preds], G)
+    return out, plug, (L - 1) * dev / L
+
+
 @pytest.mark.parametrize(
     "policy, ragged, multi",
     [("smoothing", False, False), ("paper", False, False), ("smoothing", True, True), ("paper", True, False)],
 )
-def test_participant_bootstrap_replayed(policy, ragged, multi):
-    """The participant interval of a mean, recomputed: the replicates replayed from the same
-    random stream give its standard error; the smoothed-model bias of each question, by
-    enumeration with scipy, its centre and its widening (plug-in - mean b, plus or minus
-    z x sqrt(se^2 + mean|b|^2)); the match rate (and KL under 'paper', where a human share of 0
-    leaves no finite bias) keep the plain bias-corrected bootstrap (2 x plug-in - mean of the
-    replicates, plus or minus z x se)."""
+def test_participant_jackknife_replayed(policy, ragged, multi):
+    """The participant interval of a mean, recomputed independently (replay_jackknife, scipy):
+    se^2 = (G - 1) / G x sum of the replicate means' squared deviations; the match rate, JS and
+    Wasserstein are centred on the plug-in mean (the interval is for its expectation), KL on the
+    bias-corrected mean (plug-in minus the mean jackknife bias) with the bias estimates' spread
+    over the questions added to its variance. Under 'paper' a replicate's infinity replacement
+    depends on every question, so there is no per-question bias and no bias-corrected KL."""
     rng = np.random.default_rng(21)
     preds, refs, ordinal = random_case(rng, 25, participants=6, ragged=ragged, multi=multi)
-    B, seed = 100, 4
+    if ragged:  # 3 or more answers per question: fewer give no participant interval (tested below)
+        preds = [a + a[:1] * max(0, 3 - len(a)) for a in preds]
     r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, zero_policy=policy,
-                          bootstrap_samples=0, participant_bootstrap_samples=B, seed=seed)
-    reps = replay_participant_bootstrap(preds, refs, ordinal, B, seed, policy)
-    biases = [smoothed_bias(a, q, o, policy) for a, q, o in zip(preds, refs, ordinal)]
+                          bootstrap_samples=0, participant_bootstrap_samples=100, seed=4)
+    reps, plug, bias = replay_jackknife(preds, refs, ordinal, policy)
+    G = len(reps["kl"])
     z = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
     for stat in ("kl", "js", "wasserstein", "match_rate"):
         values = np.asarray(reps[stat])
-        values = values[np.isfinite(values)]
+        var = (G - 1) / G * ((values - values.mean()) ** 2).sum()
         point = r["match_rate"] if stat == "match_rate" else r[f"{stat}_mean"]
-        se = values.std(ddof=1)
-        b = np.array([x[stat] for x, o in zip(biases, ordinal) if o or stat != "wasserstein"]) if stat != "match_rate" else None
-        if b is None or not np.isfinite(b).all():
-            bc, half = 2 * point - values.mean(), z * se
-        else:
-            bc, half = point - b.mean(), z * math.sqrt(se ** 2 + np.abs(b).mean() ** 2)
+        if stat == "kl":
+            if policy == "paper":
+                assert r["kl_bc_mean"] is None and r["kl_participant_ci_low"] is None
+                continue
+            point = point - bias.mean()
+            var += bias.var()  / len(bias)
+            assert r["kl_bc_mean"] == pytest.approx(point, rel=1e-4, abs=1e-6)
+        half = z * math.sqrt(var)
         upper = math.inf if stat == "kl" else 1.0
-        expected = np.clip([bc, bc - half, bc + half], 0.0, upper)
-        got = [r["match_rate_bc" if stat == "match_rate" else f"{stat}_bc_mean"],
-               r[f"{stat}_participant_ci_low"], r[f"{stat}_participant_ci_high"]]
-        # JS expectations above 100 outcomes are a 16-draw Monte Carlo in the metric
-        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=0.01 if stat == "js" else 2e-5)
-        assert r[f"{stat}_participant_se"] == pytest.approx(se, rel=2e-4, abs=2e-6)
+        expected = np.clip([point - half, point + half], 0.0, upper)
+        np.testing.assert_allclose([r[f"{stat}_participant_ci_low"], r[f"{stat}_participant_ci_high"]], expected,
+                                   rtol=1e-4, atol=2e-6)
+        assert r[f"{stat}_participant_se"] == pytest.approx(math.sqrt(var), rel=1e-4, abs=2e-6)
     assert r["kl_ci_low"] is None  # question bootstrap off
+    # a question with fewer than 3 answers: no participant interval of a mean over it
+    short = compute_alignment(predictions=preds[:-1] + [preds[-1][:2]], references=refs, ordinal=ordinal,
+                              zero_policy=policy, bootstrap_samples=0)
+    assert short["n_few_participants"] == 1 and short["js_participant_ci_low"] is None
 
 
 def test_bootstrap_is_seeded():
@@ -557,13 +589,17 @@ def test_edge_sizes_give_defined_numbers():
     r = compute_alignment(predictions=[[1]], references=[[0.3, 0.7]], bootstrap_samples=50)
     json.dumps(r, allow_nan=False)
     assert r["kl_ci_low"] == pytest.approx(r["kl_mean"]) == pytest.approx(r["kl_ci_high"])
-    # one participant: every participant replicate is the data itself (se 0); the interval's width
-    # comes from the smoothed-model bias, so one answer does not look like a certain divergence
-    assert r["kl_participant_se"] == 0.0
-    low, high = r["kl_participant_ci_low"], r["kl_participant_ci_high"]
-    assert low <= r["kl_bc_mean"] < r["kl_mean"] < high
-    one = compute_alignment(predictions=[[1]], references=[[0.3, 0.7]], return_per_question=True)["per_question"][0]
-    assert one["kl_participant_ci_low"] == 0.0 < r["kl_mean"] < one["kl_participant_ci_high"]  # Wilson: [0, 0.79] holds 0.3
+    # one or two participants: flagged, and nothing that would rank the run is given (with one
+    # participant a model always giving the human modal answer scored "better than perfect" in 2.x)
+    for answers in ([1], [1, 1]):
+        r = compute_alignment(predictions=[answers], references=[[0.3, 0.7]], bootstrap_samples=50,
+                              return_per_question=True)
+        assert r["n_few_participants"] == 1
+        for key in ("kl_bc_mean", "kl_participant_ci_low", "kl_participant_se", "js_participant_ci_low",
+                    "normalised_kl", "normalised_js", "worth_n", "worth_n_infinite"):
+            assert r[key] in (None, False), key
+        assert r["per_question"][0]["kl_participant_ci_low"] is None and r["per_question"][0]["kl_bc"] is None
+    r = compute_alignment(predictions=[[1]], references=[[0.3, 0.7]], bootstrap_samples=50)
     assert r["wasserstein_mean"] is None and r["wasserstein_ci_low"] is None
     assert r["wasserstein_participant_ci_low"] is None
     assert r["per_dimension"] == {} and r["unanimous_share"] == 1.0

@@ -9,6 +9,7 @@ wasserstein_distance), independently of the metric's binomial-marginal formulas.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -77,10 +78,18 @@ def test_exact_kl_floor_and_infinite_uniform_baseline():
                           return_per_question=True)
     first, second = r["per_question"]
     assert first["floor_kl"] == pytest.approx(brute_force_expectation(refs[0], refs[0], 4, "raise")[0], rel=1e-9)
-    assert first["uniform_kl"] is None and first["normalised_kl"] is None
+    assert first["uniform_kl"] is None and "normalised_kl" not in first  # no per-question normalised score in 3.0
     assert second["uniform_kl"] == pytest.approx(brute_force_expectation([1 / 3] * 3, refs[1], 4, "raise")[0], rel=1e-9)
+    # the normalised KL's baseline is the uniform vector (floor 0, bias-corrected KL): infinite for the first
+    # question, which is left out of the score
+    # with the delete-one jackknife's bias (P - 1) x mean(KL without answer j - KL), exact KL by scipy
+    counts = np.bincount(preds[1], minlength=3)
+    plug = entropy(counts / 4, refs[1])
+    drop = [entropy((counts - np.eye(3, dtype=int)[a]) / 3, refs[1]) for a in preds[1]]
+    bc = plug - 3 * (np.mean(drop) - plug)
+    u = entropy([1 / 3] * 3, refs[1])
     assert r["n_normalised_kl"] == 1
-    assert r["normalised_kl"] == pytest.approx(second["normalised_kl"], rel=1e-12)
+    assert r["normalised_kl"] == pytest.approx((u - bc) / u, rel=1e-5)
     assert r["n_normalised_js"] == 2
 
 
@@ -128,13 +137,12 @@ def test_normalised_score_by_hand_for_probability_vectors():
         assert r[f"normalised_{stat}"] == pytest.approx((sum(base) - sum(d)) / sum(base), rel=1e-9)
         assert r[f"floor_{stat}_mean"] == 0.0
         assert r[f"uniform_{stat}_mean"] == pytest.approx(np.mean(base), rel=1e-12)
-        assert r["per_question"][0][f"normalised_{stat}"] == pytest.approx((base[0] - d[0]) / base[0], rel=1e-9)
         assert r[f"normalised_{stat}_ci_low"] <= r[f"normalised_{stat}"] <= r[f"normalised_{stat}_ci_high"]
         assert r[f"normalised_{stat}_participant_ci_low"] is None
     w = scipy_divergences(probs[0], refs[0])[2]
     wu = scipy_divergences(u, refs[0])[2]
     assert r["normalised_wasserstein"] == pytest.approx((wu - w) / wu, rel=1e-9)
-    assert r["per_question"][1]["normalised_wasserstein"] is None
+    assert not any(key.startswith("normalised") for key in r["per_question"][1])  # none per question in 3.0
 
 
 def test_normalised_score_golden_for_answers():
@@ -208,18 +216,23 @@ def test_refusal_channel_by_hand():
     assert plain["kl_mean"] == r["kl_mean"] and plain["refusals"] is None
 
 
-def test_human_ceiling_reported_beside():
+def test_no_ceiling_input_and_survey_noise_from_n_effective():
+    """Metric 3.0 takes no split-half ceiling (its yardsticks are the floor at the run's P and the
+    survey's own noise); the survey noise of KL is the floor of n_eff respondents, checked by
+    brute-force enumeration at a small n_eff; JS from its chi-square large-sample form."""
     refs = [[0.5, 0.5], [0.2, 0.8]]
     preds = [[0, 1, 1], [1, 1, 0]]
-    ceiling = [{"kl": 0.01, "js": 0.05, "wasserstein": 0.02, "kl_sd": 0.005, "js_sd": 0.01, "wasserstein_sd": 0.01},
-               None]
-    r = compute_alignment(predictions=preds, references=refs, ordinal=[True, True], human_ceiling=ceiling,
-                          bootstrap_samples=0)
-    assert r["n_with_ceiling"] == 1 and r["ceiling_js_mean"] == 0.05 and r["ceiling_kl_sd_mean"] == 0.005
-    one = compute_alignment(predictions=preds[:1], references=refs[:1], bootstrap_samples=0)
-    assert r["js_mean_on_ceiling_questions"] == pytest.approx(one["js_mean"])
-    with pytest.raises(ValueError, match=r"question 1: human_ceiling\['js'\]=-1"):
-        compute_alignment(predictions=preds, references=refs, human_ceiling=[None, {"js": -1}])
+    with pytest.raises(TypeError, match="human_ceiling"):
+        compute_alignment(predictions=preds, references=refs, human_ceiling=[None, None])
+    r = compute_alignment(predictions=preds, references=refs, ordinal=[True, True], human_n_effective=[6, 8],
+                          bootstrap_samples=0, return_per_question=True)
+    kl = [brute_force_expectation(q, q, n)[0] for q, n in zip(refs, (6, 8))]
+    for row, want, n in zip(r["per_question"], kl, (6, 8)):
+        assert row["survey_noise_kl"] == pytest.approx(want, rel=1e-9)
+        assert row["survey_noise_js"] == pytest.approx(math.sqrt(2 / (8 * n * math.log(2))) * math.gamma(1) / math.gamma(0.5),
+                                                       rel=1e-9)
+    assert r["survey_noise_kl_mean"] == pytest.approx(np.mean(kl), rel=1e-9)
+    assert compute_alignment(predictions=preds, references=refs, bootstrap_samples=0)["survey_noise_kl_mean"] is None
 
 
 def test_refusal_channel_alone_matches_the_metric_block():

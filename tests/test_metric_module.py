@@ -124,6 +124,9 @@ def test_the_script_names_every_sibling_for_evaluate():
     imports = get_imports(str(MODULE_DIR / "cultural_alignment.py"))
     internal = sorted(name for kind, name, _, _ in imports if kind == "internal")
     assert internal == SIBLINGS
+    # named, so a sibling the glob missed (or a renamed one) fails here: every file evaluate must copy
+    assert set(SIBLINGS) >= {"bootstrap", "channels", "compute", "demographics", "divergences", "floors", "inputs",
+                             "intervals", "output", "schema", "structure", "worth"}
     assert not [imp for imp in imports if imp[0] == "external"]
     assert {"numpy", "scipy"} <= {name for kind, name, _, _ in imports if kind == "library"}
     for sibling in SIBLINGS:  # relative imports between siblings only, never the project's namespace

@@ -70,8 +70,10 @@ def test_report_numbers(report, runs):
         (plans["all"]["distinct_answers_mean"] / plans["none"]["distinct_answers_mean"] - 1) * 100)
     cmap = saved["culture_map"]
     assert {"US (human, WVS)", "CN (human, WVS)", "JP (human, WVS)", "EG (human, WVS)"} <= set(cmap["points"])
-    ceiling = saved["human_ceiling"]
-    assert ceiling["n_questions"] >= 1 and ceiling["comparison"]
+    assert "human_ceiling" not in saved  # 3.0: the yardsticks replace the split-half ceiling
+    for run in saved["runs"]:
+        assert run["worth_n"].startswith("Worth N respondents")
+        assert {"floor_kl_mean", "survey_noise_kl_mean", "kl_bc_mean"} <= set(run["score_meaning"])
     for fig in saved["figures"].values():
         assert (out / fig).stat().st_size > 5000
 

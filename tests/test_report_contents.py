@@ -158,5 +158,6 @@ def test_report_shows_what_a_score_means(report):
     assert "What a score means" in text and "normalised score" in text
     kl = f"{sm['kl_mean']:.3f}"
     assert f"<td>KL</td><td class=n>{kl}</td>" in page
-    for term in ("floor", "uniform baseline", "normalised score", "human split-half ceiling"):
+    for term in ("floor", "uniform baseline", "normalised score", "worth N respondents",
+                 "floor at P (yardstick)", "survey noise (yardstick)"):
         assert f"<td><b>{term}</b></td>" in page, term

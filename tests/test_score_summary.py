@@ -48,7 +48,8 @@ def test_well_parsed_run_has_no_parse_warning(tmp_path):
     a, b = load_questions("US", limit=2)
     rows = [make_row(p, q, "ok", [p % 2]) for q in (a, b) for p in range(6)]
     out = _score(write_run(tmp_path / "run", [a, b], rows, participants=6))
-    assert out.splitlines()[0].startswith("Worth N respondents: as close to US opinion as")
+    assert re.match(r"Worth N respondents: (∞, as close to US opinion as the survey itself|[\d.,]+, as close to US "
+                    r"opinion as a random sample of [\d.,]+ Americans)", out.splitlines()[0]), out
     assert out.splitlines()[1].startswith("12 of 12 responses parsed to an answer (100%); 2 of 2 questions scored")
     assert "survey's own noise" in out and "perfect simulator with these participants" in out
     assert "Only" not in out and "dropped" not in out and "not parsed" not in out

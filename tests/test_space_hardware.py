@@ -256,19 +256,21 @@ def test_chinese_and_arabic_options_draw_without_missing_glyphs() -> None:
 
 
 def test_upload_against_the_built_dataset_scores_and_writes_its_report(tmp_path: Path) -> None:
-    """Real questions carry split-half ceilings (missing ones are NaN in pandas); the report goes
+    """Real GSS questions give the survey's own noise (from human_n_effective, or human_n in a
+    dataset older than 3.0) beside the floor at the run's P, and worth N first; the report goes
     beside the run folder (a report never writes into its inputs)."""
     frame = space.dataset_frame()
-    with_ceiling = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].notna()]
-    without = frame[frame["id"].str.startswith("gss2022.") & frame["human_ceiling_kl"].isna()]
-    qids = [with_ceiling["id"].iloc[0]] + ([without["id"].iloc[0]] if len(without) else [])
+    qids = list(frame[frame["id"].str.startswith("gss2022.")]["id"].iloc[:2])
     rows = [{"participant_id": p, "question_id": q, "status": "ok", "option_indices": [p % 2], "raw_text": "Answer: 1"}
             for q in qids for p in range(4)]
     upload = tmp_path / "responses.jsonl"
     upload.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     result = space.score_upload([str(upload)], tmp_path / "runs")
     assert result.scores["metric"]["n_questions"] == len(qids)
-    assert result.scores["metric"]["n_with_ceiling"] >= 1
+    metric = result.scores["metric"]
+    assert next(iter(metric)) == "metric_version" and list(metric)[2] == "worth_n"
+    assert metric["survey_noise_kl_mean"] is not None and metric["floor_kl_mean"] is not None
+    assert result.summary.startswith("**Worth N respondents")
     files, note = space.report_files(result.run_dir, bootstrap_samples=20)
     assert note == "report written" and {p.name for p in files} == {"report.html", "report.json"}
     assert all(result.run_dir not in p.parents for p in files)

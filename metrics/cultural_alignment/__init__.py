@@ -8,7 +8,7 @@ from the siblings that own them; the files behind them are private.
 """
 
 from .bootstrap import JACKKNIFE_GROUPS, PARTICIPANT_BOOTSTRAP_DEFAULT
-from .channels import CEILING_KEYS, NON_RESPONSE_EXCLUDED, refusal_channel
+from .channels import NON_RESPONSE_EXCLUDED, refusal_channel
 from .compute import compute_alignment
 from .demographics import GAP_PAIRS
 from .divergences import ZERO_POLICIES
@@ -46,5 +46,4 @@ __all__ = [
     "FLOOR_SEED",
     "SCORES",
     "DIVERGENCES",
-    "CEILING_KEYS",
 ]

@@ -17,15 +17,12 @@ from .intervals import masked_mean, percentile_interval
 from .schema import DIVERGENCES, Data, is_int, where
 
 __all__ = [
-    "NON_RESPONSE_EXCLUDED", "CEILING_KEYS", "channel_arrays", "refusal_channel", "refusal_stats",
+    "NON_RESPONSE_EXCLUDED", "channel_arrays", "refusal_channel", "refusal_stats",
 ]
 
 #: Statuses that are not the model's answer behaviour (a backend failure): left out of the
 #: non-answer share's numerator and denominator.
 NON_RESPONSE_EXCLUDED = ("error",)
-#: The split-half ceiling's keys, only for reading datasets older than 3.0 (metric 3.0 takes no
-#: ceiling: it is replaced by the survey's own noise, ``survey_noise_<stat>``).
-CEILING_KEYS = ("kl", "js", "wasserstein", "kl_sd", "js_sd", "wasserstein_sd")
 
 
 def _optional_share(value: Any, what: str, i: int, ids) -> float:

@@ -1,7 +1,8 @@
 """``compute_alignment``: the scoring function, in the order its parts run.
 
 Validate and prepare the inputs, compute the per-question point estimates, the demographic
-outcomes, the refusal and ceiling channels, the floors and baselines, then the bootstraps, and
+outcomes, the refusal channel, the floors and baselines, the survey's own noise, then the
+resamplings (question bootstrap, participant jackknife), and
 assemble the result. Importing it costs numpy and scipy only, never ``evaluate``.
 """
 

@@ -13,7 +13,8 @@ class with its ``datasets.Features``); the scoring lives in its sibling files, o
 each: ``schema`` (names, tolerances, the prepared input), ``inputs`` (validation),
 ``divergences`` (KL, JS, Wasserstein, zero-cell policy), ``floors`` (floors, baselines,
 normalised scores), ``bootstrap`` and ``intervals`` (question and participant intervals),
-``demographics`` (preference bias, group gaps), ``channels`` (refusals, human ceiling),
+``demographics`` (preference bias, group gaps), ``channels`` (refusals), ``worth`` (worth N
+respondents, the survey's own noise), ``structure`` (structure fidelity),
 ``output`` (the result dict, OUTPUT_GLOSSARY) and ``compute`` (``compute_alignment``).
 
 The folder is self-contained on purpose (numpy and scipy only, relative imports between the
@@ -45,7 +46,7 @@ import numpy as np
 import scipy
 
 from .bootstrap import JACKKNIFE_GROUPS, PARTICIPANT_BOOTSTRAP_DEFAULT
-from .channels import CEILING_KEYS, NON_RESPONSE_EXCLUDED, refusal_channel
+from .channels import NON_RESPONSE_EXCLUDED, refusal_channel
 from .compute import compute_alignment
 from .demographics import GAP_PAIRS
 from .divergences import ZERO_POLICIES
@@ -86,7 +87,6 @@ __all__ = [
     "FLOOR_SEED",
     "SCORES",
     "DIVERGENCES",
-    "CEILING_KEYS",
 ]
 
 
@@ -226,7 +226,8 @@ Returns:
     perfect simulator of this size scores) and uniform_<stat>_mean (random answers);
     normalised_<stat> ((D_uniform - D_model) / (D_uniform - D_floor): 1 perfect, 0 random,
     higher is better) with question and participant intervals; refusals (non-answer share vs
-    the human non-substantive share); ceiling_<stat>_mean; demographic_gaps (gap between groups
+    the human non-substantive share); survey_noise_<stat>_mean (the human survey's own noise, with
+    human_n_effective); worth_n (worth N respondents, first key); demographic_gaps (gap between groups
     with CI and permutation p-value); bias_profile_counts (the paper's counts rule). One line
     per key: OUTPUT_GLOSSARY.
 

@@ -123,7 +123,8 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         if stat == "kl":
             if data.answers is None:  # probability vectors: no participants, the plug-in is the value
                 est = means["kl"]
-                if est is not None:
+                # the interval is the survey's own noise alone: none without human_n_effective
+                if est is not None and data.human_n_eff is not None and np.isfinite(data.human_n_eff[mask]).any():
                     hv = math.sqrt(float(point["human_var_kl"][mask].sum())) / float(mask.sum())
                     half = two_sided_z(conf) * hv
                     low, high, se = max(est - half, 0.0), est + half, hv
@@ -140,8 +141,10 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         ok = sel & point[f"norm_ok_{stat}"]
         den = float(point[f"den_{stat}"][ok].sum())
         value = finite_or_none(point[f"num_{stat}"][ok].sum() / den) if ok.any() and den > 0 else None
-        if ok.sum() != sel.sum():
-            value = None  # a question without a defined score (e.g. fewer than MIN_PARTICIPANTS answers)
+        if data.answers is not None and (data.answers.lengths[sel] < MIN_PARTICIPANTS).any():
+            value = None  # a question with fewer than MIN_PARTICIPANTS answers would rank "better than perfect"
+        # (a question whose baseline is not above its floor, e.g. a uniform human distribution, is left
+        # out of the sums and of n_normalised_<stat>)
         out[f"normalised_{stat}"] = value
         low, high = percentile_interval(None if qboot is None or value is None else qboot[f"normalised_{stat}"][:, column], conf)
         out[f"normalised_{stat}_ci_low"], out[f"normalised_{stat}_ci_high"] = low, high

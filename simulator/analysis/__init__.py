@@ -1,5 +1,5 @@
 """Everything that reads run folders: scoring a run, the report and its figures, the culture
-map, insensitivity, the human ceiling, ablations and diversity.
+map, insensitivity, structure fidelity, ablations and diversity.
 
 The run side (participants, prompts, memory, parsing, backends, the runner) lives one level up
 in ``simulator/`` and writes run folders; this package only reads them, and scores through the

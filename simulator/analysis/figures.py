@@ -112,13 +112,16 @@ def dimension_bars(per_run: Mapping[str, Mapping[str, Mapping[str, Any]]], metri
     return fig
 
 
-def question_distribution(per_run: Mapping[str, Sequence[float]], ceiling: Sequence[float] | None = None,
-                          metric: str = "kl") -> Figure:
-    """Per-question divergence of each run as violins with the points on top (and the human ceiling)."""
+def question_distribution(per_run: Mapping[str, Sequence[float]],
+                          yardsticks: Mapping[str, Sequence[float]] | None = None, metric: str = "kl") -> Figure:
+    """Per-question divergence of each run as violins with the points on top, after the yardsticks
+    (per question: what a perfect simulator with the run's P scores, the survey's own noise), so
+    a run's spread reads against what sampling noise alone gives."""
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=_DPI, layout="constrained")
     series = {k: [v for v in vals if v is not None and np.isfinite(v)] for k, vals in per_run.items()}
-    if ceiling is not None:
-        series = {"human split-half": [v for v in ceiling if v is not None and np.isfinite(v)], **series}
+    if yardsticks:
+        series = {**{f"yardstick: {k}": [v for v in vals if v is not None and np.isfinite(v)]
+                     for k, vals in yardsticks.items()}, **series}
     labels = [k for k, v in series.items() if v]
     data = [series[k] for k in labels]
     if data:

@@ -84,8 +84,13 @@ GLOSSARY: tuple[Term, ...] = (
          "model", "", "source"),
     Term("DEF", "the paper's diversity-enhanced framework: prompt, generation-config and memory modifications "
          "(plan 'all')", "", "source"),
-    Term("human split-half", "divergence between two random halves of the real respondents (the human ceiling)",
-         "", "ceiling"),
+    Term("P", "participants per question: the parsed answers a run's model distribution rests on; plug-in scores, "
+         "their floors and the normalised JS and Wasserstein depend on it, so those compare only between runs of the "
+         "same P (the report says when runs of different P are side by side); at P <= 2 a run is flagged", "",
+         "yardstick"),
+    Term("n_eff", "effective respondents behind a human distribution: respondents divided by the design effect of "
+         "the survey weights (dataset 3.0 human_n_effective); the survey's own noise is computed from it", "",
+         "yardstick"),
     Term("p-value", "permutation p-value: how often a lean this large would appear by chance", "", "bias"),
     Term("closer to", "the group whose answers the model's distributions are closer to", "", "bias"),
     # Structure fidelity (the lines are the metric's STRUCTURE_GLOSSARY: defined where computed)
@@ -130,11 +135,14 @@ GLOSSARY: tuple[Term, ...] = (
 
 METRIC_TERMS = {
     "bias-corrected": "kl_bc_mean",
+    "worth N respondents": "worth_n",
+    "worth N interval": "worth_n_ci_low",
+    "∞ (worth N)": "worth_n_infinite",
     "floor": "floor_kl_mean",
+    "floor at P (yardstick)": "floor_kl_mean",
+    "survey noise (yardstick)": "survey_noise_kl_mean",
     "uniform baseline": "uniform_kl_mean",
     "normalised score": "normalised_kl",
-    "human split-half ceiling": "ceiling_kl_mean",
-    "model on ceiling questions": "kl_mean_on_ceiling_questions",
     "refusal channel": "refusals",
     "demographic gap": "demographic_gaps",
 }

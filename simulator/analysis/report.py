@@ -4,14 +4,16 @@ Produces ``report.json`` (every number), ``report.html`` (stands alone: figures 
 PNG data, no server needed) and ``figures/*.png``. The HTML tables are rendered from the same
 dict that is written to report.json, so the two cannot disagree. All scoring goes through the
 metric module (via ``culturesim.simulator.analysis.scoring``) and each analysis is computed by its
-own module in ``analysis/`` (``culture_map``, ``bias``, ``insensitivity``, ``ablation``, ``ceiling``,
+own module in ``analysis/`` (``culture_map``, ``bias``, ``insensitivity``, ``ablation``,
 ``invariance``); this module only arranges numbers and pictures.
 
-Sections: preference distribution (KL/JS/Wasserstein per question and per value dimension,
-with CIs), cultural variation map, preference bias (sex x age profile), insensitivity (six
-dimensions, rules plus an optional judge), diversity ablation (when runs differ only by
-plan), language ablation (when runs differ only by language) and the human split-half
-ceiling.
+Sections: worth N respondents (the headline, first), what the numbers rest on, preference
+distribution (KL/JS/Wasserstein per question and per value dimension, with CIs) beside the two
+yardsticks (the floor at the run's P and the survey's own noise), cultural variation map,
+preference bias (sex x age profile), insensitivity (six dimensions, rules plus an optional
+judge), diversity ablation (when runs differ only by plan), language ablation (when runs differ
+only by language) and structure fidelity. Runs of different P, question sets or dataset and
+metric versions get a visible note (``comparability``).
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ from culturesim.metrics.cultural_alignment import DIVERGENCES
 from culturesim.simulator.analysis import figures
 from culturesim.simulator.analysis.ablation import language_ablation, plan_ablation
 from culturesim.simulator.analysis.bias import bias_by_dimension
-from culturesim.simulator.analysis.ceiling import human_ceiling
 from culturesim.simulator.analysis.culture_map import cross_culture_scores, culture_map_for_runs
 from culturesim.simulator.analysis.estimators import compare_estimators, estimators_html
 from culturesim.simulator.analysis.glossary import METRIC_TERMS, glossary, glossary_html
 from culturesim.simulator.analysis.insensitivity import insensitivity_for_run
 from culturesim.simulator.analysis.structure_report import structure_for_report, structure_html
+from culturesim.simulator.analysis.results_table import dataset_version
 from culturesim.simulator.analysis.invariance import MIN_CI_QUESTIONS, RESULT_FILE
 from culturesim.simulator.analysis.scoring import (
     MIN_ANSWERS_PER_QUESTION,
@@ -49,6 +51,7 @@ from culturesim.simulator.analysis.scoring import (
     load_run_questions,
     score_run,
     support_warnings,
+    worth_line,
 )
 from culturesim.simulator.participants import PlanSettings
 from culturesim.simulator.runfolder import CONFIG_FILE, Status
@@ -57,11 +60,18 @@ REPORT_VERSION = "1.1"
 
 SCORE_MEANING_KEYS = tuple(
     k for stat in DIVERGENCES for k in (
-        f"{stat}_mean", f"{stat}_bc_mean", f"floor_{stat}_mean", f"uniform_{stat}_mean", f"normalised_{stat}",
-        f"normalised_{stat}_ci_low", f"normalised_{stat}_ci_high", f"n_normalised_{stat}", f"ceiling_{stat}_mean",
-        f"{stat}_mean_on_ceiling_questions")) + ("n_with_ceiling", "match_rate", "match_rate_bc")
-"""The metric's numbers that say what a score means (floors, baselines, normalised score,
-ceiling), shown in the report's "What a score means" table."""
+        f"{stat}_mean", f"{stat}_participant_ci_low", f"{stat}_participant_ci_high", f"floor_{stat}_mean",
+        f"survey_noise_{stat}_mean", f"uniform_{stat}_mean", f"normalised_{stat}", f"normalised_{stat}_ci_low",
+        f"normalised_{stat}_ci_high", f"n_normalised_{stat}")) + (
+    "kl_bc_mean", "match_rate", "participants_mean", "n_few_participants", "worth_n", "worth_n_ci_low",
+    "worth_n_ci_high", "worth_n_infinite")
+"""The metric's numbers that say what a score means (worth N, the floor at the run's P, the
+survey's own noise, the uniform baseline, the normalised score), shown in the report's "What a
+score means" table."""
+
+#: At or below this many participants per question a run's scores are flagged (the metric gives
+#: no bias-corrected value, participant interval or normalised score below 3: ``n_few_participants``).
+FEW_PARTICIPANTS = 2
 
 log = logging.getLogger(__name__)
 
@@ -89,27 +99,13 @@ def _unique_labels(labels: list[str]) -> list[str]:
     return out
 
 
-def _ceiling(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    questions = {q.id: q for run in runs for q in run["questions"] if q.source == "GSS"}
-    if not questions:
-        return None
-    ceiling = human_ceiling(list(questions.values()))
-    if not ceiling["per_question"]:
-        return {"error": "the runs' GSS questions carry no human_ceiling columns (a dataset older than 2.0)"}
-    by_id = {p["id"]: p for p in ceiling["per_question"]}
-    comparison = {}
-    for run in runs:
-        model = [p for p in run["metric"].get("per_question") or [] if p["id"] in by_id]
-        if model:
-            comparison[run["label"]] = {
-                "n_questions": len(model),
-                "model_kl_mean": sum(p["kl"] for p in model) / len(model),
-                "ceiling_kl_mean": sum(by_id[p["id"]]["kl"] for p in model) / len(model),
-                "model_js_mean": sum(p["js"] for p in model) / len(model),
-                "ceiling_js_mean": sum(by_id[p["id"]]["js"] for p in model) / len(model),
-            }
-    ceiling["comparison"] = comparison
-    return ceiling
+def run_participants(metric: dict[str, Any]) -> float | None:
+    """Parsed answers per question (the run's P as the metric saw it), None for probability runs."""
+    return metric.get("participants_mean")
+
+
+def _p_label(p: float | None) -> str:
+    return "–" if p is None else f"{p:.0f}" if abs(p - round(p)) < 0.05 else f"{p:.1f}"
 
 
 def run_settings(config: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -212,7 +208,35 @@ def comparability(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                            "shared_with_first": shared})
     return {"comparable": not differ, "first": {"dir": first["dir"], "culture": first["config"].get("culture"),
                                                 "questions": len(qset(first))},
-            "cultures": cultures, "differing_runs": differ}
+            "cultures": cultures, "differing_runs": differ, "notes": comparability_notes(runs, differ)}
+
+
+def comparability_notes(runs: Sequence[dict[str, Any]], differ: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """Plain-language notes for runs whose numbers do not compare one to one: different
+    participants per question (the plug-in divergences, their floors and the normalised JS and
+    Wasserstein all move with P; worth N and the normalised KL do not), different question sets,
+    different dataset or metric versions. Empty when the runs compare."""
+    notes = []
+    ps = {r.get("label") or r["dir"]: run_participants(r.get("metric") or {}) for r in runs}
+    known = {label: p for label, p in ps.items() if p is not None}
+    if len({round(p, 1) for p in known.values()}) > 1:
+        notes.append("These runs have different numbers of participants per question ("
+                     + ", ".join(f"{label}: P = {_p_label(p)}" for label, p in known.items())
+                     + "). Plug-in KL, JS and Wasserstein, their floors and the normalised JS and Wasserstein depend "
+                     "on P, so compare those only between runs of the same P; worth N respondents, the bias-corrected "
+                     "KL and the normalised KL are for unlimited participants and compare across P.")
+    if differ:
+        notes.append(f"{len(differ)} run(s) ask a different culture or question set than the first run: each run's "
+                     "numbers rest on its own questions (see the list below).")
+    for name, get in (("dataset", lambda r: dataset_version(r["config"])),
+                      ("metric", lambda r: str(((r.get("run") or {}).get("versions") or {}).get("metric_version")
+                                               or "unknown"))):
+        versions = {r.get("label") or r["dir"]: get(r) for r in runs}
+        if len(set(versions.values())) > 1:
+            notes.append(f"These runs were scored with different {name} versions ("
+                         + ", ".join(f"{label}: {v}" for label, v in versions.items())
+                         + "); numbers of two versions do not compare.")
+    return notes
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -312,12 +336,15 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
                 "n_questions", "kl_mean", "kl_ci_low", "kl_ci_high", "js_mean", "js_ci_low", "js_ci_high",
                 "wasserstein_mean", "wasserstein_ci_low", "wasserstein_ci_high", "match_rate", "match_rate_ci_low",
                 "match_rate_ci_high", "distinct_answers_mean", "entropy_mean", "unanimous_share")},
+            "worth_n": worth_line(m, run["config"].get("culture")),
+            "participants_per_question": run_participants(m),
             "score_meaning": {k: m.get(k) for k in SCORE_MEANING_KEYS if k in m},
             "refusals": m.get("refusals"),
             "demographic_gaps": m.get("demographic_gaps"),
             "per_dimension": {d: {k: v for k, v in s.items() if k != "bias_profile"} for d, s in (m.get("per_dimension") or {}).items()},
             "per_question": [{k: p.get(k) for k in ("id", "kl", "js", "wasserstein", "match", "model_distribution",
-                                                    "human_distribution", "distinct_answers")} for p in m.get("per_question") or []],
+                                                    "human_distribution", "distinct_answers", "floor_kl",
+                                                    "survey_noise_kl", "worth_n")} for p in m.get("per_question") or []],
             "bias_profile": m.get("bias_profile"),
             "bias_by_dimension": bias_by_dimension(m),
             "insensitivity": insensitivity_for_run(run["rows"] if _sampled(run) else [], qmap, judge_backend),
@@ -330,7 +357,6 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     report["language_ablation"] = language_ablation([r for r in runs if _sampled(r)])
 
     report["estimators"] = compare_estimators(runs, bootstrap_samples=bootstrap_samples)
-    report["human_ceiling"] = _ceiling(runs)
     report["invariance"] = [invariance_for_report(b) for b in batteries]
     report["structure"], structure_figs = structure_for_report(runs)  # structure fidelity: structure_report
 
@@ -341,10 +367,9 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
     figs["dimension_js"] = _figure_png(figures.dimension_bars(per_dim, "js"), fdir / "dimension_js.png")
     for name, fig in structure_figs.items():
         figs[name] = _figure_png(fig, fdir / f"{name}.png")
-    ceiling = report["human_ceiling"] if report["human_ceiling"] and "per_question" in report["human_ceiling"] else None
     figs["question_kl"] = _figure_png(figures.question_distribution(
         {r["label"]: [p["kl"] for p in r["per_question"]] for r in report["runs"]},
-        [p["kl"] for p in ceiling["per_question"]] if ceiling else None), fdir / "question_kl.png")
+        yardsticks=_question_yardsticks(report["runs"])), fdir / "question_kl.png")
     if report["culture_map"] and "points" in report["culture_map"]:
         figs["culture_map"] = _figure_png(figures.culture_map(report["culture_map"], report["culture_map"]["humans"]),
                                           fdir / "culture_map.png")
@@ -364,6 +389,22 @@ def _build_report(run_dirs: Sequence[str | Path], out: Path, judge_backend: Any,
         json.dump(report, fh, indent=1, ensure_ascii=False, default=_jsonable)
     (out / "report.html").write_text(render_html(report, figs), encoding="utf-8")
     return report
+
+
+def _question_yardsticks(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per-question KL yardsticks for the per-question figure: what a perfect simulator with each
+    run's P scores (one series per distinct P) and the survey's own noise (per question, once)."""
+    out: dict[str, list[float]] = {}
+    noise: dict[str, float] = {}
+    for r in runs:
+        name = f"perfect simulator, P = {_p_label(r.get('participants_per_question'))}"
+        floors = [p["floor_kl"] for p in r["per_question"] if p.get("floor_kl") is not None]
+        if floors and name not in out:
+            out[name] = floors
+        noise.update({p["id"]: p["survey_noise_kl"] for p in r["per_question"] if p.get("survey_noise_kl") is not None})
+    if noise:
+        out["survey's own noise"] = list(noise.values())
+    return out
 
 
 def invariance_for_report(battery: Path) -> dict[str, Any]:
@@ -463,6 +504,15 @@ def _img(figs: dict[str, str], name: str, alt: str) -> str:
     return f'<figure><img class="figure" data-figure="{name}" alt="{html.escape(alt)}" src="data:image/png;base64,{figs[name]}"></figure>'
 
 
+def _comparability_notes(mix: dict[str, Any] | None) -> str:
+    """The visible note when runs of different P, question sets or versions are side by side."""
+    notes = (mix or {}).get("notes") or []
+    if not notes:
+        return ""
+    return ('<div class="comparability warnings"><b>Comparing these runs</b><ul>'
+            + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></div>")
+
+
 def _mixed_notice(mix: dict[str, Any] | None) -> str:
     if not mix or mix.get("comparable", True):
         return ""
@@ -544,32 +594,44 @@ def _run_sections(r: dict[str, Any]) -> list[str]:
 
 
 def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
-    """What a score means (floor, uniform baseline, normalised score, ceiling), the refusal
-    channel and the demographic gaps: the metric's numbers, each defined in the glossary."""
-    parts = ["<h3 id=meaning>What a score means</h3>",
-             "<p>The floor is what a perfect simulator with this many parsed answers would score by sampling noise "
-             "alone; the uniform baseline is what random answers score. The normalised score puts the model between "
-             "them: 1 = as good as a perfect simulator of this size, 0 = no better than random, below 0 = worse. "
-             "The human split-half ceiling (where the dataset has one) is the divergence between two halves of the "
-             "real respondents.</p>"]
+    """What a score means: the model's plug-in score beside its two yardsticks (the floor at the
+    run's own P: what a perfect simulator with these participants scores; the survey's own noise:
+    how far the human distribution itself is from its population), the bias-corrected KL
+    (unlimited participants), the uniform baseline and the normalised score; the refusal channel
+    and the demographic gaps: the metric's numbers, each defined in the glossary."""
+    parts = ["<h3 id=meaning>What a score means: the yardsticks</h3>",
+             "<p>A plug-in score (the participants' answers as they are) is never 0, even for a perfect simulator: "
+             "with P participants per question sampling noise alone leaves the <b>floor at P</b>. The human "
+             "distribution is itself a survey estimate; the <b>survey's own noise</b> is its expected divergence from "
+             "the population (respondents over the design effect). The <b>bias-corrected KL</b> estimates the model's "
+             "divergence with unlimited participants, comparable across runs of any size and with the survey noise. "
+             "The normalised score puts the model between a perfect simulator (1) and random answers (0); the "
+             "normalised KL uses the bias-corrected KL and does not depend on P, the normalised JS and Wasserstein "
+             "are at the run's P and compare only between runs of the same P.</p>"]
     for r in runs:
         sm = r.get("score_meaning") or {}
         if not sm:
             continue
+        P = _p_label(r.get("participants_per_question"))
         rows = []
         for stat, name in (("kl", "KL"), ("js", "JS"), ("wasserstein", "Wasserstein")):
             if sm.get(f"{stat}_mean") is None:
                 continue
             lo, hi = sm.get(f"normalised_{stat}_ci_low"), sm.get(f"normalised_{stat}_ci_high")
-            rows.append([name, sm.get(f"{stat}_mean"), sm.get(f"{stat}_bc_mean"), sm.get(f"floor_{stat}_mean"),
-                         sm.get(f"uniform_{stat}_mean"), sm.get(f"normalised_{stat}"),
+            bc = (f"{fmt(sm.get('kl_bc_mean'))} [{fmt(sm.get('kl_participant_ci_low'))}, "
+                  f"{fmt(sm.get('kl_participant_ci_high'))}]" if stat == "kl" and sm.get("kl_bc_mean") is not None
+                  else "–")
+            norm = sm.get(f"normalised_{stat}")
+            rows.append([name, sm.get(f"{stat}_mean"), sm.get(f"floor_{stat}_mean"), sm.get(f"survey_noise_{stat}_mean"),
+                         bc, sm.get(f"uniform_{stat}_mean"),
+                         "–" if norm is None else fmt(norm) if stat == "kl" else f"{fmt(norm)} (at P = {P})",
                          f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else "–",
-                         sm.get(f"n_normalised_{stat}"), sm.get(f"ceiling_{stat}_mean"),
-                         sm.get(f"{stat}_mean_on_ceiling_questions")])
-        parts.append(f"<h4>{html.escape(r['label'])}</h4>")
-        parts.append(_table(["measure", "model", "bias-corrected", "floor", "uniform baseline", "normalised score",
-                             "normalised CI", "questions (normalised)", "human split-half ceiling",
-                             "model on ceiling questions"], rows, "meaning"))
+                         sm.get(f"n_normalised_{stat}")])
+        parts.append(f"<h4>{html.escape(r['label'])} (P = {P} participants per question)</h4>")
+        parts.append(_table(["measure", "model (plug-in, at P)", f"floor at P = {P} (perfect simulator)",
+                             "survey's own noise", "bias-corrected (unlimited participants) [95% CI]",
+                             "uniform baseline", "normalised score", "normalised CI", "questions (normalised)"],
+                            rows, "meaning yardsticks"))
         ref = r.get("refusals") or {}
         if ref:
             parts.append("<p>Refusal channel (kept apart from the divergences): the model gave no valid answer in "
@@ -596,6 +658,23 @@ def _meaning_sections(runs: list[dict[str, Any]]) -> list[str]:
     return parts
 
 
+def _worth_section(runs: list[dict[str, Any]]) -> str:
+    """The headline, first in the report: each run's worth N respondents with its interval, and a
+    flag where a run has too few participants per question for it."""
+    items = []
+    for r in runs:
+        P = r.get("participants_per_question")
+        flag = (f" <b>Flagged: only {_p_label(P)} participant(s) per question</b> (at most {FEW_PARTICIPANTS}): no "
+                "bias-corrected score, participant interval, normalised score or worth N rests on so few."
+                if P is not None and P <= FEW_PARTICIPANTS else "")
+        items.append(f"<li><b>{html.escape(r['label'])}</b>: {html.escape(r.get('worth_n') or '')}.{flag}</li>")
+    return ("<h2 id=worth>Worth N respondents</h2><p>How many real respondents the model is worth: a random sample of "
+            "that many people from the survey's population is, in expectation, as far from the population's answers "
+            "(KL) as the model is with unlimited participants; ∞ (\"as close as the survey itself\") when the model "
+            "is within the survey's own sampling noise. Higher is better.</p><ul class=worth>" + "".join(items)
+            + "</ul>")
+
+
 def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
     runs = report["runs"]
     overall_rows = [[r["label"], r["overall"]["n_questions"], r["overall"]["kl_mean"], r["overall"]["kl_ci_low"],
@@ -607,6 +686,8 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>culturesim report</title><style>",
         _CSS, "</style></head><body>",
         "<h1>culturesim report</h1>",
+        _worth_section(runs),
+        _comparability_notes(report.get("comparability")),
         _mixed_notice(report.get("comparability")),
         _cross_culture_table(report.get("cross_culture")),
         "<p>How close a language model's answers to survey questions come to real respondents' answers: each run "
@@ -615,7 +696,7 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
         f"<a href=#glossary>glossary</a> at the end. Report version {fmt(report['report_version'])}.</p>",
         "<nav><a href=#run>The run</a><a href=#rests-on>What it rests on</a><a href=#overall>Preference distribution"
         "</a><a href=#culture-map>Culture map</a><a href=#bias>Preference bias</a><a href=#insensitivity>"
-        "Insensitivity</a><a href=#structure>Structure fidelity</a><a href=#ceiling>Human ceiling</a><a href=#glossary>Glossary</a></nav>",
+        "Insensitivity</a><a href=#structure>Structure fidelity</a><a href=#meaning>Yardsticks</a><a href=#glossary>Glossary</a></nav>",
         "<h2 id=run>The run</h2>",
         _table(["setting"] + [r["label"] for r in runs],
                [[name] + [_setting(r["settings"].get(name)) for r in runs] for name in setting_names], "settings"),
@@ -694,17 +775,8 @@ def render_html(report: dict[str, Any], figs: dict[str, str]) -> str:
 
     parts.append(estimators_html(report.get("estimators"), _table))
     parts.append(structure_html(report.get("structure"), figs, _table, _img))
-    ceiling = report.get("human_ceiling")
     if report.get("invariance"):
         parts.append(invariance_html(report["invariance"]))
-    parts.append("<h2 id=ceiling>Human ceiling</h2>")
-    if ceiling and "comparison" in ceiling:
-        parts.append(f"<p>{fmt(ceiling.get('method'))}</p>")
-        parts.append(_table(["run", "GSS questions", "model KL", "human split-half KL", "model JS", "split-half JS"],
-                            [[k, v["n_questions"], v["model_kl_mean"], v["ceiling_kl_mean"], v["model_js_mean"],
-                              v["ceiling_js_mean"]] for k, v in ceiling["comparison"].items()], "ceiling"))
-    else:
-        parts.append(f"<p>Not computed: {fmt((ceiling or {}).get('error', 'the runs have no GSS questions'))}</p>")
     parts.append("<h2 id=glossary>Glossary</h2>")
     parts.append(glossary_html(glossary(metric_terms=METRIC_TERMS)))
     parts.append("</body></html>")

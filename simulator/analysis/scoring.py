@@ -186,6 +186,10 @@ def support_warnings(responses: dict[str, Any], metric: dict[str, Any] | None, d
     if few:
         out.append(f"{len(few)} scored question(s) rest on fewer than {MIN_ANSWERS_PER_QUESTION} parsed answers: "
                    + ", ".join(few) + ".")
+    if (metric or {}).get("n_few_participants"):
+        out.append(f"{metric['n_few_participants']} question(s) have at most 2 parsed answers: no bias-corrected value, "
+                   "participant interval, normalised score or worth N for them or for means over them (with one or two "
+                   "participants a model that always gives the human modal answer would score better than perfect).")
     thin = sorted(d for d, st in ((metric or {}).get("per_dimension") or {}).items()
                   if (st.get("n_questions") or 0) < MIN_QUESTIONS_PER_DIMENSION)
     if thin:
@@ -359,19 +363,26 @@ def _count(n: float | None) -> str:
     return f"{n:.1f}" if n < 10 else f"{n:,.0f}"
 
 
+#: Who a culture's respondents are, for the worth-N headline ("a random sample of 3 Americans").
+PEOPLE = {"US": "Americans", "CN": "people in China", "JP": "people in Japan", "EG": "people in Egypt"}
+
+
 def worth_line(metric: dict[str, Any], culture: str | None = None) -> str:
     """The headline: worth N respondents, with its interval ("as close to US opinion as a random
-    sample of 3 respondents [2, 5]"), or why there is none."""
+    sample of 3 Americans [95% interval 2 to 5]"), ∞ within the survey's own noise, or why there
+    is none."""
     who = f"{culture} opinion" if culture else "the human answers"
+    people = PEOPLE.get(str(culture), "real respondents")
     if metric.get("worth_n_infinite"):
-        return (f"Worth N respondents: as close to {who} as the survey itself (within its own sampling noise, "
-                f"KL {_num(metric.get('kl_bc_mean'))} <= {_num(metric.get('survey_noise_kl_mean'))})")
+        return (f"Worth N respondents: ∞, as close to {who} as the survey itself (within its own sampling noise: "
+                f"bias-corrected KL {_num(metric.get('kl_bc_mean'))} <= survey noise "
+                f"{_num(metric.get('survey_noise_kl_mean'))})")
     n = metric.get("worth_n")
     if n is None:
-        return ("Worth N respondents: n/a (needs the participants' answers, 3 or more per question, or probabilities)")
+        return ("Worth N respondents: n/a (needs 3 or more parsed answers per question, or probability vectors)")
     lo, hi = metric.get("worth_n_ci_low"), metric.get("worth_n_ci_high")
-    interval = f" [95% interval {_count(lo)} to {'unbounded' if hi is None else _count(hi)}]"
-    return f"Worth N respondents: as close to {who} as a random sample of {_count(n)} real respondents{interval}"
+    interval = f" [95% interval {_count(lo)} to {'∞' if hi is None else _count(hi)}]"
+    return f"Worth N respondents: {_count(n)}, as close to {who} as a random sample of {_count(n)} {people}{interval}"
 
 
 def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None) -> list[str]:
@@ -397,15 +408,13 @@ def summary_lines(result: dict[str, Any], scores_path: str | Path | None = None)
                      f"{_interval(m, 'match_rate')}")
         lines.append("  (KL, JS, Wasserstein: lower = closer to the human answers; match rate: higher = better; "
                      "[95% bootstrap interval over questions])")
-        lines.append(f"  yardsticks: a perfect simulator with these participants scores KL {_num(m.get('floor_kl_mean'))}, "
-                     f"JS {_num(m.get('floor_js_mean'))}; the survey's own noise is KL "
-                     f"{_num(m.get('survey_noise_kl_mean'))}, JS {_num(m.get('survey_noise_js_mean'))}; bias-corrected KL "
+        P = m.get("participants_mean")
+        lines.append(f"  yardsticks: a perfect simulator with these participants (P = {'n/a' if P is None else f'{P:.1f}'}"
+                     f" per question) scores KL {_num(m.get('floor_kl_mean'))}, JS {_num(m.get('floor_js_mean'))}; the "
+                     f"survey's own noise is KL {_num(m.get('survey_noise_kl_mean'))}, JS "
+                     f"{_num(m.get('survey_noise_js_mean'))}; bias-corrected KL "
                      f"(unlimited participants) {_num(m.get('kl_bc_mean'))} [{_num(m.get('kl_participant_ci_low'))}, "
                      f"{_num(m.get('kl_participant_ci_high'))}]")
-        if m.get("n_few_participants"):
-            lines.append(f"warning: {m['n_few_participants']} question(s) have fewer than 3 parsed answers: no "
-                         "bias-corrected value, participant interval, normalised score or worth-N for them or for means "
-                         "over them")
     lines += structure_report.summary_lines(result.get("structure"))
     lines += [f"warning: {w}" for w in support_warnings(r, result["metric"], dropped=False)]
     if scores_path is not None:
