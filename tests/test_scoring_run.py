@@ -117,3 +117,33 @@ def test_score_a_real_run_from_the_command_line(tmp_path, capsys):
         assert scores["metric"] is None
     assert scores["run"]["plan"] == "none" and scores["run"]["versions"]["parser_version"]
     assert "scores.json" in capsys.readouterr().out
+
+
+def test_dataset_3_columns_reach_the_metric(tmp_path):
+    """A dataset 3.0 record's battery, human_n_effective and design_effect are read into the
+    Question (and kept through the run's questions.jsonl snapshot); scoring passes the battery
+    (question bootstrap by battery) and n_eff (the survey's own noise) to the metric: the same
+    numbers as compute_alignment given them directly."""
+    from culturesim.metrics.cultural_alignment import compute_alignment
+
+    base = {"culture": "US", "language": "en", "question": "Q?", "options": ["a", "b", "c"], "option_codes": [1, 2, 3],
+            "question_type": "single_choice", "ordinal": True, "human_n": 1000}
+    records = [{**base, "id": f"gss2022.x{i}.en", "human_distribution": d, "battery": b, "human_n_effective": n,
+                "design_effect": 1000 / n if n else None}
+               for i, (d, b, n) in enumerate([([0.2, 0.3, 0.5], "gss.x", 400.0), ([0.6, 0.3, 0.1], "gss.x", 410.0),
+                                              ([0.3, 0.4, 0.3], None, None)])]
+    questions = [Question.from_record(r) for r in records]
+    assert (questions[0].battery, questions[0].human_n_effective, questions[0].design_effect) == ("gss.x", 400.0, 2.5)
+    assert questions[2].battery is None and questions[2].human_n_effective is None
+    rows = [make_row(p, q, "ok", [p % 3]) for q in questions for p in range(6)]
+    run = write_run(tmp_path / "run", questions, rows, participants=6)
+    assert load_run_questions(run) == questions and [q.battery for q in load_run_questions(run)] == ["gss.x", "gss.x", None]
+    metric = score_run(run, bootstrap_samples=200, write=False)["metric"]
+    direct = compute_alignment(predictions=[[p % 3 for p in range(6)]] * 3, references=[r["human_distribution"] for r in records],
+                               ordinal=[True] * 3, value_dimensions=[[]] * 3, demographics=[[]] * 3,
+                               question_ids=[q.id for q in questions], battery=["gss.x", "gss.x", None],
+                               human_n_effective=[400.0, 410.0, 1000.0],  # human_n where no n_eff is given
+                               bootstrap_samples=200, seed=0)
+    for key in ("survey_noise_kl_mean", "kl_ci_low", "kl_ci_high", "kl_participant_ci_low", "worth_n"):
+        assert metric[key] == pytest.approx(direct[key]), key
+    assert metric["survey_noise_kl_mean"] is not None
