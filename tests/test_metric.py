@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, multinomial, wasserstein_distance
+from scipy.stats import t as student_t
 
 from culturesim.metrics.cultural_alignment import compute_alignment, describe
 
@@ -455,7 +456,8 @@ def replay_jackknife(preds, refs, ordinal, policy):
 )
 def test_participant_jackknife_replayed(policy, ragged, multi):
     """The participant interval of a mean, recomputed independently (replay_jackknife, scipy):
-    se^2 = (G - 1) / G x sum of the replicate means' squared deviations; the match rate, JS and
+    se^2 = (G - 1) / G x sum of the replicate means' squared deviations, plus or minus z x se (KL:
+    Student t with G - 1 degrees of freedom); the match rate, JS and
     Wasserstein are centred on the plug-in mean (the interval is for its expectation), KL on the
     bias-corrected mean (plug-in minus the mean jackknife bias) with the bias estimates' spread
     over the questions added to its variance. Under 'paper' a replicate's infinity replacement
@@ -480,7 +482,8 @@ def test_participant_jackknife_replayed(policy, ragged, multi):
             point = point - bias.mean()
             var += bias.var()  / len(bias)
             assert r["kl_bc_mean"] == pytest.approx(point, rel=1e-4, abs=1e-6)
-        half = z * math.sqrt(var)
+        # KL: Student t with the jackknife's G - 1 degrees of freedom (its variance rests on G deletions)
+        half = (student_t.ppf(0.975, G - 1) if stat == "kl" else z) * math.sqrt(var)
         upper = math.inf if stat == "kl" else 1.0
         expected = np.clip([point - half, point + half], 0.0, upper)
         np.testing.assert_allclose([r[f"{stat}_participant_ci_low"], r[f"{stat}_participant_ci_high"]], expected,

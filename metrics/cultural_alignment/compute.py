@@ -102,7 +102,7 @@ def compute_alignment(
         if data.answers is not None and settings["participant_bootstrap_samples"] > 0:
             pboot = participant_jackknife(data, point, settings)
         for stat in DIVERGENCES:
-            point[f"human_var_{stat}"] = human_variance(data, data.model, stat, settings)
+            point[f"human_var_{stat}"] = human_variance(data, data.model, stat, settings, js=point["js"])
         if data.answers is None:
             point["jack_bias_kl"] = np.zeros(data.n)
         else:

@@ -57,13 +57,14 @@ def _compositions(P: int, k: int) -> np.ndarray:
     return np.diff(edges, axis=1) - 1
 
 
-def _binomial_pmf(P: int, r: np.ndarray) -> np.ndarray:
+def _binomial_pmf(P: int, r: np.ndarray, leading: bool = False) -> np.ndarray:
     """(..., P + 1) float64: Binomial(P, r) probabilities of 0..P for every entry of r. Up to
     200 answers as C(P, c) r^c (1 - r)^(P - c) from running products (no exp: about 3x
-    faster), above that in logs (where C(P, c) would overflow)."""
-    if P <= 200:
+    faster), above that in logs (where C(P, c) would overflow). ``leading``: (P + 1, ...) as
+    computed, without the transposing copy (a caller that only contracts over c saves it)."""
+    if P <= 200 and leading:
         r = np.asarray(r, dtype=np.float64)
-        up = np.empty((P + 1,) + r.shape)  # powers along a leading axis: whole-array products
+        up = np.empty((P + 1,) + r.shape)
         down = np.empty_like(up)
         up[0] = down[0] = 1.0
         rest = 1.0 - r
@@ -72,7 +73,11 @@ def _binomial_pmf(P: int, r: np.ndarray) -> np.ndarray:
             np.multiply(down[c - 1], rest, out=down[c])
         up *= down[::-1]
         up *= np.array([math.comb(P, c) for c in range(P + 1)], dtype=np.float64).reshape((P + 1,) + (1,) * r.ndim)
-        return np.ascontiguousarray(np.moveaxis(up, 0, -1))
+        return up
+    if leading:
+        return np.ascontiguousarray(np.moveaxis(_binomial_pmf(P, r), -1, 0))
+    if P <= 200:
+        return np.ascontiguousarray(np.moveaxis(_binomial_pmf(P, r, leading=True), 0, -1))
     c = np.arange(P + 1, dtype=np.float64)
     log_choose = gammaln(P + 1.0) - gammaln(c + 1.0) - gammaln(P - c + 1.0)
     r = np.clip(r, 1e-300, 1.0 - 1e-16)[..., None]  # r = 0 or 1 then give 1 at c = 0 or P (within 1e-15)
@@ -305,5 +310,6 @@ def kl_floor_curve(data: Data, settings: dict) -> np.ndarray:
         for j, n in enumerate(WORTH_GRID):
             a = alpha * np.arange(n + 1) / n + beta
             h = xlogy(a, a)
-            out[idx, j] = (_binomial_pmf(n, q) @ h).sum(axis=1) - cross
+            pmf = _binomial_pmf(n, q, leading=True)  # (n + 1, m, k): E[h] is one matrix-vector product
+            out[idx, j] = (h @ pmf.reshape(n + 1, -1)).reshape(q.shape).sum(axis=1) - cross
     return out

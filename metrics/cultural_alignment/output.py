@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.special import stdtrit
 
 from .channels import refusal_stats
 from .demographics import bias_profile, gap_stats
@@ -152,7 +153,10 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         low = high = None
         se = out[f"{stat}_participant_se"]
         if se is not None and value is not None:
-            half = two_sided_z(conf) * se * ok.sum() / den
+            # the same quantile as the divergence's own interval (KL: Student t, intervals.mean_limits)
+            quantile = (float(stdtrit(pboot["groups"] - 1, 0.5 + conf / 2.0)) if stat == "kl" and pboot is not None
+                        else two_sided_z(conf))
+            half = quantile * se * ok.sum() / den
             low, high = finite_or_none(value - half), finite_or_none(value + half)
         out[f"normalised_{stat}_participant_ci_low"], out[f"normalised_{stat}_participant_ci_high"] = low, high
         out[f"n_normalised_{stat}"] = int(ok.sum())
