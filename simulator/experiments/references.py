@@ -29,7 +29,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from culturesim.simulator import __version__
-from culturesim.simulator.questions import Question, config_files
+from culturesim.dataset_builder.respondents import respondents_files
+from culturesim.simulator.questions import DEFAULT_DATASET_DIR, Question, config_files
 from culturesim.simulator.runfolder import (
     CONFIG_FILE,
     RUN_FORMAT,
@@ -64,7 +65,7 @@ def check_reference(name: str) -> int | None:
 
 def respondents_table(culture: str, dataset_dir: str | Path | None = None) -> list[dict[str, Any]] | None:
     """The rows of the culture's respondents config (``<culture>_respondents``), or None without one."""
-    path = config_files(dataset_dir).get(f"{culture}_respondents")
+    path = respondents_files(dataset_dir or DEFAULT_DATASET_DIR).get(f"{culture}_respondents")
     return pq.read_table(path).to_pylist() if path is not None else None
 
 
