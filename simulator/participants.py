@@ -19,6 +19,11 @@ Plans (``parse_plan``):
 Locations come from ``simulator/locations/<CULTURE>.json`` (curated: regions of the country
 with a city each and census population weights, source and year in the file) and are drawn
 with probability proportional to population, so a sample looks like the country.
+
+Beside the plan, a run may draw each participant's person from real respondents
+(``personas=``, ``culturesim simulate --personas respondents``; ``culturesim.simulator.personas``):
+a DEF participant then also has a sex and an age group, stated in its prompt and recorded in its
+persona. That draw has its own random stream, so every other attribute stays what it was.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from culturesim.simulator.personas import PersonaSource, Respondent, check_persona_plan
 from culturesim.simulator.types import GenerationConfig
 
 __all__ = [
@@ -260,16 +266,26 @@ class Participant:
     """Set only with the memory modification."""
     drawn: dict[str, Any] = field(default_factory=dict, compare=False)
     """Every drawn attribute, switched on or not (for the record)."""
+    respondent: Respondent | None = None
+    """The real respondent this participant stands for (only with a persona source)."""
 
     def location_label(self, language: str = "en") -> str | None:
         return self.location.label(language) if self.location else None
 
+    def demographics(self, language: str = "en") -> str | None:
+        """The phrase the prompt states after the country (``a woman aged 30 to 49``), or None."""
+        return self.respondent.phrase(language) if self.respondent else None
+
     def persona(self) -> dict[str, Any]:
-        """What a response row records about the participant."""
-        return {
+        """What a response row records about the participant (keys: ``runfolder.PERSONA_FIELDS``);
+        the respondent's fields only when the run draws personas from respondents."""
+        out: dict[str, Any] = {
             "location": self.location.to_dict() if self.location else None,
             "memory_cap": self.memory_cap,
         }
+        if self.respondent is not None:
+            out.update(self.respondent.to_dict())
+        return out
 
 
 def default_generation(max_new_tokens: int = 512) -> GenerationConfig:
@@ -284,14 +300,18 @@ def make_participant(
     seed: int = 0,
     settings: PlanSettings | None = None,
     max_new_tokens: int = 512,
+    personas: PersonaSource | None = None,
 ) -> Participant:
     """Draw participant ``participant_id``'s persona from ``random.Random(f"{seed}:{participant_id}")``.
 
     Draw order (fixed, whatever the plan): location, memory cap, num_beams, do_sample,
-    temperature, top_p. The plan then keeps only its modifications.
+    temperature, top_p. The plan then keeps only its modifications. With ``personas`` (DEF plans
+    only) the participant is also a respondent drawn by weight from its own stream.
     """
     settings = settings or PlanSettings()
-    _, mods = parse_plan(plan)
+    kind, mods = parse_plan(plan)
+    if personas is not None:
+        check_persona_plan(kind)
     rng = random.Random(f"{seed}:{participant_id}")
     try:
         location = sample_location(country, rng)
@@ -330,6 +350,7 @@ def make_participant(
         generation=generation,
         memory_cap=memory_cap if "memory" in mods else None,
         drawn=drawn,
+        respondent=personas.draw(seed, participant_id) if personas is not None else None,
     )
 
 
@@ -341,9 +362,10 @@ def make_participants(
     settings: PlanSettings | None = None,
     max_new_tokens: int = 512,
     ids: list[int] | None = None,
+    personas: PersonaSource | None = None,
 ) -> list[Participant]:
     """Participants ``0..count-1`` (or the given ``ids``, e.g. one shard's)."""
     if count < 1:
         raise ValueError(f"participants={count!r} must be >= 1")
     wanted = list(range(count)) if ids is None else list(ids)
-    return [make_participant(pid, country, plan, seed, settings, max_new_tokens) for pid in wanted]
+    return [make_participant(pid, country, plan, seed, settings, max_new_tokens, personas) for pid in wanted]

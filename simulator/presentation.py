@@ -116,7 +116,8 @@ class Presentation:
         return option_order(question, seed, participant_id, shuffle)
 
     def render(self, question: Question, country: str, seed: int, participant_id: int, location: Any,
-               shuffle: bool, templates: dict[str, dict[str, str]] = DEF_TEMPLATES) -> RenderedQuestion:
+               shuffle: bool, templates: dict[str, dict[str, str]] = DEF_TEMPLATES,
+               demographics: str | None = None) -> RenderedQuestion:
         variant = None
         shown = question
         if self.paraphrases is not None:
@@ -125,7 +126,8 @@ class Presentation:
                 shown = dataclasses.replace(question, question=text)
         labels = "numbers" if question.question_type == "scale" else self.labels
         order = self.order_for(question, seed, participant_id, shuffle)
-        rendered = render_question(shown, country, order, location, templates, labels=labels)
+        rendered = render_question(shown, country, order, location, templates, labels=labels,
+                                   demographics=demographics)
         return dataclasses.replace(rendered, variant=variant) if variant else rendered
 
     def to_dict(self) -> dict[str, Any]:

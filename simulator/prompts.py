@@ -20,6 +20,11 @@ modification (a participant in Texas, Houston) whose shuffled order shows "Oppos
 Without the prompt modification [COUNTRY] is just ``the United States``. Multiple-choice
 questions say ``You should obtain one or more answers from [NUM] choices.``
 
+With personas drawn from real respondents (``simulate --personas respondents``,
+``culturesim.simulator.personas``; English templates only) the person's sex and age group follow
+the country: ``I want you to act as a citizen from the United States (Ohio, Columbus), a woman
+aged 30 to 49. You should ...``; runs without personas render exactly as above.
+
 Other languages (chosen by the question's ``language``):
 
 - ``zh`` (our faithful Chinese version of the same sentences)::
@@ -257,10 +262,12 @@ def render_question(
     location: Location | str | None = None,
     templates: dict[str, dict[str, str]] = DEF_TEMPLATES,
     labels: str = "numbers",
+    demographics: str | None = None,
 ) -> RenderedQuestion:
     """Render ``question`` for a participant of ``country`` (optionally at ``location``,
     labelled in the template's language) with options displayed in ``order`` and labelled
-    in style ``labels`` (``numbers``, ``letters`` or ``text``; numeric scales keep numbers)."""
+    in style ``labels`` (``numbers``, ``letters`` or ``text``; numeric scales keep numbers).
+    ``demographics`` (``a woman aged 30 to 49``, English templates only) follows the country."""
     check_label_style(labels)
     k = question.num_options
     order = tuple(range(k)) if order is None else tuple(order)
@@ -283,9 +290,13 @@ def render_question(
     request = f"{stem}\n{lines}"
     choose = spec["multiple"] if question.question_type == "multiple_choice" else spec["single"]
     place = location.label(language) if isinstance(location, Location) else location
-    text = spec["template"].format(
-        country=country_label(country, language, place), num=k, choose=choose, request=request
-    )
+    who = country_label(country, language, place)
+    if demographics:
+        if language != "en":
+            raise ValueError(f"Question {question.id!r} uses the {language!r} template; the demographic phrase "
+                             f"{demographics!r} is English (ask the English questions, or run without personas)")
+        who = f"{who}, {demographics}"
+    text = spec["template"].format(country=who, num=k, choose=choose, request=request)
     return RenderedQuestion(
         question_id=question.id,
         language=language,

@@ -19,6 +19,10 @@ Why this shape:
   ``f"{seed}:{participant}:{step}:memory"`` and every request carries a seed derived from
   ``(seed, participant, step, stage)``. With a seeded backend, an interrupted and resumed
   run writes the same rows (timing aside) as an uninterrupted one.
+- **Real people, optionally.** ``personas=`` (``culturesim.simulator.personas``) makes each DEF
+  participant a respondent drawn by survey weight (its own stream ``f"{seed}:{participant}:respondent"``);
+  the prompt states its sex and age group and ``config.json`` records the source under ``personas``.
+  Without it nothing changes: no key, the same prompts.
 - **Honest configs.** Sampling parameters the backend cannot apply
   (``Backend.supported_params``) are sent and recorded as the backend's default (None,
   one beam), and ``config.json`` lists them under ``config_diversity.unavailable``.
@@ -68,8 +72,10 @@ from culturesim.simulator.participants import (
     make_participants,
     parse_plan,
 )
+from culturesim.simulator.personas import PersonaSource, check_persona_plan
 from culturesim.simulator.presentation import Presentation
-from culturesim.simulator.prompts import CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order, render_question
+from culturesim.simulator.prompts import (CAO_TEMPLATES, DEF_TEMPLATES, PROMPT_VERSION, RenderedQuestion, option_order,
+                                          render_question, template_language)
 from culturesim.simulator.questions import Question
 from culturesim.simulator.progress import run_progress
 from culturesim.simulator.runfolder import (
@@ -209,9 +215,11 @@ class _Exchange:
 
 class _Run:
     def __init__(self, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
-                 participants: list[Participant], max_new_tokens: int, presentation: Presentation | None = None) -> None:
+                 participants: list[Participant], max_new_tokens: int, presentation: Presentation | None = None,
+                 personas: PersonaSource | None = None) -> None:
         self.questions = questions
         self.presentation = presentation
+        self.personas = personas
         self.backend = backend
         self.kind, self.mods = parse_plan(plan)
         self.seed = seed
@@ -228,12 +236,13 @@ class _Run:
 
     @classmethod
     def lazy(cls, questions: list[Question], backend: Backend, plan: str, seed: int, settings: PlanSettings,
-             max_new_tokens: int, presentation: Presentation | None = None) -> "_Run":
+             max_new_tokens: int, presentation: Presentation | None = None,
+             personas: PersonaSource | None = None) -> "_Run":
         """A run whose participants are made when first asked (``participant``), so the first rows
         of a huge run reach disk at once instead of after every persona has been drawn."""
-        run = cls(questions, backend, plan, seed, settings, [], max_new_tokens, presentation)
+        run = cls(questions, backend, plan, seed, settings, [], max_new_tokens, presentation, personas)
         culture = questions[0].culture
-        run._make = lambda pid: make_participant(pid, culture, plan, seed, settings, max_new_tokens)
+        run._make = lambda pid: make_participant(pid, culture, plan, seed, settings, max_new_tokens, personas)
         return run
 
     def participant(self, pid: int) -> Participant:
@@ -248,11 +257,12 @@ class _Run:
         return p
 
     def render(self, p: Participant, q: Question) -> RenderedQuestion:
+        demographics = p.demographics(template_language(q.language, self.templates)) if p.respondent else None
         if self.presentation is not None:
             return self.presentation.render(q, self.culture, self.seed, p.participant_id, p.location,
-                                            self.settings.shuffle_options, self.templates)
+                                            self.settings.shuffle_options, self.templates, demographics)
         order = option_order(q, self.seed, p.participant_id, self.settings.shuffle_options)
-        return render_question(q, self.culture, order, p.location, self.templates)
+        return render_question(q, self.culture, order, p.location, self.templates, demographics=demographics)
 
     def config(self, p: Participant, step: int, stage: str = "answer", max_new_tokens: int | None = None) -> GenerationConfig:
         cfg = dataclasses.replace(p.generation, seed=request_seed(self.seed, p.participant_id, step, stage))
@@ -384,6 +394,7 @@ def build_config(
     selection: dict[str, Any] | None = None,
     presentation: Presentation | None = None,
     estimator: str = "sampling",
+    personas: PersonaSource | None = None,
 ) -> dict[str, Any]:
     """The run's ``config.json``: everything that determines its rows, and no secret.
 
@@ -432,6 +443,8 @@ def build_config(
     }
     if presentation is not None:  # only where used: older run folders stay resumable
         config["presentation"] = presentation.to_dict()
+    if personas is not None:  # likewise: a run without personas has no key
+        config["personas"] = personas.to_dict()
     if estimator != "sampling":
         # imported here: the estimators' versions live beside torch code (estimators.logprob)
         from culturesim.simulator.estimators.config import estimator_config
@@ -474,6 +487,7 @@ def simulate(
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     selection: dict[str, Any] | None = None,
     presentation: Presentation | None = None,
+    personas: PersonaSource | None = None,
 ) -> RunSummary:
     """Run (or resume) a simulation into ``out_dir``; see the module docstring.
 
@@ -482,7 +496,9 @@ def simulate(
     On resume, rows whose requests failed (status ``error``) are asked again; the new row
     counts the earlier attempts. Raises ``FolderBusy`` when another process writes ``out_dir``
     and ``BackendUnavailable`` when the backend cannot answer at all (rows written so far stay).
-    ``presentation`` changes option order, labels or wording (``culturesim.simulator.presentation``).
+    ``presentation`` changes option order, labels or wording (``culturesim.simulator.presentation``);
+    ``personas`` makes each participant a real respondent (``culturesim.simulator.personas``, DEF
+    plans and English questions only: ValueError otherwise).
     """
     started = time.perf_counter()
     questions = list(questions)
@@ -496,21 +512,27 @@ def simulate(
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be >= 1")
     out = Path(out_dir)
+    if personas is not None:
+        check_persona_plan(parse_plan(plan)[0])
+        other = sorted({q.language for q in questions if template_language(q.language) != "en"})
+        if other:
+            raise ValueError(f"personas state sex and age in English only; the run has questions in {', '.join(other)}: "
+                             "ask the English questions (--language en) or drop --personas")
     config = build_config(questions, backend, plan, participants, seed, settings, max_new_tokens, shard, selection,
-                          presentation)
+                          presentation, personas=personas)
     with RunLock(out):
         existing_rows = prepare_run_folder(out, config, resume, questions)
         return _simulate_locked(out, questions, backend, plan, participants, seed, settings, max_new_tokens, config,
-                                existing_rows, progress, on_rows, started, presentation)
+                                existing_rows, progress, on_rows, started, presentation, personas)
 
 
 def _simulate_locked(out: Path, questions: list[Question], backend: Backend, plan: str, participants: int, seed: int,
                      settings: PlanSettings, max_new_tokens: int, config: dict[str, Any],
                      existing_rows: list[dict[str, Any]], progress: bool,
                      on_rows: Callable[[list[dict[str, Any]]], None] | None, started: float,
-                     presentation: Presentation | None = None) -> RunSummary:
+                     presentation: Presentation | None = None, personas: PersonaSource | None = None) -> RunSummary:
     ids = config["participant_ids"]
-    run = _Run.lazy(questions, backend, plan, seed, settings, max_new_tokens, presentation)
+    run = _Run.lazy(questions, backend, plan, seed, settings, max_new_tokens, presentation, personas)
     if config["config_diversity"]["modification_on"] and config["config_diversity"]["unavailable"]:
         log.warning("config diversity: %s", config["config_diversity"]["note"])
 

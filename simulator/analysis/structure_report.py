@@ -14,8 +14,9 @@ its ok row's option index; any other status is a missing answer. Humans are weig
 cross-section weight ``weight`` for every pair (a sub-sample item's own weight, ``weight_nea`` or
 ``weight_next``, post-stratifies that random sub-sample only; a pair with a cross-section item needs
 one weight for both). The sex x age spread needs each participant's ``persona`` to carry ``sex``
-and ``age_group`` (as the respondents config spells them); DEF personas carry a location only, so
-for them the spread is left out and the result says why.
+and ``age_group`` (as the respondents config spells them): runs made with ``culturesim simulate
+--personas respondents`` (``culturesim.simulator.personas``) carry them; DEF personas alone carry a
+location only, so for them the spread is left out and the result says why.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def run_structure(rows: Sequence[Mapping[str, Any]], questions: Sequence[Questio
         human_groups=human_groups if with_groups else None, replicates=replicates, seed=seed,
         return_matrices=return_matrices)
     note = None if with_groups else ("not computed: the run's participants carry no sex and age group (their persona "
-                                     "has a location only); a plan drawing personas from real people would give one")
+                                     "has a location only); `culturesim simulate --personas respondents` gives them one")
     if with_groups and result.get("group_spread_simulated") is None:
         note = (f"not computed: no question has two sex x age cells with {MIN_GROUP_ANSWERS} or more participants' "
                 "answers")

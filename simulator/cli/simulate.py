@@ -26,7 +26,8 @@ from culturesim.simulator.cli.argtypes import csv_list, positive_int
 from culturesim.simulator.cli.backend_args import add_model_arguments, backend_kwargs
 from culturesim.simulator.embedded import EMBEDDED_MODEL
 from culturesim.simulator.estimators.run import check_plan, simulate_estimator
-from culturesim.simulator.participants import PlanSettings, canonical_plan, plan_names
+from culturesim.simulator.participants import PlanSettings, canonical_plan, parse_plan, plan_names
+from culturesim.simulator.personas import PERSONA_SOURCES, check_persona_plan, load_persona_source
 from culturesim.simulator.presentation import Paraphrases, Presentation
 from culturesim.simulator.questions import load_questions
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
@@ -110,6 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--do-sample-prob", type=float, default=d.do_sample_prob,
                    help="config plan: probability a participant samples (default 1 = paper's do_sample true)")
     g.add_argument("--no-shuffle", action="store_true", help="keep the source option order (default: shuffle per participant)")
+    g.add_argument("--personas", default="none", choices=("none", *PERSONA_SOURCES),
+                   help="respondents: each participant is a real respondent of the culture's respondents config (US: "
+                        "GSS 2022, US_2024: GSS 2024) drawn by survey weight; the prompt states their sex and age "
+                        "group and the rows record them, so `score` shows the sex x age spread (default: none)")
     g.add_argument("--paraphrases", type=Path, default=None,
                    help="folder from `culturesim dataset expand`: each participant gets a variant (or the source wording)")
     g.add_argument("--ccsv-critiques", type=int, default=d.ccsv_critiques, help="ccsv: critiques per answer")
@@ -232,6 +237,9 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         raise ValueError(f"No question of culture {args.culture} matches --dimensions {args.dimensions} --topics "
                          f"{args.topics} --question-ids {args.question_ids} together; loosen the filters")
     shard_participants(args.participants, shard)
+    personas = load_persona_source(getattr(args, "personas", None), questions[0].culture, args.dataset_dir)
+    if personas is not None:
+        check_persona_plan(parse_plan(args.plan)[0], estimator)
     presentation = None
     if getattr(args, "paraphrases", None):
         if estimator != "sampling":
@@ -254,7 +262,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
         with lock:
             # Check a resume before loading the model (the backend's own keys are compared later).
             partial = build_config(questions, None, args.plan, args.participants, seed, settings, args.max_new_tokens,
-                                   shard, selection, presentation, estimator=estimator)
+                                   shard, selection, presentation, estimator=estimator, personas=personas)
             check_resumable(out, partial, args.resume, skip=BACKEND_KEYS)
             _check_backend_switch(out, args)
             if chosen_seed:
@@ -271,6 +279,7 @@ def main(args: argparse.Namespace, backend: Backend | None = None) -> int:
                     settings=settings, max_new_tokens=args.max_new_tokens, shard=shard, resume=args.resume,
                     progress=not args.no_progress, selection=selection,
                     **({"presentation": presentation} if presentation is not None else {}),
+                    **({"personas": personas} if personas is not None else {}),
                 )
             except BackendUnavailable as exc:
                 rows = len(read_rows(out / RESPONSES_FILE)) if (out / RESPONSES_FILE).exists() else 0

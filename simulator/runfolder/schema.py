@@ -20,6 +20,7 @@ __all__ = [
     "CONFIG_FILE",
     "LOCK_FILE",
     "PARSER_STATUSES",
+    "PERSONA_FIELDS",
     "QUESTIONS_FILE",
     "RESPONSES_FILE",
     "ROW_TYPES",
@@ -88,6 +89,19 @@ PARSER_STATUSES: tuple[Status, ...] = (Status.OK, Status.NO_ANSWER, Status.INVAL
 
 ROW_TYPES: dict[str, type | tuple[type, ...]] = {"participant_id": int, "question_id": str, "status": str}
 """The keys every row must hold, with their types: what resuming, merging and scoring rely on."""
+
+PERSONA_FIELDS: dict[str, str] = {
+    "location": "DEF prompt modification: {region, city, names} of the participant's drawn location, or null.",
+    "memory_cap": "DEF memory modification: the participant's memory cap, or null.",
+    "respondent_id": "Only with `simulate --personas respondents`: the respondents config's id of the real respondent "
+                     "the participant stands for (e.g. `gss2022.17`); also written by the humans-N references.",
+    "sex": "Only with `--personas respondents`: `female`, `male` or null (not recorded), as the respondents config "
+           "spells it; structure fidelity's sex x age spread reads it.",
+    "age_group": "Only with `--personas respondents`: `18-29`, `30-49`, `50+` or null (not recorded).",
+    "reference": "Rows of a humans-N reference: the reference's name.",
+}
+"""The keys a row's ``persona`` may hold and what each means; a key absent from a row is absent
+from its run's personas (readers use ``persona.get``). A new persona attribute is added here."""
 
 VERSION_SUFFIX = "_version"
 
