@@ -27,6 +27,34 @@ def dataset_dir() -> Path:
     return DATASET
 
 
+@pytest.fixture(scope="session")
+def embedded_model():
+    """The embedded SmolLM2 loaded once for the whole session: reading its GGUF file costs about 20 s
+    of CPU per load, and many modules generate with it. Take it through ``embedded_backend``."""
+    from culturesim.simulator.backends import get_backend
+
+    backend = get_backend("transformers", batch_size=16)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_backend(embedded_model):
+    """A factory: ``embedded_backend(seed=0, batch_size=16)`` is what ``get_backend("transformers",
+    seed=0, batch_size=16)`` builds, sharing the session's loaded weights and tokenizer (seed and
+    batch size are plain attributes, read at each ``generate``). Its ``close()`` drops only its own
+    reference to the model."""
+    import copy
+
+    def make(seed: int | None = None, batch_size: int = 16):
+        backend = copy.copy(embedded_model)
+        backend.seed = seed
+        backend.batch_size = backend.concurrency = batch_size
+        return backend
+
+    return make
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A failing test also reports every server it relied on that has died (llm-katan, llama.cpp,

@@ -1,9 +1,12 @@
 """The lm-evaluation-harness tasks: files, prefix-aware option distributions, and a real run.
 
-The slow test runs ``lm_eval`` (a real subprocess, the HF backend on the embedded GGUF model) on
+The slow test runs ``lm_eval`` (a real subprocess, the HF backend on the embedded model) on
 the first five US questions and checks that its printed KL/JS/match scores equal a culturesim
 log-prob run (``culturesim.simulator.estimators.logprob`` with the same DEF prompt, scored by ``compute_alignment``) on
-the same five questions within 1e-4.
+the same five questions within 1e-4. lm_eval reads the converted transformers folder
+(``embedded_model_folder``, checked when made to give the GGUF model's logits exactly, and shared with
+the inspect test) rather than the GGUF file, whose parsing costs about 20 s of CPU per load; the
+culturesim side loads the GGUF file as ``culturesim simulate`` does.
 """
 
 from __future__ import annotations
@@ -84,17 +87,16 @@ def test_option_distribution_removes_the_longer_numbers_from_a_prefix() -> None:
 
 
 @pytest.mark.slow
-def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path: Path) -> None:
+def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path: Path, embedded_backend) -> None:
     python = harness_python()
     from culturesim.metrics.cultural_alignment import compute_alignment
-    from culturesim.simulator.backends.transformers_backend import TransformersBackend
-    from culturesim.simulator.embedded import embedded_model_path
+    from culturesim.simulator.harness.common import embedded_model_folder
     from culturesim.simulator.estimators.logprob import logprob_distributions
 
-    folder, gguf = embedded_model_path()
+    folder = embedded_model_folder()
     command = [
         python, "-m", "lm_eval", "--model", "hf",
-        "--model_args", f"pretrained={folder},gguf_file={gguf},dtype=float32", "--device", "cpu", "--batch_size", "16",
+        "--model_args", f"pretrained={folder},dtype=float32", "--device", "cpu", "--batch_size", "16",
         "--include_path", str(LM_EVAL_TASK_DIR), "--tasks", "culturesim_us", "--apply_chat_template",
         "--limit", "5", "--output_path", str(tmp_path), "--log_samples",
     ]  # fmt: skip
@@ -112,7 +114,7 @@ def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path:
 
     by_id = {q.id: q for q in load_questions("US", ids=ids)}
     questions = [by_id[i] for i in ids]
-    ours = logprob_distributions(TransformersBackend(), questions, prompt_builder=def_logprob_prompt)
+    ours = logprob_distributions(embedded_backend(), questions, prompt_builder=def_logprob_prompt)  # TransformersBackend()
     expected = compute_alignment(
         probabilities=[r["distribution"] for r in ours],
         references=[list(q.human_distribution) for q in questions],

@@ -20,12 +20,8 @@ FAST = PlanSettings(max_beams=1)  # beams are slow on a CPU; the plan still vari
 
 
 @pytest.fixture(scope="module")
-def model():
-    from culturesim.simulator.backends import get_backend
-
-    backend = get_backend("transformers", seed=0)
-    yield backend
-    backend.close()
+def model(embedded_backend):
+    return embedded_backend(seed=0)  # get_backend("transformers", seed=0) on the session's loaded model
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +37,7 @@ def runs(model, questions, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     dirs = []
     for plan in ("none", "all"):
-        simulate(base / plan, questions, model, plan=plan, participants=6, seed=3, settings=FAST,
+        simulate(base / plan, questions, model, plan=plan, participants=4, seed=3, settings=FAST,
                  max_new_tokens=40, progress=False)
         dirs.append(base / plan)
     return dirs

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from culturesim.simulator.backends import get_backend
 from culturesim.simulator.cli import build_parser
 from culturesim.simulator.cli.simulate import main as runner_main
 from culturesim.simulator.runfolder import RESPONSES_FILE, read_rows
@@ -33,11 +32,9 @@ def _comparable(rows: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def model():
-    # The same backend arguments the command line builds (seed, batch size), loaded once here.
-    backend = get_backend("transformers", batch_size=16, seed=21)
-    yield backend
-    backend.close()
+def model(embedded_backend):
+    # The same backend arguments the command line builds (seed, batch size), on the session's loaded model.
+    return embedded_backend(seed=21, batch_size=16)
 
 
 @pytest.fixture(scope="module")

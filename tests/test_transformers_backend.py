@@ -15,7 +15,6 @@ import pytest
 import torch
 from transformers import AutoConfig, LlamaConfig, TemperatureLogitsWarper, TopPLogitsWarper
 
-from culturesim.simulator.backends import get_backend
 from culturesim.simulator.backends.decoding import RowSampling, reorder_rows
 from culturesim.simulator.backends.transformers_backend import (
     BITSANDBYTES_REQUIREMENT,
@@ -394,10 +393,10 @@ def ask(content: str, key: str, **config) -> GenerationRequest:
 
 
 @pytest.fixture(scope="module")
-def embedded() -> TransformersBackend:
-    backend = get_backend("transformers", seed=1234, batch_size=16)
-    yield backend
-    backend.close()
+def embedded(embedded_backend) -> TransformersBackend:
+    # get_backend("transformers", seed=1234, batch_size=16) on the session's loaded model (conftest.py);
+    # that model is itself built by get_backend, checked by test_registry_builds_the_embedded_backend.
+    return embedded_backend(seed=1234, batch_size=16)
 
 
 @pytest.mark.slow
@@ -466,7 +465,7 @@ def test_beam_search_matches_transformers_generate_token_for_token(embedded):
     answers end by EOS, so finished hypotheses and early stopping are exercised, the long ones by length."""
     prompts = ["What is the capital of France?", QUESTION, "Name three fruits."]
     requests = [ask(p, f"{k}:{b}", max_new_tokens=24, num_beams=b, do_sample=False)
-                for k, p in enumerate(prompts) for b in (1, 2, 3, 5)]
+                for k, p in enumerate(prompts) for b in (1, 2, 5)]
     ours = embedded.generate(requests)
     for request, result in zip(requests, ours):
         text, special = render_chat(embedded.tokenizer, request.messages)
