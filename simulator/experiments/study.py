@@ -22,7 +22,8 @@ none), ``seed``, ``participants``, ``max_new_tokens``, ``bootstrap_samples``, ``
 ``name``, ``backend``, optional ``model``, ``threads``, ``batch_size``), ``items`` (each
 ``culture``, ``languages``, ``n``: the same parallel items in every language, drawn evenly from
 the culture's sources), ``runs`` (each ``estimator`` and ``plans``, optional ``participants``,
-``max_new_tokens``), ``ablation`` (``plans``, ``culture``, ``language``, ``n``: items drawn
+``max_new_tokens``, ``personas``: ``respondents`` makes every participant a real respondent, as
+``simulate --personas respondents``, into ``<estimator>-<plan>-personas`` folders), ``ablation`` (``plans``, ``culture``, ``language``, ``n``: items drawn
 from that item set; options in source order as in ``culturesim ablate``) and ``references``
 (names for ``culturesim.simulator.experiments.references``).
 """
@@ -49,6 +50,7 @@ from culturesim.simulator.estimators.run import check_plan, simulate_estimator
 from culturesim.simulator.eta import format_seconds, memory_loads
 from culturesim.simulator.experiments.references import check_reference, write_reference
 from culturesim.simulator.participants import PlanSettings, canonical_plan, parse_plan
+from culturesim.simulator.personas import PERSONA_SOURCES, check_persona_plan, load_persona_source
 from culturesim.simulator.prompts import render_question
 from culturesim.simulator.questions import Question, load_questions
 from culturesim.simulator.runfolder import CONFIG_FILE, RESPONSES_FILE, RunLock, Status, read_rows, write_atomic
@@ -90,6 +92,8 @@ class RunSpec:
     plans: tuple[str, ...]
     participants: int | None = None
     max_new_tokens: int | None = None
+    personas: str | None = None
+    """``respondents``: participants drawn from real people (``culturesim.simulator.personas``)."""
 
 
 @dataclass(frozen=True)
@@ -192,16 +196,35 @@ def load_spec(path: str | Path) -> StudySpec:
     runs = []
     for i, r in enumerate(_need(data, "runs", "the top level") or []):
         where = f"runs[{i}]"
-        _unknown(r, ("estimator", "plans", "participants", "max_new_tokens"), where)
+        _unknown(r, ("estimator", "plans", "participants", "max_new_tokens", "personas"), where)
         estimator = str(_need(r, "estimator", where))
         if estimator not in ESTIMATORS:
             raise ValueError(f"study spec: {where}.estimator {estimator!r} is not one of {', '.join(ESTIMATORS)}")
         plans = tuple(canonical_plan(p) for p in _words(_need(r, "plans", where), f"{where}.plans"))
         for plan in plans:
             check_plan(estimator, plan)
+        personas = None if r.get("personas") in (None, "none") else str(r["personas"])
+        if personas is not None:
+            if personas not in PERSONA_SOURCES:
+                raise ValueError(f"study spec: {where}.personas {personas!r} is not one of none, {', '.join(PERSONA_SOURCES)}")
+            try:
+                for plan in plans:
+                    check_persona_plan(parse_plan(plan)[0], estimator)
+                for it in items:
+                    load_persona_source(personas, it.culture, rel(data.get("dataset_dir")))
+            except ValueError as exc:
+                raise ValueError(f"study spec: {where}.personas: {exc}") from None
         runs.append(RunSpec(estimator, plans,
                             _count(r["participants"], f"{where}.participants") if r.get("participants") else None,
-                            _count(r["max_new_tokens"], f"{where}.max_new_tokens") if r.get("max_new_tokens") else None))
+                            _count(r["max_new_tokens"], f"{where}.max_new_tokens") if r.get("max_new_tokens") else None,
+                            personas))
+    cell_personas: dict[tuple[str, str], str | None] = {}
+    for r in runs:
+        for plan in r.plans:
+            if cell_personas.setdefault((r.estimator, plan), r.personas) != r.personas:
+                # the results table keys a row by model, plan, estimator, culture, language: two rows would clash
+                raise ValueError(f"study spec: runs list {r.estimator} {plan} with and without personas; the results "
+                                 "table cannot tell them apart yet: put one of them in another study")
     ablation = None
     if data.get("ablation"):
         a = data["ablation"]
@@ -297,6 +320,8 @@ class Cell:
     participants: int
     max_new_tokens: int
     settings: PlanSettings
+    personas: str | None = None
+    """``respondents``: the cell's participants are real respondents (``RunSpec.personas``)."""
 
     @property
     def name(self) -> str:
@@ -318,10 +343,11 @@ def plan_cells(spec: StudySpec, items: dict[str, list[str]]) -> list[Cell]:
         for run in sorted(spec.runs, key=lambda r: order.get(r.estimator, 3)):
             for plan in sorted(run.plans, key=lambda p: p == "ccsv"):
                 for culture, lang in labels:
-                    cells.append(Cell(spec.out / model.name / f"{run.estimator}-{plan.replace('+', '_')}" /
+                    suffix = "-personas" if run.personas else ""
+                    cells.append(Cell(spec.out / model.name / f"{run.estimator}-{plan.replace('+', '_')}{suffix}" /
                                       _label(culture, lang), "main", model, run.estimator, plan, culture, lang,
                                       _label(culture, lang), run.participants or spec.participants,
-                                      run.max_new_tokens or spec.max_new_tokens, base))
+                                      run.max_new_tokens or spec.max_new_tokens, base, run.personas))
         if spec.ablation:
             a = spec.ablation
             unshuffled = dataclasses.replace(base, shuffle_options=False)
@@ -573,7 +599,9 @@ def _run_model(spec: StudySpec, model: ModelSpec, backend: Backend, todo: list[C
                       max_new_tokens=c.max_new_tokens, resume=resume, progress=progress, selection=selection)
         try:
             if c.estimator == "sampling":
-                summary = simulate(c.path, qs, backend, **common)
+                personas = load_persona_source(c.personas, c.culture, spec.dataset_dir)
+                summary = simulate(c.path, qs, backend, **common,
+                                   **({"personas": personas} if personas is not None else {}))
             else:
                 summary = simulate_estimator(c.path, qs, backend, estimator=c.estimator, **common)
         except ValueError as exc:
