@@ -14,6 +14,7 @@ from .demographics import GAP_PAIRS
 from .divergences import ZERO_POLICIES
 from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED, WORTH_GRID
 from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
+from .survey import SMALL_CELL_COUNT
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS
 from .structure import STRUCTURE_VERSION, structure_fidelity
@@ -40,6 +41,7 @@ __all__ = [
     "structure_fidelity",
     "STRUCTURE_VERSION",
     "INTERVAL_PSEUDOCOUNT",
+    "SMALL_CELL_COUNT",
     "FLOOR_EXACT_LIMIT",
     "FLOOR_MC_DRAWS",
     "BIAS_MC_DRAWS",

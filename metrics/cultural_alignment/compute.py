@@ -21,6 +21,7 @@ from .inputs import add_design, check_settings, prepare
 from .intervals import MIN_PARTICIPANTS, human_variance, jackknife_moments, participant_limits, two_sided_z
 from .output import assemble, per_question
 from .schema import DIVERGENCES
+from .survey import human_bias
 from .worth import survey_noise
 
 __all__ = ["compute_alignment"]
@@ -103,12 +104,16 @@ def compute_alignment(
             pboot = participant_jackknife(data, point, settings)
         for stat in DIVERGENCES:
             point[f"human_var_{stat}"] = human_variance(data, data.model, stat, settings, js=point["js"])
+        # the plug-in KL's bias has two parts: the participants' (the jackknife's estimate) and the
+        # survey's (human_bias: the reference is an estimate too); kl_bc subtracts both
+        point["human_bias_kl"], var_fix = human_bias(data, data.model, settings)
+        point["human_var_kl"] = np.maximum(point["human_var_kl"] + var_fix, 0.0)
         if data.answers is None:
-            point["jack_bias_kl"] = np.zeros(data.n)
+            point["bias_kl"] = point["human_bias_kl"].copy()
         else:
-            point["jack_bias_kl"] = jackknife_moments(data, pboot, "kl")[0]
-            point["jack_bias_kl"][data.answers.lengths < MIN_PARTICIPANTS] = np.nan
-        point["kl_bc_jack"] = point["kl"] - point["jack_bias_kl"]
+            point["bias_kl"] = jackknife_moments(data, pboot, "kl")[0] + point["human_bias_kl"]
+            point["bias_kl"][data.answers.lengths < MIN_PARTICIPANTS] = np.nan
+        point["kl_bc"] = point["kl"] - point["bias_kl"]
         point["limits"] = participant_limits(data, point, pboot if return_per_question else None, settings)
         if data.answers is None:  # no participants: the value is the plug-in, uncertain by the human side only
             point["limits"]["kl"] = _human_only_limits(point, settings)
@@ -121,9 +126,9 @@ def compute_alignment(
 
 
 def _human_only_limits(point: dict, settings: dict) -> tuple:
-    """Per question (bc, low, high, se) of KL for probability vectors: the plug-in plus or minus
-    z x the human side's standard error."""
+    """Per question (bc, low, high, se) of KL for probability vectors: the plug-in less the
+    survey's bias (survey.human_bias) plus or minus z x the human side's standard error."""
     se = np.sqrt(point["human_var_kl"])
     half = two_sided_z(settings["confidence"]) * se
-    kl = point["kl"]
+    kl = point["kl_bc"]
     return kl, np.maximum(kl - half, 0.0), kl + half, se

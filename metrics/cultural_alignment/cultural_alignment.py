@@ -56,6 +56,7 @@ from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS, is_int
 from .structure import STRUCTURE_VERSION, structure_fidelity
+from .survey import SMALL_CELL_COUNT
 from .worth import solve_worth
 
 # The module's public names as evaluate users see them: the package's, plus the evaluate.Metric class.
@@ -81,6 +82,7 @@ __all__ = [
     "structure_fidelity",
     "STRUCTURE_VERSION",
     "INTERVAL_PSEUDOCOUNT",
+    "SMALL_CELL_COUNT",
     "FLOOR_EXACT_LIMIT",
     "FLOOR_MC_DRAWS",
     "BIAS_MC_DRAWS",

@@ -267,7 +267,7 @@ def normalised_parts(data: Data, point: dict, settings: dict, min_participants: 
     where it is defined.
 
     KL: numerator D(uniform, q) - D_bc, denominator D(uniform, q) (the uniform vector, floor 0):
-    the bias-corrected KL (``point["kl_bc_jack"]``, unlimited participants) makes the score the
+    the bias-corrected KL (``point["kl_bc"]``, unlimited participants) makes the score the
     same for a run of any size. JS and Wasserstein: (D_uniform - D) / (D_uniform - D_floor) at
     the question's P, as in 2.x (no unbiased D_bc exists for them), comparable only between runs
     of the same P. Undefined without a baseline, with a denominator <= 1e-12 (e.g. a uniform
@@ -280,7 +280,7 @@ def normalised_parts(data: Data, point: dict, settings: dict, min_participants: 
     enough = data.answers.lengths >= min_participants if data.answers is not None else np.ones(data.n, dtype=bool)
     for stat in DIVERGENCES:
         if stat == "kl":
-            u, f, d = uniform["kl"], np.zeros(data.n), point["kl_bc_jack"]
+            u, f, d = uniform["kl"], np.zeros(data.n), point["kl_bc"]
         else:
             u, f, d = point[f"uniform_{stat}"], point[f"floor_{stat}"], point[stat]
         den = u - f

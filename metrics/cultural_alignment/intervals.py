@@ -160,14 +160,16 @@ def mean_limits(data: Data, point: dict, pboot, stat: str, column: int, sel: np.
     se = math.sqrt(var)
     centre = estimate
     if stat == "kl":
-        bias = point["jack_bias_kl"][sel]
+        bias = point["bias_kl"][sel]
         if not np.isfinite(bias).all():
             return none
         centre = estimate - float(bias.mean())
-        # the subtracted bias estimates vary too (the jackknife variance is the plug-in's): their
-        # spread over the questions bounds that variance from above (it also holds their real
-        # differences), and shrinks like 1 / questions
-        se = math.sqrt(var + float(bias.var()) / len(bias))
+        # the subtracted jackknife bias estimates vary too (the jackknife variance is the
+        # plug-in's): their spread over the questions bounds that variance from above (it also
+        # holds their real differences), and shrinks like 1 / questions. The survey's part
+        # (survey.human_bias) is left out: its noise is already in the human variance's terms
+        jack = bias - point["human_bias_kl"][sel]
+        se = math.sqrt(var + float(jack.var()) / len(jack))
         # Student t with the jackknife's G - 1 degrees of freedom, not z: at 8 participants the
         # variance of a mean of skewed per-question KLs rests on 7 deletions, and z covered only
         # 0.86-0.88 for far models at 10-30 questions (the card's table); t(7) widens by 21 %, t(99) by 1 %
@@ -211,6 +213,7 @@ def participant_limits(data: Data, point: dict, pboot, settings: dict) -> dict[s
       the smoothed-model bias b, plus or minus z x sqrt(se^2 + b^2), se the participant
       bootstrap's standard deviation: the bias estimate is itself uncertain by about its own
       size, so it widens the interval instead of being trusted.
+    KL's estimate and both ends then move down by the survey's own bias (human_bias).
     Coverage is measured in the card (tests/test_metric_coverage.py)."""
     z = two_sided_z(settings["confidence"])
     n = data.n
@@ -243,6 +246,9 @@ def participant_limits(data: Data, point: dict, pboot, settings: dict) -> dict[s
             i = np.flatnonzero(steps & defined)
             low[i], high[i] = _folded_steps(data, i, lengths[i], z)
             low[i], high[i] = low[i] - z * human_sd[i], high[i] + z * human_sd[i]
+        if stat == "kl":  # the survey's own bias (human_bias) moves the estimate and both ends
+            hb = point.get("human_bias_kl", 0.0)
+            bc, low, high = bc - hb, low - hb, high - hb
         lo_b, hi_b = _BOUNDS[stat]
         low, high = np.where(defined, low, np.nan), np.where(defined, high, np.nan)
         out[stat] = tuple(np.clip(x, lo_b, hi_b) for x in (bc, low, high)) + (se,)

@@ -122,8 +122,8 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         out[f"{stat}_participant_ci_low"], out[f"{stat}_participant_ci_high"] = low, high
         out[f"{stat}_participant_se"] = se
         if stat == "kl":
-            if data.answers is None:  # probability vectors: no participants, the plug-in is the value
-                est = means["kl"]
+            if data.answers is None:  # probability vectors: no participants, the plug-in less the survey's bias
+                est = masked_mean(point["kl_bc"], mask)
                 # the interval is the survey's own noise alone: none without human_n_effective
                 if est is not None and data.human_n_eff is not None and np.isfinite(data.human_n_eff[mask]).any():
                     hv = math.sqrt(float(point["human_var_kl"][mask].sum())) / float(mask.sum())
