@@ -110,7 +110,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         "match_rate": masked_mean(point["match"], mask),
     }
     out: dict[str, Any] = {}
-    kl_limits = (None, None, None)
+    kl_limits = (None, None)
     for stat in SCORES:
         name = "match_rate" if stat == "match_rate" else f"{stat}_mean"
         out[name] = means[stat]
@@ -132,7 +132,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
                     out["kl_participant_ci_low"], out["kl_participant_ci_high"] = low, high
                     out["kl_participant_se"] = se
             out["kl_bc_mean"] = est
-            kl_limits = (est, low, high)
+            kl_limits = (est, se)
     for stat in DIVERGENCES:
         sel = mask & data.ordinal if stat == "wasserstein" else mask
         out[f"floor_{stat}_mean"] = masked_mean(point[f"floor_{stat}"], sel & np.isfinite(point[f"floor_{stat}"]))
@@ -160,7 +160,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
             low, high = finite_or_none(value - half), finite_or_none(value + half)
         out[f"normalised_{stat}_participant_ci_low"], out[f"normalised_{stat}_participant_ci_high"] = low, high
         out[f"n_normalised_{stat}"] = int(ok.sum())
-    out.update(worth_mean(point["floor_curve_kl"], point["survey_noise_kl"], mask, *kl_limits))
+    out.update(_worth(data, point, pboot, mask, kl_limits, conf))
     out["n_few_participants"] = (
         int((mask & (data.answers.lengths < MIN_PARTICIPANTS)).sum()) if data.answers is not None else 0
     )
@@ -185,6 +185,18 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
     return out
 
 
+def _worth(data: Data, point: dict, pboot, mask: np.ndarray, kl_limits: tuple, conf: float) -> dict:
+    """Worth-N of the mean over ``mask`` (worth.worth_mean): from kl_bc_mean with the survey's own
+    bias added back (worth-N counts draws from the survey's distribution) and its standard error,
+    with the KL interval's quantile."""
+    est, se = kl_limits
+    if est is not None:
+        est = est + float(point["human_bias_kl"][mask].mean())
+    quantile = float(stdtrit(pboot["groups"] - 1, 0.5 + conf / 2.0)) if pboot is not None else two_sided_z(conf)
+    return worth_mean(point["floor_curve_kl"], point["survey_noise_kl"], mask, data.ks.astype(np.float64), est, se,
+                      quantile)
+
+
 def assemble(data: Data, point: dict, qboot, pboot, settings: dict) -> dict[str, Any]:
     everything = np.ones(data.n, dtype=bool)
     overall = _block_stats(data, point, qboot, pboot, 0, everything, settings)
@@ -204,11 +216,13 @@ def per_question(data: Data, point: dict, settings: dict) -> list[dict[str, Any]
     rows = []
     extra = per_question_intervals(data, point, settings)
     kl_bc, kl_low, kl_high, _ = point["limits"]["kl"]
+    hb = point["human_bias_kl"]  # worth-N counts draws from the survey's distribution (see _worth)
     curve, noise = point["floor_curve_kl"], point["survey_noise_kl"]
     with np.errstate(invalid="ignore"):
         within = lambda d: np.where(np.isfinite(d) & (d <= noise), 0.0, d)  # noqa: E731
-        worth = {"worth_n": solve_worth(curve, within(kl_bc)), "worth_n_ci_low": solve_worth(curve, within(kl_high)),
-                 "worth_n_ci_high": solve_worth(curve, within(kl_low))}
+        worth = {"worth_n": solve_worth(curve, within(kl_bc + hb)),
+                 "worth_n_ci_low": solve_worth(curve, within(kl_high + hb)),
+                 "worth_n_ci_high": solve_worth(curve, within(kl_low + hb))}
     floor_exact = point["floor_exact"].tolist()
     ks = data.ks.tolist()
     kl, js, wass, match = (point[x].tolist() for x in ("kl", "js", "wasserstein", "match"))

@@ -86,26 +86,47 @@ def solve_worth(curve: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out
 
 
-def worth_mean(curve: np.ndarray, noise: np.ndarray, sel: np.ndarray, estimate, low, high) -> dict:
-    """Worth-N of a mean over the questions ``sel``: solve mean floor_i(n) = the mean
-    bias-corrected KL (``estimate``), and its interval from the interval's ends (the high end of
-    the divergence gives the low end of N). Infinite (None, ``worth_n_infinite`` True) when the
-    estimate is within the survey's own noise (at or below the mean of ``noise``)."""
+#: Sample sizes at which the interval of a mean's worth-N is searched (log-spaced, 1 to 10^6).
+_SEARCH = np.exp(np.linspace(0.0, math.log(1e6), 481))
+
+
+def worth_mean(curve: np.ndarray, noise: np.ndarray, sel: np.ndarray, ks: np.ndarray, estimate, se,
+               quantile: float) -> dict:
+    """Worth-N of a mean over the questions ``sel``: the n with mean floor_i(n) = ``estimate``,
+    the model's KL to the survey's distribution less its participants' bias (not less the
+    survey's own bias: n counts draws from that distribution, so m respondents drawn from the
+    survey's respondents are worth m; an independent sample of m from the population is worth
+    1 / (1/m + 1/n_eff), within 10 % of m for m up to n_eff / 10). Infinite (None,
+    ``worth_n_infinite`` True) when the estimate is within the survey's own noise (at or below
+    the mean of ``noise``).
+
+    The interval holds every n for which the estimate is within ``quantile`` x sqrt(se^2 +
+    sd_n^2) of mean floor(n): se the estimate's standard error, sd_n the spread of the mean KL
+    of an n-respondent sample itself (2 n KL_i ~ chi-square with k_i - 1 degrees of freedom:
+    Var = (k_i - 1) / (2 n^2)). So a model that is m real respondents gets an interval that
+    holds m at the nominal rate, not just one for its own fixed KL; ``worth_n_ci_high`` None
+    when the interval reaches the survey's noise or 10^6."""
     out = {"worth_n": None, "worth_n_ci_low": None, "worth_n_ci_high": None, "worth_n_infinite": None}
     if estimate is None or not sel.any():
         return out
     mean_curve = curve[sel].mean(axis=0, keepdims=True)
     noise_mean = float(noise[sel].mean()) if np.isfinite(noise[sel]).all() else 0.0
-
-    def solve(d):
-        if d is None:
-            return None
-        if d <= noise_mean:
-            return math.inf
-        return float(solve_worth(mean_curve, np.array([d]))[0])
-
-    n, n_high, n_low = solve(estimate), solve(low), solve(high)
+    if estimate <= noise_mean:
+        n = math.inf
+    else:
+        n = float(solve_worth(mean_curve, np.array([estimate]))[0])
     out["worth_n_infinite"] = n == math.inf
-    for key, value in (("worth_n", n), ("worth_n_ci_low", n_low), ("worth_n_ci_high", n_high)):
-        out[key] = value if value is not None and math.isfinite(value) else None
+    out["worth_n"] = n if math.isfinite(n) else None
+    if se is None or not math.isfinite(se):
+        return out
+    floor_n = _curve_at(np.repeat(mean_curve, len(_SEARCH), axis=0), _SEARCH)
+    sd_n = np.sqrt(float((ks[sel] - 1.0).sum()) / 2.0) / _SEARCH / float(sel.sum())
+    inside = np.abs(estimate - floor_n) <= quantile * np.sqrt(se * se + sd_n * sd_n)
+    if not inside.any():  # the grid is too coarse for a tiny interval: the point itself
+        out["worth_n_ci_low"] = out["worth_n_ci_high"] = out["worth_n"]
+        return out
+    j = np.flatnonzero(inside)
+    out["worth_n_ci_low"] = float(_SEARCH[j[0]]) if j[0] > 0 else 1.0
+    top_open = j[-1] == len(_SEARCH) - 1 or floor_n[j[-1]] <= noise_mean or n == math.inf
+    out["worth_n_ci_high"] = None if top_open else float(_SEARCH[j[-1]])
     return out
