@@ -78,14 +78,17 @@ def _exact_log_moments(n_eff: np.ndarray, q: np.ndarray, eps: float) -> tuple[np
     qt = (n_eff * q + 1.0) / (n_eff + 2.0)
     mean = n * qt
     top = int(np.ceil((mean + _TAIL_SD * np.sqrt(mean)).max())) + _TAIL_ADD
-    x = np.arange(top + 1, dtype=np.float64)[None, :]
+    x = np.arange(top, dtype=np.float64)[None, :]
     nn, qq = n[:, None], qt[:, None]
-    inside = x <= nn
-    xs = np.minimum(x, nn)
-    logpmf = (gammaln(nn + 1.0) - gammaln(xs + 1.0) - gammaln(nn - xs + 1.0)
-              + xs * np.log(qq) + (nn - xs) * np.log1p(-qq))
-    pmf = np.where(inside, np.exp(logpmf), 0.0)
-    f = -np.log(xs / nn + eps)
+    # pmf(x + 1) = pmf(x) (n - x) / (x + 1) q / (1 - q), from pmf(0) = (1 - q)^n: one running product
+    # instead of three log-gamma functions per count (this runs on every small option of 100,000s)
+    ratio = np.maximum(nn - x, 0.0) / (x + 1.0) * (qq / (1.0 - qq))
+    pmf = np.empty((len(n), top + 1))
+    pmf[:, 0] = np.exp(n * np.log1p(-qt))
+    np.cumprod(ratio, axis=1, out=pmf[:, 1:])
+    pmf[:, 1:] *= pmf[:, :1]
+    counts = np.arange(top + 1, dtype=np.float64)[None, :]
+    f = -np.log(np.minimum(counts, nn) / nn + eps)
     m1 = (pmf * f).sum(axis=1)
     m2 = (pmf * f * f).sum(axis=1)
     return m1 + np.log(qt + eps), np.maximum(m2 - m1 * m1, 0.0)
