@@ -212,11 +212,13 @@ def gss_rows(sources: Path, review: dict, tags: dict, report: dict, year: str = 
             _report(report, "excluded", item, "microdata", "too_few_respondents",
                     f"{int(answered.sum())} substantive answers among the weighted {year} cross-section")
             continue
-        # A phone-only volunteered answer nobody gave this year (the web form did not show it): no
-        # respondent could choose it, so offering it to a model would misstate the question.
-        # No non-substantive option (refused, don't know) and none that nobody gave this year (a
-        # phone-only volunteered answer the web form did not show): no respondent chose it as a position.
-        unused = [i for i, c in enumerate(codes) if gss.not_offered(var_name, labels[i]) or not (column == c).any()]
+        # No non-substantive option (refused, don't know), and no volunteered or residual answer nobody
+        # gave this year (a phone-only answer the web form did not show): no respondent could choose it
+        # as a position. A point of the asked scale that nobody chose stays (share 0): dropping it would
+        # misstate the question ("rate from 0 to 10" with options 1 to 10).
+        unused = [i for i, c in enumerate(codes)
+                  if gss.not_offered(var_name, labels[i])
+                  or (not (column == c).any() and gss.MODE_ONLY_LABEL.search(labels[i]))]
         if unused:
             detail = (f"non-substantive or unused option(s) {[options[i] for i in unused]} removed (their answers "
                       f"count in volunteered_share)")

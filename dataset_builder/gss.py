@@ -120,7 +120,7 @@ def read_variables(path: str | Path, year: str = YEAR) -> list[GssVariable]:
 
 # Answer labels that exist only in another interview mode (volunteered on the phone) or as a
 # residual; when the year's tabulation lacks them, nobody could give them that year.
-MODE_ONLY_LABEL = _MODE_ONLY_LABEL = re.compile(r"phone mode only|volunteered|^other$|^does not apply$", re.IGNORECASE)
+MODE_ONLY_LABEL = _MODE_ONLY_LABEL = re.compile(r"phone mode only|volunteered|^other$|^does not apply$|\(vol\.?\)", re.IGNORECASE)
 
 #: Answer labels that are no position on the question (the respondent declined or could not say).
 #: Never offered to a model: their answers are counted in ``volunteered_share`` instead.
