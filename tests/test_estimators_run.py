@@ -79,6 +79,8 @@ def test_logprob_run_rows_resume_and_scores(embedded, tmp_path):
     scores = score_run(out, bootstrap_samples=50)
     assert scores["run"]["estimator"] == "logprob"
     assert scores["responses"]["questions_scored"] == len(qs)
+    # one distribution per participant: counted as answers, not the options of the mean vector
+    assert scores["responses"]["answers_per_question"] == {q.id: sum(r["question_id"] == q.id for r in rows) for q in qs}
     for pq, q in zip(scores["metric"]["per_question"], qs):
         mine = [r["distribution"] for r in rows if r["question_id"] == q.id]
         mean = [sum(d[i] for d in mine) / len(mine) for i in range(q.num_options)]

@@ -284,7 +284,8 @@ def score_run(
         "parse_rate": shares.get("ok", 0.0) if answers.rows else None,
         "questions_scored": len(answers.questions),
         "questions_unanswered": answers.unanswered,
-        "answers_per_question": {q.id: len(p) for q, p in zip(answers.questions, answers.predictions)},
+        # participants, not predictions: a probability-vector run holds one mean vector per question
+        "answers_per_question": {q.id: len(ids) for q, ids in zip(answers.questions, answers.participants)},
         "questions_dropped": [{"id": qid, "reason": _dropped_reason(answers.question_status.get(qid, {}))}
                               for qid in answers.unanswered],
         "thresholds": {"parse_rate_warning": PARSE_RATE_WARNING, "min_answers_per_question": MIN_ANSWERS_PER_QUESTION,
