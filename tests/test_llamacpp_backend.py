@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,150 @@ def test_logprob_estimator_agrees_with_transformers(llama, tmp_path):
     assert {r["parse_method"] for r in rows} == {"logprob-local"}
     for row in rows:
         assert sum(row["distribution"]) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- KV cache kept between calls
+
+PERSONA = ("I want you to act as a citizen from the United States, Ohio, Columbus. You should obtain an answer from 4 "
+           "choices. You should tell me the answer in the format 'Answer:' and explain afterward using 'Explanation:'.")
+QUESTIONS = ["Is hard work the way to success?\n1. Yes\n2. Mostly\n3. Rarely\n4. No",
+             "Should the government reduce income differences?\n1. Strongly agree\n2. Agree\n3. Disagree\n4. Strongly disagree",
+             "How important is God in your life?\n1. Very\n2. Rather\n3. Not very\n4. Not at all",
+             "Do you trust most people?\n1. Yes\n2. Mostly\n3. Rarely\n4. No"]
+
+
+def memory_run(backend: LlamaCppBackend, participants: int, steps: int, config: GenerationConfig) -> list[list[str]]:
+    """DEF-memory-shaped requests: each participant's prompt is its conversation so far (earlier
+    questions and the model's answers) plus the next question, one generate call per step."""
+    history: list[list[dict[str, str]]] = [[] for _ in range(participants)]
+    texts: list[list[str]] = []
+    for step in range(steps):
+        requests = [GenerationRequest(messages=tuple(history[p] + [{"role": "user", "content":
+                                                                      f"{PERSONA} Participant {p}. {QUESTIONS[step]}"}]),
+                                      config=config, key=f"{p}:{step}") for p in range(participants)]
+        results = backend.generate(requests)
+        assert all(r.error is None for r in results), [r.error for r in results]
+        for p, r in enumerate(results):
+            history[p] += [{"role": "user", "content": QUESTIONS[step]}, {"role": "assistant", "content": r.text}]
+        texts.append([r.text for r in results])
+    return texts
+
+
+@pytest.mark.slow
+def test_reused_prefix_gives_the_logits_of_a_fresh_evaluation(llama):
+    tok = llama.tokenizer
+    first = [{"role": "user", "content": f"{PERSONA} {QUESTIONS[0]}"}]
+    later = first + [{"role": "assistant", "content": "Answer: 2. Mostly"}, {"role": "user", "content": QUESTIONS[1]}]
+    ids = [tok(tok.render(m)[0])["input_ids"] for m in (first, later)]
+    fresh = LlamaCppBackend(n_threads=2, batch_size=2, reuse=False)
+    try:
+        expected = fresh.next_token_logprobs([ids[1]], 4)
+        assert fresh.reuse_stats.kept == 0
+    finally:
+        fresh.close()
+    before = llama.reuse_stats
+    llama.next_token_logprobs([ids[0]], 1)
+    got = llama.next_token_logprobs([ids[1]], 4)
+    after = llama.reuse_stats
+    assert after.kept - before.kept >= len(ids[0]) - 1  # the whole first prompt came from the cache
+    assert after.evaluated - before.evaluated <= len(ids[0]) + len(ids[1]) - len(ids[0]) + 1
+    assert np.abs(got - expected).max() < 1e-4  # measured: bit for bit equal on this machine
+
+
+@pytest.mark.slow
+def test_memory_shaped_requests_evaluate_fewer_prompt_tokens_and_answer_the_same():
+    seeded = GenerationConfig(max_new_tokens=16, do_sample=True, temperature=1.0, top_p=0.95, seed=5)
+    runs = {}
+    for reuse in (True, False):
+        backend = LlamaCppBackend(n_threads=2, batch_size=2, reuse=reuse, seed=3)
+        try:
+            runs[reuse] = (memory_run(backend, participants=2, steps=4, config=seeded), backend.reuse_stats)
+        finally:
+            backend.close()
+    (texts, kept), (texts_fresh, fresh) = runs[True], runs[False]
+    assert texts == texts_fresh  # same tokens: reuse changes no draw
+    assert kept.prompt_tokens == fresh.prompt_tokens and fresh.kept == 0
+    # Without reuse only the chunk's shared prefix (system turn, persona) is saved; with it every
+    # step after the first continues each participant's previous prompt.
+    # Measured: 935 of 1,502 prompt tokens evaluated with reuse, 1,263 without (4 short steps;
+    # the saving grows with the conversation).
+    assert kept.evaluated < 0.8 * fresh.evaluated and kept.kept > 0.25 * kept.prompt_tokens, (kept, fresh)
+
+
+@pytest.mark.slow
+def test_least_recently_used_slot_is_evicted_and_growth_keeps_the_caches():
+    backend = LlamaCppBackend(n_threads=2, batch_size=1, cache_slots=2)
+    say = GenerationConfig(max_new_tokens=2, do_sample=False)
+
+
+    def prompt(who: str, padding: int = 0) -> tuple[dict[str, str], ...]:
+        text = f"{PERSONA} I am {who}. " + "I live in a small town. " * padding + QUESTIONS[0]
+        return ({"role": "user", "content": text},)
+
+    def ask(who: str, padding: int = 0) -> tuple[int, int, int]:
+        """(kept, copied, evicted) prompt tokens of one request of participant ``who``."""
+        before = backend.reuse_stats
+        [result] = backend.generate([GenerationRequest(messages=prompt(who, padding), config=say, key=who)])
+        assert result.error is None
+        after = backend.reuse_stats
+        return after.kept - before.kept, after.copied - before.copied, after.evicted - before.evicted
+
+    def whole(who: str, padding: int = 0) -> int:
+        """Tokens a repeated request keeps when its slot is intact: all but the last."""
+        return len(backend.tokenizer(backend.tokenizer.render(prompt(who, padding))[0])["input_ids"]) - 1
+
+    try:
+        assert ask("Ann") == (0, 0, 0)
+        # Bob shares Ann's persona: copied from her slot into the empty one, hers left whole.
+        kept, copied, evicted = ask("Bob")
+        assert kept == 0 and copied > 40 and evicted == 0
+        assert ask("Ann")[0] == whole("Ann") and ask("Bob")[0] == whole("Bob")  # each continues its own slot
+        # No slot is empty: Cid takes the least recently used (Ann's), keeping the persona they share.
+        assert ask("Cid")[0] > 40
+        assert ask("Bob")[0] == whole("Bob")
+        assert 40 < ask("Ann")[0] < whole("Ann")  # her slot was cut where Cid's prompt differs
+        # A stranger sharing only the chat template's system turn evicts the least recently used slot (Bob's).
+        [r] = backend.generate([GenerationRequest(messages=({"role": "user", "content": "Hello there!"},),
+                                                  config=say, key="x")])
+        assert r.error is None and backend.reuse_stats.evicted >= 1
+        assert ask("Ann")[0] == whole("Ann")
+        # A prompt longer than the slots grows the context; the slots move over, not evaluated again.
+        cells = backend.context.n_ctx_seq
+        assert whole("Ann", padding=120) > cells
+        kept, _, _ = ask("Ann", padding=120)
+        assert backend.context.n_ctx_seq > cells and kept > 40
+        assert ask("Ann", padding=120)[0] == whole("Ann", padding=120)
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow
+def test_resume_with_an_empty_cache_writes_the_uninterrupted_rows(tmp_path):
+    """DEF's memory plan through the runner: a run whose backend kept every participant's cache
+    across steps, and the same run cut mid-step and resumed on a fresh backend (empty cache),
+    write the same rows."""
+    from culturesim.simulator.cli import build_parser
+    from culturesim.simulator.cli.simulate import main as runner_main
+    from culturesim.simulator.runfolder import RESPONSES_FILE, read_rows
+
+    argv = ["simulate", "--backend", "llamacpp", "--culture", "US", "--questions", "3", "--participants", "3",
+            "--plan", "all", "--seed", "4", "--max-new-tokens", "16", "--no-progress"]
+
+    def run(out: Path, *extra: str) -> list[dict]:
+        backend = LlamaCppBackend(n_threads=2, batch_size=16, seed=4)
+        try:
+            args = build_parser(argv + ["--out", str(out), *extra]).parse_args(argv + ["--out", str(out), *extra])
+            assert runner_main(args, backend=backend) == 0
+        finally:
+            backend.close()
+        return [{k: v for k, v in r.items() if k != "timing"} for r in read_rows(out / RESPONSES_FILE)]
+
+    reference = run(tmp_path / "whole")
+    cut = tmp_path / "cut"
+    shutil.copytree(tmp_path / "whole", cut)
+    lines = (cut / RESPONSES_FILE).read_bytes().splitlines(keepends=True)
+    (cut / RESPONSES_FILE).write_bytes(b"".join(lines[:4]))  # step 0 and one row of step 1
+    assert len(reference) == 9 and run(cut, "--resume") == reference
 
 
 # ---------------------------------------------------------------- named models from part packages

@@ -7,6 +7,15 @@ chat template) and decodes each chunk of up to ``batch_size`` requests in one mu
 context (``llamacpp_decoding.BatchContext``: a shared prompt prefix evaluated once, one
 ``llama_decode`` per step for all live participants, per-participant sampling).
 
+Cross-call reuse: the context's KV slots outlive a ``generate`` call. With DEF's memory a
+participant's prompt at step k is its conversation so far plus the new question, so it starts with
+most of its prompt at step k-1; the request takes the slot holding that prompt, and only the
+tokens after the common prefix are evaluated (``BatchContext`` docstring). ``cache_slots`` slots
+are kept (default ``batch_size``), the least recently used evicted when a run has more
+participants; when a longer prompt needs larger slots the context grows (doubling) and the slots
+move over (``llama_state_seq_get_data``), so growth does not discard them. ``reuse_stats`` counts
+the prompt tokens evaluated, kept and copied.
+
 ``--model``: the embedded SmolLM2-135M (default), a named model (``qwen2.5-coder-1.5b``,
 assembled from PyPI parts by ``gguf_models``) or a path to a ``.gguf`` file.
 
@@ -47,7 +56,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from culturesim.simulator.backends.base import Backend, in_request_order
 from culturesim.simulator.backends.gguf_models import resolve_gguf
-from culturesim.simulator.backends.llamacpp_decoding import BatchContext, SequenceSpec
+from culturesim.simulator.backends.llamacpp_decoding import BatchContext, ReuseStats, SequenceSpec
 from culturesim.simulator.embedded import EMBEDDED_MODEL
 from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
@@ -155,10 +164,16 @@ class LlamaCppBackend(Backend):
     """A GGUF model in-process (see the module docstring).
 
     ``batch_size``: requests decoded together (one KV stream each; also ``concurrency``).
+    ``cache_slots``: KV streams kept between calls (default and minimum ``batch_size``); set it to
+    the participants of a run with more participants than ``batch_size`` so each keeps its cache.
+    ``reuse``: keep the slots' caches between calls (False: every prompt evaluated afresh).
     ``n_ctx``: the most tokens one request may hold, prompt plus answer (default: the model's
-    training context). Streams are sized to the longest request of a chunk, rounded up to 256
-    cells, so memory follows the run (SmolLM2-135M: 23 KB per cell; Qwen2.5-1.5B: 28 KB).
-    ``n_threads``: CPU threads (default: every CPU this process may use).
+    training context). Streams are sized to the longest request so far (at least 512 cells,
+    doubling when outgrown, at most ``n_ctx``), so memory follows the run (SmolLM2-135M: 23 KB
+    per cell; Qwen2.5-1.5B: 28 KB; per slot).
+    ``n_threads``: CPU threads for the decoding steps (default: every CPU this process may use);
+    ``n_threads_batch``: for prompt evaluation (default ``n_threads``); ``n_ubatch``: llama.cpp's
+    physical batch for prompts (default 512).
     ``seed``: mixed into every request's generator.
     """
 
@@ -166,9 +181,17 @@ class LlamaCppBackend(Backend):
     supported_params = SUPPORTED_PARAMS
 
     def __init__(self, model: str = EMBEDDED_MODEL, batch_size: int = 16, n_ctx: int | None = None,
-                 n_threads: int | None = None, seed: int | None = None) -> None:
+                 n_threads: int | None = None, seed: int | None = None, cache_slots: int | None = None,
+                 reuse: bool = True, n_threads_batch: int | None = None, n_ubatch: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be >= 1")
+        if cache_slots is not None and not batch_size <= cache_slots <= llama_cpp.llama_max_parallel_sequences():
+            raise ValueError(f"cache_slots={cache_slots!r} must be between batch_size={batch_size} and "
+                             f"{llama_cpp.llama_max_parallel_sequences()} (llama.cpp's most sequences), or None")
+        if n_threads_batch is not None and n_threads_batch < 1:
+            raise ValueError(f"n_threads_batch={n_threads_batch!r} must be >= 1 (or None for n_threads)")
+        if n_ubatch is not None and n_ubatch < 1:
+            raise ValueError(f"n_ubatch={n_ubatch!r} must be >= 1 (or None for 512)")
         if n_threads is not None and n_threads < 1:
             raise ValueError(f"n_threads={n_threads!r} must be >= 1 (or None for every CPU)")
         if n_ctx is not None and n_ctx < 16:
@@ -177,7 +200,12 @@ class LlamaCppBackend(Backend):
         self.path = resolve_gguf(model)
         self.batch_size = self.concurrency = batch_size
         self.n_threads = n_threads or default_threads()
+        self.n_threads_batch = n_threads_batch or self.n_threads
+        self.n_ubatch = n_ubatch
+        self.cache_slots = cache_slots or batch_size
+        self.reuse = reuse
         self.seed = seed
+        self._stats = ReuseStats()  # of contexts already closed
         self._lock = threading.Lock()
         try:
             # Weights, vocabulary and metadata; its own context stays tiny (BatchContext decodes).
@@ -192,17 +220,40 @@ class LlamaCppBackend(Backend):
         self.context: BatchContext | None = None
 
     def _context(self, longest: int) -> BatchContext:
-        """The decoding context, (re)created when a sequence of ``longest`` tokens does not fit."""
+        """The decoding context, (re)created when a sequence of ``longest`` tokens does not fit:
+        slots double (so a growing conversation recreates it a few times, not every step) and
+        their caches move to the new context."""
         if self.context is None or self.context.n_ctx_seq < longest:
-            cells = max(512, -(-longest // 256) * 256, self.context.n_ctx_seq if self.context else 0)
+            rounded = -(-longest // 256) * 256
+            cells = max(512, rounded, 2 * self.context.n_ctx_seq if self.context else 0)
+            cells = min(cells, max(rounded, -(-self.n_ctx // 256) * 256))
+            moved: list[tuple[int, list[int], bytes]] = []
             if self.context is not None:
+                moved = self.context.export_slots() if self.reuse else []
+                self._stats.add(self.context.stats)
                 self.context.close()
                 self.context = None
-            self.context = BatchContext(self.llm.model, n_ctx_seq=cells, n_seq_max=self.batch_size,
-                                        n_batch=max(512, self.batch_size), n_threads=self.n_threads)
+            self.context = BatchContext(self.llm.model, n_ctx_seq=cells, n_seq_max=self.cache_slots,
+                                        n_batch=max(512, self.batch_size), n_threads=self.n_threads,
+                                        n_threads_batch=self.n_threads_batch, n_ubatch=self.n_ubatch,
+                                        reuse=self.reuse)
+            if moved:
+                self.context.import_slots(moved)
         return self.context
 
+    @property
+    def reuse_stats(self) -> ReuseStats:
+        """Prompt tokens asked for since the backend loaded, and how many were evaluated, kept
+        from a slot's cache or copied from a chunk's shared prefix."""
+        total = ReuseStats()
+        total.add(self._stats)
+        if self.context is not None:
+            total.add(self.context.stats)
+        return total
+
     def describe(self) -> dict[str, object]:
+        # KV reuse, slots and thread splits are not recorded: they leave the token distribution as
+        # it was, and config.json must stay equal for runs started before them to resume.
         info = super().describe()
         info.update(
             gguf_path=str(self.path),
@@ -224,6 +275,7 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         with self._lock:
             if getattr(self, "context", None) is not None:
+                self._stats.add(self.context.stats)
                 self.context.close()
                 self.context = None  # type: ignore[assignment]
             if getattr(self, "llm", None) is not None:
