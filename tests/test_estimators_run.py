@@ -11,7 +11,7 @@ import pytest
 from katan import katan  # noqa: F401 - fixture
 from scipy.spatial.distance import jensenshannon
 
-from culturesim.simulator.analysis.scoring import score_run
+from culturesim.simulator.analysis.scoring import score_run, support_warnings
 from culturesim.simulator.backends import get_backend
 from culturesim.simulator.backends.transformers_backend import TransformersBackend
 from culturesim.simulator.estimators.logprob import logprob_distributions
@@ -81,6 +81,8 @@ def test_logprob_run_rows_resume_and_scores(embedded, tmp_path):
     assert scores["responses"]["questions_scored"] == len(qs)
     # one distribution per participant: counted as answers, not the options of the mean vector
     assert scores["responses"]["answers_per_question"] == {q.id: sum(r["question_id"] == q.id for r in rows) for q in qs}
+    # whole distributions: no "fewer than 5 parsed answers" sampling warning
+    assert not [w for w in support_warnings(scores["responses"], scores["metric"]) if "parsed answers" in w]
     for pq, q in zip(scores["metric"]["per_question"], qs):
         mine = [r["distribution"] for r in rows if r["question_id"] == q.id]
         mean = [sum(d[i] for d in mine) / len(mine) for i in range(q.num_options)]

@@ -145,6 +145,7 @@ def run_support(responses: dict[str, Any], metric: dict[str, Any], questions: di
     question asked, dropped ones with the reason) and the thresholds below which a number is flagged."""
     per_q = responses.get("answers_per_question") or {
         p["id"]: p.get("n_participants") for p in metric.get("per_question") or []}
+    sampled = metric.get("model_input") != "probabilities"  # logprob/verbalized: whole distributions
     dropped = {d["id"]: d["reason"] for d in responses.get("questions_dropped") or []}
     dropped.update({qid: "no parsed answer" for qid in responses.get("questions_unanswered") or [] if qid not in dropped})
     table = []
@@ -153,7 +154,7 @@ def run_support(responses: dict[str, Any], metric: dict[str, Any], questions: di
         q = questions.get(qid)
         table.append({"id": qid, "question": getattr(q, "question", None), "parsed_answers": n,
                       "note": dropped.get(qid) or (f"fewer than {MIN_ANSWERS_PER_QUESTION} parsed answers"
-                                                   if n < MIN_ANSWERS_PER_QUESTION else "")})
+                                                   if sampled and n < MIN_ANSWERS_PER_QUESTION else "")})
     counts = [r["parsed_answers"] for r in table if r["id"] not in dropped]
     return {
         "rows": responses.get("rows"),

@@ -182,7 +182,11 @@ def support_warnings(responses: dict[str, Any], metric: dict[str, Any] | None, d
     if left_out and dropped:
         out.append(f"{len(left_out)} question(s) had no parsed answer and are left out of every score: "
                    + ", ".join(d["id"] for d in left_out) + ".")
-    few = sorted(q for q, n in (responses.get("answers_per_question") or {}).items() if n < MIN_ANSWERS_PER_QUESTION)
+    # A logprob or verbalized run gives each participant a whole distribution, not one draw: few of them
+    # is no sampling noise to warn about (the metric scores their mean as a probability vector).
+    sampled = (metric or {}).get("model_input") != "probabilities"
+    few = sorted(q for q, n in (responses.get("answers_per_question") or {}).items()
+                 if sampled and n < MIN_ANSWERS_PER_QUESTION)
     if few:
         out.append(f"{len(few)} scored question(s) rest on fewer than {MIN_ANSWERS_PER_QUESTION} parsed answers: "
                    + ", ".join(few) + ".")
