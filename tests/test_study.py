@@ -91,6 +91,20 @@ def test_plan_only_runs_nothing(tmp_path: Path, capsys) -> None:
     assert "Restore the spec, or give the study a new out folder" in capsys.readouterr().err
 
 
+def test_an_ablation_added_later_draws_the_items_a_planned_one_would(tmp_path: Path, capsys) -> None:
+    ablation = {"plans": ["none", "all"], "culture": "US", "language": "en", "n": 2}
+    items = {"culture": "US", "languages": ["en"], "n": 4}
+    assert cli(["study", str(_spec(tmp_path, items=[items])), "--plan-only"]) == 0  # study.json without ablation
+    assert cli(["study", str(_spec(tmp_path, items=[items], ablation=ablation)), "--plan-only"]) == 0
+    recorded = json.loads((tmp_path / "out" / STUDY_FILE).read_text())
+    planned = select_items(load_spec(_spec(tmp_path, items=[items], ablation=ablation)))
+    assert recorded["items"] == planned and len(planned["ablation"]) == 2
+    # a changed ablation is still refused once recorded
+    other = {**ablation, "n": 3}
+    assert cli(["study", str(_spec(tmp_path, items=[items], ablation=other)), "--plan-only"]) == 2
+    assert "ablation" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_study_runs_once_and_resumes(tmp_path: Path, capsys) -> None:
     spec = _spec(tmp_path)

@@ -294,14 +294,20 @@ def select_items(spec: StudySpec) -> dict[str, list[str]]:
         for lang, qs in pools.items():
             chosen[_label(it.culture, lang)] = [q.id for q in qs if (q.parallel_id or q.id) in keep]
     if spec.ablation:
-        a = spec.ablation
-        pool = chosen[_label(a.culture, a.language)]
-        if len(pool) < a.n:
-            raise ValueError(f"study spec: ablation.n {a.n} is more than the {len(pool)} items of {a.culture} "
-                             f"{a.language}; lower it or raise that item set's n")
-        keep = set(random.Random(f"{spec.seed}:ablation").sample(pool, a.n))
-        chosen["ablation"] = [q for q in pool if q in keep]
+        chosen["ablation"] = _ablation_items(spec, chosen)
     return chosen
+
+
+def _ablation_items(spec: StudySpec, chosen: dict[str, list[str]]) -> list[str]:
+    """The ablation's items: a seeded draw from its item set's (so an ablation added to a study
+    that has run draws the same items as one planned from the start)."""
+    a = spec.ablation
+    pool = chosen[_label(a.culture, a.language)]
+    if len(pool) < a.n:
+        raise ValueError(f"study spec: ablation.n {a.n} is more than the {len(pool)} items of {a.culture} "
+                         f"{a.language}; lower it or raise that item set's n")
+    keep = set(random.Random(f"{spec.seed}:ablation").sample(pool, a.n))
+    return [q for q in pool if q in keep]
 
 
 @dataclass(frozen=True)
@@ -464,6 +470,11 @@ def study_items(spec: StudySpec) -> dict[str, list[str]]:
     fresh = _study_record(spec, {})
     if record.is_file():
         old = json.loads(record.read_text(encoding="utf-8"))
+        if old.get("ablation") is None and spec.ablation is not None and "ablation" not in old["items"]:
+            # An ablation added to a study that has run: its items come from the recorded ones (the
+            # run records them in study.json when it starts).
+            old["items"]["ablation"] = _ablation_items(spec, old["items"])
+            old["ablation"] = json.loads(json.dumps(fresh["ablation"]))
         for key in ("seed", "item_sets", "ablation"):
             if json.loads(json.dumps(fresh[key])) != old.get(key):
                 raise ValueError(f"{record} was made with {key} {old.get(key)!r}; the spec now says {fresh[key]!r}. "
