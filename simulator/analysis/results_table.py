@@ -52,7 +52,8 @@ DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "space" / "leaderboard.jso
 
 COLUMNS: dict[str, str] = {
     "model": "model name as the run records it (e.g. smollm2-135m, qwen2.5-coder-1.5b), or reference:<kind>",
-    "plan": "diversity plan (all = DEF, none, prompt, config, memory, cao, ccsv) or the reference's kind",
+    "plan": "diversity plan (all = DEF, none, prompt, config, memory, cao, ccsv; +personas when the participants "
+            "were real respondents, simulate --personas) or the reference's kind",
     "estimator": "how answers were read: sampling, logprob, verbalized, or reference",
     "culture": "ISO alpha-2 of the population compared with",
     "language": "ISO 639-1 of the questions (several joined with +)",
@@ -190,7 +191,8 @@ def result_row(run_dir: str | Path, scores: Mapping[str, Any], table: str | Path
     backend = info.get("backend") if isinstance(info, Mapping) else None
     return {
         "model": run.get("model") or config.get("model") or "unknown",
-        "plan": run.get("plan") or config.get("plan"),
+        # a run whose participants are real respondents (--personas) is not the same plan's plain run
+        "plan": (plan := run.get("plan") or config.get("plan")) and plan + ("+personas" if config.get("personas") else ""),
         "estimator": estimator,
         "culture": run.get("culture") or config.get("culture"),
         "language": "+".join(languages),

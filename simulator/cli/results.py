@@ -17,7 +17,8 @@ __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                help="add: score a run and append its row; show: print the table")
     add = sub.add_parser("add", help="score a run folder and append its row")
     add.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (culturesim simulate --out)")
     add.add_argument("--table", type=Path, default=DEFAULT_TABLE, help=f"results file (default: {DEFAULT_TABLE})")
