@@ -88,18 +88,20 @@ def compute_alignment(
     )
     add_design(data, battery, human_n_effective)
     settings["_per_question"] = bool(return_per_question)
-    point = point_estimates(data, settings)
-    point.update(bias_outcomes(data, point["model_top"]))
-    point.update(channel_arrays(response_statuses, human_nonsubstantive_share, data))
-    point.update(question_floors(data, settings))
-    point["floor_curve_kl"] = kl_floor_curve(data, settings)
-    point.update(survey_noise(data, point["floor_curve_kl"]))
-    seeds = np.random.SeedSequence(seed).spawn(4)
-    settings["_channel_rng"] = np.random.default_rng(seeds[2])
-    settings["_gap_rng"] = np.random.default_rng(seeds[3])
-    point.update(group_divergences(data, settings))
-    pboot = None
+    # every matrix product below is small: one BLAS thread (a multi-threaded BLAS busy-waits on a
+    # shared machine, CPU time that buys nothing)
     with one_blas_thread():
+        point = point_estimates(data, settings)
+        point.update(bias_outcomes(data, point["model_top"]))
+        point.update(channel_arrays(response_statuses, human_nonsubstantive_share, data))
+        point.update(question_floors(data, settings))
+        point["floor_curve_kl"] = kl_floor_curve(data, settings)
+        point.update(survey_noise(data, point["floor_curve_kl"]))
+        seeds = np.random.SeedSequence(seed).spawn(4)
+        settings["_channel_rng"] = np.random.default_rng(seeds[2])
+        settings["_gap_rng"] = np.random.default_rng(seeds[3])
+        point.update(group_divergences(data, settings))
+        pboot = None
         if data.answers is not None and settings["participant_bootstrap_samples"] > 0:
             pboot = participant_jackknife(data, point, settings)
         for stat in DIVERGENCES:
