@@ -73,11 +73,31 @@ def human_bias(data: Data, p: np.ndarray, settings: dict) -> tuple[np.ndarray, n
 def _exact_log_moments(n_eff: np.ndarray, q: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Per option: (E[-log(X / n + eps)] + log(q~ + eps), Var[log(X / n + eps)]) for
     X ~ Binomial(n, q~), n = round(n_eff), q~ = (n_eff q + 1) / (n_eff + 2), over the counts that
-    carry the probability (see _TAIL_SD)."""
+    carry the probability (see _TAIL_SD). Options are taken in groups of similar support (counts
+    up to their own mean + _TAIL_SD sds + _TAIL_ADD, rounded up to a multiple of _SUPPORT_STEP):
+    most small options have means far below SMALL_CELL_COUNT and need a fraction of the longest
+    support, which every option paid for when they were all one array."""
     n = np.maximum(np.round(n_eff), 1.0)
     qt = (n_eff * q + 1.0) / (n_eff + 2.0)
     mean = n * qt
-    top = int(np.ceil((mean + _TAIL_SD * np.sqrt(mean)).max())) + _TAIL_ADD
+    need = np.ceil(mean + _TAIL_SD * np.sqrt(mean)).astype(np.int64) + _TAIL_ADD
+    bucket = -(-need // _SUPPORT_STEP)
+    m1 = np.empty(len(n))
+    m2 = np.empty(len(n))
+    for b in np.unique(bucket).tolist():
+        rows = np.flatnonzero(bucket == b)
+        top = int(need[rows].max())
+        m1[rows], m2[rows] = _log_moments(n[rows], qt[rows], top, eps)
+    return m1 + np.log(qt + eps), np.maximum(m2 - m1 * m1, 0.0)
+
+
+#: Support lengths are rounded up to a multiple of this when options are grouped (_exact_log_moments).
+_SUPPORT_STEP = 8
+
+
+def _log_moments(n: np.ndarray, qt: np.ndarray, top: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(E[f(X)], E[f(X)^2]) with f(x) = -log(min(x, n) / n + eps), X ~ Binomial(n, qt), over the
+    counts 0..top."""
     x = np.arange(top, dtype=np.float64)[None, :]
     nn, qq = n[:, None], qt[:, None]
     # pmf(x + 1) = pmf(x) (n - x) / (x + 1) q / (1 - q), from pmf(0) = (1 - q)^n: one running product
@@ -89,6 +109,5 @@ def _exact_log_moments(n_eff: np.ndarray, q: np.ndarray, eps: float) -> tuple[np
     pmf[:, 1:] *= pmf[:, :1]
     counts = np.arange(top + 1, dtype=np.float64)[None, :]
     f = -np.log(np.minimum(counts, nn) / nn + eps)
-    m1 = (pmf * f).sum(axis=1)
-    m2 = (pmf * f * f).sum(axis=1)
-    return m1 + np.log(qt + eps), np.maximum(m2 - m1 * m1, 0.0)
+    pf = pmf * f
+    return pf.sum(axis=1), (pf * f).sum(axis=1)
