@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,7 +41,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from culturesim.simulator.backends.base import Backend, in_request_order
 from culturesim.simulator.backends.decoding import DecodeRequest, decode
 from culturesim.simulator.backends.model_source import resolve_model_source
-from culturesim.simulator.embedded import EMBEDDED_MODEL
+from culturesim.simulator.embedded import (EMBEDDED_GGUF_FILE, EMBEDDED_HF_DIR_ENV, EMBEDDED_MODEL,
+                                           default_embedded_folder, embedded_model_folder)
 from culturesim.simulator.types import GenerationConfig, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
@@ -424,6 +426,19 @@ def _loading(model: str, source: str, gguf: str | None, load: Any) -> Any:
         raise ValueError(f"--model {model}: could not load {shown} ({type(exc).__name__}: {text}); {hint}") from exc
 
 
+def _embedded_folder() -> Path | None:
+    """The embedded model's converted transformers folder (made now if it is missing or stale: about
+    20 s once; loading it then takes about 2.5 s, against about 20 s for every GGUF load), or None
+    when it cannot be written (a read-only home folder, a full disk): then the GGUF file is read."""
+    try:
+        return embedded_model_folder()
+    except OSError as exc:
+        log.warning("Loading the embedded model from its GGUF file (about 20 s): its converted copy at %s "
+                    "cannot be written (%s). Set %s to a writable folder to load it in about 2.5 s.",
+                    default_embedded_folder(), exc, EMBEDDED_HF_DIR_ENV)
+        return None
+
+
 class TransformersBackend(Backend):
     """A local causal LM (the embedded SmolLM2 by default, a local path, or a Hub id).
 
@@ -457,6 +472,9 @@ class TransformersBackend(Backend):
         source, gguf = where.source, where.gguf_file
         self.source = source
         self.gguf_file = gguf
+        self.loaded_from = _embedded_folder() if where.kind == "embedded" and gguf == EMBEDDED_GGUF_FILE else None
+        """The converted transformers folder the embedded model's weights were read from (None:
+        read from ``source``/``gguf_file`` themselves); ``source`` and ``gguf_file`` still name the GGUF."""
         self._load(model, source, gguf, device, dtype, load_in_4bit)
         if memory_budget_mb is None and self.plan.device == "cpu":
             memory_budget_mb = CPU_MEMORY_BUDGET_MB
@@ -473,6 +491,9 @@ class TransformersBackend(Backend):
 
     def _load(self, model: str, source: str, gguf: str | None, device: str | None, dtype: str | None,
               load_in_4bit: bool | None) -> None:
+        dequantised = bool(gguf)  # the converted embedded folder holds de-quantised GGUF weights too
+        if self.loaded_from is not None:
+            source, gguf = str(self.loaded_from), None
         hf_kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
         config = _loading(model, source, gguf, lambda: AutoConfig.from_pretrained(source, **hf_kwargs))
         checkpoint_q = checkpoint_quantization_method(config)
@@ -483,7 +504,7 @@ class TransformersBackend(Backend):
             load_in_4bit=load_in_4bit,
             num_parameters=self.num_parameters,
             checkpoint_quantization=checkpoint_q,
-            gguf=bool(gguf),
+            gguf=dequantised,
         )
         check_quantization_packages(self.plan.quantization)
 
@@ -524,6 +545,7 @@ class TransformersBackend(Backend):
             model=self.model_id,
             source=self.source,
             gguf_file=self.gguf_file,
+            loaded_from=None if self.loaded_from is None else str(self.loaded_from),
             device=self.plan.device,
             dtype=self.plan.dtype,
             batch_size=self.batch_size,

