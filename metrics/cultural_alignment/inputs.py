@@ -444,11 +444,12 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
     has = np.zeros(n, dtype=bool)
     if demographics is None:
         return None, None, has, None
-    qs: list[int] = []
-    slots: list[int] = []
-    dists: list[Any] = []
-    sizes: list[Any] = []
-    for i, groups in enumerate(demographics):
+    parsed = _demographic_entries(demographics)
+    if parsed is not None:
+        qs, slots, dists, sizes = parsed
+    else:
+        qs, slots, dists, sizes = [], [], [], []
+    for i, groups in enumerate(demographics if parsed is None else ()):
         if not isinstance(groups, (list, tuple)):
             if groups is None:
                 continue
@@ -472,7 +473,7 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
     demo = np.zeros((n, len(SLOTS), kmax))
     present = np.zeros((n, len(SLOTS)), dtype=bool)
     demo_n = np.full((n, len(SLOTS)), np.nan)
-    if not qs:
+    if not len(qs):
         return demo, present, has, demo_n
     q = np.asarray(qs, dtype=np.int64)
     slot = np.asarray(slots, dtype=np.int64)
@@ -500,9 +501,17 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
         )
     has[q] = True
     kq = ks[q]
+    try:  # every share in one pass (row by row below only to name a bad entry)
+        values = np.fromiter(itertools.chain.from_iterable(dists), dtype=np.float64, count=int(lengths.sum()))
+        offsets = np.cumsum(lengths) - lengths
+    except (TypeError, ValueError):
+        values = None
     for k in np.flatnonzero(np.bincount(kq)):
         sel = np.flatnonzero(kq == k)
-        block = _float_rows([dists[s] for s in sel], q[sel], "a demographic distribution", ids)
+        if values is not None:
+            block = values[offsets[sel][:, None] + np.arange(k)[None, :]]
+        else:
+            block = _float_rows([dists[s] for s in sel], q[sel], "a demographic distribution", ids)
 
         def name_row(r: int, sel=sel) -> str:
             family, group = SLOTS[slot[sel[r]]]
@@ -528,6 +537,26 @@ def _demographics(demographics: Any, ks: np.ndarray, kmax: int, ids) -> tuple[An
 
 
 _get_n = operator.methodcaller("get", "n")
+_get_slot_key = operator.itemgetter("group_type", "group")
+_get_distribution = operator.itemgetter("distribution")
+
+
+def _demographic_entries(demographics: Any) -> tuple[list, list, list, list] | None:
+    """The common case of ``demographics`` (every entry a list or tuple of well-formed dicts of
+    known groups, or None) read entry by entry in C-level loops (map, chain) instead of a Python
+    loop per question: (question of each entry, slot, distribution, n). None for anything else,
+    which the per-question loop of _demographics then reads and names."""
+    if not set(map(type, demographics)) <= {list, tuple, type(None)}:
+        return None
+    counts = [0 if groups is None else len(groups) for groups in demographics]
+    flat = list(itertools.chain.from_iterable(groups for groups in demographics if groups))
+    try:
+        slots = list(map(SLOT_INDEX.__getitem__, map(_get_slot_key, flat)))
+        dists = list(map(_get_distribution, flat))
+        sizes = list(map(_get_n, flat))
+    except (KeyError, TypeError, IndexError, AttributeError):
+        return None
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts), slots, dists, sizes
 
 
 def _check_demographic_entry(i: int, entry: Any, ids) -> None:
