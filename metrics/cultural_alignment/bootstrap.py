@@ -117,7 +117,9 @@ def participant_jackknife(data: Data, point: dict, settings: dict) -> dict:
     ``q_<stat>_d``, ``q_<stat>_d2``), from which intervals takes the jackknife bias
     (G - 1) x mean deviation and variance (G - 1) x (mean squared deviation - mean deviation^2).
     Per-question KL moments are not kept under zero_policy='paper' (a replicate's infinity
-    replacement depends on all questions)."""
+    replacement depends on all questions); per-question JS and Wasserstein moments only for the
+    per-question table (``settings["_per_question"]``): the means need only the replicates, and
+    the bias-corrected KL only the KL moments."""
     ans = data.answers
     if ans is None:
         raise ValueError("the participant jackknife needs the participants' answers (predictions)")
@@ -128,7 +130,8 @@ def participant_jackknife(data: Data, point: dict, settings: dict) -> dict:
     s = data.dim_matrix.shape[1] + 1
     acc = {name: np.zeros((B, s)) for name in ("kl", "kl_inf", "js", "match", "count", "w", "ocount")}
     kl_top = np.full(B, -np.inf)
-    for stat in ("kl", "js", "w"):
+    kept = ("kl", "js", "w") if settings.get("_per_question", True) else ("kl",)
+    for stat in kept:
         for part in ("n", "d", "d2"):
             acc[f"q_{stat}_{part}"] = np.zeros(data.n)
     chunk = min(B, _REPLICATE_CHUNK)
@@ -149,6 +152,8 @@ def participant_jackknife(data: Data, point: dict, settings: dict) -> dict:
             "groups": B,
         }
         for stat, name in (("kl", "kl"), ("js", "js"), ("w", "wasserstein")):
+            if stat not in kept:
+                continue
             cnt = acc[f"q_{stat}_n"]
             out[f"q_{name}_n"] = cnt
             out[f"q_{name}_d"] = acc[f"q_{stat}_d"] / cnt
@@ -171,8 +176,8 @@ class _Block:
     alpha: np.float32  # smoothing scale 1 / (1 + k eps); a block has one option count k
     beta: np.float32  # eps / (1 + k eps)
     S_log_qs: np.ndarray  # (P, m): sum over slots of S * log(smoothed q)
-    S_log_q0: np.ndarray  # (P, m): sum over slots of S * log q (0 where q = 0)
-    S_q_zero: np.ndarray  # (P, m): sum over slots of S * [q = 0]
+    S_log_q0: np.ndarray | None  # (P, m): sum over slots of S * log q (0 where q = 0); exact policies only
+    S_q_zero: np.ndarray | None  # (P, m): sum over slots of S * [q = 0]; exact policies only
     const_kl: np.ndarray  # (m,) smoothing-KL terms of the options outside the slots
     const_m: np.ndarray  # (m,) sum of m log m over the options outside the slots (m = q / 2)
     q_half: np.ndarray  # (d, m) q / 2 + tiny on the slots
@@ -196,7 +201,8 @@ def _participant_blocks(
     entry_slot = (np.cumsum(slot_mask, axis=1) - 1)[ans.question, ans.option]
     outside = valid & ~slot_mask
     # smoothing KL = sum_slots a log a - alpha * sum_o p_o log qs_o + const_kl (a = alpha p + beta)
-    eps = settings["smoothing"] if settings["zero_policy"] == "smoothing" else 1.0  # unused otherwise
+    smoothing = settings["zero_policy"] == "smoothing"
+    eps = settings["smoothing"] if smoothing else 1.0  # unused otherwise
     alpha_all = 1.0 / (1.0 + data.ks * eps)
     beta_all = eps * alpha_all
     log_qs = np.log(np.where(valid, (data.human + eps) * alpha_all[:, None], 1.0))
@@ -244,8 +250,8 @@ def _participant_blocks(
                 alpha=np.float32(1.0 / (1.0 + k * eps)),
                 beta=np.float32(eps / (1.0 + k * eps)),
                 S_log_qs=per_participant(log_qs),
-                S_log_q0=per_participant(log_q0),
-                S_q_zero=per_participant(q_zero),
+                S_log_q0=None if smoothing else per_participant(log_q0),
+                S_q_zero=None if smoothing else per_participant(q_zero),
                 const_kl=const_kl[qi].astype(np.float32),
                 const_m=const_m[qi].astype(np.float32),
                 q_half=(q.T / 2.0 + tiny).astype(np.float32),
@@ -317,7 +323,7 @@ def _score_block(
         match *= inc
     sub = blk.subsets
     n_in = np.float64(b1 - b0) if inc is None else inc.sum(axis=0, dtype=np.float64)
-    moments = [("js", js, "js")]
+    moments = [("js", js, "js")] if "q_js_n" in acc else []
     if settings["zero_policy"] != "paper":
         moments.append(("kl", kl, "kl"))
     for stat, values, name in moments:
@@ -347,11 +353,12 @@ def _score_block(
         gap *= np.float32(1.0 / (d - 1))
         if inc is not None:
             gap *= inc
-        dev = gap - blk.centre["wasserstein"]
-        if inc is not None:
-            dev *= inc
-        acc["q_w_n"][blk.qi] += n_in
-        acc["q_w_d"][blk.qi] += dev.sum(axis=0, dtype=np.float64)
-        acc["q_w_d2"][blk.qi] += np.einsum("bm,bm->m", dev, dev, dtype=np.float64)
+        if "q_w_n" in acc:
+            dev = gap - blk.centre["wasserstein"]
+            if inc is not None:
+                dev *= inc
+            acc["q_w_n"][blk.qi] += n_in
+            acc["q_w_d"][blk.qi] += dev.sum(axis=0, dtype=np.float64)
+            acc["q_w_d2"][blk.qi] += np.einsum("bm,bm->m", dev, dev, dtype=np.float64)
         acc["w"][b0:b1] += gap @ sub
         acc["ocount"][b0:b1] += count
