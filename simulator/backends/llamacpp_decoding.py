@@ -11,9 +11,10 @@ streams ("slots", ``seq_id`` = slot); a chunk of requests is decoded together, o
    conversation is the start of this one), the cells after the common prefix are dropped
    (``llama_memory_seq_rm``) and only the rest is evaluated. A request that matches no slot by at
    least ``MIN_MATCH`` tokens beyond the chunk's shared prefix takes an empty slot, else the least
-   recently used one (its cache is evicted whole). Why prefixes and not a participant id: the
-   runner's requests carry no identity the backend could trust, and the prefix is what the cache
-   can prove it holds.
+   recently used one (its cache is evicted); while empty slots are left, a request that would cut
+   another slot's cache copies the prefix it shares into an empty slot instead (``_assign``). Why
+   prefixes and not a participant id: the runner's requests carry no identity the backend could
+   trust, and the prefix is what the cache can prove it holds.
 2. **Shared prefix.** The prompt prefix common to the whole chunk (the chat template's system
    turn, the start of the DEF question), where a slot lacks it, is evaluated once and copied to the
    others with ``llama_memory_seq_cp`` (a buffer copy, no recomputation).
@@ -285,10 +286,11 @@ class BatchContext:
 
         A request continues the slot sharing its longest prefix (normally the same participant's
         previous prompt) when that is at least ``MIN_MATCH`` tokens beyond the chunk's shared
-        prefix, except that while empty slots are left it does not cut a slot: it takes an empty
-        one and copies the prefix there. The others take empty slots, then the least recently used
-        (evicted whole); one that shares a longer prefix with a slot it does not take copies it, so
-        a new participant sharing a persona neither evaluates it again nor evicts its owner."""
+        prefix; but while the empty slots can take every request that would cut a slot, those
+        take empty ones and copy the prefix there. The others take empty slots, then the least
+        recently used (evicted); one that shares a longer prefix with a slot it does not take
+        copies it, so a new participant sharing a persona neither evaluates it again nor evicts
+        its owner."""
         n = len(sequences)
         none = [(-1, 0)] * n
         if not self.reuse:
@@ -306,22 +308,23 @@ class BatchContext:
 
         slot_of: list[int] = [-1] * n
         taken: set[int] = set()
-        empty = {s for s in range(self.n_seq_max) if not held[s].size}
+        empty = [s for s in range(self.n_seq_max) if not held[s].size]
         # Longest matches first; between equal matches the least recently used slot.
         pairs = sorted(((match[r][s], self._used_at[s], s, r) for r in range(n) for s in range(self.n_seq_max)
                         if continues(r, s)), key=lambda t: (-t[0], t[1], t[2]))
-        deferred: set[int] = set()
-        for m, _, s, r in pairs:
-            if slot_of[r] >= 0 or s in taken or r in deferred:
-                continue
-            # While an empty slot is left, a request that would cut a slot copies the prefix into
-            # the empty slot instead (below): the slot may be another participant's, and a copy
-            # costs a buffer copy, not an evaluation.
-            if m < held[s].size and len(empty) > len(deferred):
-                deferred.add(r)
-                continue
-            slot_of[r] = s
-            taken.add(s)
+        for _, _, s, r in pairs:
+            if slot_of[r] < 0 and s not in taken:
+                slot_of[r] = s
+                taken.add(s)
+        # While the empty slots can take them all, requests that would cut a slot (it may be another
+        # participant's) move to empty ones and copy the prefix there (below): a buffer copy, not
+        # an evaluation, and the slot stays whole.
+        homeless = sum(1 for r in range(n) if slot_of[r] < 0)
+        cutters = [r for r in range(n) if slot_of[r] >= 0 and match[r][slot_of[r]] < held[slot_of[r]].size]
+        if cutters and len(empty) >= homeless + len(cutters):
+            for r in cutters:
+                taken.discard(slot_of[r])
+                slot_of[r] = -1
         owned = set(taken)
         # The rest: empty slots first (lowest first, so a chunk's slots stay consecutive), then the
         # least recently used.
