@@ -91,7 +91,8 @@ def group_divergences(data: Data, settings: dict) -> dict[str, Any]:
             present = data.demo_present[:, slot]
             if not present.any():
                 continue
-            div = row_divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings, raw=False)
+            div = row_divergences(data.model, data.demo[:, slot, :], data.ks, data.ordinal, settings, raw=False,
+                                  fast_kl=True)
             for stat in DIVERGENCES:
                 v = np.where(present & np.isfinite(div[stat]), div[stat], np.nan)
                 out[f"group_{stat}"][:, slot] = v

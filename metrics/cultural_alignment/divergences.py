@@ -12,7 +12,7 @@ from scipy.special import entr, rel_entr
 
 from .schema import LN2, TIE_TOLERANCE, Data, where
 
-__all__ = ["ZERO_POLICIES", "top_sets", "row_divergences", "point_estimates"]
+__all__ = ["ZERO_POLICIES", "top_sets", "rel_entr_terms", "row_divergences", "point_estimates"]
 
 ZERO_POLICIES = ("smoothing", "paper", "raise")
 
@@ -23,22 +23,38 @@ def top_sets(dist: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return masked >= masked.max(axis=1, keepdims=True) - TIE_TOLERANCE
 
 
+def rel_entr_terms(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """scipy.special.rel_entr for non-negative x and y (x log(x / y); 0 where x = 0; inf where
+    x > 0 = y) in plain numpy, about 3x faster (scipy's ufunc branches per element). numpy's log
+    is not libm's: values differ in the last bits, which a KL's inversion into worth-N (near 0)
+    or a JS distance near 0 (a square root) magnifies, so only KLs that are reported as they are
+    (the groups', the uniform baseline's) use it."""
+    with np.errstate(divide="ignore"):
+        ratio = np.divide(x, y, out=np.ones_like(x, dtype=np.float64), where=x > 0)
+    np.log(ratio, out=ratio)
+    ratio *= x
+    return ratio
+
+
 def row_divergences(
-    p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict, raw: bool = True
+    p: np.ndarray, q: np.ndarray, ks: np.ndarray, ordinal: np.ndarray, settings: dict, raw: bool = True,
+    fast_kl: bool = False,
 ) -> dict:
     """Per row: KL(p || q) under the smoothing policy or exact (``kl``, infinite where p > 0 = q
     unless smoothed), the exact KL (``kl_raw``), the JS distance and the normalised Wasserstein
-    (NaN for non-ordinal rows). p and q are (n, kmax) zero padded."""
+    (NaN for non-ordinal rows). p and q are (n, kmax) zero padded. ``fast_kl``: the KLs through
+    rel_entr_terms (same values to about 1e-15)."""
+    rel_kl = rel_entr_terms if fast_kl else rel_entr
     kmax = q.shape[1]
     valid = np.arange(kmax)[None, :] < ks[:, None]
     smoothing = settings["zero_policy"] == "smoothing"
-    kl_raw = rel_entr(p, q).sum(axis=1) if raw or not smoothing else None
+    kl_raw = rel_kl(p, q).sum(axis=1) if raw or not smoothing else None
     if smoothing:
         eps = settings["smoothing"]
         scale = 1.0 / (1.0 + ks * eps)
         ps = np.where(valid, (p + eps) * scale[:, None], 0.0)
         qs = np.where(valid, (q + eps) * scale[:, None], 0.0)
-        kl = rel_entr(ps, qs).sum(axis=1)
+        kl = rel_kl(ps, qs).sum(axis=1)
     else:
         kl = kl_raw
     m = 0.5 * (p + q)

@@ -170,8 +170,10 @@ def _expected_divergences(
         else:
             if not shared:
                 counts = _multinomial_draws(P, r, (draws or {}).get(kind, FLOOR_MC_DRAWS), rng)  # (R, m, k)
-                counts += (np.arange(m * k, dtype=np.int32) * (P + 1)).reshape(m, k)
-                jsd = np.take(terms.ravel(), counts).sum(axis=2, dtype=np.float64).T  # (m, R)
+                # gathered question by question ((m, R, k)): each question's table is read R times
+                # while in cache, not streamed once per draw (3x faster at k = 11)
+                index = counts.transpose(1, 0, 2) + (np.arange(m * k, dtype=np.int32) * (P + 1)).reshape(m, 1, k)
+                jsd = np.take(terms.ravel(), index).sum(axis=2, dtype=np.float64)  # (m, R)
             else:
                 common = rng.multinomial(P, r[0] / r[0].sum(), size=FLOOR_MC_DRAWS)  # (R, k)
                 jsd = np.zeros((m, FLOOR_MC_DRAWS))
@@ -276,7 +278,7 @@ def normalised_parts(data: Data, point: dict, settings: dict, min_participants: 
     kmax = data.human.shape[1]
     valid = np.arange(kmax)[None, :] < data.ks[:, None]
     uniform = row_divergences(np.where(valid, 1.0 / data.ks[:, None], 0.0), data.human, data.ks, data.ordinal,
-                              settings, raw=False)
+                              settings, raw=False, fast_kl=True)
     enough = data.answers.lengths >= min_participants if data.answers is not None else np.ones(data.n, dtype=bool)
     for stat in DIVERGENCES:
         if stat == "kl":
