@@ -39,10 +39,12 @@ QUESTIONS = 3
 
 
 @pytest.fixture(scope="module")
-def ablation(tmp_path_factory):
+def ablation(tmp_path_factory, embedded_backend):
     out = tmp_path_factory.mktemp("ablation")
+    # backend: what run_ablation builds itself, get_backend("transformers", seed=0), on the session's loaded model
     report = run_ablation(out, "transformers", None, "US", ["none", "all"], None, QUESTIONS, PARTICIPANTS, seed=0,
-                          max_new_tokens=48, bootstrap=50, progress=False, max_beams=2, wvs_only=True)
+                          max_new_tokens=48, bootstrap=50, progress=False, max_beams=2, wvs_only=True,
+                          backend=embedded_backend(seed=0))
     return out, report
 
 

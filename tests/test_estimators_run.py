@@ -13,7 +13,6 @@ from scipy.spatial.distance import jensenshannon
 
 from culturesim.simulator.analysis.scoring import score_run, support_warnings
 from culturesim.simulator.backends import get_backend
-from culturesim.simulator.backends.transformers_backend import TransformersBackend
 from culturesim.simulator.estimators.logprob import logprob_distributions
 from culturesim.simulator.estimators.run import check_plan, simulate_estimator
 from culturesim.simulator.estimators.verbalized import parse_verbalized
@@ -31,8 +30,8 @@ def questions() -> list[Question]:
 
 
 @pytest.fixture(scope="module")
-def embedded():
-    backend = TransformersBackend(seed=0)
+def embedded(embedded_backend):
+    backend = embedded_backend(seed=0)  # TransformersBackend(seed=0) on the session's loaded model (conftest.py)
     yield backend
     backend.close()
 

@@ -248,8 +248,8 @@ def test_simulate_with_paraphrases_gives_each_participant_a_variant(tmp_path, re
 
 
 @pytest.mark.slow
-def test_expand_on_the_embedded_model_is_mostly_rejected(tmp_path, questions):
-    backend = get_backend("transformers", seed=0)
+def test_expand_on_the_embedded_model_is_mostly_rejected(tmp_path, questions, embedded_backend):
+    backend = embedded_backend(seed=0)  # get_backend("transformers", seed=0) on the session's loaded model
     try:
         summary = ex.expand(tmp_path, list(questions.values()), backend, variants=2, max_new_tokens=40)
     finally:

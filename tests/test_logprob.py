@@ -45,8 +45,8 @@ GOD = make_question("gss.god", "Do you believe in God?", ["Yes", "No"])
 
 
 @pytest.fixture(scope="module")
-def embedded() -> TransformersBackend:
-    backend = TransformersBackend()
+def embedded(embedded_backend) -> TransformersBackend:
+    backend = embedded_backend()  # TransformersBackend() on the session's loaded model (conftest.py)
     yield backend
     backend.close()
 

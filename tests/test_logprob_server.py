@@ -19,7 +19,7 @@ from katan import free_port, stop_process, watch
 
 from culturesim.simulator.analysis.scoring import score_run
 from culturesim.simulator.backends import get_backend
-from culturesim.simulator.backends.transformers_backend import TransformersBackend, render_chat
+from culturesim.simulator.backends.transformers_backend import render_chat
 from culturesim.simulator.embedded import embedded_model_path
 from culturesim.simulator.questions import load_questions
 from culturesim.simulator.runfolder import read_rows
@@ -60,7 +60,8 @@ def llama_server(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_simulate_logprob_against_the_server_agrees_with_the_local_reading(llama_server, tmp_path, monkeypatch):
+def test_simulate_logprob_against_the_server_agrees_with_the_local_reading(llama_server, tmp_path, monkeypatch,
+                                                                           embedded_backend):
     from culturesim.simulator.cli import main
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -82,7 +83,7 @@ def test_simulate_logprob_against_the_server_agrees_with_the_local_reading(llama
     # numbered list), over the option labels, renormalised. The server's are llama.cpp's
     # quantised kernels on the same GGUF, so they agree to a few hundredths.
     qs = {q.id: q for q in load_questions("US", ids=IDS)}
-    local = TransformersBackend()
+    local = embedded_backend()  # TransformersBackend() on the session's loaded model (conftest.py)
     compared = 0
     try:
         tok, model = local.tokenizer, local.model

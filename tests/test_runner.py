@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from katan import katan  # noqa: F401 - a fixture: real llm-katan servers on loopback
 
-from culturesim.simulator.backends import get_backend
 from culturesim.simulator.backends.base import Backend
 from culturesim.simulator.cli import main as cli_main
 from culturesim.simulator.memory import Memory, memory_rng
@@ -55,8 +54,8 @@ class Recording(Backend):
 
 
 @pytest.fixture(scope="module")
-def model():
-    backend = get_backend("transformers", batch_size=16, seed=0)
+def model(embedded_backend):
+    backend = embedded_backend(seed=0, batch_size=16)  # get_backend("transformers", batch_size=16, seed=0), shared weights
     yield backend
     backend.close()
 

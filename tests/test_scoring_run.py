@@ -9,7 +9,6 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-from culturesim.simulator.backends import get_backend
 from culturesim.simulator.cli import main as cli_main
 from runfolders import make_row, write_run
 from culturesim.simulator.questions import Question, load_questions
@@ -98,8 +97,8 @@ def test_truncated_tail_is_skipped_without_touching_the_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_score_a_real_run_from_the_command_line(tmp_path, capsys):
-    backend = get_backend("transformers", batch_size=16, seed=4)
+def test_score_a_real_run_from_the_command_line(tmp_path, capsys, embedded_backend):
+    backend = embedded_backend(seed=4, batch_size=16)  # get_backend("transformers", batch_size=16, seed=4), shared weights
     try:
         simulate(tmp_path / "run", load_questions("US", limit=3), backend, plan="none", participants=3, seed=4,
                  max_new_tokens=24, progress=False)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from culturesim.simulator.analysis.report import build_report
 from culturesim.simulator.backends import get_backend
+from culturesim.simulator.backends.base import Backend
 from culturesim.simulator.participants import PlanSettings, canonical_plan
 from culturesim.simulator.questions import load_questions
 from culturesim.simulator.runfolder import CONFIG_FILE
@@ -62,10 +63,13 @@ def run_ablation(
     max_beams: int | None = None,
     wvs_only: bool = False,
     shuffle: bool = False,
+    backend: Backend | None = None,
 ) -> dict:
     """Run one folder per plan (``OUT/plan-<plan>``) and per language (``OUT/language-<lang>``) on the
     same questions with one loaded backend, resuming any that exist; return the report built in
-    ``OUT/report`` (its ``ablation`` and ``language_ablation`` sections)."""
+    ``OUT/report`` (its ``ablation`` and ``language_ablation`` sections). ``backend``: an already
+    loaded backend to use instead of building one from ``backend_name`` and ``model`` (its
+    caller closes it)."""
     for plan in plans:
         canonical_plan(plan)
     jobs: list[tuple[str, str, list]] = []
@@ -87,7 +91,9 @@ def run_ablation(
     kwargs = {"seed": seed}
     if model:
         kwargs["model"] = model
-    backend = get_backend(backend_name, **kwargs) if backend_name == "transformers" else get_backend(backend_name, model=model)
+    owned = backend is None
+    if owned:
+        backend = get_backend(backend_name, **kwargs) if backend_name == "transformers" else get_backend(backend_name, model=model)
     dirs = []
     try:
         for name, plan, qs in jobs:
@@ -97,6 +103,7 @@ def run_ablation(
                      selection={"culture": culture, "ablation": name})
             dirs.append(run_dir)
     finally:
-        backend.close()
+        if owned:
+            backend.close()
     # The language runs ask the parallel questions that exist in each language: a subset, said in the report.
     return build_report(dirs, out / "report", bootstrap_samples=bootstrap, allow_mixed=True)
