@@ -59,10 +59,19 @@ def row_divergences(
         kl = kl_raw
     m = 0.5 * (p + q)
     js = np.sqrt(np.maximum((rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)) / (2.0 * LN2), 0.0))
+    wasserstein = np.full(len(ks), np.nan)
+    if ordinal.all():
+        wasserstein = _wasserstein(p, q, ks)
+    elif ordinal.any():  # only the ordinal rows have one
+        wasserstein[ordinal] = _wasserstein(p[ordinal], q[ordinal], ks[ordinal])
+    return {"kl": kl, "kl_raw": kl_raw, "js": js, "wasserstein": wasserstein}
+
+
+def _wasserstein(p: np.ndarray, q: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """Per row: the 1-Wasserstein distance of two distributions over ordered options, over k - 1."""
     cdf_gap = np.abs(np.cumsum(p - q, axis=1))
-    steps = np.arange(kmax)[None, :] < (ks - 1)[:, None]
-    wasserstein = np.where(steps, cdf_gap, 0.0).sum(axis=1) / (ks - 1)
-    return {"kl": kl, "kl_raw": kl_raw, "js": js, "wasserstein": np.where(ordinal, wasserstein, np.nan)}
+    steps = np.arange(q.shape[1])[None, :] < (ks - 1)[:, None]
+    return np.where(steps, cdf_gap, 0.0).sum(axis=1) / (ks - 1)
 
 
 def point_estimates(data: Data, settings: dict) -> dict[str, np.ndarray]:

@@ -200,8 +200,18 @@ def prepare(
 def _distributions(rows: Any, ks: np.ndarray, groups: dict[int, np.ndarray], kmax: int, what: str, ids) -> np.ndarray:
     """Validate per-question distributions and return them zero padded to (n, kmax), renormalised."""
     out = np.zeros((len(ks), kmax))
+    values = None
+    if isinstance(rows, (list, tuple)) and not {str, bytes, dict} & set(map(type, rows)):
+        try:  # every share in one pass; row by row below only to name a bad row
+            values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=int(ks.sum()))
+            offsets = np.cumsum(ks) - ks
+        except (TypeError, ValueError):
+            values = None
     for k, idx in groups.items():
-        block = _float_rows([rows[i] for i in idx], idx, what, ids)
+        if values is not None:
+            block = values[offsets[idx][:, None] + np.arange(k)[None, :]]
+        else:
+            block = _float_rows([rows[i] for i in idx], idx, what, ids)
         _check_distribution_rows(block, idx, what, ids, lambda r: where(int(idx[r]), ids))
         out[idx, :k] = block / block.sum(axis=1, keepdims=True)
     return out
@@ -598,6 +608,13 @@ def add_design(data: Data, battery: Any, human_n_effective: Any) -> None:
         cluster = np.unique(cluster, return_inverse=True)[1].astype(np.int64)
     data.cluster = cluster
     n_eff = np.full(n, np.nan)
+    if human_n_effective is not None and set(map(type, human_n_effective)) <= {int, float, type(None)}:
+        # the common case in one pass; the loop below names a bad entry
+        values = np.fromiter((math.nan if v is None else v for v in human_n_effective), dtype=np.float64, count=n)
+        given = np.array([v is not None for v in human_n_effective], dtype=bool)
+        if (np.isfinite(values[given]) & (values[given] >= 1)).all():
+            data.human_n_eff = values
+            return
     if human_n_effective is not None:
         for i, v in enumerate(human_n_effective):
             if v is None:
