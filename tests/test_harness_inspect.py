@@ -134,7 +134,7 @@ def _check_log(log: dict) -> list[str]:
 
 
 def test_inspect_eval_on_the_embedded_model_through_the_hf_provider(tmp_path: Path) -> None:
-    from culturesim.simulator.harness.common import embedded_model_folder
+    from culturesim.simulator.embedded import embedded_model_folder
 
     folder = embedded_model_folder()
     log = _inspect_eval(tmp_path, ["--model", "hf/smollm2", "-M", f"model_path={folder}", "-M", "device=cpu"], {})

@@ -90,7 +90,7 @@ def test_option_distribution_removes_the_longer_numbers_from_a_prefix() -> None:
 def test_lm_eval_on_the_embedded_model_equals_a_culturesim_logprob_run(tmp_path: Path, embedded_backend) -> None:
     python = harness_python()
     from culturesim.metrics.cultural_alignment import compute_alignment
-    from culturesim.simulator.harness.common import embedded_model_folder
+    from culturesim.simulator.embedded import embedded_model_folder
     from culturesim.simulator.estimators.logprob import logprob_distributions
 
     folder = embedded_model_folder()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from culturesim.simulator.harness.common import LM_EVAL_TASK_DIR, embedded_model_folder
+from culturesim.simulator.embedded import embedded_model_folder
+from culturesim.simulator.harness.common import LM_EVAL_TASK_DIR
 
 __all__ = ["add_arguments", "main"]
 
