@@ -109,3 +109,15 @@ def test_an_unwritable_cache_falls_back_to_the_gguf_file(tmp_path, monkeypatch, 
         assert _embedded_folder() is None
     assert EMBEDDED_HF_DIR_ENV in caplog.text and "GGUF" in caplog.text
     assert not os.path.exists(blocker / "converted")
+
+
+def test_loading_prints_no_transformers_progress_bar(capfd):
+    """Users see culturesim's progress line, not transformers' "Loading weights" bar; the bar is
+    switched back on for other code in the process afterwards."""
+    import transformers.utils.logging as hf_logging
+
+    from culturesim.simulator.backends import get_backend
+
+    get_backend("transformers").close()
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from culturesim.simulator.backends.base import Backend, in_request_order
 from culturesim.simulator.backends.decoding import DecodeRequest, decode
@@ -413,6 +414,9 @@ def chunk_seed(seed: int | None, requests: Sequence[GenerationRequest]) -> int |
 def _loading(model: str, source: str, gguf: str | None, load: Any) -> Any:
     """Run one ``from_pretrained`` call; a failure becomes one ValueError naming the model and the fix
     (a truncated GGUF file raises numpy's "cannot reshape array", a cut-off folder an OSError)."""
+    # transformers' own "Loading weights" bar would interleave with culturesim's progress line
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         return load()
     except (OSError, ValueError, RuntimeError, KeyError, EOFError) as exc:
@@ -424,6 +428,9 @@ def _loading(model: str, source: str, gguf: str | None, load: Any) -> Any:
                 else "check that the folder or Hub id holds a complete transformers model (config.json, "
                      "tokenizer and weights), or download it again")
         raise ValueError(f"--model {model}: could not load {shown} ({type(exc).__name__}: {text}); {hint}") from exc
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def _embedded_folder() -> Path | None:
