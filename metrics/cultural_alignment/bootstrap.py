@@ -194,7 +194,7 @@ def _participant_blocks(
     data: Data, ans: Answers, P: int, point: dict, settings: dict, chunk: int
 ) -> Iterator[_Block]:
     n, kmax = data.model.shape
-    weight = ans.weight if ans.weight is not None else np.ones(len(ans.option))
+    weight = ans.weight  # None: every entry weighs 1 (single choice), and no gathers are spent on it
     valid = np.arange(kmax)[None, :] < data.ks[:, None]
     slot_mask = np.where(data.ordinal[:, None], valid, data.model > 0)
     n_slots = slot_mask.sum(axis=1)
@@ -210,8 +210,9 @@ def _participant_blocks(
     beta_all = eps * alpha_all
     log_qs = np.log(np.where(valid, (data.human + eps) * alpha_all[:, None], 1.0))
     const_kl = outside.sum(axis=1) * beta_all * np.log(beta_all) - beta_all * np.where(valid, log_qs, 0.0).sum(axis=1)
-    log_q0 = np.log(np.where(data.human > 0, data.human, 1.0))  # log q, 0 where q = 0
-    q_zero = ((data.human == 0) & valid).astype(np.float64)
+    if not smoothing:
+        log_q0 = np.log(np.where(data.human > 0, data.human, 1.0))  # log q, 0 where q = 0
+        q_zero = ((data.human == 0) & valid).astype(np.float64)
     const_m = -np.where(outside, entr(data.human / 2.0), 0.0).sum(axis=1)
     q_logq = -entr(data.human).sum(axis=1)
     human_top = top_sets(data.human, valid)
@@ -234,13 +235,14 @@ def _participant_blocks(
             e = np.arange(lens.sum()) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
             local = np.repeat(np.arange(m), lens)
             flat = ans.participant[e] * (d * m) + entry_slot[e] * m + local
-            S = np.bincount(flat, weights=weight[e], minlength=P * d * m).astype(np.float32)
+            w_e = None if weight is None else weight[e]
+            S = np.bincount(flat, weights=w_e, minlength=P * d * m).astype(np.float32)
             pair = ans.participant[e] * m + local
             q_of_entry = (ans.question[e], ans.option[e])
 
-            def per_participant(values: np.ndarray, pair=pair, e=e, q_of_entry=q_of_entry, m=m) -> np.ndarray:
+            def per_participant(values: np.ndarray, pair=pair, w_e=w_e, q_of_entry=q_of_entry, m=m) -> np.ndarray:
                 """(P, m): sum over participant j's answer weights of values[question, option]."""
-                w = weight[e] * values[q_of_entry]
+                w = values[q_of_entry] if w_e is None else w_e * values[q_of_entry]
                 return np.bincount(pair, weights=w, minlength=P * m).reshape(P, m).astype(np.float32)
 
             q = data.human[rows, opts]  # (m, d)
