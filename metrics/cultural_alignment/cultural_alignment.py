@@ -28,10 +28,10 @@ download address).
 
 Everything is vectorised by grouping questions by their number of options (and floors by
 options and participants); the bootstraps reuse the same grouping. ``benchmarks/bench_metric.py``
-times 100,000 questions x 20 participants: point estimates with floors, baselines, normalised
-scores and demographic gaps in about 3.5 s of CPU, with the bias-corrected participant
-intervals in about 4.5 s; the question bootstrap and the gaps' resampling (1000 replicates each)
-add about 10 s at that size.
+times 100,000 questions x 20 participants: point estimates (floors, baselines, the jackknife's
+bias-corrected KL and participant intervals, normalised scores, worth-N, demographic gaps) in
+about 3.5 s of CPU; the question bootstrap and the gaps' resampling (1000 replicates each) add
+about 10 s at that size (the card's "Speed").
 """
 
 from __future__ import annotations
