@@ -196,16 +196,25 @@ def _memory_loop(args) -> tuple[int, float, dict[str, int]]:
 
 
 def memory_main(args) -> None:
+    """The three sides interleaved, ``--rounds`` times (the machine's load drifts between runs of a
+    minute or more); the ratios are of the summed times, the same work on every side."""
     print(f"memory workload: {args.participants} participants x {args.steps} questions, {args.new_tokens} new tokens "
-          f"each, model {args.model}, {args.threads} threads", flush=True)
-    figures = {}
-    for name, run in (("ours, KV kept between calls", lambda: _memory_ours(args, True)),
-                      ("ours, every prompt afresh", lambda: _memory_ours(args, False)),
-                      ("llama.cpp one participant at a time", lambda: _memory_loop(args))):
-        tokens, seconds, stats = run()
-        figures[name] = tokens / seconds
-        detail = ", ".join(f"{k} {v}" for k, v in stats.items())
-        print(f"{name}: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.2f} tokens/s ({detail})", flush=True)
+          f"each, model {args.model}, {args.threads} threads, {args.rounds} interleaved rounds", flush=True)
+    sides = (("ours, KV kept between calls", lambda: _memory_ours(args, True)),
+             ("ours, every prompt afresh", lambda: _memory_ours(args, False)),
+             ("llama.cpp one participant at a time", lambda: _memory_loop(args)))
+    totals = {name: [0, 0.0] for name, _ in sides}
+    for round_ in range(args.rounds):
+        for name, run in sides:
+            tokens, seconds, stats = run()
+            totals[name][0] += tokens
+            totals[name][1] += seconds
+            detail = ", ".join(f"{k} {v}" for k, v in stats.items())
+            print(f"round {round_ + 1}: {name}: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.2f} tokens/s "
+                  f"({detail}); load {os.getloadavg()[0]:.2f}", flush=True)
+    figures = {name: tokens / seconds for name, (tokens, seconds) in totals.items()}
+    for name, rate in figures.items():
+        print(f"{name}: {rate:.2f} tokens/s over {args.rounds} rounds")
     ours = figures["ours, KV kept between calls"]
     print(f"ratio kept / afresh: {ours / figures['ours, every prompt afresh']:.2f}x")
     print(f"ratio kept / llama.cpp one at a time: {ours / figures['llama.cpp one participant at a time']:.2f}x")
@@ -239,6 +248,7 @@ def main() -> None:
     parser.add_argument("--ubatch", type=int, default=None, help="ours: llama.cpp's physical batch (n_ubatch)")
     parser.add_argument("--model", default="smollm2-135m", help="memory workload: --model of the llamacpp backend")
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2, help="memory workload: interleaved repetitions")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     if args.workload == "memory":

@@ -278,6 +278,13 @@ class BatchContext:
         pointer = llama_cpp.llama_get_logits_ith(self.ctx, i)
         return np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,)).copy()
 
+    def _all_logits(self, n: int) -> np.ndarray:
+        """The ``n`` logits rows of the last decode, in batch order, as one array (one copy rather
+        than ``n`` pointer casts: the decoding loop reads every row at every step)."""
+        pointer = llama_cpp.llama_get_logits(self.ctx)
+        return np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)),
+                                     shape=(n, self.n_vocab)).copy()
+
     def _assign(self, sequences: Sequence[Sequence[int]], limits: Sequence[int],
                 shared: int) -> tuple[list[int], list[int], list[tuple[int, int]]]:
         """A distinct slot for each sequence, how many of its first tokens that slot holds (at most
@@ -465,7 +472,8 @@ class BatchContext:
             for (token, _, slot, _), row in zip(step, rows):
                 self.cached[slot].append(token)
             live = rows
-            logits = {row: self._logits(i) for i, row in enumerate(rows)}
+            table = self._all_logits(len(rows))
+            logits = {row: table[i] for i, row in enumerate(rows)}
         return results
 
     def score(self, sequences: Sequence[Sequence[int]], keep: int) -> np.ndarray:
