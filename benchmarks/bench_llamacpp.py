@@ -27,6 +27,16 @@ tokens (a fixed answer text goes into memory, so every side evaluates the same p
 ``--ubatch`` and ``--threads-batch`` set llama.cpp's physical batch and prompt threads for ours (the
 batching parameters tried for the equal-work line).
 
+Measured (2 cores shared with a running study, load average 3.3-4.4; SmolLM2-135M Q4_1, 2 threads):
+
+- memory, 6 participants x 6 questions x 24 tokens, 2 interleaved rounds: kept 21.32 tokens/s,
+  afresh 13.10, llama.cpp one at a time 18.12: kept / afresh 1.63x, kept / llama.cpp 1.18x; prompt
+  tokens evaluated 3,410 of 9,751 kept vs 4,446 afresh (the afresh side already shares each
+  step's common prefix).
+- equal work, 16 x 64 tokens, three runs: 1.85x, 1.84x (default n_ubatch) and 1.56x (n_ubatch 128);
+  ours moved 53-58 tokens/s, the ratio with the one-at-a-time side's noise. An earlier run 2.03x.
+  n_ubatch and prompt threads do not move it: the prompts are ~60 tokens, decoding dominates.
+
 Run: python -m benchmarks.bench_llamacpp  (about 2-4 minutes on 2 free cores);
      python -m benchmarks.bench_llamacpp --workload memory --participants 10 --steps 15 --new-tokens 24
 """

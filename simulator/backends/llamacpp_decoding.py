@@ -333,10 +333,14 @@ class BatchContext:
                 taken.discard(slot_of[r])
                 slot_of[r] = -1
         owned = set(taken)
-        # The rest: empty slots first (lowest first, so a chunk's slots stay consecutive), then the
-        # least recently used.
+        # The rest: empty slots first (lowest first), then the least recently used. When the empty
+        # slots cannot take them all, the least recently used first: caches must be evicted anyway,
+        # and a chunk split between old and empty slots would no longer be consecutive (llama.cpp
+        # computes each run of consecutive slots of a decoding step in its own pass).
+        homeless = sum(1 for r in range(n) if slot_of[r] < 0)
+        fits = homeless <= sum(1 for s in empty if s not in taken)
         spare = sorted((s for s in range(self.n_seq_max) if s not in taken),
-                       key=lambda s: (held[s].size > 0, self._used_at[s], s))
+                       key=lambda s: ((held[s].size > 0) == fits, self._used_at[s], s))
         copies = list(none)
         for r in range(n):
             if slot_of[r] >= 0:
