@@ -450,6 +450,36 @@ def replay_jackknife(preds, refs, ordinal, policy):
     return out, plug, (L - 1) * dev / L
 
 
+def replay_w_fold(preds, refs, ordinal):
+    """intervals.w_fold_factor over all ordinal questions, recomputed step by step with the dense
+    covariance of the cumulative model shares (no human side: human_n_effective not given): per
+    step the folded normal |D_s|, D_s ~ N(observed gap, sigma_s^2), split into its linear part
+    (slope E[sign] = 2 Phi(|gap| / sigma_s) - 1) and an uncorrelated residual; the factor is
+    sum(h' Sigma h + residuals) / sum(g' Sigma g), g the observed signs, h = g x slope."""
+    from scipy.stats import norm
+
+    lin = smooth = 0.0
+    for a, q, o in zip(preds, refs, ordinal):
+        if not o:
+            continue
+        k = len(q)
+        p = model_distribution(a, k)[0]
+        F, Fq = np.cumsum(p)[:-1], np.cumsum(q)[:-1]
+        P = len(a)
+        cov = np.array([[min(F[s], F[t]) * (1 - max(F[s], F[t])) / P for t in range(k - 1)] for s in range(k - 1)])
+        gap = F - Fq
+        g = np.sign(gap)
+        sd = np.sqrt(np.diag(cov))
+        r = np.divide(np.abs(gap), sd, out=np.zeros(k - 1), where=sd > 0)
+        slope = 2 * norm.cdf(r) - 1
+        mean = np.sqrt(2 / np.pi) * np.exp(-r * r / 2) + r * (1 - 2 * norm.cdf(-r))
+        residual = sd**2 * (np.maximum(1 + r * r - mean**2, slope**2) - slope**2)
+        h = g * slope
+        lin += g @ cov @ g / (k - 1) ** 2
+        smooth += (h @ cov @ h + residual.sum()) / (k - 1) ** 2
+    return smooth / lin
+
+
 @pytest.mark.parametrize(
     "policy, ragged, multi",
     [("smoothing", False, False), ("paper", False, False), ("smoothing", True, True), ("paper", True, False)],
@@ -461,7 +491,9 @@ def test_participant_jackknife_replayed(policy, ragged, multi):
     Wasserstein are centred on the plug-in mean (the interval is for its expectation), KL on the
     bias-corrected mean (plug-in minus the mean jackknife bias) with the bias estimates' spread
     over the questions added to its variance. Under 'paper' a replicate's infinity replacement
-    depends on every question, so there is no per-question bias and no bias-corrected KL."""
+    depends on every question, so there is no per-question bias and no bias-corrected KL.
+    Wasserstein's variance is scaled by its fold factor (replay_w_fold) and takes Student t with
+    Welch-Satterthwaite's df, here G - 1 (no human side)."""
     rng = np.random.default_rng(21)
     preds, refs, ordinal = random_case(rng, 25, participants=6, ragged=ragged, multi=multi)
     if ragged:  # 3 or more answers per question: fewer give no participant interval (tested below)
@@ -482,8 +514,11 @@ def test_participant_jackknife_replayed(policy, ragged, multi):
             point = point - bias.mean()
             var += bias.var()  / len(bias)
             assert r["kl_bc_mean"] == pytest.approx(point, rel=1e-4, abs=1e-6)
-        # KL: Student t with the jackknife's G - 1 degrees of freedom (its variance rests on G deletions)
-        half = (student_t.ppf(0.975, G - 1) if stat == "kl" else z) * math.sqrt(var)
+        if stat == "wasserstein":
+            var *= replay_w_fold(preds, refs, ordinal)
+        # KL and Wasserstein: Student t with the jackknife's G - 1 degrees of freedom (its variance
+        # rests on G deletions; Wasserstein's Satterthwaite df is that without a human side)
+        half = (student_t.ppf(0.975, G - 1) if stat in ("kl", "wasserstein") else z) * math.sqrt(var)
         upper = math.inf if stat == "kl" else 1.0
         expected = np.clip([point - half, point + half], 0.0, upper)
         np.testing.assert_allclose([r[f"{stat}_participant_ci_low"], r[f"{stat}_participant_ci_high"]], expected,

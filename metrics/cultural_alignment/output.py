@@ -43,9 +43,9 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "<stat>_ci_low": "lower end of the question-bootstrap percentile interval of the mean (other questions like these; batteries resampled together)",
     "<stat>_ci_high": "upper end of the question-bootstrap percentile interval of the mean",
     "<stat>_bc_mean": "kl_bc_mean only: bias-corrected mean KL, an estimate of the divergence with unlimited participants (plug-in minus the participant jackknife's bias estimate and the survey's own bias, per question: the KL from the population); its bias is within 0.25 of its standard error in 23 of the card's 27 cases (up to 0.45 at 8 participants and 200 questions); lower is better. JS and Wasserstein have none: no estimator of them is unbiased at 8-20 participants",
-    "<stat>_participant_ci_low": "lower end of the participant interval of the mean: for KL of the bias-corrected mean (the divergence with unlimited participants), for JS, Wasserstein and the match rate of the plug-in mean's expectation (a run of the same size on the same questions); estimate plus or minus z x the participant jackknife's standard error of the mean, with the human survey's own sampling variance added (coverage and width measured in the card)",
+    "<stat>_participant_ci_low": "lower end of the participant interval of the mean: for KL of the bias-corrected mean (the divergence with unlimited participants), for JS, Wasserstein and the match rate of the plug-in mean's expectation (a run of the same size on the same questions); estimate plus or minus z (KL and Wasserstein: Student t) x the participant jackknife's standard error of the mean, with the human survey's own sampling variance added (coverage and width measured in the card)",
     "<stat>_participant_ci_high": "upper end of that interval",
-    "<stat>_participant_se": "standard error of that estimate: participant jackknife of the mean plus the human side's variance",
+    "<stat>_participant_se": "standard error of that estimate: participant jackknife of the mean plus the human side's variance (Wasserstein: both scaled by its fold factor, the card's \"Mean intervals\")",
     "floor_<stat>_mean": "mean floor at the run's own P: the divergence a perfect simulator with these participants scores by sampling noise alone (0 for probability vectors); the yardstick for plug-in scores",
     "uniform_<stat>_mean": "mean uniform baseline: the divergence of as many uniformly random answers; a model above it does worse than chance",
     "normalised_<stat>": "normalised alignment score, summed over questions: 1 = a perfect simulator, 0 = random answers, higher is better (can leave [0, 1]). KL: (D_uniform - D_bc) / D_uniform with the bias-corrected KL and the uniform vector, so it does not depend on the run's size P; JS and Wasserstein: (D_uniform - D) / (D_uniform - D_floor) at the run's P, comparable only between runs of the same P. None where a question has fewer than 3 answers",
@@ -111,6 +111,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
     }
     out: dict[str, Any] = {}
     kl_limits = (None, None)
+    quantiles: dict[str, float] = {}  # the quantile each mean interval took (intervals.mean_limits)
     for stat in SCORES:
         name = "match_rate" if stat == "match_rate" else f"{stat}_mean"
         out[name] = means[stat]
@@ -118,7 +119,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         low, high = percentile_interval(None if qboot is None or undefined else qboot[stat][:, column], conf)
         out[f"{stat}_ci_low"], out[f"{stat}_ci_high"] = low, high
         sel = ordinal if stat == "wasserstein" else mask
-        est, low, high, se = mean_limits(data, point, pboot, stat, column, sel, means[stat], conf)
+        est, low, high, se = mean_limits(data, point, pboot, stat, column, sel, means[stat], conf, quantiles)
         out[f"{stat}_participant_ci_low"], out[f"{stat}_participant_ci_high"] = low, high
         out[f"{stat}_participant_se"] = se
         if stat == "kl":
@@ -153,9 +154,9 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         low = high = None
         se = out[f"{stat}_participant_se"]
         if se is not None and value is not None:
-            # the same quantile as the divergence's own interval (KL: Student t, intervals.mean_limits)
-            quantile = (float(stdtrit(pboot["groups"] - 1, 0.5 + conf / 2.0)) if stat == "kl" and pboot is not None
-                        else two_sided_z(conf))
+            # the same quantile as the divergence's own interval (Student t: KL with G - 1 df, JS and
+            # Wasserstein with Welch-Satterthwaite's, intervals.mean_limits)
+            quantile = quantiles.get(stat, two_sided_z(conf))
             half = quantile * se * ok.sum() / den
             low, high = finite_or_none(value - half), finite_or_none(value + half)
         out[f"normalised_{stat}_participant_ci_low"], out[f"normalised_{stat}_participant_ci_high"] = low, high
