@@ -201,16 +201,19 @@ def test_scores_table_shows_normalised_score_floors_and_their_meanings() -> None
 
     metric = compute_alignment(predictions=[[0, 0, 1, 0], [1, 1, 0, 2]], references=[[0.7, 0.3], [0.2, 0.5, 0.3]],
                                ordinal=[False, True], value_dimensions=[["EVI"], ["TDI"]], bootstrap_samples=50,
+                               human_n_effective=[400.0, 300.0],
                                seed=0)
     table = space.scores_table({"metric": metric}).set_index(["scope", "statistic"])
     for stat in ("kl", "js"):
         row = table.loc[("all questions", f"normalised {stat}")]
         assert row["value"] == pytest.approx(metric[f"normalised_{stat}"], abs=1e-4)
         assert row["ci low"] == pytest.approx(metric[f"normalised_{stat}_ci_low"], abs=1e-4)
-        assert "1 = a perfect simulator of this size, 0 = random answers" in row["meaning"]
-        assert table.loc[("all questions", f"floor {stat}"), "value"] == pytest.approx(metric[f"floor_{stat}_mean"],
-                                                                                        abs=1e-4)
-        assert "sampling noise alone" in table.loc[("all questions", f"floor {stat}"), "meaning"]
+        assert "1 = a perfect simulator, 0 = random answers" in row["meaning"]
+        floor = ("all questions", f"floor {stat} (perfect simulator at this P)")
+        assert table.loc[floor, "value"] == pytest.approx(metric[f"floor_{stat}_mean"], abs=1e-4)
+        assert "sampling noise alone" in table.loc[floor, "meaning"]
+        noise = ("all questions", f"survey noise {stat}")  # the other yardstick: the survey's own sampling noise
+        assert table.loc[noise, "value"] == pytest.approx(metric[f"survey_noise_{stat}_mean"], abs=1e-4)
         assert "lower is better" in table.loc[("all questions", stat), "meaning"]
     assert table.loc[("all questions", "wasserstein"), "questions"] == 1  # over the ordinal question only
     assert "refusals" not in table.index.get_level_values(0)  # no statuses given: no refusal channel
