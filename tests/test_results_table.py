@@ -84,3 +84,16 @@ def test_a_real_run_is_added_and_shown(tmp_path: Path, capsys) -> None:
     shown = capsys.readouterr().out.splitlines()
     assert shown[0].split()[:3] == ["model", "plan", "estimator"] and "smollm2-135m" in shown[1]
     assert cli(["results", "add", str(run), "--table", str(table)]) == 2
+
+
+def test_show_prints_infinity_for_worth_n_within_the_survey_noise(tmp_path, capsys) -> None:
+    from culturesim.simulator.cli import main as cli_main
+
+    row = {"model": "m", "plan": "none", "estimator": "sampling", "culture": "US", "language": "en",
+           "dataset_version": "3.0", "metric_version": "3.0.0", "parse_rate": 1.0, "participants": 100, "questions": 60,
+           "scores": {"worth_n": None, "worth_n_infinite": True, "worth_n_ci_low": 316.2, "worth_n_ci_high": None}}
+    table = tmp_path / "t.jsonl"
+    table.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert cli_main(["results", "show", "--table", str(table), "--score", "worth_n"]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert "∞" in line and "[316.200, ∞]" in line, line

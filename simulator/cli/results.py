@@ -46,9 +46,14 @@ def _show(table: Path, score: str) -> None:
     header = [*KEY, score, "interval", "parse_rate", "participants", "questions"]
     lines = []
     for r in rows:
-        lo, hi = interval_of(r.get("scores", {}), score)
-        lines.append([str(r.get(k)) for k in KEY] + [_number(r.get("scores", {}).get(score)),
-                     f"[{_number(lo)}, {_number(hi)}]" if lo is not None else "",
+        scores = r.get("scores", {})
+        lo, hi = interval_of(scores, score)
+        # worth N: None with worth_n_infinite is "as close as the survey itself"; an interval without an
+        # upper end reaches infinity
+        worth = score.startswith("worth_n")
+        value = "∞" if worth and scores.get(score) is None and scores.get("worth_n_infinite") else _number(scores.get(score))
+        high = "∞" if worth and hi is None else _number(hi)
+        lines.append([str(r.get(k)) for k in KEY] + [value, f"[{_number(lo)}, {high}]" if lo is not None else "",
                      _number(r.get("parse_rate")), str(r.get("participants")), str(r.get("questions"))])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     for line in [header, *lines]:
