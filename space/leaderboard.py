@@ -27,8 +27,9 @@ from culturesim.space.common import ALL
 __all__ = ["DEFAULT_SCORE", "leaderboard_figure", "leaderboard_frame", "leaderboard_note", "load_leaderboard",
            "score_choices", "slice_choices", "table_path"]
 
-DEFAULT_SCORE = "normalised_js"
-"""Shown first: 1 = as close as a perfect simulator with that many participants, 0 = uniform answers."""
+DEFAULT_SCORE = "normalised_kl"
+"""Shown first: 1 = a perfect simulator, 0 = uniform answers; from the bias-corrected KL, so it does not depend
+on a run's number of participants (the rows differ in it; normalised JS does not compare across them)."""
 TABLE_ENV = "CULTURESIM_RESULTS_TABLE"
 
 
@@ -88,7 +89,8 @@ def leaderboard_frame(rows: Sequence[Mapping[str, Any]], score: str = DEFAULT_SC
                   "ci low": lo, "ci high": hi}
         for key in worth:
             w_lo, w_hi = interval_of(scores, key)
-            record[key] = scores.get(key)
+            # within the survey's own noise the metric gives no number but worth_n_infinite: as close as the survey
+            record[key] = float("inf") if scores.get(key) is None and scores.get(f"{key}_infinite") else scores.get(key)
             # no upper end: the interval reaches sample sizes as large as you like
             record[f"{key} interval"] = f"[{_fmt(w_lo)}, {_fmt(w_hi) if w_hi is not None else '∞'}]" \
                 if w_lo is not None else ""

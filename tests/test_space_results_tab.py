@@ -128,3 +128,19 @@ def test_results_tab_in_a_browser(tmp_path: Path) -> None:
             browser.close()
     finally:
         stop_process(proc, grace_s=20, kill_wait_s=None)
+
+
+def test_worth_n_within_the_survey_noise_reads_infinite() -> None:
+    """The metric gives no worth_n but worth_n_infinite when a run is within the survey's own noise: the
+    table shows infinity there (it sorts above every finite n), not an empty cell."""
+    row = {"kind": "reference", "model": "reference:humans-100", "plan": "humans-100", "estimator": "sampling",
+           "culture": "US", "language": "en", "dataset_version": "3.0", "metric_version": "3.0.0",
+           "scores": {"normalised_kl": 1.0, "normalised_kl_ci_low": 0.99, "normalised_kl_ci_high": 1.01,
+                      "worth_n": None, "worth_n_infinite": True, "worth_n_ci_low": 316.2, "worth_n_ci_high": None}}
+    finite = {**row, "model": "m", "kind": "model", "scores": {**row["scores"], "worth_n": 2.2, "worth_n_infinite": False,
+                                                               "worth_n_ci_low": 1.5, "worth_n_ci_high": 2.9}}
+    frame = leaderboard_frame([row, finite])
+    by_model = frame.set_index("model")
+    assert by_model.loc["reference:humans-100", "worth_n"] == float("inf")
+    assert by_model.loc["reference:humans-100", "worth_n interval"] == "[316, ∞]"
+    assert by_model.loc["m", "worth_n"] == 2.2
