@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from culturesim.dataset_builder import microdata
-from culturesim.dataset_builder.schema import config_of_data_file, data_file_name
+from culturesim.dataset_builder.schema import data_file_name, data_files_by_config
 
 #: Where a GSS row keeps its ``ItemAnswers`` until ``finish`` strips it (never written).
 PRIVATE_KEY = "_respondents"
@@ -175,16 +175,7 @@ def write(tables_by_config: dict[str, pa.Table], out: Path) -> dict[str, str]:
 
 def respondents_files(dataset_dir: str | Path) -> dict[str, Path]:
     """Respondents config name -> its parquet file in a built dataset folder."""
-    out: dict[str, Path] = {}
-    for path in sorted((Path(dataset_dir) / FOLDER).glob("*.parquet")):
-        config = config_of_data_file(path.name)
-        if config is None:
-            continue
-        if config in out:
-            raise RespondentsError(f"{path.parent} holds two files for {config!r} ({out[config].name}, {path.name}); "
-                                   "rebuild with `culturesim dataset build`")
-        out[config] = path
-    return out
+    return data_files_by_config(Path(dataset_dir) / FOLDER, RespondentsError)
 
 
 #: The respondents configs' fixed columns (the item columns follow, one per item row id).

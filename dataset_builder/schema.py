@@ -6,6 +6,8 @@ Writing every parquet file with this schema keeps types stable across configs, m
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS  # the one definition: the metric scores by it
@@ -126,3 +128,21 @@ def config_of_data_file(name: str) -> str | None:
     if sep and len(digest) == DATA_FILE_HASH_CHARS and all(c in "0123456789abcdef" for c in digest):
         return config
     return stem
+
+
+def data_files_by_config(folder: str | Path, error: type[ValueError] = ValueError) -> dict[str, Path]:
+    """Config name -> its parquet file among ``folder``'s ``*.parquet`` (item rows in ``data/``, the
+    respondents tables in ``respondents/``). Two files for one config is an ``error``: a stale file
+    left beside a rebuilt one would otherwise be read silently."""
+    folder = Path(folder)
+    files: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.parquet")):
+        config = config_of_data_file(path.name)
+        if config is None:
+            continue
+        if config in files:
+            raise error(f"{folder} holds two files for config {config!r} ({files[config].name}, {path.name}); "
+                        "rebuild the folder with `culturesim dataset build` or delete the stale one.")
+        files[config] = path
+    return files
+

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from culturesim.metrics.cultural_alignment import VALUE_DIMENSIONS
-from culturesim.dataset_builder.schema import config_of_data_file
+from culturesim.dataset_builder.schema import data_files_by_config
 
 DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "dataset_builder" / "dataset"
 
@@ -97,17 +97,7 @@ def config_files(dataset_dir: str | Path | None = None) -> dict[str, Path]:
     """Config name -> its parquet file in a dataset folder (``data/US-<hash>.parquet``, or a plain
     ``data/US.parquet`` in a hand-made folder). Two files for one config is an error: a stale file
     left beside a rebuilt one would otherwise be read silently."""
-    data = Path(dataset_dir or DEFAULT_DATASET_DIR) / "data"
-    files: dict[str, Path] = {}
-    for path in sorted(data.glob("*.parquet")):
-        config = config_of_data_file(path.name)
-        if config is None:
-            continue
-        if config in files:
-            raise ValueError(f"{data} holds two files for config {config!r} ({files[config].name}, {path.name}); "
-                             "rebuild the folder with `culturesim dataset build` or delete the stale one.")
-        files[config] = path
-    return files
+    return data_files_by_config(Path(dataset_dir or DEFAULT_DATASET_DIR) / "data")
 
 
 def dataset_cultures(dataset_dir: str | Path | None = None) -> list[str]:

@@ -163,3 +163,15 @@ def test_design_effect_and_item_weight_rules(frames):
     # Inside both sub-samples: the smaller one (NEA, 843 respondents, against Next's 1,235).
     assert microdata.item_weight(df, nea & nxt, "x") == "weight_nea"
     assert microdata.item_weight(frames[2024], np.ones(len(frames[2024]), bool), "x") == "weight"
+
+
+def test_two_files_for_one_config_are_refused_in_data_and_respondents(tmp_path):
+    """A stale file beside a rebuilt one is never read silently, item rows or respondents alike."""
+    for folder, name in (("data", "US"), ("respondents", "US_respondents")):
+        (tmp_path / folder).mkdir()
+        for digest in ("a" * 12, "b" * 12):
+            (tmp_path / folder / f"{name}-{digest}.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match="holds two files for config 'US'"):
+        config_files(tmp_path)
+    with pytest.raises(respondents.RespondentsError, match="holds two files for config 'US_respondents'"):
+        respondents.respondents_files(tmp_path)
