@@ -136,15 +136,11 @@ def _check_wording(row: dict[str, Any]) -> list[Finding]:
     for where, text in [("question", question)] + [(f"option {i + 1}", o) for i, o in enumerate(options)]:
         if _unbalanced(text):
             out.append(Finding(rid, "unbalanced_parentheses", f"{where}: {text[:80]!r}"))
-        m = _CODING_NOTE.search(text)
-        if m:
-            out.append(Finding(rid, "coding_note", f"{where}: {m.group(0)!r}"))
-        m = _CARD.search(text)
-        if m:
-            out.append(Finding(rid, "card_reference", f"{where}: {m.group(0)!r}"))
-        m = _INTERVIEWER_TEXT.search(text)
-        if m:
-            out.append(Finding(rid, "interviewer_text", f"{where}: {m.group(0)!r}"))
+        for kind, pattern in (("coding_note", _CODING_NOTE), ("card_reference", _CARD),
+                              ("interviewer_text", _INTERVIEWER_TEXT)):
+            m = pattern.search(text)
+            if m:
+                out.append(Finding(rid, kind, f"{where}: {m.group(0)!r}"))
         m = _NAME_WORDS.search(text)
         if m:
             out.append(Finding(rid, "name_case", f"{where}: {m.group(0)!r} is a proper name"))
