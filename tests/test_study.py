@@ -91,6 +91,18 @@ def test_plan_only_runs_nothing(tmp_path: Path, capsys) -> None:
     assert "Restore the spec, or give the study a new out folder" in capsys.readouterr().err
 
 
+def test_cells_picks_and_orders_the_cells_a_short_session_runs(tmp_path: Path, capsys) -> None:
+    assert cli(["study", str(_spec(tmp_path)), "--plan-only", "--cells", "*/logprob-none/CN-*,*/sampling-none/US-en"]) == 0
+    lines = [l.split(":")[0] for l in capsys.readouterr().out.splitlines() if l.startswith("smollm2")]
+    # in the patterns' order, each cell once, nothing else
+    assert lines == ["smollm2-135m/logprob-none/CN-zh", "smollm2-135m/logprob-none/CN-en",
+                     "smollm2-135m/sampling-none/US-en"]
+    # a pattern matching nothing is one line naming the cells, not hours of nothing
+    assert cli(["study", str(_spec(tmp_path)), "--plan-only", "--cells", "qwen*/*"]) == 2
+    err = capsys.readouterr().err
+    assert "--cells 'qwen*/*' matches no cell" in err and "smollm2-135m/sampling-none/CN-en" in err
+
+
 def test_an_ablation_added_later_draws_the_items_a_planned_one_would(tmp_path: Path, capsys) -> None:
     ablation = {"plans": ["none", "all"], "culture": "US", "language": "en", "n": 2}
     items = {"culture": "US", "languages": ["en"], "n": 4}

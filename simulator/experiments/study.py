@@ -31,6 +31,7 @@ from that item set; options in source order as in ``culturesim ablate``) and ``r
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import random
 import time
@@ -364,6 +365,24 @@ def plan_cells(spec: StudySpec, items: dict[str, list[str]]) -> list[Cell]:
     return cells
 
 
+def select_cells(cells: Sequence[Cell], out: Path, patterns: Sequence[str]) -> list[Cell]:
+    """The references and the model cells matching ``patterns`` (fnmatch globs on the cell's name
+    relative to the study folder), model cells ordered by the first pattern they match. A pattern
+    that matches nothing is a ValueError listing the cell names, since a typo would otherwise run
+    nothing for hours without a word."""
+    names = {c.path: c.path.relative_to(out).as_posix() for c in cells}
+    rank: dict[Path, int] = {}
+    for i, pattern in enumerate(patterns):
+        hits = [c for c in cells if c.model is not None and fnmatch.fnmatchcase(names[c.path], pattern)]
+        if not hits:
+            known = ", ".join(names[c.path] for c in cells if c.model is not None)
+            raise ValueError(f"--cells {pattern!r} matches no cell of the study; its cells are: {known}")
+        for c in hits:
+            rank.setdefault(c.path, i)
+    picked = [c for c in cells if c.model is None or c.path in rank]
+    return sorted(picked, key=lambda c: -1 if c.model is None else rank[c.path])
+
+
 def cell_done(cell: Cell, n_questions: int) -> bool:
     """Finished: config written, a row for every participant x question, none failed."""
     if not (cell.path / CONFIG_FILE).is_file():
@@ -526,10 +545,13 @@ def _add_to_table(spec: StudySpec, cell: Cell, say: Callable[[str], None]) -> No
 
 def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
               say: Callable[[str], None] = print, models: Sequence[str] | None = None,
-              estimate_only: bool = False) -> list[Cell]:
+              estimate_only: bool = False, only: Sequence[str] | None = None) -> list[Cell]:
     """Run (or continue) the study; return its cells. ``plan_only``: select the items, print each
     cell's requests and tokens, run nothing. ``estimate_only``: also load and time each model and
-    print each cell's time, run nothing. ``models``: only these model names."""
+    print each cell's time, run nothing. ``models``: only these model names. ``only``: only the model
+    cells whose name (``<model>/<estimator>-<plan>/<culture>-<language>``) matches one of these glob
+    patterns, run in the patterns' order, so a short session spends its time on the cells that
+    matter most; the references are always written."""
     if models:
         unknown = sorted(set(models) - {m.name for m in spec.models})
         if unknown:
@@ -540,6 +562,8 @@ def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
     items = study_items(spec)
     cells = plan_cells(spec, items)
     cells = [c for c in cells if c.model is None or not models or c.model.name in models]
+    if only:
+        cells = select_cells(cells, spec.out, only)
     spec.out.mkdir(parents=True, exist_ok=True)
     with RunLock(spec.out):
         write_atomic(spec.out / STUDY_FILE, json.dumps(_study_record(spec, items), ensure_ascii=False, indent=1) + "\n")
