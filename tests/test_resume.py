@@ -101,3 +101,18 @@ def test_resume_with_other_arguments_names_the_differences(reference):
         runner_main(build_parser(argv).parse_args(argv))  # refused before any model is loaded
     config = json.loads((src / "config.json").read_text())
     assert config["seed"] == 21
+
+
+@pytest.mark.slow
+def test_a_run_started_from_the_gguf_resumes_from_the_converted_folder(model, reference, tmp_path):
+    # backend.loaded_from records where the embedded weights were read from (the converted folder
+    # or the GGUF: bit-identical logits); a run started one way must resume the other.
+    src, rows = reference
+    out = tmp_path / "from-gguf"
+    shutil.copytree(src, out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["backend"]["loaded_from"]
+    config["backend"]["loaded_from"] = None
+    (out / "config.json").write_text(json.dumps(config))
+    assert runner_main(_args(out, "--resume"), backend=model) == 0
+    assert _comparable(read_rows(out / RESPONSES_FILE)) == _comparable(rows)

@@ -441,6 +441,12 @@ def lookup(data: Any, dotted: str) -> Any:
     return data
 
 
+# Dotted config keys that record where a thing was read from, not what the run computes: the
+# embedded model loads from its converted folder or from the GGUF with bit-identical logits, so a
+# run started one way resumes the other.
+PROVENANCE_KEYS = frozenset({"backend.loaded_from"})
+
+
 def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip: Sequence[str] = ()) -> bool:
     """Whether ``out`` holds a run to resume (False: a new run). Raises ValueError when ``out``
     is not empty without ``resume``, or when the stored config differs from ``config`` (top-level
@@ -462,7 +468,8 @@ def check_resumable(out: str | Path, config: dict[str, Any], resume: bool, skip:
     if not config_path.exists():
         raise ValueError(f"--resume: {out} has no {CONFIG_FILE}; it is not a culturesim run folder (choose another --out)")
     old = load_run_config(out)
-    diff = [k for k in config_differences(old, config) if k.split(".")[0] not in set(skip)]
+    diff = [k for k in config_differences(old, config)
+            if k.split(".")[0] not in set(skip) and k not in PROVENANCE_KEYS]
     if diff:
         details = "; ".join(f"{k}: {lookup(old, k)!r} -> {lookup(config, k)!r}" for k in diff[:8])
         raise ValueError(
