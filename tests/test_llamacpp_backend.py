@@ -375,3 +375,15 @@ def test_the_real_qwen_model_resolves_and_answers(monkeypatch):
     finally:
         backend.close()
     assert result.error is None and "Paris" in result.text
+
+
+def test_the_study_estimate_times_generation_on_a_backend_that_keeps_its_cache(llama) -> None:
+    # The KV cache kept between calls must not make the second timing batch's prompt free (it
+    # did: generation was timed at 1e9 tok/s and every cell's estimate left it out).
+    from culturesim.simulator.experiments.study import time_model
+    from culturesim.simulator.questions import load_questions
+
+    questions = load_questions(culture="US", language="en")[:3]
+    timing = time_model(llama, questions, batch=3, max_new_tokens=6, seed=0)
+    assert timing.per_input > 0
+    assert 1 / timing.per_output < 10_000  # tok/s: a real rate, not a division by nearly zero

@@ -450,12 +450,14 @@ def estimate(cell: Cell, questions: Sequence[Question], timing: Timing | None, c
 
 def time_model(backend: Backend, questions: Sequence[Question], batch: int, max_new_tokens: int, seed: int) -> Timing:
     """Two timed batches of ``batch`` DEF prompts: one new token (prompt cost), then
-    ``max_new_tokens`` (plus generation cost)."""
+    ``max_new_tokens`` (plus generation cost). The two batches open with different words, since a
+    backend that keeps its KV cache between calls (llamacpp) would otherwise find the second
+    batch's prompts already evaluated and time generation as free."""
     qs = [questions[i % len(questions)] for i in range(batch)]
     texts = [render_question(q, q.culture).text for q in qs]
 
-    def run(tokens: int) -> tuple[float, int, int]:
-        requests = [GenerationRequest(messages=({"role": "user", "content": t},),
+    def run(tokens: int, opening: str) -> tuple[float, int, int]:
+        requests = [GenerationRequest(messages=({"role": "user", "content": f"{opening}\n\n{t}"},),
                                       config=GenerationConfig(max_new_tokens=tokens, seed=seed + i), key=f"timing:{i}")
                     for i, t in enumerate(texts)]
         started = time.perf_counter()
@@ -463,11 +465,12 @@ def time_model(backend: Backend, questions: Sequence[Question], batch: int, max_
         return (time.perf_counter() - started, sum(r.input_tokens for r in results),
                 sum(r.output_tokens for r in results))
 
-    t1, n_in, _ = run(1)
-    t2, _, n_out = run(max_new_tokens)
+    t1, n_in, _ = run(1, "Timing, first pass.")
+    t2, n_in2, n_out = run(max_new_tokens, "Second timing pass.")
     n_in = max(n_in, 1)
-    return Timing(per_input=t1 / n_in, per_output=max(t2 - t1, 0.0) / max(n_out, 1),
-                  chars_per_token=sum(len(t) for t in texts) / n_in)
+    prompt_cost = t1 * n_in2 / n_in
+    return Timing(per_input=t1 / n_in, per_output=max(t2 - prompt_cost, 0.0) / max(n_out, 1),
+                  chars_per_token=sum(len(t) + len("Timing, first pass.") + 2 for t in texts) / n_in)
 
 
 # --------------------------------------------------------------------------------------
