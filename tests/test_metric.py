@@ -450,6 +450,23 @@ def replay_jackknife(preds, refs, ordinal, policy):
     return out, plug, (L - 1) * dev / L
 
 
+def table_bias(preds, refs, bias, eps=1e-3):
+    """``bias`` with the count table's participant bias (participant_bias) on the questions it
+    covers: one answer per participant, 2..MAX_TABLE_PARTICIPANTS of them: s x sum over options of
+    (c/P + eps) log(c/P + eps) - T_P(c), s = 1 / (1 + k eps)."""
+    from culturesim.metrics.cultural_alignment.participant_bias import MAX_TABLE_PARTICIPANTS, count_table
+
+    out = np.array(bias, dtype=float)
+    for i, (a, q) in enumerate(zip(preds, refs)):
+        P, k = len(a), len(q)
+        if any(isinstance(x, list) and len(x) > 1 for x in a) or not 2 <= P <= MAX_TABLE_PARTICIPANTS:
+            continue  # a multiple choice of one option is a single answer
+        c = np.bincount([x[0] if isinstance(x, list) else x for x in a], minlength=k)
+        h = (c / P + eps) * np.log(c / P + eps)
+        out[i] = (h - count_table(P, eps)[c]).sum() / (1 + k * eps)
+    return out
+
+
 def replay_w_fold(preds, refs, ordinal):
     """intervals.w_fold_factor over all ordinal questions, recomputed step by step with the dense
     covariance of the cumulative model shares (no human side: human_n_effective not given): per
@@ -501,6 +518,8 @@ def test_participant_jackknife_replayed(policy, ragged, multi):
     r = compute_alignment(predictions=preds, references=refs, ordinal=ordinal, zero_policy=policy,
                           bootstrap_samples=0, participant_bootstrap_samples=100, seed=4)
     reps, plug, bias = replay_jackknife(preds, refs, ordinal, policy)
+    if policy == "smoothing":  # single-answer questions with at most 10 participants: the count table's bias
+        bias = table_bias(preds, refs, bias)
     G = len(reps["kl"])
     z = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
     for stat in ("kl", "js", "wasserstein", "match_rate"):

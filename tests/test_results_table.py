@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from culturesim.metrics.cultural_alignment import METRIC_VERSION
 from culturesim.simulator.analysis.results_table import KEY, add_run, interval_of, read_table
 from culturesim.simulator.cli import main as cli
 from culturesim.simulator.experiments.references import write_reference
@@ -57,6 +58,21 @@ def test_duplicate_and_version_mismatch_are_refused(tmp_path: Path, questions, c
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "metric version 0.0.1" in err and "--table" in err
     assert len(read_table(table)) == 1
+    # rescore: the old row's run is scored again with this version, and the new run then adds
+    assert cli(["results", "rescore", "--table", str(table), "--bootstrap-samples", "20"]) == 0
+    assert "metric 0.0.1 -> " + METRIC_VERSION in capsys.readouterr().out
+    rescored = read_table(table)
+    assert [r["metric_version"] for r in rescored] == [METRIC_VERSION]
+    assert rescored[0]["scores"] == json.loads(before)["scores"] and rescored[0]["run"] == row["run"]
+    assert cli(["results", "add", str(other), "--table", str(table), "--bootstrap-samples", "20"]) == 0
+    # a row whose run folder is gone: one line naming it, the table untouched
+    kept = table.read_text(encoding="utf-8")
+    import shutil
+    shutil.rmtree(other)
+    assert cli(["results", "rescore", "--table", str(table)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is gone" in err and "reference:uniform" in err
+    assert table.read_text(encoding="utf-8") == kept
 
 
 def test_a_damaged_table_names_its_line(tmp_path: Path, questions, capsys) -> None:

@@ -18,7 +18,8 @@ from .demographics import bias_outcomes, group_divergences
 from .divergences import point_estimates
 from .floors import kl_floor_curve, normalised_parts, question_floors
 from .inputs import add_design, check_settings, prepare
-from .intervals import MIN_PARTICIPANTS, human_variance, jackknife_moments, participant_limits, two_sided_z
+from .intervals import MIN_PARTICIPANTS, human_variance, jackknife_moments, participant_limits, single_choice, two_sided_z
+from .participant_bias import table_bias_kl
 from .output import assemble, per_question
 from .schema import DIVERGENCES
 from .survey import human_bias
@@ -113,7 +114,13 @@ def compute_alignment(
         if data.answers is None:
             point["bias_kl"] = point["human_bias_kl"].copy()
         else:
-            point["bias_kl"] = jackknife_moments(data, pboot, "kl")[0] + point["human_bias_kl"]
+            # the participants' part: the count table's where each participant gave one answer
+            # (participant_bias: the jackknife left a third of it at 8 participants), else the jackknife's
+            jack = jackknife_moments(data, pboot, "kl")[0]
+            if settings["zero_policy"] == "smoothing":
+                table = table_bias_kl(data, settings["smoothing"], single_choice(data))
+                jack = np.where(np.isfinite(table) & np.isfinite(jack), table, jack)
+            point["bias_kl"] = jack + point["human_bias_kl"]
             point["bias_kl"][data.answers.lengths < MIN_PARTICIPANTS] = np.nan
         point["kl_bc"] = point["kl"] - point["bias_kl"]
         point["limits"] = participant_limits(data, point, pboot if return_per_question else None, settings)

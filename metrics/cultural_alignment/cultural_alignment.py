@@ -54,6 +54,7 @@ from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
 from .inputs import PREPARE_OPTIONAL, prepare
 from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
+from .participant_bias import MAX_TABLE_PARTICIPANTS
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS, is_int
 from .structure import STRUCTURE_VERSION, structure_fidelity
 from .survey import SMALL_CELL_COUNT
@@ -77,6 +78,7 @@ __all__ = [
     "PARTICIPANT_BOOTSTRAP_DEFAULT",
     "JACKKNIFE_GROUPS",
     "MIN_PARTICIPANTS",
+    "MAX_TABLE_PARTICIPANTS",
     "WORTH_GRID",
     "solve_worth",
     "structure_fidelity",

@@ -19,7 +19,7 @@ from .schema import DIVERGENCES, LN2, Data
 
 __all__ = [
     "INTERVAL_PSEUDOCOUNT", "MIN_PARTICIPANTS", "smoothed_model", "finite_or_none", "masked_mean", "percentile_interval",
-    "two_sided_z", "jackknife_moments", "participant_limits", "human_variance", "mean_limits", "w_fold_factor",
+    "two_sided_z", "single_choice", "jackknife_moments", "participant_limits", "human_variance", "mean_limits", "w_fold_factor",
     "per_question_intervals",
 ]
 
@@ -283,7 +283,7 @@ def w_fold_factor(data: Data, point: dict, sel: np.ndarray) -> float:
     return float(smooth.sum() / total) if total > 0 else 1.0
 
 
-def _single_choice(data: Data) -> np.ndarray:
+def single_choice(data: Data) -> np.ndarray:
     """bool (n,): questions whose every participant gave one answer (a multinomial sample)."""
     single = np.ones(data.n, dtype=bool)
     ans = data.answers
@@ -323,7 +323,7 @@ def participant_limits(data: Data, point: dict, pboot, settings: dict) -> dict[s
     out: dict[str, tuple] = {}
     if pboot is None:
         return {stat: (nan, nan, nan, nan) for stat in DIVERGENCES}
-    single = _single_choice(data)
+    single = single_choice(data)
     lengths = data.answers.lengths.astype(np.float64)
     two = single & (data.ks == 2) & (lengths >= 1)
     steps = single & data.ordinal & (data.ks >= 3) & (lengths >= 1)

@@ -30,7 +30,7 @@ from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SLOTS, Data
 __all__ = ["METRIC_VERSION", "OUTPUT_GLOSSARY", "describe", "assemble", "per_question"]
 
 #: Bumped whenever a number this module returns could change for the same input.
-METRIC_VERSION = "3.0.0"
+METRIC_VERSION = "3.0.1"
 
 #: One line per output key: what it means and which direction is better. The report and the
 #: Space import it to label the numbers; ``<stat>`` stands for kl, js, wasserstein (and

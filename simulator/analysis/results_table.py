@@ -22,14 +22,14 @@ import datetime as _dt
 import json
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from culturesim.metrics.cultural_alignment import METRIC_VERSION
 from culturesim.simulator.analysis.scoring import run_estimator, score_run
 from culturesim.simulator.questions import DEFAULT_DATASET_DIR
-from culturesim.simulator.runfolder import load_run_config, recorded_versions
+from culturesim.simulator.runfolder import CONFIG_FILE, load_run_config, recorded_versions, write_atomic
 
 __all__ = [
     "COLUMNS",
@@ -290,3 +290,33 @@ def add_run(run_dir: str | Path, table: str | Path = DEFAULT_TABLE, bootstrap_sa
         f.flush()
         os.fsync(f.fileno())
     return row
+
+
+def rescore_table(table: str | Path = DEFAULT_TABLE, bootstrap_samples: int = 1000, seed: int = 0,
+                  say: Callable[[str], None] = lambda line: None) -> list[dict[str, Any]]:
+    """Score every row's run folder again with this metric and rewrite ``table`` in one atomic
+    replace: after a metric version change the table's numbers must all come from one version,
+    and its runs are still on disk. A row keeps its hardware, study and place in the file. A run
+    folder that is gone is an error naming it before anything is written. Returns the new rows."""
+    table = Path(table)
+    rows = read_table(table)
+    base = table.resolve().parent
+    folders = []
+    for number, row in enumerate(rows, 1):
+        folder = Path(row.get("run") or "")
+        folder = folder if folder.is_absolute() else base / folder
+        if not (folder / CONFIG_FILE).is_file():
+            raise ValueError(f"{table}, row {number} ({', '.join(str(v) for v in row_key(row))}): its run folder "
+                             f"{folder} is gone; restore it or remove that line, then rescore")
+        folders.append(folder)
+    new_rows = []
+    for row, folder in zip(rows, folders):
+        scores = score_run(folder, bootstrap_samples=bootstrap_samples, seed=seed)
+        new = result_row(folder, scores, table, hardware=row.get("hardware"), study=row.get("study"))
+        new_rows.append(new)
+        say(f"rescored {new['run']}: metric {row.get('metric_version')} -> {new['metric_version']}")
+    keys = [row_key(r) for r in new_rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{table}: two rows rescore to the same key; nothing was written")
+    write_atomic(table, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows))
+    return new_rows

@@ -1,8 +1,9 @@
-"""``culturesim results add RUN_DIR`` and ``culturesim results show``: the results table.
+"""``culturesim results add RUN_DIR``, ``culturesim results rescore`` and ``culturesim results show``: the results table.
 
 Only parses the options and calls ``culturesim.simulator.analysis.results_table`` (format and
 columns there): ``add`` scores the run with the metric and appends its row, refusing a
-duplicate key or another dataset or metric version than the table's; ``show`` prints it.
+duplicate key or another dataset or metric version than the table's; ``rescore`` scores every
+row's run folder again (after a metric version change); ``show`` prints it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from culturesim.simulator.analysis.results_table import DEFAULT_TABLE, KEY, add_run, interval_of, read_table
+from culturesim.metrics.cultural_alignment import METRIC_VERSION
+from culturesim.simulator.analysis.results_table import DEFAULT_TABLE, KEY, add_run, interval_of, read_table, rescore_table
 from culturesim.simulator.cli.argtypes import nonnegative_int
 
 __all__ = ["add_arguments", "main"]
@@ -18,13 +20,18 @@ __all__ = ["add_arguments", "main"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                help="add: score a run and append its row; show: print the table")
+                                help="add: score a run and append its row; rescore: score every row again with "
+                                "this metric version; show: print the table")
     add = sub.add_parser("add", help="score a run folder and append its row")
     add.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (culturesim simulate --out)")
     add.add_argument("--table", type=Path, default=DEFAULT_TABLE, help=f"results file (default: {DEFAULT_TABLE})")
     add.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
                      help="bootstrap replicates for the intervals (default: 1000)")
     add.add_argument("--hardware", default=None, help="the machine that ran it (default: this machine's CPU)")
+    rescore = sub.add_parser("rescore", help="score every row's run folder again with this metric version")
+    rescore.add_argument("--table", type=Path, default=DEFAULT_TABLE, help=f"results file (default: {DEFAULT_TABLE})")
+    rescore.add_argument("--bootstrap-samples", type=nonnegative_int, default=1000,
+                         help="bootstrap replicates for the intervals (default: 1000)")
     show = sub.add_parser("show", help="print the table")
     show.add_argument("--table", type=Path, default=DEFAULT_TABLE, help=f"results file (default: {DEFAULT_TABLE})")
     show.add_argument("--score", default="normalised_js",
@@ -63,6 +70,10 @@ def _show(table: Path, score: str) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.action == "show":
         _show(args.table, args.score)
+        return 0
+    if args.action == "rescore":
+        rows = rescore_table(args.table, bootstrap_samples=args.bootstrap_samples, say=lambda line: print(line, flush=True))
+        print(f"{args.table}: {len(rows)} rows rescored with metric {METRIC_VERSION}")
         return 0
     if not args.run_dir.is_dir():
         raise ValueError(f"RUN_DIR {args.run_dir} is not a folder; give a run folder written by culturesim simulate")
