@@ -16,6 +16,7 @@ from .floors import BIAS_MC_DRAWS, FLOOR_EXACT_LIMIT, FLOOR_MC_DRAWS, FLOOR_SEED
 from .intervals import INTERVAL_PSEUDOCOUNT, MIN_PARTICIPANTS
 from .survey import SMALL_CELL_COUNT
 from .output import METRIC_VERSION, OUTPUT_GLOSSARY, SCORES, describe
+from .paired import paired_comparison
 from .participant_bias import MAX_TABLE_PARTICIPANTS
 from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SUM_TOLERANCE, TIE_TOLERANCE, VALUE_DIMENSIONS
 from .structure import STRUCTURE_VERSION, structure_fidelity
@@ -38,6 +39,7 @@ __all__ = [
     "JACKKNIFE_GROUPS",
     "MIN_PARTICIPANTS",
     "MAX_TABLE_PARTICIPANTS",
+    "paired_comparison",
     "WORTH_GRID",
     "solve_worth",
     "structure_fidelity",
