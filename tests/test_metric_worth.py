@@ -154,3 +154,16 @@ def test_m_real_respondents_are_worth_m(m: int) -> None:
 @pytest.mark.slow
 def test_a_hundred_real_respondents_are_worth_a_hundred() -> None:
     _check_calibrated(100, seeds=40)
+
+
+def test_a_run_with_some_few_answer_questions_is_ranked_on_the_others() -> None:
+    # metric 3.0.1: the normalised score leaves out questions with 1-2 answers (and says how many it
+    # is over) instead of giving the whole run none; the bias-corrected mean and worth N stay None
+    refs = [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.4]]
+    preds = [[0, 0, 1, 2, 0], [2, 2, 1], [1]]
+    r = compute_alignment(predictions=preds, references=refs, bootstrap_samples=0, return_per_question=True)
+    assert r["n_few_participants"] == 1 and r["n_normalised_kl"] == 2
+    both = compute_alignment(predictions=preds[:2], references=refs[:2], bootstrap_samples=0)
+    assert r["normalised_kl"] == pytest.approx(both["normalised_kl"], abs=1e-12)
+    assert r["normalised_js"] == pytest.approx(both["normalised_js"], abs=1e-12)
+    assert r["kl_bc_mean"] is None and r["worth_n"] is None and r["normalised_kl_participant_ci_low"] is None

@@ -48,12 +48,12 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "<stat>_participant_se": "standard error of that estimate: participant jackknife of the mean plus the human side's variance (Wasserstein: both scaled by its fold factor, the card's \"Mean intervals\")",
     "floor_<stat>_mean": "mean floor at the run's own P: the divergence a perfect simulator with these participants scores by sampling noise alone (0 for probability vectors); the yardstick for plug-in scores",
     "uniform_<stat>_mean": "mean uniform baseline: the divergence of as many uniformly random answers; a model above it does worse than chance",
-    "normalised_<stat>": "normalised alignment score, summed over questions: 1 = a perfect simulator, 0 = random answers, higher is better (can leave [0, 1]). KL: (D_uniform - D_bc) / D_uniform with the bias-corrected KL and the uniform vector, so it does not depend on the run's size P; JS and Wasserstein: (D_uniform - D) / (D_uniform - D_floor) at the run's P, comparable only between runs of the same P. None where a question has fewer than 3 answers",
+    "normalised_<stat>": "normalised alignment score, summed over questions: 1 = a perfect simulator, 0 = random answers, higher is better (can leave [0, 1]). KL: (D_uniform - D_bc) / D_uniform with the bias-corrected KL and the uniform vector, so it does not depend on the run's size P; JS and Wasserstein: (D_uniform - D) / (D_uniform - D_floor) at the run's P, comparable only between runs of the same P. Over the questions with at least 3 answers and a baseline above the floor (n_normalised_<stat>); None where there are none",
     "normalised_<stat>_ci_low": "lower end of its question-bootstrap percentile interval",
     "normalised_<stat>_ci_high": "upper end of its question-bootstrap percentile interval",
     "normalised_<stat>_participant_ci_low": "lower end of its participant-bootstrap interval (runs of the same size, the same questions)",
     "normalised_<stat>_participant_ci_high": "upper end of its participant-bootstrap interval",
-    "n_normalised_<stat>": "questions where the normalised score is defined (a baseline above the floor)",
+    "n_normalised_<stat>": "questions the normalised score is over: at least 3 answers and a baseline above the floor",
     "floor_exact_share": "share of questions whose JS floor was enumerated exactly (the rest: seeded Monte Carlo; KL and Wasserstein floors are always exact)",
     "refusals": "refusal channel, a separate error never mixed into the divergences: n_questions, model_non_answer_share_mean (share of responses with no valid answer, by status in by_status), human_nonsubstantive_share_mean (don't know / no answer / refused among those asked), error_mean = model - human (0 is best; above 0: the model declines more than people), its question-bootstrap error_ci_low/_high, abs_error_mean (lower is better); None without response_statuses",
     "kl_n_infinite": "questions whose exact KL is infinite (the model chose an option no human chose), before the zero-cell policy",
@@ -79,7 +79,7 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "worth_n_ci_low": "lower end of its interval (from the upper end of kl_bc_mean's participant interval)",
     "worth_n_ci_high": "upper end of its interval (None: unbounded, the interval reaches the survey's own noise)",
     "worth_n_infinite": "True when the model's bias-corrected KL is within the survey's own noise (at or below survey_noise_kl_mean): as close as the survey itself",
-    "n_few_participants": "questions with fewer than 3 answers: they get no bias-corrected value, participant interval, normalised score or worth-N, and means over them none either",
+    "n_few_participants": "questions with fewer than 3 answers: they get no bias-corrected value, participant interval, normalised score or worth-N; means of those over them are None, and the normalised scores leave them out",
 }
 
 
@@ -143,10 +143,10 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
         ok = sel & point[f"norm_ok_{stat}"]
         den = float(point[f"den_{stat}"][ok].sum())
         value = finite_or_none(point[f"num_{stat}"][ok].sum() / den) if ok.any() and den > 0 else None
-        if data.answers is not None and (data.answers.lengths[sel] < MIN_PARTICIPANTS).any():
-            value = None  # a question with fewer than MIN_PARTICIPANTS answers would rank "better than perfect"
-        # (a question whose baseline is not above its floor, e.g. a uniform human distribution, is left
-        # out of the sums and of n_normalised_<stat>)
+        # a question with fewer than MIN_PARTICIPANTS answers (it would rank "better than perfect") or
+        # whose baseline is not above its floor (e.g. a uniform human distribution) is left out of the
+        # sums and of n_normalised_<stat>: a run of a model that parses rarely is ranked on the questions
+        # it answered often enough, and says on how many
         out[f"normalised_{stat}"] = value
         low, high = percentile_interval(None if qboot is None or value is None else qboot[f"normalised_{stat}"][:, column], conf)
         out[f"normalised_{stat}_ci_low"], out[f"normalised_{stat}_ci_high"] = low, high

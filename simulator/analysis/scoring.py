@@ -192,8 +192,9 @@ def support_warnings(responses: dict[str, Any], metric: dict[str, Any] | None, d
                    + ", ".join(few) + ".")
     if (metric or {}).get("n_few_participants"):
         out.append(f"{metric['n_few_participants']} question(s) have at most 2 parsed answers: no bias-corrected value, "
-                   "participant interval, normalised score or worth N for them or for means over them (with one or two "
-                   "participants a model that always gives the human modal answer would score better than perfect).")
+                   "participant interval, normalised score or worth N for them or for means over them, and the "
+                   "normalised scores leave them out (with one or two participants a model that always gives the "
+                   "human modal answer would score better than perfect).")
     thin = sorted(d for d, st in ((metric or {}).get("per_dimension") or {}).items()
                   if (st.get("n_questions") or 0) < MIN_QUESTIONS_PER_DIMENSION)
     if thin:
