@@ -55,3 +55,21 @@ def test_the_corrected_kl_mean_is_unbiased_at_eight_participants(kind: str) -> N
     # 200 real GSS questions, the survey sampled too; 200 replicates (Monte Carlo SE of the ratio 0.07)
     r = simulate(200, 8, kind, replicates=200, seed=3)
     assert abs(r["kl_bias_sd"]) <= 0.25, r
+
+
+def test_a_collapsed_model_s_kl_interval_takes_z() -> None:
+    # Welch-Satterthwaite: a collapsed model has no participant variance, so the KL mean interval's
+    # quantile is the normal one (t(7) made it 1.57x the spread at 30 questions x 8 participants)
+    from culturesim.metrics.cultural_alignment import compute_alignment
+
+    refs = [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.4], [0.1, 0.6, 0.3]]
+    r = compute_alignment(predictions=[[0] * 8, [2] * 8, [1] * 8, [1] * 8], references=refs,
+                          human_n_effective=[400, 300, 500, 200], bootstrap_samples=0)
+    half = (r["kl_participant_ci_high"] - r["kl_participant_ci_low"]) / 2
+    assert r["kl_participant_ci_low"] > 0 and half / r["kl_participant_se"] == pytest.approx(1.959964, rel=1e-5)
+    # a model with participant noise keeps Student t, its quantile above z
+    noisy = compute_alignment(predictions=[[0, 1, 0, 2, 0, 0, 1, 0], [2, 2, 1, 0, 2, 2, 2, 1], [1, 0, 1, 1, 0, 1, 1, 1],
+                                           [1, 2, 1, 1, 0, 1, 2, 1]], references=refs,
+                              human_n_effective=[400, 300, 500, 200], bootstrap_samples=0)
+    upper = noisy["kl_participant_ci_high"] - noisy["kl_bc_mean"]  # the lower end may be cut at 0
+    assert upper / noisy["kl_participant_se"] > 2.0

@@ -192,11 +192,16 @@ def mean_limits(data: Data, point: dict, pboot, stat: str, column: int, sel: np.
         # holds their real differences), and shrinks like 1 / questions. The survey's part
         # (survey.human_bias) is left out: its noise is already in the human variance's terms
         jack = bias - point["human_bias_kl"][sel]
+        participants_var = jack_var + float(jack.var()) / len(jack)
         se = math.sqrt(var + float(jack.var()) / len(jack))
-        # Student t with the jackknife's G - 1 degrees of freedom, not z: at 8 participants the
-        # variance of a mean of skewed per-question KLs rests on 7 deletions, and z covered only
-        # 0.86-0.88 for far models at 10-30 questions (the card's table); t(7) widens by 21 %, t(99) by 1 %
-        half = float(stdtrit(G - 1, 0.5 + conf / 2.0)) * se
+        # Student t, not z: at 8 participants the variance of a mean of skewed per-question KLs rests
+        # on 7 deletions, and z covered only 0.86-0.88 for far models at 10-30 questions (the card's
+        # table). Its degrees of freedom are Welch-Satterthwaite's, the participants' part resting on
+        # G - 1 and the human side's delta variance counted as exact: G - 1 where the participants'
+        # part dominates (t(7) widens by 21 %, t(99) by 1 %), z where it is 0 (a collapsed model,
+        # whose interval t(7) made 1.57x the spread at 30 questions x 8 participants)
+        df = se**4 / (participants_var * participants_var / (G - 1.0)) if participants_var > 0 else math.inf
+        half = (float(stdtrit(df, 0.5 + conf / 2.0)) if math.isfinite(df) else two_sided_z(conf)) * se
     elif stat == "wasserstein":
         half = (float(stdtrit(df, 0.5 + conf / 2.0)) if math.isfinite(df) else two_sided_z(conf)) * se
     else:
