@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import spearmanr
 
 from culturesim.metrics.cultural_alignment import paired_comparison
@@ -64,8 +65,8 @@ def _batteries(ids: Sequence[str], culture: str, language: str) -> list[str | No
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     out = ["| model | plan | estimator | culture · language | worth N respondents [95% CI] | normalised KL [95% CI] | "
-           "distinct answers per question | parse rate | participants |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "questions in it | distinct answers per question | parse rate | participants |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     order = sorted(rows, key=lambda r: (r.get("kind") == "reference", r["model"], r["culture"], r["language"],
                                         r["estimator"], r["plan"]))
     for r in order:
@@ -74,6 +75,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         plan = r["plan"] if r.get("kind") != "reference" else "–"
         out.append(f"| {name} | {plan} | {r['estimator'] if r.get('kind') != 'reference' else '–'} | "
                    f"{r['culture']} · {r['language']} | {_worth(s)} | {_ci(s, SCORE)} | "
+                   f"{s.get('n_' + SCORE, 'n/a')} of {r.get('questions_asked') or r.get('questions')} | "
                    f"{_fmt(s.get('distinct_answers_mean'))} | {_fmt(r.get('parse_rate'))} | {r.get('participants')} |")
     return out
 
@@ -132,11 +134,7 @@ def diversity(runs: dict[tuple, Path]) -> list[str]:
 
 
 def _js(p: Sequence[float], q: Sequence[float]) -> float:
-    p, q = np.asarray(p, float), np.asarray(q, float)
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl = lambda x: float(np.nansum(np.where(x > 0, x * np.log2(x / m), 0.0)))  # noqa: E731
-    return math.sqrt(max((kl(p) + kl(q)) / 2, 0.0))
+    return float(jensenshannon(np.asarray(p, float), np.asarray(q, float), base=2))
 
 
 def estimators(runs: dict[tuple, Path]) -> list[str]:
@@ -179,7 +177,7 @@ def main(argv: Sequence[str]) -> int:
         print("\n".join(lines) if len(lines) > 2 else "(no finished pair of cells yet)")
         print()
     try:
-        from space.leaderboard import leaderboard_figure
+        from culturesim.space.leaderboard import leaderboard_figure
         fig = leaderboard_figure(rows, score=SCORE)
         if fig is not None:
             fig.savefig(spec.out / "results.png")

@@ -168,11 +168,17 @@ def leaderboard_figure(rows: Sequence[Mapping[str, Any]], score: str = DEFAULT_S
         for i, r in enumerate(sorted(refs, key=lambda r: r["model"])):
             ax.axvline(r["scores"][score], linestyle="--", linewidth=1, color=colours[(i + 1) % len(colours)],
                        label=str(r["model"]).removeprefix("reference:"))
-        if refs:
-            ax.legend(fontsize=7, loc="lower right", title="references", title_fontsize=7)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(score, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
         if not mine:
             ax.set_yticks([])
+    # one legend for every panel, below them, where it covers no point
+    handles = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center", ncol=len(handles),
+                   fontsize=8, title="references (dashed lines)", title_fontsize=8, frameon=False)
     return fig
