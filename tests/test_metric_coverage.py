@@ -76,7 +76,7 @@ def covered(per_question: list[dict], target: dict[str, float]) -> dict[str, flo
     return out
 
 
-MEAN_RUNS, MEAN_QUESTIONS = 100, 20
+MEAN_RUNS, MEAN_QUESTIONS = 400, 20
 
 
 def mean_coverage(P: int, k: int, shape: str, seed: int = 0) -> dict[str, float]:
