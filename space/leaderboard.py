@@ -10,6 +10,8 @@ respondents) are drawn as lines the models can be read against.
 
 from __future__ import annotations
 
+import html
+
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -135,7 +137,8 @@ def leaderboard_note(rows: Sequence[Mapping[str, Any]], score: str = DEFAULT_SCO
         return (f"No results yet. Add a scored run with `culturesim results add RUN_DIR` (the table is "
                 f"`{table_path().name}`), or run a study with `culturesim study benchmarks/study.yaml`.")
     models = sorted({r['model'] for r in rows if r.get('kind') == 'model'})
-    meaning = describe(score) or ""
+    # the glossary writes placeholders as <stat>, which Markdown would take for an HTML tag and hide
+    meaning = html.escape(describe(score) or "", quote=False)
     return (f"{len(rows)} rows: {len(models)} model(s) ({', '.join(models)}) and "
             f"{sum(r.get('kind') == 'reference' for r in rows)} reference rows. **{score}**"
             f"{': ' + meaning if meaning else ''} · {'lower' if _lower_is_better(score) else 'higher'} is better · "

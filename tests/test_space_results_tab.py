@@ -111,7 +111,10 @@ def test_results_tab_in_a_browser(tmp_path: Path) -> None:
             assert int(grid.get_attribute("aria-rowcount")) - 1 == len(rows) == 7
             text = page.locator("#board-table").inner_text()
             assert "smollm2-135m" in text and "reference:humans-20" in text and "ci low" in text
-            assert "7 rows: 1 model(s) (smollm2-135m)" in page.locator("#board-note").inner_text()
+            note = page.locator("#board-note").inner_text()
+            assert "7 rows: 1 model(s) (smollm2-135m)" in note
+            # the whole note shows: the glossary's <stat> placeholders are not swallowed as HTML tags
+            assert "n_normalised_<stat>" in note and note.rstrip().endswith("Click a column header to sort."), note
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "space_results_tab.png"), full_page=True)
             page.wait_for_selector("#board-plot img", timeout=60_000)
