@@ -12,7 +12,7 @@ mean sat 0.3 standard deviations above the truth at 200 questions (the card's ta
 
 Here each count c gets a value T_P(c) chosen once per P so that E[T_P(c)] is as close as it can be
 to (mu + eps) log(mu + eps) for every mu in [0, 1] (least squares over a grid, denser near 0,
-ridged towards the plug-in so that its variance stays near the plug-in's; T(0) and T(P) are the
+ridged towards the plug-in so that its variance stays near the jackknife's; T(0) and T(P) are the
 plug-in's, so a collapsed model stays exact), the idea of Paninski's best-upper-bound entropy
 estimator (2003). It is used up to MAX_TABLE_PARTICIPANTS, where it was measured to beat the
 jackknife. A count table needs each participant's single answer (a multinomial count);
@@ -42,7 +42,7 @@ MAX_TABLE_PARTICIPANTS = 10
 # standard deviation doubles at P = 8). RIDGE was chosen on the measurements above: 0.3 and 1
 # over-correct (-0.28 and -0.26 at P = 8, near models), 3 under-corrects (+0.16), 2 leaves -0.08..+0.04.
 _GRID = np.concatenate([np.linspace(0.0, 0.05, 400), np.linspace(0.05, 1.0, 400)])
-RIDGE = 2
+RIDGE = 2.0
 
 
 def _h(x: np.ndarray, eps: float) -> np.ndarray:
@@ -54,7 +54,8 @@ def count_table(participants: int, eps: float) -> np.ndarray:
     """(P + 1,) T_P(c), c = 0..P: least squares E[T_P(c)] ~ (mu + eps) log(mu + eps) over the
     grid, ridged towards the plug-in values (c / P + eps) log(c / P + eps)."""
     if participants < 2:
-        raise ValueError(f"count_table needs at least 2 participants, got {participants}")
+        raise ValueError(f"count_table needs at least 2 participants, got {participants}: with fewer there is no "
+                         "bias to estimate (the metric gives such questions no bias-corrected value)")
     counts = np.arange(participants + 1)
     plug_in = _h(counts / participants, eps)
     # T(0) and T(P) are the plug-in's, so a share of exactly 0 or 1 (an option nobody would pick,
