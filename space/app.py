@@ -34,7 +34,7 @@ from culturesim import space  # noqa: E402
 from culturesim.space.explore import explore_languages, explore_message  # noqa: E402
 from culturesim.space.glossary import glossary_markdown  # noqa: E402
 from culturesim.space.structure import STRUCTURE_TITLE, structure_panel  # noqa: E402
-from culturesim.space.leaderboard import (DEFAULT_SCORE, leaderboard_figure, leaderboard_frame,  # noqa: E402
+from culturesim.space.leaderboard import (DEFAULT_SCORE, display_frame, leaderboard_figure, leaderboard_frame,  # noqa: E402
                                           leaderboard_note, load_leaderboard, score_choices, slice_choices)
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
                                           elem_id="board-score")
                 board_slice = gr.Dropdown(slice_choices(board), value=space.ALL, label="Culture and language",
                                           elem_id="board-slice")
-            board_table = gr.Dataframe(leaderboard_frame(board), interactive=False, wrap=True, max_height=480,
+            board_table = gr.Dataframe(display_frame(leaderboard_frame(board)), interactive=False, wrap=True, max_height=480,
                                        label="Results (click a header to sort)", elem_id="board-table")
             board_plot = gr.Plot(leaderboard_figure(board), show_label=False, elem_id="board-plot")
 
@@ -377,7 +377,7 @@ def build_app(settings: SpaceSettings | None = None) -> gr.Blocks:
 
         def on_board(score_value: str, where: str):
             rows = load_leaderboard()
-            return (leaderboard_note(rows, score_value), leaderboard_frame(rows, score_value, where),
+            return (leaderboard_note(rows, score_value), display_frame(leaderboard_frame(rows, score_value, where)),
                     leaderboard_figure(rows, score_value, where))
 
         for control in (board_score, board_slice):

@@ -114,6 +114,16 @@ def leaderboard_frame(rows: Sequence[Mapping[str, Any]], score: str = DEFAULT_SC
     return frame.reset_index(drop=True)
 
 
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as the browser shows it: an infinite worth N ("as close as the survey itself") as
+    the text "∞", since the Dataframe's JSON has no infinity and showed an empty cell."""
+    out = frame.copy()
+    for col in out.columns:
+        if col.startswith("worth_n") and not col.endswith("interval"):
+            out[col] = out[col].map(lambda v: "∞" if isinstance(v, float) and math.isinf(v) else v).astype(object)
+    return out
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.3g}" if _is_number(value) else "n/a"
 

@@ -21,7 +21,7 @@ from culturesim.simulator.analysis.results_table import add_run, read_table
 from culturesim.simulator.experiments.references import write_reference
 from culturesim.simulator.questions import load_questions
 from culturesim.space.common import ALL
-from culturesim.space.leaderboard import (DEFAULT_SCORE, leaderboard_figure, leaderboard_frame, leaderboard_note,
+from culturesim.space.leaderboard import (DEFAULT_SCORE, display_frame, leaderboard_figure, leaderboard_frame, leaderboard_note,
                                           score_choices, slice_choices)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,3 +147,6 @@ def test_worth_n_within_the_survey_noise_reads_infinite() -> None:
     assert by_model.loc["reference:humans-100", "worth_n"] == float("inf")
     assert by_model.loc["reference:humans-100", "worth_n interval"] == "[316, ∞]"
     assert by_model.loc["m", "worth_n"] == 2.2
+    # what the browser gets: the Dataframe's JSON has no infinity (it showed an empty cell), so the text
+    shown = display_frame(frame).set_index("model")
+    assert shown.loc["reference:humans-100", "worth_n"] == "∞" and shown.loc["m", "worth_n"] == 2.2
