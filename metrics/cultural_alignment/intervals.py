@@ -192,8 +192,9 @@ def mean_limits(data: Data, point: dict, pboot, stat: str, column: int, sel: np.
         # holds their real differences), and shrinks like 1 / questions. The survey's part
         # (survey.human_bias) is left out: its noise is already in the human variance's terms
         jack = bias - point["human_bias_kl"][sel]
-        participants_var = jack_var + float(jack.var()) / len(jack)
-        se = math.sqrt(var + float(jack.var()) / len(jack))
+        bias_var = float(jack.var()) / len(jack)
+        participants_var = jack_var + bias_var
+        se = math.sqrt(var + bias_var)
         # Student t, not z: at 8 participants the variance of a mean of skewed per-question KLs rests
         # on 7 deletions, and z covered only 0.86-0.88 for far models at 10-30 questions (the card's
         # table). Its degrees of freedom are Welch-Satterthwaite's, the participants' part resting on

@@ -465,12 +465,13 @@ def time_model(backend: Backend, questions: Sequence[Question], batch: int, max_
         return (time.perf_counter() - started, sum(r.input_tokens for r in results),
                 sum(r.output_tokens for r in results))
 
-    t1, n_in, _ = run(1, "Timing, first pass.")
+    first = "Timing, first pass."
+    t1, n_in, _ = run(1, first)
     t2, n_in2, n_out = run(max_new_tokens, "Second timing pass.")
     n_in = max(n_in, 1)
     prompt_cost = t1 * n_in2 / n_in
     return Timing(per_input=t1 / n_in, per_output=max(t2 - prompt_cost, 0.0) / max(n_out, 1),
-                  chars_per_token=sum(len(t) + len("Timing, first pass.") + 2 for t in texts) / n_in)
+                  chars_per_token=sum(len(f"{first}\n\n{t}") for t in texts) / n_in)
 
 
 # --------------------------------------------------------------------------------------
