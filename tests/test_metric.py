@@ -469,10 +469,13 @@ def table_bias(preds, refs, bias, eps=1e-3):
 
 def replay_w_fold(preds, refs, ordinal):
     """intervals.w_fold_factor over all ordinal questions, recomputed step by step with the dense
-    covariance of the cumulative model shares (no human side: human_n_effective not given): per
-    step the folded normal |D_s|, D_s ~ N(observed gap, sigma_s^2), split into its linear part
-    (slope E[sign] = 2 Phi(|gap| / sigma_s) - 1) and an uncorrelated residual; the factor is
-    sum(h' Sigma h + residuals) / sum(g' Sigma g), g the observed signs, h = g x slope."""
+    covariance of the cumulative model shares (no human side: human_n_effective not given): a step
+    nobody crossed (or everybody did) in a question whose answers are spread gets the variance of
+    the Laplace-smoothed cumulative share (F P + s + 1) / (P + k) on the diagonal; per step the
+    folded normal |D_s|, D_s ~ N(observed gap, sigma_s^2), split into its linear part (slope E[sign]
+    = 2 Phi(|gap| / sigma_s) - 1) and a residual R_s, residuals correlated by rho_st^2; the factor is
+    sum(h' Sigma h + sum_st rho_st^2 sqrt(R_s R_t)) / sum(g' Sigma g), g the observed signs,
+    h = g x slope, Sigma with the added diagonal in the numerator only."""
     from scipy.stats import norm
 
     lin = smooth = 0.0
@@ -484,16 +487,29 @@ def replay_w_fold(preds, refs, ordinal):
         F, Fq = np.cumsum(p)[:-1], np.cumsum(q)[:-1]
         P = len(a)
         cov = np.array([[min(F[s], F[t]) * (1 - max(F[s], F[t])) / P for t in range(k - 1)] for s in range(k - 1)])
+        extra = np.zeros(k - 1)
+        if max(p) < 1 - 1e-12:
+            for s in range(k - 1):
+                if F[s] <= 1e-12 or F[s] >= 1 - 1e-12:
+                    tilde = (F[s] * P + s + 1) / (P + k)
+                    extra[s] = tilde * (1 - tilde) / P
+        full = cov + np.diag(extra)
         gap = F - Fq
         g = np.sign(gap)
-        sd = np.sqrt(np.diag(cov))
+        sd = np.sqrt(np.diag(full))
         r = np.divide(np.abs(gap), sd, out=np.zeros(k - 1), where=sd > 0)
         slope = 2 * norm.cdf(r) - 1
         mean = np.sqrt(2 / np.pi) * np.exp(-r * r / 2) + r * (1 - 2 * norm.cdf(-r))
         residual = sd**2 * (np.maximum(1 + r * r - mean**2, slope**2) - slope**2)
+        both = 0.0
+        for s in range(k - 1):
+            for t in range(k - 1):
+                if sd[s] > 0 and sd[t] > 0:
+                    rho = full[s, t] / (sd[s] * sd[t])
+                    both += rho * rho * math.sqrt(residual[s] * residual[t])
         h = g * slope
         lin += g @ cov @ g / (k - 1) ** 2
-        smooth += (h @ cov @ h + residual.sum()) / (k - 1) ** 2
+        smooth += (h @ cov @ h + h @ np.diag(extra) @ h + both) / (k - 1) ** 2
     return smooth / lin
 
 

@@ -98,7 +98,7 @@ def simulate(Q: int, P: int, kind: str, replicates: int, seed: int = 0) -> dict[
     return out
 
 
-@pytest.mark.parametrize("Q,P,kind", [(30, 20, "near"), (30, 20, "far")])
+@pytest.mark.parametrize("Q,P,kind", [(30, 20, "near"), (30, 20, "far"), (30, 8, "far"), (30, 8, "collapsed")])
 def test_mean_interval_covers_and_is_as_narrow_as_the_spread(Q: int, P: int, kind: str) -> None:
     """Coverage at least 0.88 over 80 replicates (0.93 nominal less two standard errors) and a
     width within 1.5x of the estimator's actual spread; the bias-corrected KL mean within 0.5 of

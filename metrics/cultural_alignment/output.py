@@ -30,7 +30,7 @@ from .schema import DEMOGRAPHIC_GROUPS, DIVERGENCES, SLOTS, Data
 __all__ = ["METRIC_VERSION", "OUTPUT_GLOSSARY", "describe", "assemble", "per_question"]
 
 #: Bumped whenever a number this module returns could change for the same input.
-METRIC_VERSION = "3.0.1"
+METRIC_VERSION = "3.0.2"
 
 #: One line per output key: what it means and which direction is better. The report and the
 #: Space import it to label the numbers; ``<stat>`` stands for kl, js, wasserstein (and
@@ -42,7 +42,7 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "match_rate": "share of questions whose model argmax is the human argmax (ties shared), higher is better",
     "<stat>_ci_low": "lower end of the question-bootstrap percentile interval of the mean (other questions like these; batteries resampled together)",
     "<stat>_ci_high": "upper end of the question-bootstrap percentile interval of the mean",
-    "<stat>_bc_mean": "kl_bc_mean only: bias-corrected mean KL, an estimate of the divergence with unlimited participants (plug-in minus the participant jackknife's bias estimate and the survey's own bias, per question: the KL from the population); its bias is within 0.25 of its standard error in 23 of the card's 27 cases (up to 0.45 at 8 participants and 200 questions); lower is better. JS and Wasserstein have none: no estimator of them is unbiased at 8-20 participants",
+    "<stat>_bc_mean": "kl_bc_mean only: bias-corrected mean KL, an estimate of the divergence with unlimited participants (plug-in minus the participants' bias estimate (a count table to 10 participants, the jackknife above) and the survey's own bias, per question: the KL from the population); its bias is within 0.25 of its standard error in all 27 of the card's cases; lower is better. JS and Wasserstein have none: no estimator of them is unbiased at 8-20 participants",
     "<stat>_participant_ci_low": "lower end of the participant interval of the mean: for KL of the bias-corrected mean (the divergence with unlimited participants), for JS, Wasserstein and the match rate of the plug-in mean's expectation (a run of the same size on the same questions); estimate plus or minus z (KL and Wasserstein: Student t) x the participant jackknife's standard error of the mean, with the human survey's own sampling variance added (coverage and width measured in the card)",
     "<stat>_participant_ci_high": "upper end of that interval",
     "<stat>_participant_se": "standard error of that estimate: participant jackknife of the mean plus the human side's variance (Wasserstein: both scaled by its fold factor, the card's \"Mean intervals\")",
