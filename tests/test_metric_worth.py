@@ -158,7 +158,8 @@ def test_a_hundred_real_respondents_are_worth_a_hundred() -> None:
 
 def test_a_run_with_some_few_answer_questions_is_ranked_on_the_others() -> None:
     # metric 3.0.1: the normalised score leaves out questions with 1-2 answers (and says how many it
-    # is over) instead of giving the whole run none; the bias-corrected mean and worth N stay None
+    # is over) instead of giving the whole run none; the bias-corrected mean stays None, and (3.0.2) worth
+    # N is over the others too (n_worth), here 2 questions
     refs = [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.4]]
     preds = [[0, 0, 1, 2, 0], [2, 2, 1], [1]]
     r = compute_alignment(predictions=preds, references=refs, bootstrap_samples=0, return_per_question=True)
@@ -166,4 +167,28 @@ def test_a_run_with_some_few_answer_questions_is_ranked_on_the_others() -> None:
     both = compute_alignment(predictions=preds[:2], references=refs[:2], bootstrap_samples=0)
     assert r["normalised_kl"] == pytest.approx(both["normalised_kl"], abs=1e-12)
     assert r["normalised_js"] == pytest.approx(both["normalised_js"], abs=1e-12)
-    assert r["kl_bc_mean"] is None and r["worth_n"] is None and r["normalised_kl_participant_ci_low"] is None
+    assert r["kl_bc_mean"] is None and r["normalised_kl_participant_ci_low"] is None
+    assert r["n_worth"] == 2
+    assert [r[k] for k in ("worth_n", "worth_n_infinite", "worth_n_ci_low")] == \
+        [both[k] for k in ("worth_n", "worth_n_infinite", "worth_n_ci_low")]
+
+
+def test_worth_n_of_a_rarely_parsing_run_is_that_of_its_answered_questions() -> None:
+    """Metric 3.0.2: a run in which one question in four has 2 answers gets the worth N, and the
+    interval, that the same run scored on its other questions alone gets (its participant jackknife
+    takes replicate means over those questions), and says it is over them (n_worth)."""
+    rng = np.random.default_rng(3)
+    refs, preds = [], []
+    for i in range(40):
+        k = int(rng.integers(2, 6))
+        refs.append(rng.dirichlet(np.ones(k)).tolist())
+        preds.append(rng.choice(k, 10 if i % 4 else 2, p=rng.dirichlet(np.ones(k))).tolist())
+    full = compute_alignment(predictions=preds, references=refs, human_n_effective=[500] * 40,
+                             bootstrap_samples=50, seed=0)
+    keep = [i for i in range(40) if i % 4]
+    alone = compute_alignment(predictions=[preds[i] for i in keep], references=[refs[i] for i in keep],
+                              human_n_effective=[500] * len(keep), bootstrap_samples=50, seed=0)
+    assert full["kl_bc_mean"] is None and full["n_few_participants"] == 10
+    assert full["n_worth"] == alone["n_worth"] == 30
+    for key in ("worth_n", "worth_n_ci_low", "worth_n_ci_high"):
+        assert full[key] is not None and full[key] == pytest.approx(alone[key], rel=1e-9), key

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.special import stdtrit
 
+from .bootstrap import answered_column
 from .channels import refusal_stats
 from .demographics import bias_profile, gap_stats
 from .intervals import (
@@ -78,6 +79,7 @@ OUTPUT_GLOSSARY: dict[str, str] = {
     "worth_n": "worth N respondents: the size of a random sample of real respondents that is, in expectation, as far from the population (KL) as the model is; higher is better; None when infinite (worth_n_infinite) or undefined",
     "worth_n_ci_low": "lower end of its interval (from the upper end of kl_bc_mean's participant interval)",
     "worth_n_ci_high": "upper end of its interval (None: unbounded, the interval reaches the survey's own noise)",
+    "n_worth": "questions worth N is over: all of them, or where some have fewer than 3 answers the others (like the normalised scores); 0 when there is none",
     "worth_n_infinite": "True when the model's bias-corrected KL is within the survey's own noise (at or below survey_noise_kl_mean): as close as the survey itself",
     "n_few_participants": "questions with fewer than 3 answers: they get no bias-corrected value, participant interval, normalised score or worth-N; means of those over them are None, and the normalised scores leave them out",
 }
@@ -161,7 +163,7 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
             low, high = finite_or_none(value - half), finite_or_none(value + half)
         out[f"normalised_{stat}_participant_ci_low"], out[f"normalised_{stat}_participant_ci_high"] = low, high
         out[f"n_normalised_{stat}"] = int(ok.sum())
-    out.update(_worth(data, point, pboot, mask, kl_limits, conf))
+    out.update(_worth(data, point, pboot, mask, kl_limits, conf, column))
     out["n_few_participants"] = (
         int((mask & (data.answers.lengths < MIN_PARTICIPANTS)).sum()) if data.answers is not None else 0
     )
@@ -186,16 +188,26 @@ def _block_stats(data: Data, point: dict, qboot, pboot, column: int, mask: np.nd
     return out
 
 
-def _worth(data: Data, point: dict, pboot, mask: np.ndarray, kl_limits: tuple, conf: float) -> dict:
+def _worth(data: Data, point: dict, pboot, mask: np.ndarray, kl_limits: tuple, conf: float, column: int) -> dict:
     """Worth-N of the mean over ``mask`` (worth.worth_mean): from kl_bc_mean with the survey's own
     bias added back (worth-N counts draws from the survey's distribution) and its standard error,
-    with the KL interval's quantile."""
+    with the KL interval's quantile. Where kl_bc_mean is None because some questions have fewer
+    than MIN_PARTICIPANTS answers (a model that parses rarely), it is over the others, like the
+    normalised scores, and ``n_worth`` says how many they are (0: no worth N)."""
     est, se = kl_limits
+    sel = mask
+    answered = answered_column(data)
+    if est is None and column == 0 and answered is not None and pboot is not None:
+        # the overall block only: the value dimensions have no such replicate means of their own
+        sel = mask & (data.answers.lengths >= MIN_PARTICIPANTS)
+        est, _, _, se = mean_limits(data, point, pboot, "kl", answered, sel, masked_mean(point["kl"], sel), conf)
     if est is not None:
-        est = est + float(point["human_bias_kl"][mask].mean())
+        est = est + float(point["human_bias_kl"][sel].mean())
     quantile = float(stdtrit(pboot["groups"] - 1, 0.5 + conf / 2.0)) if pboot is not None else two_sided_z(conf)
-    return worth_mean(point["floor_curve_kl"], point["survey_noise_kl"], mask, data.ks.astype(np.float64), est, se,
-                      quantile)
+    out = worth_mean(point["floor_curve_kl"], point["survey_noise_kl"], sel, data.ks.astype(np.float64), est, se,
+                     quantile)
+    out["n_worth"] = int(sel.sum()) if est is not None else 0
+    return out
 
 
 def assemble(data: Data, point: dict, qboot, pboot, settings: dict) -> dict[str, Any]:
@@ -203,7 +215,8 @@ def assemble(data: Data, point: dict, qboot, pboot, settings: dict) -> dict[str,
     overall = _block_stats(data, point, qboot, pboot, 0, everything, settings)
     result: dict[str, Any] = {"metric_version": METRIC_VERSION, "model_input": data.model_input}
     # the headline first: worth N respondents
-    result.update({k: overall.pop(k) for k in ("worth_n", "worth_n_ci_low", "worth_n_ci_high", "worth_n_infinite")})
+    result.update({k: overall.pop(k) for k in ("worth_n", "worth_n_ci_low", "worth_n_ci_high", "worth_n_infinite",
+                                               "n_worth")})
     result.update(overall)
     result["per_dimension"] = {
         dim: _block_stats(data, point, qboot, pboot, c + 1, data.dim_matrix[:, c], settings)
