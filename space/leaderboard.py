@@ -69,10 +69,11 @@ def _in_slice(row: Mapping[str, Any], where: str) -> bool:
 
 
 def _worth_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The metric's "worth N respondents" numbers, where its version reports them."""
+    """The metric's "worth N respondents" numbers, where its version reports them (not counts such
+    as ``n_worth``, the questions it is over: the table's rows are not ranked by those)."""
     return sorted({k for r in rows for k, v in (r.get("scores") or {}).items()
                    if "worth" in k and _is_number(v) and not k.endswith(("_ci_low", "_ci_high"))
-                   and "participant" not in k})
+                   and "participant" not in k and not k.startswith("n_")})
 
 
 def leaderboard_frame(rows: Sequence[Mapping[str, Any]], score: str = DEFAULT_SCORE, where: str = ALL) -> pd.DataFrame:

@@ -50,6 +50,8 @@ def test_frame_sorts_best_first_with_intervals(reference_rows) -> None:
     assert len(frame) == len(reference_rows) == 6
     assert list(frame.columns[:9]) == ["kind", "model", "plan", "estimator", "culture", "language", DEFAULT_SCORE,
                                        "ci low", "ci high"]
+    # worth N and its interval; not the count of questions it is over (n_worth)
+    assert [c for c in frame.columns if "worth" in c] == ["worth_n", "worth_n interval"]
     values = list(frame[DEFAULT_SCORE])
     assert values == sorted(values, reverse=True)  # normalised: higher is better
     assert (frame["ci low"] <= frame[DEFAULT_SCORE] + 1e-9).all() and (frame[DEFAULT_SCORE] <= frame["ci high"] + 1e-9).all()
