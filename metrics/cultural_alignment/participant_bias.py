@@ -28,7 +28,7 @@ from scipy.stats import binom
 
 from .schema import Data
 
-__all__ = ["count_table", "table_bias_kl", "MAX_TABLE_PARTICIPANTS"]
+__all__ = ["count_table", "ridged_fit", "table_bias_kl", "MAX_TABLE_PARTICIPANTS"]
 
 #: The table is used up to this many participants and the jackknife above. Measured (bias of the
 #: bias-corrected mean in units of its SD, 200 real GSS questions, near and far models, two seeds,
@@ -63,11 +63,23 @@ def count_table(participants: int, eps: float) -> np.ndarray:
     inner = counts[1:-1]
     pmf = binom.pmf(counts[None, :], participants, _GRID[:, None])
     target = _h(_GRID, eps) - pmf[:, 0] * plug_in[0] - pmf[:, -1] * plug_in[-1]
-    a = np.vstack([pmf[:, 1:-1], np.sqrt(RIDGE) * np.eye(len(inner))])
-    y = np.concatenate([target, np.sqrt(RIDGE) * plug_in[1:-1]])
     table = plug_in.copy()
-    table[1:-1] = np.linalg.lstsq(a, y, rcond=None)[0]
+    table[1:-1] = ridged_fit(pmf[:, 1:-1], target, plug_in[1:-1], np.full(len(inner), RIDGE))
     return table
+
+
+def ridged_fit(pmf: np.ndarray, target: np.ndarray, prior: np.ndarray, penalty: np.ndarray,
+               row_weight: np.ndarray | None = None) -> np.ndarray:
+    """The per-count values c minimising sum_g w_g^2 (sum_x pmf[g, x] c_x - target_g)^2 +
+    sum_x penalty_x (c_x - prior_x)^2: a count table whose expectation at each share g of a grid is
+    as close as it can be to the target there, each value held towards a prior by its penalty (what
+    keeps the table's variance down). Shared by this module's participant table and the survey's
+    (survey._count_table)."""
+    w = np.ones(len(target)) if row_weight is None else row_weight
+    root = np.sqrt(penalty)
+    a = np.vstack([pmf * w[:, None], np.diag(root)])
+    y = np.concatenate([target * w, root * prior])
+    return np.linalg.lstsq(a, y, rcond=None)[0]
 
 
 def table_bias_kl(data: Data, eps: float, single: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import math
 import numpy as np
 from scipy.special import gammaln
 
+from .participant_bias import ridged_fit
 from .schema import Data
 
 __all__ = ["SMALL_CELL_COUNT", "human_bias"]
@@ -148,13 +149,10 @@ def _count_table(n: int, eps: float) -> np.ndarray:
     weight = np.ones(len(grid))
     weight[0] = 30.0  # q = 0: exact (no survey noise, no bias)
     free = min(_TABLE_COUNTS, n + 1)
-    Af = A[:, :free] * weight[:, None]
-    target = (bias(grid) - A[:, free:] @ laplace[free:]) * weight
+    target = bias(grid) - A[:, free:] @ laplace[free:]
     occupancy = A[:, :free].sum(axis=0)
-    lhs = Af.T @ Af + _TABLE_SPREAD_WEIGHT * np.diag(occupancy)
-    rhs = Af.T @ target + _TABLE_SPREAD_WEIGHT * occupancy * laplace[:free]
     table = laplace[:_TABLE_COUNTS].copy()
-    table[:free] = np.linalg.solve(lhs, rhs)
+    table[:free] = ridged_fit(A[:, :free], target, laplace[:free], _TABLE_SPREAD_WEIGHT * occupancy, weight)
     return table
 
 
