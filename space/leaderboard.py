@@ -175,7 +175,9 @@ def leaderboard_figure(rows: Sequence[Mapping[str, Any]], score: str = DEFAULT_S
         for y, r in enumerate(mine):
             value = r["scores"][score]
             lo, hi = interval_of(r["scores"], score)
-            err = [[value - lo], [hi - value]] if _is_number(lo) and _is_number(hi) else None
+            # a percentile bootstrap interval need not hold its point estimate (one question in it, say):
+            # the bar then starts at the point, not at a negative length (matplotlib refuses those)
+            err = [[max(value - lo, 0.0)], [max(hi - value, 0.0)]] if _is_number(lo) and _is_number(hi) else None
             ax.errorbar([value], [y], xerr=err, fmt="o", capsize=3, color="#1f4e79")
         ax.set_yticks(range(len(mine)), [f"{r['model']} · {r['plan']} · {r['estimator']}" for r in mine], fontsize=8)
         refs = [r for r in chosen if r.get("kind") == "reference" and f"{r['culture']} {r['language']}" == panel]

@@ -152,3 +152,18 @@ def test_worth_n_within_the_survey_noise_reads_infinite() -> None:
     # what the browser gets: the Dataframe's JSON has no infinity (it showed an empty cell), so the text
     shown = display_frame(frame).set_index("model")
     assert shown.loc["reference:humans-100", "worth_n"] == "∞" and shown.loc["m", "worth_n"] == 2.2
+
+
+def test_figure_draws_a_point_just_outside_its_interval() -> None:
+    """A percentile bootstrap interval need not hold its point: a run scored on one question had
+    normalised_kl 0.0015863793846 with both ends 0.0015863793625, and the figure (the Results tab's
+    and the study summary's) died on matplotlib's negative error bar."""
+    import matplotlib.pyplot as plt
+
+    row = {"kind": "model", "model": "m", "plan": "none", "estimator": "verbalized", "culture": "CN", "language": "zh",
+           "scores": {DEFAULT_SCORE: 0.001586379384605218, f"{DEFAULT_SCORE}_ci_low": 0.0015863793624965818,
+                      f"{DEFAULT_SCORE}_ci_high": 0.0015863793624965818}}
+    fig = leaderboard_figure([row, {**row, "plan": "all", "scores": {DEFAULT_SCORE: 0.2, f"{DEFAULT_SCORE}_ci_low": 0.25,
+                                                                       f"{DEFAULT_SCORE}_ci_high": 0.4}}])
+    assert fig is not None and len(fig.axes[0].get_yticks()) == 2
+    plt.close(fig)
