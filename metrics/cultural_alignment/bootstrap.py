@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import entr
 
 from .divergences import top_sets
+from .intervals import MIN_PARTICIPANTS
 from .schema import DIVERGENCES, LN2, Answers, Data
 
 __all__ = [
@@ -59,26 +60,29 @@ def one_blas_thread():
         yield
 
 
+def _answered(data: Data) -> np.ndarray | None:
+    """bool (n,): questions with at least MIN_PARTICIPANTS answers, where some have fewer and some
+    that many; None otherwise (no extra subset column then)."""
+    if data.answers is None:
+        return None
+    enough = data.answers.lengths >= MIN_PARTICIPANTS
+    return enough if enough.any() and not enough.all() else None
+
+
 def answered_column(data: Data) -> int | None:
     """The index of the subset column of the questions with at least MIN_PARTICIPANTS answers,
     present only where some questions have fewer and some have that many (worth N of a model that
     parses rarely is over the others, and its interval needs their own replicate means)."""
-    from .intervals import MIN_PARTICIPANTS
-
-    if data.answers is None:
-        return None
-    enough = data.answers.lengths >= MIN_PARTICIPANTS
-    return data.dim_matrix.shape[1] + 1 if enough.any() and not enough.all() else None
+    return data.dim_matrix.shape[1] + 1 if _answered(data) is not None else None
 
 
 def _subset_columns(data: Data) -> np.ndarray:
     """(n, 1 + len(dims) [+ 1]) float64: all questions, then one column per value dimension, then
     (see answered_column) the questions answered often enough."""
     cols = [np.ones((data.n, 1)), data.dim_matrix.astype(np.float64)]
-    if answered_column(data) is not None:
-        from .intervals import MIN_PARTICIPANTS
-
-        cols.append((data.answers.lengths >= MIN_PARTICIPANTS).astype(np.float64)[:, None])
+    answered = _answered(data)
+    if answered is not None:
+        cols.append(answered.astype(np.float64)[:, None])
     return np.hstack(cols)
 
 
@@ -145,7 +149,7 @@ def participant_jackknife(data: Data, point: dict, settings: dict) -> dict:
     B = min(P, JACKKNIFE_GROUPS)
     rectangular = False  # a replicate deletes answers, so every question's count is its own
     weights = (np.arange(P)[None, :] % B != np.arange(B)[:, None]).astype(np.float32)
-    s = _subset_columns(data).shape[1]
+    s = data.dim_matrix.shape[1] + 1 + (answered_column(data) is not None)  # _subset_columns' width
     acc = {name: np.zeros((B, s)) for name in ("kl", "kl_inf", "js", "match", "count", "w", "ocount")}
     kl_top = np.full(B, -np.inf)
     kept = ("kl", "js", "w") if settings.get("_per_question", True) else ("kl",)

@@ -18,8 +18,8 @@ from .divergences import row_divergences
 from .schema import DIVERGENCES, LN2, Data
 
 __all__ = [
-    "INTERVAL_PSEUDOCOUNT", "MIN_PARTICIPANTS", "smoothed_model", "finite_or_none", "masked_mean", "percentile_interval",
-    "two_sided_z", "single_choice", "jackknife_moments", "participant_limits", "human_variance", "mean_limits", "w_fold_factor",
+    "INTERVAL_PSEUDOCOUNT", "MIN_PARTICIPANTS", "smoothed_model", "smoothed_cumulative", "finite_or_none", "masked_mean",
+    "percentile_interval", "two_sided_z", "single_choice", "jackknife_moments", "participant_limits", "human_variance", "mean_limits", "w_fold_factor",
     "per_question_intervals",
 ]
 
@@ -52,6 +52,15 @@ def smoothed_model(data: Data) -> np.ndarray:
     valid = np.arange(kmax)[None, :] < data.ks[:, None]
     a = INTERVAL_PSEUDOCOUNT
     return np.where(valid, (data.model * lengths[:, None] + a) / (lengths + a * data.ks)[:, None], 0.0)
+
+
+def smoothed_cumulative(cum: np.ndarray, P: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """The cumulative shares of the smoothed model distribution p~ (see smoothed_model): step s
+    (0-based) of (cum P + a (s + 1)) / (P + a k), so that a step nobody crossed still has a share
+    strictly inside (0, 1) and so a variance."""
+    a = INTERVAL_PSEUDOCOUNT
+    steps = np.arange(1, cum.shape[1] + 1)[None, :]
+    return (cum * P[:, None] + a * steps) / (P + a * ks)[:, None]
 
 
 def finite_or_none(x: Any) -> float | None:
@@ -273,8 +282,7 @@ def w_fold_factor(data: Data, point: dict, sel: np.ndarray) -> float:
                 # takes the Laplace-smoothed share's (a unanimous question, as a collapsed model's, keeps 0)
                 spread = pm.max(axis=1) < 1.0 - 1e-12
                 unseen = st & spread[:, None] & ((cp <= 1e-12) | (cp >= 1.0 - 1e-12))
-                a = INTERVAL_PSEUDOCOUNT
-                tilde = (cp * Pn[:, None] + a * np.arange(1, kmax)[None, :]) / (Pn + a * ks[ordq])[:, None]
+                tilde = smoothed_cumulative(cp, Pn, ks[ordq])
                 extra = np.where(unseen, tilde * (1.0 - tilde) / Pn[:, None], 0.0)
                 var = var + extra
                 var[~st] = 0.0
@@ -458,8 +466,7 @@ def _folded_steps(data: Data, i: np.ndarray, P: np.ndarray, z: float) -> tuple:
     ks, kmax = data.ks[i], data.human.shape[1]
     step = np.arange(kmax)[None, :] < (ks - 1)[:, None]
     cum_p, cum_q = np.cumsum(data.model[i], axis=1), np.cumsum(data.human[i], axis=1)
-    a = INTERVAL_PSEUDOCOUNT
-    smooth = (cum_p * P[:, None] + a * np.arange(1, kmax + 1)[None, :]) / (P + a * ks)[:, None]
+    smooth = smoothed_cumulative(cum_p, P, ks)
     se = np.sqrt(np.clip(smooth * (1.0 - smooth), 0.0, None) / P[:, None])
     gap = np.abs(cum_p - cum_q)
     low = np.where(step, np.maximum(gap - z * se, 0.0), 0.0).sum(axis=1) / (ks - 1)

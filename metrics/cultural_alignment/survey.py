@@ -98,7 +98,7 @@ def _table_bias(n_eff: np.ndarray, q: np.ndarray, eps: float) -> np.ndarray:
     the per-count table of its n_eff (linear between whole counts)."""
     out = np.empty(len(q))
     x = np.clip(n_eff * q, 0.0, _TABLE_COUNTS - 1.0)
-    keys = np.array([_table_key(v) for v in n_eff.tolist()])
+    keys = _table_keys(n_eff)
     for key in np.unique(keys).tolist():
         rows = np.flatnonzero(keys == key)
         table = _count_table(key, float(eps))
@@ -106,14 +106,13 @@ def _table_bias(n_eff: np.ndarray, q: np.ndarray, eps: float) -> np.ndarray:
     return out
 
 
-def _table_key(n_eff: float) -> int:
-    """The sample size whose table an option of ``n_eff`` reads: n_eff itself to 200, above it on a
-    1 % geometric grid (the table changes by under 0.001 nats there), so a survey of 100,000
-    questions with as many sizes fits a few hundred tables, not one per question."""
-    n = max(int(round(n_eff)), 1)
-    if n <= 200:
-        return n
-    return int(round(200.0 * 1.01 ** round(math.log(n / 200.0) / math.log(1.01))))
+def _table_keys(n_eff: np.ndarray) -> np.ndarray:
+    """int (options,): the sample size whose table each option reads: its n_eff (rounded) to 200,
+    above it on a 1 % geometric grid (the table changes by under 0.001 nats there), so a survey of
+    100,000 questions with as many sizes fits a few hundred tables, not one per question."""
+    n = np.maximum(np.rint(n_eff), 1.0)
+    grid = np.rint(200.0 * 1.01 ** np.rint(np.log(np.maximum(n, 200.0) / 200.0) / math.log(1.01)))
+    return np.where(n <= 200, n, grid).astype(np.int64)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -132,6 +131,9 @@ def _count_table(n: int, eps: float) -> np.ndarray:
     f = -np.log(np.minimum(counts, n) / n + eps)
 
     def pmf(qs: np.ndarray) -> np.ndarray:
+        # the binomial pmf from log-gamma by hand: scipy.stats.binom.pmf gives the same tables (within
+        # 2e-11) but took 7x the CPU (0.79 s against 0.11 s for 260 tables), which a survey of
+        # 100,000 questions with many sizes would pay in its point estimates
         qs = np.clip(qs, 0.0, 1.0)[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             logp = (gammaln(n + 1.0) - gammaln(counts + 1.0) - gammaln(np.maximum(n - counts, 0.0) + 1.0)
