@@ -112,22 +112,32 @@ def _as(r: Mapping[str, Any]) -> dict[str, Any]:
     return {"estimate": r["estimate"], "estimate_ci_low": r["ci_low"], "estimate_ci_high": r["ci_high"]}
 
 
+def _paired_diversity(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], culture: str,
+                      language: str) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+    """Run a over run b, question by question: distinct answers rarefied to the smaller run's parsed
+    answers on that question, and raw; each a paired ratio with its interval. Parse rates beside."""
+    ca, cb = answer_counts(rows_a), answer_counts(rows_b)
+    ids = [q for q in ca if q in cb and min(sum(ca[q].values()), sum(cb[q].values())) >= 2]
+    m = {q: min(sum(ca[q].values()), sum(cb[q].values())) for q in ids}
+    clusters = _batteries(ids, culture, language)
+    rarefied = paired_comparison([rarefied_distinct(list(ca[q].values()), m[q]) for q in ids],
+                                 [rarefied_distinct(list(cb[q].values()), m[q]) for q in ids],
+                                 clusters=clusters, kind="ratio")
+    raw = paired_comparison([len(ca[q]) for q in ids], [len(cb[q]) for q in ids], clusters=clusters, kind="ratio")
+    pa = sum(x.get("status") == "ok" for x in rows_a) / max(len(rows_a), 1)
+    pb = sum(x.get("status") == "ok" for x in rows_b) / max(len(rows_b), 1)
+    return rarefied, raw, pa, pb
+
+
 def diversity(runs: dict[tuple, Path]) -> list[str]:
     out = ["| model | culture · language | plan | questions | rarefied distinct answers, plan / none [95% CI] | "
            "parse rate plan / none |", "| --- | --- | --- | --- | --- | --- |"]
     for (model, est, plan, culture, lang), path in sorted(runs.items()):
         if est != "sampling" or plan == "none" or (model, est, "none", culture, lang) not in runs:
             continue
-        rows_a = read_rows(path / RESPONSES_FILE)
-        rows_b = read_rows(runs[(model, est, "none", culture, lang)] / RESPONSES_FILE)
-        ca, cb = answer_counts(rows_a), answer_counts(rows_b)
-        ids = [q for q in ca if q in cb and min(sum(ca[q].values()), sum(cb[q].values())) >= 2]
-        m = {q: min(sum(ca[q].values()), sum(cb[q].values())) for q in ids}
-        a = [rarefied_distinct(list(ca[q].values()), m[q]) for q in ids]
-        b = [rarefied_distinct(list(cb[q].values()), m[q]) for q in ids]
-        r = paired_comparison(a, b, clusters=_batteries(ids, culture, lang), kind="ratio")
-        pa = sum(x.get("status") == "ok" for x in rows_a) / max(len(rows_a), 1)
-        pb = sum(x.get("status") == "ok" for x in rows_b) / max(len(rows_b), 1)
+        r, _raw, pa, pb = _paired_diversity(read_rows(path / RESPONSES_FILE),
+                                            read_rows(runs[(model, est, "none", culture, lang)] / RESPONSES_FILE),
+                                            culture, lang)
         out.append(f"| {model} | {culture} · {lang} | {plan} | {r['n_questions']} | {_ci(_as(r), 'estimate')} | "
                    f"{pa:.2f} / {pb:.2f} |")
     return out
@@ -161,19 +171,27 @@ def estimators(runs: dict[tuple, Path]) -> list[str]:
     return out
 
 
-def ablation(spec_out: Path) -> list[str]:
-    """The study's diversity ablation per model, from its report (culturesim report over the five cells)."""
-    out = ["| model | plan | distinct answers per question | gain over none | rarefied distinct | rarefied gain | "
-           "parse rate |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for path in sorted(spec_out.glob("*/ablation-report/report.json")):
-        plans = (json.loads(path.read_text(encoding="utf-8")).get("ablation") or {}).get("plans") or {}
-        for plan in ("none", "prompt", "config", "memory", "all"):
-            row = plans.get(plan)
-            if row:
-                gain, rgain = row.get("gain_over_none_pct"), row.get("rarefied_gain_over_none_pct")
-                out.append(f"| {path.parent.parent.name} | {plan} | {_fmt(row.get('distinct_answers_mean'))} | "
-                           f"{'n/a' if gain is None else f'{gain:+.1f} %'} | {_fmt(row.get('rarefied_distinct_mean'))} | "
-                           f"{'n/a' if rgain is None else f'{rgain:+.1f} %'} | {_fmt(row.get('parse_rate'))} |")
+def ablation(spec_out: Path, culture: str = "US", language: str = "en") -> list[str]:
+    """The study's diversity ablation per model: each plan over ``none`` on the same 30 items, question by
+    question (paired ratios with intervals), raw and rarefied to the same number of parsed answers."""
+    out = ["| model | plan | questions | distinct answers, plan / none [95% CI] | rarefied, plan / none [95% CI] | "
+           "parse rate plan / none |", "| --- | --- | --- | --- | --- | --- |"]
+    for model_dir in sorted(p for p in spec_out.iterdir() if (p / "ablation-none").is_dir()):
+        base = next((model_dir / "ablation-none").glob(f"{culture}-{language}/{RESPONSES_FILE}"), None)
+        if base is None:
+            continue
+        rows_none = read_rows(base)
+        for plan in ("prompt", "config", "memory", "all"):
+            path = model_dir / f"ablation-{plan}" / f"{culture}-{language}" / RESPONSES_FILE
+            if not path.is_file():
+                continue
+            cfg = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
+            rows = read_rows(path)
+            if len(rows) < cfg["participants"] * len(cfg["question_ids"]):
+                continue  # not finished
+            rarefied, raw, pa, pb = _paired_diversity(rows, rows_none, culture, language)
+            out.append(f"| {model_dir.name} | {plan} | {raw['n_questions']} | {_ci(_as(raw), 'estimate')} | "
+                       f"{_ci(_as(rarefied), 'estimate')} | {pa:.2f} / {pb:.2f} |")
     return out
 
 
