@@ -24,12 +24,14 @@ Self-Voting", EMNLP). Per participant and question, in four batched stages:
 4. *self-voting*: ``ccsv_votes`` votes are sampled, each shown the request and the numbered
    revisions and asked which best reflects how a citizen of the country would answer
    (``Vote: N``). The revision with most votes is the participant's answer (ties: the lowest
-   number; no valid vote: revision 1, recorded as ``vote_status="no_valid_vote"``).
+   number; no valid vote: revision 1, recorded as ``vote_status="no_valid_vote"``). With one
+   revision there is nothing to choose: no vote is asked (``vote_status="single_candidate"``),
+   which saves a quarter of the requests of a 1/1/1 run and changes no answer.
 
 The row keeps every stage's text, the votes and the chosen candidate. Prompts exist in
 English and Chinese; other languages get the English instructions around the native
 question. Costs ``1 + critiques + revisions + votes`` requests per participant and question
-(10 with the defaults 3/3/3).
+(10 with the defaults 3/3/3; ``1 + critiques + 1`` with one revision).
 """
 
 from __future__ import annotations
@@ -200,11 +202,12 @@ def run_ccsv(
         candidates = "\n\n".join(f"{p['candidate'].format(n=n)}\n{t.strip()[:_CANDIDATE_CHARS]}"
                                  for n, t in enumerate(rev_texts[i], 1))
         content = p["vote"].format(country=country(it), num=len(rev_texts[i]), request=it.request, candidates=candidates)
-        for v in range(votes):
+        for v in range(votes if len(rev_texts[i]) > 1 else 0):
             vote_requests.append(request(it, "vote", v, ({"role": "user", "content": content},)))
             vote_owner.append(i)
     vote_values: list[list[int | None]] = [[] for _ in items]
-    for owner, (v_index, res) in zip(vote_owner, _indexed(vote_owner, backend.generate(vote_requests))):
+    vote_results = backend.generate(vote_requests) if vote_requests else []
+    for owner, (v_index, res) in zip(vote_owner, _indexed(vote_owner, vote_results)):
         entry = _stage(per_item[owner], "vote", v_index, res)
         value = parse_vote(res.text, len(rev_texts[owner])) if not res.error else None
         entry["vote"] = value
@@ -214,7 +217,9 @@ def run_ccsv(
     outcomes = []
     for i in range(len(items)):
         valid = [v for v in vote_values[i] if v is not None]
-        if valid:
+        if len(rev_texts[i]) <= 1:
+            chosen, status = 1, "single_candidate"
+        elif valid:
             counts = Counter(valid)
             top = max(counts.values())
             chosen, status = min(v for v, n in counts.items() if n == top), "ok"

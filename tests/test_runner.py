@@ -197,6 +197,28 @@ def test_ccsv_baseline_stages(model, us3, tmp_path):
 
 
 @pytest.mark.slow
+def test_ccsv_with_one_revision_asks_no_vote(model, us3, tmp_path):
+    """One revision leaves nothing to vote on: the vote stage is not asked, the revision is the answer,
+    and the study's estimate counts the requests that are sent."""
+    from culturesim.simulator.experiments.study import Cell, estimate
+
+    backend = Recording(model)
+    settings = PlanSettings(ccsv_critiques=2, ccsv_revisions=1, ccsv_votes=3)
+    simulate(tmp_path / "ccsv1", us3[:1], backend, plan="ccsv", participants=2, seed=1, settings=settings,
+             max_new_tokens=12, progress=False)
+    assert [len(b) for b in backend.batches] == [2, 4, 2]  # answer, two critiques each, one revision each
+    assert [b[0].key.split(":", 2)[2] for b in backend.batches] == ["answer:0", "critique:0", "revision:0"]
+    for row in read_rows(tmp_path / "ccsv1" / RESPONSES_FILE):
+        c = row["ccsv"]
+        assert [s["stage"] for s in c["stages"]] == ["answer", "critique", "critique", "revision"]
+        assert (c["chosen"], c["votes"], c["vote_status"]) == (1, [], "single_candidate")
+        assert row["raw_text"] == c["stages"][-1]["text"]
+    cell = Cell(path=tmp_path / "ccsv1", group="main", model=None, estimator="sampling", plan="ccsv", culture="US",
+                language="en", items_key="US-en", participants=2, max_new_tokens=12, settings=settings)
+    assert estimate(cell, us3[:1], None, 4.0).requests == sum(len(b) for b in backend.batches)
+
+
+@pytest.mark.slow
 def test_shards_merge_into_one_complete_run(model, us3, tmp_path):
     qs = us3[:2]
     dirs = []

@@ -429,11 +429,12 @@ def _prompt_chars(questions: Sequence[Question]) -> float:
 
 def estimate(cell: Cell, questions: Sequence[Question], timing: Timing | None, chars_per_token: float) -> Estimate:
     """Requests and tokens of ``cell`` from its plan: CCSV asks ``1 + critiques + revisions + votes``
-    times (later stages carry earlier answers), memory grows each prompt by the mean memory held
+    times (no votes over one revision) (later stages carry earlier answers), memory grows each prompt by the mean memory held
     (``eta.memory_loads``), ``logprob`` generates nothing."""
     s = cell.settings
     kind, mods = parse_plan(cell.plan)
-    stages = 1 + s.ccsv_critiques + s.ccsv_revisions + s.ccsv_votes if kind == "ccsv" else 1
+    votes = s.ccsv_votes if s.ccsv_revisions > 1 else 0  # one revision: nothing to vote on (baselines.run_ccsv)
+    stages = 1 + s.ccsv_critiques + s.ccsv_revisions + votes if kind == "ccsv" else 1
     requests = cell.participants * len(questions) * stages
     prompt = _prompt_chars(questions) / chars_per_token
     per_request = prompt
