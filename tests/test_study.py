@@ -8,6 +8,8 @@ SmolLM2 on a few items (slow).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,31 @@ def test_plan_only_runs_nothing(tmp_path: Path, capsys) -> None:
     # the items are fixed once chosen: a changed item set is refused
     assert cli(["study", str(_spec(tmp_path, seed=3)), "--plan-only"]) == 2
     assert "Restore the spec, or give the study a new out folder" in capsys.readouterr().err
+
+
+def test_plan_only_works_while_another_process_runs_the_study(tmp_path: Path, capsys) -> None:
+    """A running study holds its folder's writer lock for hours; looking at its plan writes nothing
+    once the items are recorded, so it must not be refused. Running it still is."""
+    spec = _spec(tmp_path)
+    assert cli(["study", str(spec), "--plan-only"]) == 0  # records the items
+    record = (tmp_path / "out" / STUDY_FILE).read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from culturesim.simulator.runfolder import RunLock\n"
+        "with RunLock(sys.argv[1]):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(120)\n"), str(tmp_path / "out")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert cli(["study", str(spec), "--plan-only"]) == 0
+        assert "smollm2-135m/sampling-none/US-en: 4 requests" in capsys.readouterr().out
+        assert (tmp_path / "out" / STUDY_FILE).read_bytes() == record
+        assert cli(["study", str(spec), "--cells", "*/logprob-none/US-en"]) == 2
+        assert "being written by another culturesim process" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_cells_picks_and_orders_the_cells_a_short_session_runs(tmp_path: Path, capsys) -> None:

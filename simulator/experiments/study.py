@@ -30,6 +30,7 @@ from that item set; options in source order as in ``culturesim ablate``) and ``r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import json
@@ -569,9 +570,15 @@ def run_study(spec: StudySpec, plan_only: bool = False, progress: bool = False,
     cells = [c for c in cells if c.model is None or not models or c.model.name in models]
     if only:
         cells = select_cells(cells, spec.out, only)
+    # Looking (plan, estimate) at a study whose record is up to date writes nothing, so it needs no lock:
+    # it works while the study runs. Anything else records the items and holds the folder.
+    record = json.dumps(_study_record(spec, items), ensure_ascii=False, indent=1) + "\n"
+    recorded = spec.out / STUDY_FILE
+    looking = (plan_only or estimate_only) and recorded.is_file() and recorded.read_text(encoding="utf-8") == record
     spec.out.mkdir(parents=True, exist_ok=True)
-    with RunLock(spec.out):
-        write_atomic(spec.out / STUDY_FILE, json.dumps(_study_record(spec, items), ensure_ascii=False, indent=1) + "\n")
+    with contextlib.nullcontext() if looking else RunLock(spec.out):
+        if not looking:
+            write_atomic(recorded, record)
         say(f"study {spec.name}: {len(cells)} cells in {spec.out}; items: "
             + ", ".join(f"{k} {len(v)}" for k, v in items.items()) + f"; hardware: {describe_hardware()}")
         questions = {c.path: _questions(spec, items, c) for c in cells}
