@@ -82,6 +82,25 @@ def test_a_bad_spec_is_one_line(tmp_path: Path, capsys, change, words) -> None:
     assert err.count("\n") == 0 and words in err, err
 
 
+def test_the_shipped_table_holds_every_cell_of_the_study() -> None:
+    """The committed results (space/leaderboard.jsonl, what the Space and README show) hold a scored row for
+    every main cell and reference of the shipped spec, each row's run folder committed beside it, one metric
+    and dataset version, and an interval with every score."""
+    spec = load_spec(REPO / "benchmarks" / "study.yaml")
+    rows = [r for r in read_table(spec.table) if r.get("study") == spec.name]
+    cells = [c for c in plan_cells(spec, select_items(spec)) if c.group in ("main", "reference")]
+    have = {(spec.table.parent / r["run"]).resolve() for r in rows}
+    missing = [str(c.path.relative_to(spec.out)) for c in cells if c.path.resolve() not in have]
+    assert not missing, f"cells without a row: {missing}"
+    assert len(rows) == len(cells) == 48
+    assert len({(r["dataset_version"], r["metric_version"]) for r in rows}) == 1
+    for r in rows:
+        assert (spec.table.parent / r["run"] / RESPONSES_FILE).is_file(), r["run"]
+        s = r["scores"]
+        assert s["normalised_kl_ci_low"] <= s["normalised_kl"] + 1e-9 <= s["normalised_kl_ci_high"] + 2e-9, r["run"]
+    assert {r["model"] for r in rows if r.get("kind") != "reference"} == {"smollm2-135m", "qwen2.5-coder-1.5b"}
+
+
 def test_plan_only_runs_nothing(tmp_path: Path, capsys) -> None:
     assert cli(["study", str(_spec(tmp_path)), "--plan-only"]) == 0
     out = capsys.readouterr().out
