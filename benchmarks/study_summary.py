@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 from culturesim.metrics.cultural_alignment import paired_comparison
 from culturesim.simulator.analysis.diversity import answer_counts, rarefied_distinct
 from culturesim.simulator.analysis.results_table import read_table
-from culturesim.simulator.experiments.study import load_spec
+from culturesim.simulator.experiments.study import cell_done, load_spec, plan_cells, study_items
 from culturesim.simulator.questions import load_questions
 from culturesim.simulator.runfolder import RESPONSES_FILE, read_rows
 
@@ -171,26 +171,27 @@ def estimators(runs: dict[tuple, Path]) -> list[str]:
     return out
 
 
-def ablation(spec_out: Path, culture: str = "US", language: str = "en") -> list[str]:
-    """The study's diversity ablation per model: each plan over ``none`` on the same 30 items, question by
-    question (paired ratios with intervals), raw and rarefied to the same number of parsed answers."""
+def ablation(spec: Any) -> list[str]:
+    """The study's diversity ablation per model: each finished plan over ``none`` on the same items,
+    question by question (paired ratios with intervals), raw and rarefied to the same number of parsed
+    answers. Finished as the study itself judges it (``cell_done``)."""
     out = ["| model | plan | questions | distinct answers, plan / none [95% CI] | rarefied, plan / none [95% CI] | "
            "parse rate plan / none |", "| --- | --- | --- | --- | --- | --- |"]
-    for model_dir in sorted(p for p in spec_out.iterdir() if (p / "ablation-none").is_dir()):
-        base = next((model_dir / "ablation-none").glob(f"{culture}-{language}/{RESPONSES_FILE}"), None)
+    items = study_items(spec)
+    done = {(c.model.name, c.plan): c for c in plan_cells(spec, items)
+            if c.group == "ablation" and cell_done(c, len(items["ablation"]))}
+    for model in sorted({m for m, _ in done}):
+        base = done.get((model, "none"))
         if base is None:
             continue
-        rows_none = read_rows(base)
+        rows_none = read_rows(base.path / RESPONSES_FILE)
         for plan in ("prompt", "config", "memory", "all"):
-            path = model_dir / f"ablation-{plan}" / f"{culture}-{language}" / RESPONSES_FILE
-            if not path.is_file():
+            cell = done.get((model, plan))
+            if cell is None:
                 continue
-            cfg = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
-            rows = read_rows(path)
-            if len(rows) < cfg["participants"] * len(cfg["question_ids"]):
-                continue  # not finished
-            rarefied, raw, pa, pb = _paired_diversity(rows, rows_none, culture, language)
-            out.append(f"| {model_dir.name} | {plan} | {raw['n_questions']} | {_ci(_as(raw), 'estimate')} | "
+            rarefied, raw, pa, pb = _paired_diversity(read_rows(cell.path / RESPONSES_FILE), rows_none, cell.culture,
+                                                      cell.language)
+            out.append(f"| {model} | {plan} | {raw['n_questions']} | {_ci(_as(raw), 'estimate')} | "
                        f"{_ci(_as(rarefied), 'estimate')} | {pa:.2f} / {pb:.2f} |")
     return out
 
@@ -208,7 +209,7 @@ def main(argv: Sequence[str]) -> int:
                          ("Diversity (paper: +79.8 % distinct answers for all over none)", diversity(runs)),
                          ("Estimator agreement", estimators(runs)),
                          ("Diversity ablation (30 US items, options in source order; paper: all +79.8 %, memory "
-                          "+76.5 %)", ablation(spec.out))):
+                          "+76.5 %)", ablation(spec))):
         print(f"### {title}\n")
         print("\n".join(lines) if len(lines) > 2 else "(no finished pair of cells yet)")
         print()

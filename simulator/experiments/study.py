@@ -430,8 +430,8 @@ def _prompt_chars(questions: Sequence[Question]) -> float:
 
 def estimate(cell: Cell, questions: Sequence[Question], timing: Timing | None, chars_per_token: float) -> Estimate:
     """Requests and tokens of ``cell`` from its plan: CCSV asks ``1 + critiques + revisions + votes``
-    times (no votes over one revision) (later stages carry earlier answers), memory grows each prompt by the mean memory held
-    (``eta.memory_loads``), ``logprob`` generates nothing."""
+    times, no votes over one revision (later stages carry earlier answers); memory grows each prompt
+    by the mean memory held (``eta.memory_loads``); ``logprob`` generates nothing."""
     s = cell.settings
     kind, mods = parse_plan(cell.plan)
     votes = s.ccsv_votes if s.ccsv_revisions > 1 else 0  # one revision: nothing to vote on (baselines.run_ccsv)
